@@ -1,0 +1,417 @@
+//! The executor: pulls messages from the source, judges up to `max_parallel` scripts at once, publishes each
+//! verdict and only then lets the source commit.
+//!
+//! Backpressure comes first: a slot is taken *before* a message is fetched, so the executor never holds more
+//! scripts than it can run. Shutdown (a signal, a `done` message, or `SCRIPT_EXPECTED` reached) stops fetching,
+//! lets in-flight scripts finish within the grace period, abandons the rest uncommitted so that another instance
+//! gets them, and closes the source, which commits and leaves the group.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::judge::Judge;
+use super::offsets::OffsetLedger;
+use super::retry::Backoff;
+use crate::domain::{Checker, RunReport, Script, ScriptId, Status};
+use crate::ports::{DeadLetter, Delivery, Inbound, Position, PublishError, ReportPublisher, Runtime, ScriptSource, SourceError};
+
+#[derive(Debug, Clone)]
+pub struct ExecutorSettings {
+    /// Scripts judged at once (`RUNNER_MAX_PARALLEL`).
+    pub max_parallel: usize,
+    /// Stop after taking this many scripts (`SCRIPT_EXPECTED`; `None` for no limit).
+    pub script_expected: Option<u64>,
+    /// How long in-flight scripts may run on after shutdown starts (`RUNNER_SHUTDOWN_GRACE`).
+    pub shutdown_grace: Duration,
+    /// After the grace period, how long abandoned scripts get to release their containers.
+    pub cleanup_grace: Duration,
+    /// Retry schedule for publishing and for source hiccups.
+    pub backoff: Backoff,
+    /// How many recent script ids are remembered to catch one id reused for a different script.
+    pub recent_ids: usize,
+}
+
+/// Why the executor stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopReason {
+    /// Shutdown was requested (SIGTERM, SIGINT).
+    Requested,
+    /// A `done` message was read.
+    Done,
+    /// `SCRIPT_EXPECTED` scripts were taken.
+    Expected,
+    /// The source cannot go on.
+    SourceFailed(String),
+}
+
+/// What a run of the executor did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub stop: StopReason,
+    /// Results published, by overall status.
+    pub published: BTreeMap<Status, u64>,
+    pub dead_letters: u64,
+    /// Scripts abandoned at the shutdown deadline, left uncommitted.
+    pub abandoned: u64,
+}
+
+pub struct Executor<S, P, R: Runtime> {
+    shared: Arc<Shared<S, P, R>>,
+    settings: ExecutorSettings,
+}
+
+/// What every script task needs.
+struct Shared<S, P, R: Runtime> {
+    source: Arc<S>,
+    publisher: Arc<P>,
+    judge: Judge<R>,
+    ledger: Mutex<OffsetLedger>,
+    recent: Mutex<RecentScripts>,
+    /// Fired at the end of the grace period: in-flight scripts stop and release their sandboxes.
+    abort: CancellationToken,
+    backoff: Backoff,
+}
+
+/// How one message's task ended.
+enum Outcome {
+    Published { status: Option<Status>, dead_letter: bool },
+    Abandoned,
+}
+
+impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Executor<S, P, R> {
+    pub fn new(source: Arc<S>, publisher: Arc<P>, judge: Judge<R>, settings: ExecutorSettings) -> Self {
+        let shared = Shared {
+            source,
+            publisher,
+            judge,
+            ledger: Mutex::new(OffsetLedger::default()),
+            recent: Mutex::new(RecentScripts::new(settings.recent_ids)),
+            abort: CancellationToken::new(),
+            backoff: settings.backoff,
+        };
+        Self {
+            shared: Arc::new(shared),
+            settings,
+        }
+    }
+
+    /// Runs until `stop` fires, a `done` message arrives, `SCRIPT_EXPECTED` is reached or the source fails, then
+    /// shuts down gracefully.
+    pub async fn run(self, stop: CancellationToken) -> Summary {
+        let slots = Arc::new(Semaphore::new(self.settings.max_parallel.max(1)));
+        let mut tasks = JoinSet::new();
+        let mut summary = Summary {
+            stop: StopReason::Requested,
+            published: BTreeMap::new(),
+            dead_letters: 0,
+            abandoned: 0,
+        };
+        let mut taken = 0u64;
+        let mut source_failures = 0u32;
+
+        summary.stop = loop {
+            while let Some(joined) = tasks.try_join_next() {
+                record(&mut summary, joined);
+            }
+            if self.settings.script_expected.is_some_and(|expected| taken >= expected) {
+                break StopReason::Expected;
+            }
+            let permit = tokio::select! {
+                biased;
+                () = stop.cancelled() => break StopReason::Requested,
+                permit = slots.clone().acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => break StopReason::Requested,
+                },
+            };
+            tokio::select! {
+                biased;
+                () = stop.cancelled() => break StopReason::Requested,
+                () = self.shared.judge.breaker().wait_until_allowed() => {}
+            }
+            let delivery = tokio::select! {
+                biased;
+                () = stop.cancelled() => break StopReason::Requested,
+                delivery = self.shared.source.next() => delivery,
+            };
+            let Delivery { position, message } = match delivery {
+                Ok(delivery) => delivery,
+                Err(SourceError::Fatal(reason)) => break StopReason::SourceFailed(reason),
+                Err(SourceError::Transient(reason)) => {
+                    let delay = self.settings.backoff.delay(source_failures);
+                    source_failures = source_failures.saturating_add(1);
+                    tracing::warn!(error = %reason, retry_in_ms = delay.as_millis() as u64, "cannot read from Kafka");
+                    tokio::select! {
+                        () = stop.cancelled() => break StopReason::Requested,
+                        () = tokio::time::sleep(delay) => continue,
+                    }
+                }
+            };
+            source_failures = 0;
+            self.shared.ledger().begin(position);
+            if message == Inbound::Done {
+                tracing::info!(partition = position.partition, offset = position.offset, "done message read: finishing in-flight work");
+                self.shared.finish(position);
+                break StopReason::Done;
+            }
+            taken += 1;
+            let shared = Arc::clone(&self.shared);
+            tasks.spawn(async move {
+                let outcome = shared.process(position, message).await;
+                drop(permit);
+                outcome
+            });
+        };
+
+        tracing::info!(reason = ?summary.stop, in_flight = tasks.len(), "stopped fetching; draining");
+        self.drain(&mut tasks, &mut summary).await;
+        if let Err(error) = self.shared.publisher.flush(self.settings.cleanup_grace).await {
+            tracing::error!(%error, "results still unacknowledged at exit; their scripts stay uncommitted");
+        }
+        if let Err(error) = self.shared.source.close().await {
+            tracing::error!(%error, "final commit failed; finished scripts may be delivered again");
+        }
+        summary
+    }
+
+    async fn drain(&self, tasks: &mut JoinSet<Outcome>, summary: &mut Summary) {
+        let deadline = tokio::time::Instant::now() + self.settings.shutdown_grace;
+        while !tasks.is_empty() {
+            match tokio::time::timeout_at(deadline, tasks.join_next()).await {
+                Ok(Some(joined)) => record(summary, joined),
+                Ok(None) => break,
+                Err(_) => {
+                    tracing::warn!(abandoned = tasks.len(), "shutdown grace period over: abandoning in-flight scripts uncommitted");
+                    self.shared.abort.cancel();
+                    let cleanup = async {
+                        while let Some(joined) = tasks.join_next().await {
+                            record(summary, joined);
+                        }
+                    };
+                    if tokio::time::timeout(self.settings.cleanup_grace, cleanup).await.is_err() {
+                        summary.abandoned += tasks.len() as u64;
+                        tasks.abort_all();
+                    }
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn record(summary: &mut Summary, joined: Result<Outcome, tokio::task::JoinError>) {
+    match joined {
+        Ok(Outcome::Published { status, dead_letter }) => {
+            if let Some(status) = status {
+                *summary.published.entry(status).or_default() += 1;
+            }
+            summary.dead_letters += u64::from(dead_letter);
+        }
+        Ok(Outcome::Abandoned) => summary.abandoned += 1,
+        Err(error) => {
+            tracing::error!(%error, "a script task failed; its message stays uncommitted");
+            summary.abandoned += 1;
+        }
+    }
+}
+
+/// A record the task must see acknowledged before its offset may be committed.
+enum Record {
+    Report(RunReport),
+    DeadLetter(DeadLetter),
+}
+
+impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Shared<S, P, R> {
+    async fn process(&self, position: Position, message: Inbound) -> Outcome {
+        let started = Instant::now();
+        let records = match message {
+            Inbound::Script(script) => match self.conflicting_id(&script) {
+                Some(reason) => vec![Record::Report(RunReport::rejected(script.id, Some(script.language), reason))],
+                None => match self.judge.judge(&script, &self.abort).await {
+                    Ok(report) => vec![Record::Report(report)],
+                    Err(_) => {
+                        tracing::warn!(script_id = %script.id, partition = position.partition, offset = position.offset, "script abandoned at shutdown");
+                        return Outcome::Abandoned;
+                    }
+                },
+            },
+            Inbound::Rejected { id, language, reason } => vec![Record::Report(RunReport::rejected(id, language, reason))],
+            Inbound::Unreadable(letter) => {
+                let rejection = letter
+                    .id
+                    .clone()
+                    .map(|id| RunReport::rejected(id, None, format!("unreadable message: {}", letter.reason)));
+                std::iter::once(Record::DeadLetter(letter))
+                    .chain(rejection.map(Record::Report))
+                    .collect()
+            }
+            Inbound::Done => Vec::new(),
+        };
+
+        let mut outcome = Outcome::Published {
+            status: None,
+            dead_letter: false,
+        };
+        for record in &records {
+            if !self.publish_until_acknowledged(record).await {
+                return Outcome::Abandoned;
+            }
+            match record {
+                Record::Report(report) => {
+                    tracing::info!(
+                        script_id = %report.id,
+                        partition = position.partition,
+                        offset = position.offset,
+                        status = %report.status,
+                        run_ms = report.duration.map(|d| d.as_millis() as u64),
+                        total_ms = started.elapsed().as_millis() as u64,
+                        "result published"
+                    );
+                    if let Outcome::Published { status, .. } = &mut outcome {
+                        *status = Some(report.status);
+                    }
+                }
+                Record::DeadLetter(letter) => {
+                    tracing::warn!(
+                        reason = %letter.reason,
+                        partition = position.partition,
+                        offset = position.offset,
+                        "unreadable message sent to the dead-letter topic"
+                    );
+                    if let Outcome::Published { dead_letter, .. } = &mut outcome {
+                        *dead_letter = true;
+                    }
+                }
+            }
+        }
+        self.finish(position);
+        outcome
+    }
+
+    /// Publishes `record`, retrying until the broker acknowledges it. Returns false when shutdown abandoned it.
+    async fn publish_until_acknowledged(&self, record: &Record) -> bool {
+        let mut attempt = 0u32;
+        let mut replacement: Option<RunReport> = None;
+        loop {
+            let result = match (record, &replacement) {
+                (_, Some(report)) => self.publisher.publish(report).await,
+                (Record::Report(report), None) => self.publisher.publish(report).await,
+                (Record::DeadLetter(letter), None) => self.publisher.dead_letter(letter).await,
+            };
+            match result {
+                Ok(()) => return true,
+                Err(PublishError::Invalid(reason)) => {
+                    let Record::Report(report) = record else {
+                        tracing::error!(%reason, "dead-letter record cannot be published; it stays uncommitted");
+                        return false;
+                    };
+                    tracing::error!(script_id = %report.id, %reason, "result cannot be published; sending IE instead");
+                    replacement = Some(RunReport::internal_error(
+                        report.id.clone(),
+                        report.language,
+                        format!("the result could not be published: {reason}"),
+                        Vec::new(),
+                    ));
+                }
+                Err(PublishError::NotAcknowledged(reason)) => {
+                    let delay = self.backoff.delay(attempt);
+                    attempt = attempt.saturating_add(1);
+                    tracing::warn!(error = %reason, attempt, retry_in_ms = delay.as_millis() as u64, "publish failed; retrying");
+                    tokio::select! {
+                        () = self.abort.cancelled() => return false,
+                        () = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Marks a message finished and lets the source commit the new contiguous prefix. The ledger lock is held
+    /// across the commit so that two tasks can never store their positions out of order.
+    fn finish(&self, position: Position) {
+        let mut ledger = self.ledger();
+        if let Some(next) = ledger.finish(position) {
+            if let Err(error) = self.source.commit(position.partition, position.generation, next) {
+                tracing::warn!(%error, "offset not stored; the message will be delivered again");
+            }
+        }
+    }
+
+    fn ledger(&self) -> MutexGuard<'_, OffsetLedger> {
+        self.ledger.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// An RJ reason when this script reuses the id of a *different* script judged recently by this instance. The
+    /// same script delivered again (a redelivery after a crash or rebalance) is judged again, as at-least-once
+    /// delivery requires.
+    fn conflicting_id(&self, script: &Script) -> Option<String> {
+        let mut recent = self.recent.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        recent.conflict(script)
+    }
+}
+
+/// A bounded memory of recent script ids and the fingerprints of their content.
+struct RecentScripts {
+    fingerprints: HashMap<ScriptId, u64>,
+    order: VecDeque<ScriptId>,
+    capacity: usize,
+}
+
+impl RecentScripts {
+    fn new(capacity: usize) -> Self {
+        Self {
+            fingerprints: HashMap::new(),
+            order: VecDeque::new(),
+            capacity,
+        }
+    }
+
+    fn conflict(&mut self, script: &Script) -> Option<String> {
+        if self.capacity == 0 {
+            return None;
+        }
+        let fingerprint = fingerprint(script);
+        match self.fingerprints.get(&script.id) {
+            Some(&seen) if seen != fingerprint => {
+                return Some(format!(
+                    "duplicate id {:?}: this runner recently judged a different script with the same id; \
+                     ids must be unique because consumers deduplicate results by id",
+                    script.id.as_str()
+                ));
+            }
+            Some(_) => return None,
+            None => {}
+        }
+        self.fingerprints.insert(script.id.clone(), fingerprint);
+        self.order.push_back(script.id.clone());
+        if self.order.len() > self.capacity {
+            if let Some(oldest) = self.order.pop_front() {
+                self.fingerprints.remove(&oldest);
+            }
+        }
+        None
+    }
+}
+
+fn fingerprint(script: &Script) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    script.language.hash(&mut hasher);
+    script.source.as_str().hash(&mut hasher);
+    script.limits.time.hash(&mut hasher);
+    script.limits.memory.hash(&mut hasher);
+    script.run_all_tests.hash(&mut hasher);
+    script.checker.name().hash(&mut hasher);
+    if let Checker::Float { tolerance } = script.checker {
+        tolerance.to_bits().hash(&mut hasher);
+    }
+    for test in &script.tests {
+        (test.number, &test.input, &test.expected_output).hash(&mut hasher);
+    }
+    hasher.finish()
+}

@@ -1,0 +1,16 @@
+//! The pure core of scrc: what a script is, what limits apply, how output is checked and how a run becomes a
+//! verdict. Nothing here performs I/O or knows about Kafka, Docker or tokio.
+
+pub mod checker;
+pub mod limits;
+pub mod report;
+pub mod script;
+pub mod status;
+pub mod verdict;
+
+pub use checker::Checker;
+pub use limits::{LimitPolicy, Limits, MemoryLimit, RequestedLimits, TimeLimit};
+pub use report::{RunReport, TestResult};
+pub use script::{Language, Script, ScriptId, Source, TestCase};
+pub use status::Status;
+pub use verdict::{Execution, Exit, Verdict, judge};

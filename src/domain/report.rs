@@ -1,0 +1,325 @@
+//! Results: one per test, and the run report that aggregates them the way SCRC does.
+//!
+//! SCRC's aggregation: the first test that is not OK decides the overall status, and the tests after it are not
+//! run (`-`) unless the script asked for `run_all_tests`. The report's top-level stdout, stderr and exit code are
+//! those of the last test that produced any, and its duration is the sum of the tests' run times.
+
+use std::time::Duration;
+
+use super::script::{Language, ScriptId, TestCase};
+use super::status::Status;
+use super::verdict::{Execution, Exit, Verdict};
+
+/// The result of one test.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestResult {
+    pub number: u32,
+    pub status: Status,
+    /// `None` when the program did not run.
+    pub exit_code: Option<i32>,
+    /// The signal that killed the program, if one did.
+    pub signal: Option<i32>,
+    /// The program's own run time; `None` when it did not run.
+    pub duration: Option<Duration>,
+    pub cpu_time: Option<Duration>,
+    pub memory_peak: Option<u64>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub input: String,
+    pub expected_output: String,
+    /// Why the status was given; empty for OK.
+    pub error: String,
+}
+
+impl TestResult {
+    /// A test that ran and was judged.
+    pub fn judged(test: &TestCase, execution: Execution, verdict: Verdict) -> Self {
+        let signal = match execution.exit {
+            Exit::Signal(signal) => Some(signal),
+            Exit::Code(_) => None,
+        };
+        Self {
+            number: test.number,
+            status: verdict.status,
+            exit_code: Some(execution.exit.code()),
+            signal,
+            duration: Some(execution.wall_time),
+            cpu_time: execution.cpu_time,
+            memory_peak: execution.memory_peak,
+            stdout: execution.stdout,
+            stderr: execution.stderr,
+            input: test.input.clone(),
+            expected_output: test.expected_output.clone(),
+            error: verdict.detail,
+        }
+    }
+
+    /// A test that was not run because an earlier one decided the verdict.
+    pub fn not_run(test: &TestCase) -> Self {
+        Self::unrun(test, Status::NotRun, String::new())
+    }
+
+    /// A test whose run failed for a reason that is not the program's (IE).
+    pub fn internal_error(test: &TestCase, error: impl Into<String>) -> Self {
+        Self::unrun(test, Status::InternalError, error.into())
+    }
+
+    fn unrun(test: &TestCase, status: Status, error: String) -> Self {
+        Self {
+            number: test.number,
+            status,
+            exit_code: None,
+            signal: None,
+            duration: None,
+            cpu_time: None,
+            memory_peak: None,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            input: test.input.clone(),
+            expected_output: test.expected_output.clone(),
+            error,
+        }
+    }
+}
+
+/// Whether the next test should run, given the results so far. An internal error always stops the suite: a
+/// broken runner will not judge the remaining tests any better.
+pub fn keeps_running(run_all_tests: bool, results: &[TestResult]) -> bool {
+    let failed = results.iter().any(|result| result.status != Status::Ok);
+    let broken = results.iter().any(|result| result.status == Status::InternalError);
+    !broken && (run_all_tests || !failed)
+}
+
+/// The verdict on a whole script, published as one result message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunReport {
+    pub id: ScriptId,
+    /// `None` only for a message rejected before its language was known.
+    pub language: Option<Language>,
+    pub status: Status,
+    pub exit_code: Option<i32>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub duration: Option<Duration>,
+    pub error: String,
+    /// Empty for a script without tests (the field is then left out of the message, as SCRC does).
+    pub tests: Vec<TestResult>,
+    /// Total CPU time of the run tests, when every one of them was measured.
+    pub cpu_time: Option<Duration>,
+    /// The largest memory peak among the run tests.
+    pub memory_peak: Option<u64>,
+}
+
+impl RunReport {
+    /// A script without tests: one run, no output check.
+    pub fn single(id: ScriptId, language: Language, execution: Execution, verdict: Verdict) -> Self {
+        Self {
+            id,
+            language: Some(language),
+            status: verdict.status,
+            exit_code: Some(execution.exit.code()),
+            duration: Some(execution.wall_time),
+            cpu_time: execution.cpu_time,
+            memory_peak: execution.memory_peak,
+            stdout: execution.stdout,
+            stderr: execution.stderr,
+            error: verdict.detail,
+            tests: Vec::new(),
+        }
+    }
+
+    /// Aggregates a suite's results.
+    pub fn suite(id: ScriptId, language: Language, tests: Vec<TestResult>) -> Self {
+        Self::aggregate(id, Some(language), tests)
+    }
+
+    fn aggregate(id: ScriptId, language: Option<Language>, tests: Vec<TestResult>) -> Self {
+        let run: Vec<&TestResult> = tests.iter().filter(|t| t.duration.is_some()).collect();
+        let deciding = tests.iter().find(|t| t.status != Status::Ok && t.status != Status::NotRun);
+        let status = deciding.map_or(Status::Ok, |t| t.status);
+        let error = deciding.map_or_else(String::new, |t| format!("test {}: {}", t.number, t.error));
+        let exit_code = run
+            .iter()
+            .rev()
+            .find_map(|t| t.exit_code.filter(|&code| code != 0))
+            .or_else(|| (!run.is_empty()).then_some(0));
+        let last_non_empty = |pick: fn(&TestResult) -> &Vec<u8>| {
+            run.iter()
+                .rev()
+                .map(|t| pick(t))
+                .find(|output| !output.is_empty())
+                .cloned()
+                .unwrap_or_default()
+        };
+        let cpu_time = run.iter().map(|t| t.cpu_time).sum::<Option<Duration>>();
+        Self {
+            id,
+            language,
+            status,
+            exit_code,
+            stdout: last_non_empty(|t| &t.stdout),
+            stderr: last_non_empty(|t| &t.stderr),
+            duration: Some(run.iter().filter_map(|t| t.duration).sum()),
+            error,
+            cpu_time: if run.is_empty() { None } else { cpu_time },
+            memory_peak: run.iter().filter_map(|t| t.memory_peak).max(),
+            tests,
+        }
+    }
+
+    /// The program did not build: BF, with the compiler's diagnostics on stderr and every test `-`.
+    pub fn build_failure(
+        id: ScriptId,
+        language: Language,
+        tests: &[TestCase],
+        diagnostics: Vec<u8>,
+        error: String,
+    ) -> Self {
+        Self {
+            id,
+            language: Some(language),
+            status: Status::BuildFailure,
+            exit_code: None,
+            stdout: Vec::new(),
+            stderr: diagnostics,
+            duration: None,
+            error,
+            tests: tests.iter().map(TestResult::not_run).collect(),
+            cpu_time: None,
+            memory_peak: None,
+        }
+    }
+
+    /// The message was readable but invalid: nothing ran.
+    pub fn rejected(id: ScriptId, language: Option<Language>, reason: String) -> Self {
+        Self {
+            id,
+            language,
+            status: Status::Rejected,
+            exit_code: None,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            duration: None,
+            error: reason,
+            tests: Vec::new(),
+            cpu_time: None,
+            memory_peak: None,
+        }
+    }
+
+    /// The runner could not judge the script (IE). `tests` holds whatever was decided before the failure.
+    pub fn internal_error(id: ScriptId, language: Option<Language>, error: String, tests: Vec<TestResult>) -> Self {
+        let mut report = Self::aggregate(id, language, tests);
+        report.status = Status::InternalError;
+        report.error = error;
+        report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn case(number: u32) -> TestCase {
+        TestCase {
+            number,
+            input: format!("in{number}"),
+            expected_output: format!("out{number}"),
+        }
+    }
+
+    fn ran(number: u32, status: Status, exit: i32, stdout: &str, millis: u64) -> TestResult {
+        let execution = Execution {
+            exit: Exit::Code(exit),
+            wall_time: Duration::from_millis(millis),
+            cpu_time: Some(Duration::from_millis(millis / 2)),
+            memory_peak: Some(u64::from(number) * 1000),
+            stdout: stdout.as_bytes().to_vec(),
+            stderr: Vec::new(),
+            timed_out: false,
+            memory_exceeded: false,
+            output_exceeded: false,
+        };
+        let detail = if status == Status::Ok { "" } else { "because" };
+        TestResult::judged(
+            &case(number),
+            execution,
+            Verdict {
+                status,
+                detail: detail.into(),
+            },
+        )
+    }
+
+    fn id() -> ScriptId {
+        ScriptId::new("s1").unwrap()
+    }
+
+    #[test]
+    fn all_ok_suite_is_ok_with_summed_duration_and_last_output() {
+        let report = RunReport::suite(
+            id(),
+            Language::C,
+            vec![ran(1, Status::Ok, 0, "a", 10), ran(2, Status::Ok, 0, "b", 20)],
+        );
+        assert_eq!(report.status, Status::Ok);
+        assert_eq!(report.duration, Some(Duration::from_millis(30)));
+        assert_eq!(report.cpu_time, Some(Duration::from_millis(15)));
+        assert_eq!(report.memory_peak, Some(2000));
+        assert_eq!(report.stdout, b"b");
+        assert_eq!(report.exit_code, Some(0));
+        assert_eq!(report.error, "");
+    }
+
+    #[test]
+    fn first_failure_decides_and_later_tests_are_not_run() {
+        let mut results = vec![ran(1, Status::Ok, 0, "a", 10), ran(2, Status::WrongAnswer, 0, "x", 10)];
+        assert!(!keeps_running(false, &results));
+        results.push(TestResult::not_run(&case(3)));
+        let report = RunReport::suite(id(), Language::C, results);
+        assert_eq!(report.status, Status::WrongAnswer);
+        assert_eq!(report.error, "test 2: because");
+        assert_eq!(report.tests[2].status, Status::NotRun);
+        assert_eq!(report.tests[2].exit_code, None);
+        assert_eq!(report.tests[2].duration, None);
+        assert_eq!(report.tests[2].input, "in3");
+        assert_eq!(report.duration, Some(Duration::from_millis(20)));
+    }
+
+    #[test]
+    fn run_all_tests_keeps_going_and_the_first_failure_still_decides() {
+        let results = vec![
+            ran(1, Status::RuntimeError, 2, "", 10),
+            ran(2, Status::WrongAnswer, 0, "", 10),
+        ];
+        assert!(keeps_running(true, &results));
+        let report = RunReport::suite(id(), Language::C, results);
+        assert_eq!(report.status, Status::RuntimeError);
+        assert_eq!(report.exit_code, Some(2), "the last non-zero exit code, as SCRC reports");
+    }
+
+    #[test]
+    fn internal_error_stops_even_run_all_tests() {
+        let results = vec![TestResult::internal_error(&case(1), "docker is down")];
+        assert!(!keeps_running(true, &results));
+        let report = RunReport::suite(id(), Language::C, results);
+        assert_eq!(report.status, Status::InternalError);
+        assert_eq!(report.duration, Some(Duration::ZERO));
+        assert_eq!(report.exit_code, None);
+        assert_eq!(report.cpu_time, None);
+    }
+
+    #[test]
+    fn build_failure_marks_every_test_not_run() {
+        let report = RunReport::build_failure(
+            id(),
+            Language::Cpp,
+            &[case(1), case(2)],
+            b"main.cpp:1: error".to_vec(),
+            "compilation failed".into(),
+        );
+        assert_eq!(report.status, Status::BuildFailure);
+        assert_eq!(report.stderr, b"main.cpp:1: error");
+        assert!(report.tests.iter().all(|t| t.status == Status::NotRun));
+    }
+}

@@ -1,0 +1,177 @@
+//! What a submission is once it has been read: an identified program in one of the supported languages, with the
+//! limits it asked for and the test cases it must pass. Every value here is valid by construction, so the layers
+//! above never re-check a language name or an empty source.
+
+use std::fmt;
+use std::str::FromStr;
+
+use super::checker::Checker;
+use super::limits::RequestedLimits;
+
+/// The identifier a producer gave a submission (or the one derived for it). Results are keyed by it, and consumers
+/// deduplicate by it, so it is never empty.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ScriptId(String);
+
+impl ScriptId {
+    /// Wraps a non-empty identifier.
+    ///
+    /// # Errors
+    /// [`EmptyScriptId`] when `id` is empty.
+    pub fn new(id: impl Into<String>) -> Result<Self, EmptyScriptId> {
+        let id = id.into();
+        if id.is_empty() {
+            return Err(EmptyScriptId);
+        }
+        Ok(Self(id))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ScriptId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a script id cannot be empty")]
+pub struct EmptyScriptId;
+
+/// The languages scrc runs: SCRC's set, with SCRC's wire names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Language {
+    Python,
+    Go,
+    C,
+    Cpp,
+    Java,
+}
+
+impl Language {
+    pub const ALL: [Language; 5] = [
+        Language::Python,
+        Language::Go,
+        Language::C,
+        Language::Cpp,
+        Language::Java,
+    ];
+
+    /// The name used on the wire and in configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Language::Python => "python",
+            Language::Go => "go",
+            Language::C => "c",
+            Language::Cpp => "cpp",
+            Language::Java => "java",
+        }
+    }
+}
+
+impl fmt::Display for Language {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Language {
+    type Err = UnknownLanguage;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Language::ALL
+            .into_iter()
+            .find(|language| language.as_str() == name)
+            .ok_or_else(|| UnknownLanguage(name.to_owned()))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown language {0:?}; supported: python, go, c, cpp, java")]
+pub struct UnknownLanguage(pub String);
+
+/// Program text. Never empty or blank: there is nothing to compile or run in a blank source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source(String);
+
+impl Source {
+    /// # Errors
+    /// [`EmptySource`] when `text` is empty or only whitespace.
+    pub fn new(text: impl Into<String>) -> Result<Self, EmptySource> {
+        let text = text.into();
+        if text.trim().is_empty() {
+            return Err(EmptySource);
+        }
+        Ok(Self(text))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("source is empty")]
+pub struct EmptySource;
+
+/// One test: what the program reads on stdin and what it must print.
+///
+/// As in SCRC, an absent expected output means the empty string: the program must print nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestCase {
+    /// The producer's number for the test, or its 1-based position when the producer gave none.
+    pub number: u32,
+    pub input: String,
+    pub expected_output: String,
+}
+
+/// A submission ready to be judged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Script {
+    pub id: ScriptId,
+    pub language: Language,
+    pub source: Source,
+    /// What the producer asked for; the runner's policy turns it into enforced [`super::Limits`].
+    pub limits: RequestedLimits,
+    /// Empty means a single run on empty stdin with no output check, as in SCRC.
+    pub tests: Vec<TestCase>,
+    pub checker: Checker,
+    /// Run every test even after one fails. SCRC stops at the first failure and marks the rest `-`.
+    pub run_all_tests: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn language_names_round_trip() {
+        for language in Language::ALL {
+            assert_eq!(language.as_str().parse::<Language>(), Ok(language));
+        }
+    }
+
+    #[test]
+    fn unknown_language_names_the_value() {
+        let error = "rust".parse::<Language>().unwrap_err();
+        assert_eq!(error, UnknownLanguage("rust".into()));
+        assert!(error.to_string().contains("\"rust\""));
+        assert!("Python".parse::<Language>().is_err(), "names are case-sensitive, as in SCRC");
+    }
+
+    #[test]
+    fn blank_source_is_rejected() {
+        assert_eq!(Source::new(""), Err(EmptySource));
+        assert_eq!(Source::new(" \n\t"), Err(EmptySource));
+        assert_eq!(Source::new("x").map(|s| s.as_str().to_owned()), Ok("x".to_owned()));
+    }
+
+    #[test]
+    fn empty_id_is_rejected() {
+        assert_eq!(ScriptId::new(""), Err(EmptyScriptId));
+        assert_eq!(ScriptId::new("a").map(|id| id.to_string()), Ok("a".to_owned()));
+    }
+}

@@ -1,0 +1,224 @@
+//! From what the sandbox observed to a verdict.
+//!
+//! The order of the rules matters when a run trips several at once: the memory limit first (an OOM kill is the
+//! cause, whatever else followed), then the time limit, then the output limit, then a crash, and only a clean exit
+//! within every limit is handed to the checker. Exit code 137 on its own never means ML: a program killed by the
+//! time limit, or one that kills itself, exits 137 too.
+
+use std::time::Duration;
+
+use super::checker::Checker;
+use super::limits::Limits;
+use super::status::Status;
+
+/// How the program ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Code(i32),
+    Signal(i32),
+}
+
+impl Exit {
+    /// The code a shell would report: the exit code, or 128 plus the signal number.
+    pub fn code(self) -> i32 {
+        match self {
+            Exit::Code(code) => code,
+            Exit::Signal(signal) => 128 + signal,
+        }
+    }
+
+    pub fn is_success(self) -> bool {
+        self == Exit::Code(0)
+    }
+}
+
+/// One run of a program on one input, as measured by the sandbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Execution {
+    pub exit: Exit,
+    /// Wall-clock run time of the program itself, not of the container around it.
+    pub wall_time: Duration,
+    /// CPU time of every process of the run, where the sandbox can measure it.
+    pub cpu_time: Option<Duration>,
+    /// Peak memory of the run in bytes, where the sandbox can measure it.
+    pub memory_peak: Option<u64>,
+    /// Captured stdout, at most the output limit.
+    pub stdout: Vec<u8>,
+    /// Captured stderr, at most the output limit.
+    pub stderr: Vec<u8>,
+    /// The sandbox killed the program at its time limit.
+    pub timed_out: bool,
+    /// The program was OOM-killed, or failed with its language's own out-of-memory error.
+    pub memory_exceeded: bool,
+    /// The program wrote past the output limit and was killed.
+    pub output_exceeded: bool,
+}
+
+/// A status with the sentence that explains it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub status: Status,
+    /// Empty for OK; otherwise why the status was given.
+    pub detail: String,
+}
+
+impl Verdict {
+    fn new(status: Status, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Judges one execution. `expected` is `None` for a script without tests: then only a clean exit is required.
+pub fn judge(execution: &Execution, expected: Option<&str>, checker: &Checker, limits: &Limits) -> Verdict {
+    if execution.memory_exceeded {
+        return Verdict::new(Status::MemoryLimit, format!("memory limit of {} exceeded", limits.memory));
+    }
+    if execution.timed_out || execution.wall_time > limits.time.as_duration() {
+        return Verdict::new(Status::TimeLimit, format!("time limit of {} exceeded", limits.time));
+    }
+    if execution.output_exceeded {
+        return Verdict::new(Status::OutputLimit, "output limit exceeded; the program was killed");
+    }
+    match execution.exit {
+        Exit::Code(0) => {}
+        Exit::Code(code) => return Verdict::new(Status::RuntimeError, format!("exited with code {code}")),
+        Exit::Signal(signal) => {
+            return Verdict::new(
+                Status::RuntimeError,
+                format!("killed by signal {signal} ({})", signal_name(signal)),
+            );
+        }
+    }
+    let Some(expected) = expected else {
+        return Verdict::new(Status::Ok, "");
+    };
+    match checker.check(expected.as_bytes(), &execution.stdout) {
+        Ok(()) => Verdict::new(Status::Ok, ""),
+        Err(mismatch) => Verdict::new(Status::WrongAnswer, format!("wrong answer ({}): {mismatch}", checker.name())),
+    }
+}
+
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        1 => "SIGHUP",
+        2 => "SIGINT",
+        3 => "SIGQUIT",
+        4 => "SIGILL",
+        5 => "SIGTRAP",
+        6 => "SIGABRT",
+        7 => "SIGBUS",
+        8 => "SIGFPE",
+        9 => "SIGKILL",
+        11 => "SIGSEGV",
+        13 => "SIGPIPE",
+        14 => "SIGALRM",
+        15 => "SIGTERM",
+        24 => "SIGXCPU",
+        25 => "SIGXFSZ",
+        31 => "SIGSYS",
+        _ => "signal",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::limits::{MemoryLimit, TimeLimit};
+
+    fn limits() -> Limits {
+        Limits {
+            time: TimeLimit::new(Duration::from_secs(1)).unwrap(),
+            memory: MemoryLimit::new(64 << 20).unwrap(),
+        }
+    }
+
+    fn clean(stdout: &str) -> Execution {
+        Execution {
+            exit: Exit::Code(0),
+            wall_time: Duration::from_millis(10),
+            cpu_time: None,
+            memory_peak: None,
+            stdout: stdout.as_bytes().to_vec(),
+            stderr: Vec::new(),
+            timed_out: false,
+            memory_exceeded: false,
+            output_exceeded: false,
+        }
+    }
+
+    fn status(execution: &Execution, expected: Option<&str>) -> Status {
+        judge(execution, expected, &Checker::Exact, &limits()).status
+    }
+
+    #[test]
+    fn clean_exit_with_matching_output_is_ok() {
+        let verdict = judge(&clean("5\n"), Some("5\n"), &Checker::Exact, &limits());
+        assert_eq!(verdict, Verdict::new(Status::Ok, ""));
+    }
+
+    #[test]
+    fn clean_exit_with_other_output_is_wa_with_the_difference() {
+        let verdict = judge(&clean("6\n"), Some("5\n"), &Checker::Exact, &limits());
+        assert_eq!(verdict.status, Status::WrongAnswer);
+        assert!(verdict.detail.contains("expected \"5\\n\", got \"6\\n\""), "{}", verdict.detail);
+    }
+
+    #[test]
+    fn without_tests_a_clean_exit_is_ok_whatever_it_prints() {
+        assert_eq!(status(&clean("anything"), None), Status::Ok);
+    }
+
+    #[test]
+    fn non_zero_exit_or_signal_is_re_even_with_the_right_output() {
+        let mut execution = clean("5\n");
+        execution.exit = Exit::Code(3);
+        assert_eq!(status(&execution, Some("5\n")), Status::RuntimeError);
+        execution.exit = Exit::Signal(11);
+        let verdict = judge(&execution, Some("5\n"), &Checker::Exact, &limits());
+        assert_eq!(verdict.status, Status::RuntimeError);
+        assert_eq!(verdict.detail, "killed by signal 11 (SIGSEGV)");
+        assert_eq!(Exit::Signal(9).code(), 137);
+    }
+
+    #[test]
+    fn sigkill_alone_is_not_ml() {
+        let mut execution = clean("");
+        execution.exit = Exit::Signal(9);
+        assert_eq!(status(&execution, None), Status::RuntimeError);
+    }
+
+    #[test]
+    fn timeout_is_tl_and_so_is_running_past_the_limit() {
+        let mut execution = clean("");
+        execution.exit = Exit::Signal(9);
+        execution.timed_out = true;
+        assert_eq!(status(&execution, None), Status::TimeLimit);
+
+        let mut slow = clean("5\n");
+        slow.wall_time = Duration::from_millis(1001);
+        assert_eq!(status(&slow, Some("5\n")), Status::TimeLimit);
+    }
+
+    #[test]
+    fn memory_beats_time_beats_output_beats_crash() {
+        let mut execution = clean("");
+        execution.exit = Exit::Signal(9);
+        execution.output_exceeded = true;
+        assert_eq!(status(&execution, None), Status::OutputLimit);
+        execution.timed_out = true;
+        assert_eq!(status(&execution, None), Status::TimeLimit);
+        execution.memory_exceeded = true;
+        assert_eq!(status(&execution, None), Status::MemoryLimit);
+    }
+
+    #[test]
+    fn right_answer_then_flood_is_ol_not_ok() {
+        let mut execution = clean("5\n");
+        execution.output_exceeded = true;
+        execution.exit = Exit::Signal(9);
+        assert_eq!(status(&execution, Some("5\n")), Status::OutputLimit);
+    }
+}

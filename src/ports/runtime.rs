@@ -1,0 +1,86 @@
+//! The runtime port: the sandbox that builds a script once and runs it on each test input.
+//!
+//! A build failure is an answer about the program (BF), so it is a [`Preparation`] value, not an error. Errors are
+//! reserved for the runtime itself failing: the app retries the transient ones with backoff, counts them in its
+//! circuit breaker, and reports IE when retries run out.
+
+use std::future::Future;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::domain::{Execution, Limits, Script};
+
+/// The outcome of building a script.
+#[derive(Debug)]
+pub enum Preparation<P> {
+    /// Ready to run; the runtime's handle to the built program.
+    Ready(P),
+    /// It did not build.
+    BuildFailed(BuildFailure),
+}
+
+/// Why a build failed, for the BF result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildFailure {
+    /// The compiler's output, capped.
+    pub diagnostics: Vec<u8>,
+    /// One sentence: "compilation failed with exit code 1", "compilation exceeded the compile time limit of 30 s".
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuntimeError {
+    /// The sandbox engine did not answer or answered with a server error. Worth retrying.
+    #[error("the sandbox engine is unavailable: {0}")]
+    Unavailable(String),
+    /// An image the language needs is not present and cannot be pulled. Retrying will not help.
+    #[error("image {image:?} is missing: {detail}")]
+    ImageMissing { image: String, detail: String },
+    /// The sandbox misbehaved in a way that a fresh attempt may not repeat (a container vanished, a supervisor
+    /// report was missing).
+    #[error("the sandbox failed: {0}")]
+    Sandbox(String),
+    /// The operation was cancelled by shutdown; its resources are released.
+    #[error("cancelled by shutdown")]
+    Cancelled,
+}
+
+impl RuntimeError {
+    /// Whether another attempt may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, RuntimeError::Unavailable(_) | RuntimeError::Sandbox(_))
+    }
+}
+
+/// Builds and runs programs in isolation.
+pub trait Runtime: Send + Sync + 'static {
+    /// The runtime's handle to a built program; released with [`Runtime::release`].
+    type Program: Send + Sync + 'static;
+
+    /// Builds (or syntax-checks) a script under the runtime's compile limits.
+    ///
+    /// # Errors
+    /// [`RuntimeError`] when the runtime itself fails; a program that does not build is
+    /// [`Preparation::BuildFailed`].
+    fn prepare(
+        &self,
+        script: &Script,
+        limits: Limits,
+        cancel: &CancellationToken,
+    ) -> impl Future<Output = Result<Preparation<Self::Program>, RuntimeError>> + Send;
+
+    /// Runs a built program once, with `input` on stdin, under the limits given to [`Runtime::prepare`].
+    ///
+    /// # Errors
+    /// [`RuntimeError`] when the runtime fails; anything the program does is an [`Execution`].
+    fn run(
+        &self,
+        program: &Self::Program,
+        input: &[u8],
+        cancel: &CancellationToken,
+    ) -> impl Future<Output = Result<Execution, RuntimeError>> + Send;
+
+    /// Frees what the program holds (containers, volumes). Never fails: what it cannot free, the runtime's own
+    /// cleanup collects later.
+    fn release(&self, program: Self::Program) -> impl Future<Output = ()> + Send;
+}

@@ -1,0 +1,102 @@
+//! The inbound port: where submissions come from, and how the app tells the source that one is done with.
+//!
+//! The contract is at-least-once. The app calls [`ScriptSource::commit`] for a position only after the result (or
+//! dead-letter record) of every earlier message of that partition has been acknowledged by the broker, so a crash
+//! at any point leads to redelivery, never to loss.
+
+use std::future::Future;
+
+use crate::domain::{Language, Script, ScriptId};
+
+/// Where a message sits in the source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Position {
+    pub partition: i32,
+    pub offset: i64,
+    /// Which assignment of the partition to this instance delivered the message. A commit for an older
+    /// generation is ignored: the partition has been revoked since, and its new owner commits for it.
+    pub generation: u64,
+}
+
+/// One message, read and classified.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub position: Position,
+    pub message: Inbound,
+}
+
+/// What a message turned out to be.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Inbound {
+    /// A valid submission.
+    Script(Script),
+    /// The end-of-stream signal: the instance that reads it finishes its in-flight work and exits.
+    Done,
+    /// Readable but invalid: it gets an RJ result.
+    Rejected {
+        id: ScriptId,
+        language: Option<Language>,
+        reason: String,
+    },
+    /// Not readable as a message at all: it goes to the dead-letter topic.
+    Unreadable(DeadLetter),
+}
+
+/// An unreadable message, kept whole so that nothing of it is lost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// What was wrong with it.
+    pub reason: String,
+    /// The id its key gives, if any: such a message also gets an RJ result.
+    pub id: Option<ScriptId>,
+    /// `topic:partition:offset` of the original.
+    pub origin: String,
+    pub payload: Option<Vec<u8>>,
+    pub key: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The broker or the network failed; the app backs off and tries again.
+    #[error("cannot read from the source: {0}")]
+    Transient(String),
+    /// The source cannot go on (for example, the consumer was closed).
+    #[error("the source failed: {0}")]
+    Fatal(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot store offset {next_offset} of partition {partition}: {reason}")]
+pub struct CommitError {
+    pub partition: i32,
+    pub next_offset: i64,
+    pub reason: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot close the source cleanly: {0}")]
+pub struct CloseError(pub String);
+
+/// A stream of submissions with at-least-once acknowledgement.
+pub trait ScriptSource: Send + Sync + 'static {
+    /// Waits for the next message.
+    ///
+    /// # Errors
+    /// [`SourceError::Transient`] for a broker hiccup (the caller retries), [`SourceError::Fatal`] when reading
+    /// cannot continue.
+    fn next(&self) -> impl Future<Output = Result<Delivery, SourceError>> + Send;
+
+    /// Records that every message of `partition` before `next_offset` is finished, for the generation that
+    /// delivered them. Does nothing for a partition this instance no longer owns under that generation.
+    ///
+    /// # Errors
+    /// [`CommitError`] when the source refuses the position.
+    fn commit(&self, partition: i32, generation: u64, next_offset: i64) -> Result<(), CommitError>;
+
+    /// Makes the recorded positions durable and leaves the consumer group.
+    ///
+    /// # Errors
+    /// [`CloseError`] when the final commit fails; redelivery then covers the gap.
+    fn close(&self) -> impl Future<Output = Result<(), CloseError>> + Send;
+}

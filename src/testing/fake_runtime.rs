@@ -1,0 +1,208 @@
+//! A runtime that runs no code: it interprets each script's source as a few lines of instructions, so tests and
+//! benchmarks can drive the app and the Kafka adapters through any verdict without Docker.
+//!
+//! One instruction per line:
+//!
+//! | line | effect |
+//! |---|---|
+//! | `echo` | prints the test input |
+//! | `print <text>` | prints `<text>` and a newline |
+//! | `sleep <ms>` | sleeps, honouring cancellation |
+//! | `exit <code>` | exits with `<code>` |
+//! | `timeout` / `oom` / `flood` | reports the time, memory or output limit hit |
+//! | `build-fail <text>` | fails the build with `<text>` as diagnostics |
+//! | `build-sleep <ms>` | sleeps during the build |
+//! | `flaky <n>` | the first `<n>` run calls of this script fail as infrastructure errors |
+//! | `broken` | every runtime call fails as an infrastructure error |
+//!
+//! Any other line is ignored, so real programs also "run" (and print nothing).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::domain::{Execution, Exit, Limits, Script, ScriptId};
+use crate::ports::{BuildFailure, Preparation, Runtime, RuntimeError};
+
+#[derive(Debug, Default, Clone)]
+pub struct FakeRuntime {
+    stats: Arc<FakeRuntimeStats>,
+    /// Remaining injected failures per script, from `flaky <n>`.
+    flaky: Arc<Mutex<HashMap<ScriptId, u32>>>,
+}
+
+/// Counters a test can assert on.
+#[derive(Debug, Default)]
+pub struct FakeRuntimeStats {
+    pub prepared: AtomicUsize,
+    pub runs: AtomicUsize,
+    pub released: AtomicUsize,
+    /// Programs prepared and not yet released.
+    pub active: AtomicUsize,
+    /// The largest `active` ever seen: the number of scripts judged at once.
+    pub max_active: AtomicUsize,
+}
+
+/// The fake's built program: the parsed instructions.
+#[derive(Debug)]
+pub struct FakeProgram {
+    id: ScriptId,
+    instructions: Vec<Instruction>,
+}
+
+#[derive(Debug, Clone)]
+enum Instruction {
+    Echo,
+    Print(String),
+    Sleep(Duration),
+    Exit(i32),
+    Timeout,
+    Oom,
+    Flood,
+    BuildFail(String),
+    BuildSleep(Duration),
+    Flaky(u32),
+    Broken,
+}
+
+impl FakeRuntime {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn stats(&self) -> &FakeRuntimeStats {
+        &self.stats
+    }
+}
+
+fn parse(source: &str) -> Vec<Instruction> {
+    let millis = |text: &str| Duration::from_millis(text.trim().parse().unwrap_or(0));
+    source
+        .lines()
+        .filter_map(|line| {
+            let (word, rest) = line.trim().split_once(' ').unwrap_or((line.trim(), ""));
+            Some(match word {
+                "echo" => Instruction::Echo,
+                "print" => Instruction::Print(rest.to_owned()),
+                "sleep" => Instruction::Sleep(millis(rest)),
+                "exit" => Instruction::Exit(rest.trim().parse().unwrap_or(1)),
+                "timeout" => Instruction::Timeout,
+                "oom" => Instruction::Oom,
+                "flood" => Instruction::Flood,
+                "build-fail" => Instruction::BuildFail(rest.to_owned()),
+                "build-sleep" => Instruction::BuildSleep(millis(rest)),
+                "flaky" => Instruction::Flaky(rest.trim().parse().unwrap_or(1)),
+                "broken" => Instruction::Broken,
+                _ => return None,
+            })
+        })
+        .collect()
+}
+
+async fn sleep(duration: Duration, cancel: &CancellationToken) -> Result<(), RuntimeError> {
+    tokio::select! {
+        () = cancel.cancelled() => Err(RuntimeError::Cancelled),
+        () = tokio::time::sleep(duration) => Ok(()),
+    }
+}
+
+impl Runtime for FakeRuntime {
+    type Program = FakeProgram;
+
+    async fn prepare(
+        &self,
+        script: &Script,
+        _limits: Limits,
+        cancel: &CancellationToken,
+    ) -> Result<Preparation<FakeProgram>, RuntimeError> {
+        let instructions = parse(script.source.as_str());
+        for instruction in &instructions {
+            match instruction {
+                Instruction::Broken => return Err(RuntimeError::Unavailable("fake engine is broken".into())),
+                Instruction::BuildSleep(duration) => sleep(*duration, cancel).await?,
+                Instruction::BuildFail(text) => {
+                    return Ok(Preparation::BuildFailed(BuildFailure {
+                        diagnostics: text.as_bytes().to_vec(),
+                        reason: "compilation failed with exit code 1".into(),
+                    }));
+                }
+                Instruction::Flaky(count) => {
+                    let mut flaky = self.flaky.lock().unwrap_or_else(|p| p.into_inner());
+                    flaky.entry(script.id.clone()).or_insert(*count);
+                }
+                _ => {}
+            }
+        }
+        self.stats.prepared.fetch_add(1, Ordering::SeqCst);
+        let active = self.stats.active.fetch_add(1, Ordering::SeqCst) + 1;
+        self.stats.max_active.fetch_max(active, Ordering::SeqCst);
+        Ok(Preparation::Ready(FakeProgram {
+            id: script.id.clone(),
+            instructions,
+        }))
+    }
+
+    async fn run(
+        &self,
+        program: &FakeProgram,
+        input: &[u8],
+        cancel: &CancellationToken,
+    ) -> Result<Execution, RuntimeError> {
+        self.stats.runs.fetch_add(1, Ordering::SeqCst);
+        {
+            let mut flaky = self.flaky.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(remaining) = flaky.get_mut(&program.id).filter(|remaining| **remaining > 0) {
+                *remaining -= 1;
+                return Err(RuntimeError::Unavailable("fake engine hiccup".into()));
+            }
+        }
+        let mut execution = Execution {
+            exit: Exit::Code(0),
+            wall_time: Duration::from_millis(1),
+            cpu_time: Some(Duration::from_millis(1)),
+            memory_peak: Some(1 << 20),
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            timed_out: false,
+            memory_exceeded: false,
+            output_exceeded: false,
+        };
+        for instruction in &program.instructions {
+            match instruction {
+                Instruction::Echo => execution.stdout.extend_from_slice(input),
+                Instruction::Print(text) => {
+                    execution.stdout.extend_from_slice(text.as_bytes());
+                    execution.stdout.push(b'\n');
+                }
+                Instruction::Sleep(duration) => {
+                    sleep(*duration, cancel).await?;
+                    execution.wall_time += *duration;
+                }
+                Instruction::Exit(code) => execution.exit = Exit::Code(*code),
+                Instruction::Timeout => {
+                    execution.timed_out = true;
+                    execution.exit = Exit::Signal(9);
+                }
+                Instruction::Oom => {
+                    execution.memory_exceeded = true;
+                    execution.exit = Exit::Signal(9);
+                }
+                Instruction::Flood => {
+                    execution.output_exceeded = true;
+                    execution.exit = Exit::Signal(9);
+                }
+                Instruction::Broken => return Err(RuntimeError::Unavailable("fake engine is broken".into())),
+                Instruction::BuildFail(_) | Instruction::BuildSleep(_) | Instruction::Flaky(_) => {}
+            }
+        }
+        Ok(execution)
+    }
+
+    async fn release(&self, _program: FakeProgram) {
+        self.stats.released.fetch_add(1, Ordering::SeqCst);
+        self.stats.active.fetch_sub(1, Ordering::SeqCst);
+    }
+}
