@@ -6,6 +6,7 @@
 
 pub mod adapters;
 pub mod app;
+pub mod config;
 pub mod domain;
 pub mod ports;
 pub mod testing;

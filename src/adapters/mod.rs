@@ -1,1 +1,3 @@
-//! Connections to the outside world.
+//! Connections to the outside world: Kafka for submissions and verdicts.
+
+pub mod kafka;

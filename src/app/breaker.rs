@@ -97,7 +97,10 @@ mod tests {
         assert!(started.elapsed() >= Duration::from_secs(10));
 
         breaker.record_failure();
-        assert!(breaker.open_until().is_some(), "a failure after the cool-down reopens at once");
+        assert!(
+            breaker.open_until().is_some(),
+            "a failure after the cool-down reopens at once"
+        );
         breaker.record_success();
         assert!(breaker.open_until().is_none());
         breaker.record_failure();

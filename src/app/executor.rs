@@ -19,7 +19,9 @@ use super::judge::Judge;
 use super::offsets::OffsetLedger;
 use super::retry::Backoff;
 use crate::domain::{Checker, RunReport, Script, ScriptId, Status};
-use crate::ports::{DeadLetter, Delivery, Inbound, Position, PublishError, ReportPublisher, Runtime, ScriptSource, SourceError};
+use crate::ports::{
+    DeadLetter, Delivery, Inbound, Position, PublishError, ReportPublisher, Runtime, ScriptSource, SourceError,
+};
 
 #[derive(Debug, Clone)]
 pub struct ExecutorSettings {
@@ -35,6 +37,9 @@ pub struct ExecutorSettings {
     pub backoff: Backoff,
     /// How many recent script ids are remembered to catch one id reused for a different script.
     pub recent_ids: usize,
+    /// The longest one script may take; past it the script is stopped and reported IE. Kafka's
+    /// `max.poll.interval.ms` is set above it, so a slow script never costs the instance its group membership.
+    pub script_deadline: Duration,
 }
 
 /// Why the executor stopped.
@@ -76,6 +81,7 @@ struct Shared<S, P, R: Runtime> {
     /// Fired at the end of the grace period: in-flight scripts stop and release their sandboxes.
     abort: CancellationToken,
     backoff: Backoff,
+    script_deadline: Duration,
 }
 
 /// How one message's task ended.
@@ -94,6 +100,7 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Executor<S, P, R> {
             recent: Mutex::new(RecentScripts::new(settings.recent_ids)),
             abort: CancellationToken::new(),
             backoff: settings.backoff,
+            script_deadline: settings.script_deadline,
         };
         Self {
             shared: Arc::new(shared),
@@ -156,7 +163,11 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Executor<S, P, R> {
             source_failures = 0;
             self.shared.ledger().begin(position);
             if message == Inbound::Done {
-                tracing::info!(partition = position.partition, offset = position.offset, "done message read: finishing in-flight work");
+                tracing::info!(
+                    partition = position.partition,
+                    offset = position.offset,
+                    "done message read: finishing in-flight work"
+                );
                 self.shared.finish(position);
                 break StopReason::Done;
             }
@@ -187,14 +198,20 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Executor<S, P, R> {
                 Ok(Some(joined)) => record(summary, joined),
                 Ok(None) => break,
                 Err(_) => {
-                    tracing::warn!(abandoned = tasks.len(), "shutdown grace period over: abandoning in-flight scripts uncommitted");
+                    tracing::warn!(
+                        abandoned = tasks.len(),
+                        "shutdown grace period over: abandoning in-flight scripts uncommitted"
+                    );
                     self.shared.abort.cancel();
                     let cleanup = async {
                         while let Some(joined) = tasks.join_next().await {
                             record(summary, joined);
                         }
                     };
-                    if tokio::time::timeout(self.settings.cleanup_grace, cleanup).await.is_err() {
+                    if tokio::time::timeout(self.settings.cleanup_grace, cleanup)
+                        .await
+                        .is_err()
+                    {
                         summary.abandoned += tasks.len() as u64;
                         tasks.abort_all();
                     }
@@ -232,16 +249,22 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Shared<S, P, R> {
         let started = Instant::now();
         let records = match message {
             Inbound::Script(script) => match self.conflicting_id(&script) {
-                Some(reason) => vec![Record::Report(RunReport::rejected(script.id, Some(script.language), reason))],
-                None => match self.judge.judge(&script, &self.abort).await {
-                    Ok(report) => vec![Record::Report(report)],
-                    Err(_) => {
+                Some(reason) => vec![Record::Report(RunReport::rejected(
+                    script.id,
+                    Some(script.language),
+                    reason,
+                ))],
+                None => match self.judge_within_deadline(&script).await {
+                    Some(report) => vec![Record::Report(report)],
+                    None => {
                         tracing::warn!(script_id = %script.id, partition = position.partition, offset = position.offset, "script abandoned at shutdown");
                         return Outcome::Abandoned;
                     }
                 },
             },
-            Inbound::Rejected { id, language, reason } => vec![Record::Report(RunReport::rejected(id, language, reason))],
+            Inbound::Rejected { id, language, reason } => {
+                vec![Record::Report(RunReport::rejected(id, language, reason))]
+            }
             Inbound::Unreadable(letter) => {
                 let rejection = letter
                     .id
@@ -294,6 +317,34 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Shared<S, P, R> {
         outcome
     }
 
+    /// Judges a script, stopping it at the per-script deadline. `None` means shutdown abandoned it.
+    async fn judge_within_deadline(&self, script: &Script) -> Option<RunReport> {
+        let cancel = self.abort.child_token();
+        let timer = {
+            let cancel = cancel.clone();
+            let deadline = self.script_deadline;
+            tokio::spawn(async move {
+                tokio::time::sleep(deadline).await;
+                cancel.cancel();
+            })
+        };
+        let judged = self.judge.judge(script, &cancel).await;
+        timer.abort();
+        match judged {
+            Ok(report) => Some(report),
+            Err(_) if self.abort.is_cancelled() => None,
+            Err(_) => Some(RunReport::internal_error(
+                script.id.clone(),
+                Some(script.language),
+                format!(
+                    "the script ran past this runner's per-script deadline of {} s and was stopped",
+                    self.script_deadline.as_secs()
+                ),
+                Vec::new(),
+            )),
+        }
+    }
+
     /// Publishes `record`, retrying until the broker acknowledges it. Returns false when shutdown abandoned it.
     async fn publish_until_acknowledged(&self, record: &Record) -> bool {
         let mut attempt = 0u32;
@@ -336,10 +387,10 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Shared<S, P, R> {
     /// across the commit so that two tasks can never store their positions out of order.
     fn finish(&self, position: Position) {
         let mut ledger = self.ledger();
-        if let Some(next) = ledger.finish(position) {
-            if let Err(error) = self.source.commit(position.partition, position.generation, next) {
-                tracing::warn!(%error, "offset not stored; the message will be delivered again");
-            }
+        if let Some(next) = ledger.finish(position)
+            && let Err(error) = self.source.commit(position.partition, position.generation, next)
+        {
+            tracing::warn!(%error, "offset not stored; the message will be delivered again");
         }
     }
 
@@ -390,10 +441,10 @@ impl RecentScripts {
         }
         self.fingerprints.insert(script.id.clone(), fingerprint);
         self.order.push_back(script.id.clone());
-        if self.order.len() > self.capacity {
-            if let Some(oldest) = self.order.pop_front() {
-                self.fingerprints.remove(&oldest);
-            }
+        if self.order.len() > self.capacity
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.fingerprints.remove(&oldest);
         }
         None
     }

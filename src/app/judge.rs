@@ -110,7 +110,12 @@ impl<R: Runtime> Judge<R> {
             return match execution {
                 Ok(execution) => {
                     let verdict = judge(&execution, None, &script.checker, &limits);
-                    Ok(RunReport::single(script.id.clone(), script.language, execution, verdict))
+                    Ok(RunReport::single(
+                        script.id.clone(),
+                        script.language,
+                        execution,
+                        verdict,
+                    ))
                 }
                 Err(RuntimeError::Cancelled) => Err(Abandoned),
                 Err(error) => Ok(RunReport::internal_error(
@@ -129,7 +134,9 @@ impl<R: Runtime> Judge<R> {
                 continue;
             }
             let execution = self
-                .with_retries("run", cancel, || self.runtime.run(program, test.input.as_bytes(), cancel))
+                .with_retries("run", cancel, || {
+                    self.runtime.run(program, test.input.as_bytes(), cancel)
+                })
                 .await;
             let result = match execution {
                 Ok(execution) => {

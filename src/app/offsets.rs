@@ -47,11 +47,7 @@ impl OffsetLedger {
         if !ledger.in_flight.remove(&position.offset) {
             return None;
         }
-        let next = ledger
-            .in_flight
-            .first()
-            .copied()
-            .unwrap_or(ledger.last_delivered + 1);
+        let next = ledger.in_flight.first().copied().unwrap_or(ledger.last_delivered + 1);
         let advanced = next > ledger.committed;
         if ledger.in_flight.is_empty() {
             self.partitions.remove(&key);
@@ -96,7 +92,11 @@ mod tests {
         for offset in 5..8 {
             ledger.begin(at(0, offset));
         }
-        assert_eq!(ledger.finish(at(0, 7)), None, "5 is still in flight: nothing may be committed");
+        assert_eq!(
+            ledger.finish(at(0, 7)),
+            None,
+            "5 is still in flight: nothing may be committed"
+        );
         assert_eq!(ledger.finish(at(0, 6)), None);
         assert_eq!(ledger.finish(at(0, 5)), Some(8), "the prefix closes and jumps past 7");
     }
@@ -137,7 +137,11 @@ mod tests {
         ledger.begin(new);
         let five = Position { offset: 5, ..new };
         ledger.begin(five);
-        assert_eq!(ledger.finish(five), None, "generation 2 still waits for its own offset 4");
+        assert_eq!(
+            ledger.finish(five),
+            None,
+            "generation 2 still waits for its own offset 4"
+        );
         assert_eq!(ledger.finish(old), Some(5), "generation 1 reports its own prefix only");
         assert_eq!(ledger.finish(new), Some(6));
     }

@@ -38,10 +38,10 @@ impl Checker {
     /// # Errors
     /// [`CheckerError`] for an unknown name or a negative or non-finite tolerance.
     pub fn from_wire(name: &str, tolerance: Option<f64>) -> Result<Checker, CheckerError> {
-        if let Some(tolerance) = tolerance {
-            if !tolerance.is_finite() || tolerance < 0.0 {
-                return Err(CheckerError::BadTolerance(tolerance.to_string()));
-            }
+        if let Some(tolerance) = tolerance
+            && (!tolerance.is_finite() || tolerance < 0.0)
+        {
+            return Err(CheckerError::BadTolerance(tolerance.to_string()));
         }
         match name {
             "exact" => Ok(Checker::Exact),
@@ -148,10 +148,16 @@ fn check_tokens(expected: &[u8], actual: &[u8], same: impl Fn(&[u8], &[u8]) -> b
                 )));
             }
             (Some(e), None) => {
-                return Err(Mismatch(format!("token {index}: expected {}, got end of output", excerpt(e))));
+                return Err(Mismatch(format!(
+                    "token {index}: expected {}, got end of output",
+                    excerpt(e)
+                )));
             }
             (None, Some(a)) => {
-                return Err(Mismatch(format!("token {index}: expected end of output, got {}", excerpt(a))));
+                return Err(Mismatch(format!(
+                    "token {index}: expected end of output, got {}",
+                    excerpt(a)
+                )));
             }
         }
     }
@@ -172,7 +178,9 @@ fn trim_end(line: &[u8]) -> &[u8] {
 }
 
 fn tokens(output: &[u8]) -> impl Iterator<Item = &[u8]> {
-    output.split(|b| b.is_ascii_whitespace()).filter(|token| !token.is_empty())
+    output
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|token| !token.is_empty())
 }
 
 fn numbers_close(expected: &[u8], actual: &[u8], tolerance: f64) -> bool {
@@ -225,9 +233,18 @@ mod tests {
     fn lines_ignores_trailing_whitespace_crlf_and_trailing_blank_lines() {
         assert!(accepts(Checker::Lines, "1 2\n3\n", "1 2   \r\n3\t\r\n\n\n"));
         assert!(accepts(Checker::Lines, "x", "x\n"));
-        assert!(!accepts(Checker::Lines, "1 2\n", "1  2\n"), "inner whitespace still counts");
-        assert!(!accepts(Checker::Lines, "a\n", " a\n"), "leading whitespace still counts");
-        assert!(!accepts(Checker::Lines, "a\n\nb\n", "a\nb\n"), "inner blank lines still count");
+        assert!(
+            !accepts(Checker::Lines, "1 2\n", "1  2\n"),
+            "inner whitespace still counts"
+        );
+        assert!(
+            !accepts(Checker::Lines, "a\n", " a\n"),
+            "leading whitespace still counts"
+        );
+        assert!(
+            !accepts(Checker::Lines, "a\n\nb\n", "a\nb\n"),
+            "inner blank lines still count"
+        );
         let mismatch = Checker::Lines.check(b"a\nb\n", b"a\n").unwrap_err();
         assert_eq!(mismatch.to_string(), "expected 2 lines, got 1: line 2 is missing");
     }
@@ -257,7 +274,10 @@ mod tests {
     #[test]
     fn checker_names_and_tolerances_are_validated() {
         assert_eq!(Checker::from_wire("exact", None), Ok(Checker::Exact));
-        assert_eq!(Checker::from_wire("diff", None), Err(CheckerError::Unknown("diff".into())));
+        assert_eq!(
+            Checker::from_wire("diff", None),
+            Err(CheckerError::Unknown("diff".into()))
+        );
         assert!(matches!(
             Checker::from_wire("float", Some(-1.0)),
             Err(CheckerError::BadTolerance(_))
@@ -298,7 +318,11 @@ mod tests {
         (output(), proptest::collection::vec(any::<(u8, u8)>(), 0..6)).prop_map(|(base, edits)| {
             let mut other = base.clone();
             for (position, kind) in edits {
-                let at = if other.is_empty() { 0 } else { position as usize % (other.len() + 1) };
+                let at = if other.is_empty() {
+                    0
+                } else {
+                    position as usize % (other.len() + 1)
+                };
                 match kind % 4 {
                     0 => other.insert(at, b' '),
                     1 => other.insert(at, b'\n'),

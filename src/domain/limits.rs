@@ -53,7 +53,7 @@ impl MemoryLimit {
 impl fmt::Display for MemoryLimit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         const MIB: u64 = 1024 * 1024;
-        if self.0 % MIB == 0 {
+        if self.0.is_multiple_of(MIB) {
             write!(f, "{} MiB", self.0 / MIB)
         } else {
             write!(f, "{} bytes", self.0)
@@ -199,7 +199,10 @@ mod tests {
             memory: Some(1024 * MIB + 1),
         };
         let error = policy().resolve(&too_big, 0).unwrap_err();
-        assert!(error.0.contains("1073741825") && error.0.contains("1024 MiB"), "{error}");
+        assert!(
+            error.0.contains("1073741825") && error.0.contains("1024 MiB"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -215,7 +218,10 @@ mod tests {
     #[test]
     fn too_many_tests_are_rejected() {
         let error = policy().resolve(&RequestedLimits::default(), 4).unwrap_err();
-        assert!(error.0.contains("too many tests: 4") && error.0.contains("at most 3"), "{error}");
+        assert!(
+            error.0.contains("too many tests: 4") && error.0.contains("at most 3"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -135,7 +135,9 @@ impl RunReport {
 
     fn aggregate(id: ScriptId, language: Option<Language>, tests: Vec<TestResult>) -> Self {
         let run: Vec<&TestResult> = tests.iter().filter(|t| t.duration.is_some()).collect();
-        let deciding = tests.iter().find(|t| t.status != Status::Ok && t.status != Status::NotRun);
+        let deciding = tests
+            .iter()
+            .find(|t| t.status != Status::Ok && t.status != Status::NotRun);
         let status = deciding.map_or(Status::Ok, |t| t.status);
         let error = deciding.map_or_else(String::new, |t| format!("test {}: {}", t.number, t.error));
         let exit_code = run
@@ -295,7 +297,11 @@ mod tests {
         assert!(keeps_running(true, &results));
         let report = RunReport::suite(id(), Language::C, results);
         assert_eq!(report.status, Status::RuntimeError);
-        assert_eq!(report.exit_code, Some(2), "the last non-zero exit code, as SCRC reports");
+        assert_eq!(
+            report.exit_code,
+            Some(2),
+            "the last non-zero exit code, as SCRC reports"
+        );
     }
 
     #[test]

@@ -159,7 +159,10 @@ mod tests {
         let error = "rust".parse::<Language>().unwrap_err();
         assert_eq!(error, UnknownLanguage("rust".into()));
         assert!(error.to_string().contains("\"rust\""));
-        assert!("Python".parse::<Language>().is_err(), "names are case-sensitive, as in SCRC");
+        assert!(
+            "Python".parse::<Language>().is_err(),
+            "names are case-sensitive, as in SCRC"
+        );
     }
 
     #[test]

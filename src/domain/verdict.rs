@@ -74,7 +74,10 @@ impl Verdict {
 /// Judges one execution. `expected` is `None` for a script without tests: then only a clean exit is required.
 pub fn judge(execution: &Execution, expected: Option<&str>, checker: &Checker, limits: &Limits) -> Verdict {
     if execution.memory_exceeded {
-        return Verdict::new(Status::MemoryLimit, format!("memory limit of {} exceeded", limits.memory));
+        return Verdict::new(
+            Status::MemoryLimit,
+            format!("memory limit of {} exceeded", limits.memory),
+        );
     }
     if execution.timed_out || execution.wall_time > limits.time.as_duration() {
         return Verdict::new(Status::TimeLimit, format!("time limit of {} exceeded", limits.time));
@@ -97,7 +100,10 @@ pub fn judge(execution: &Execution, expected: Option<&str>, checker: &Checker, l
     };
     match checker.check(expected.as_bytes(), &execution.stdout) {
         Ok(()) => Verdict::new(Status::Ok, ""),
-        Err(mismatch) => Verdict::new(Status::WrongAnswer, format!("wrong answer ({}): {mismatch}", checker.name())),
+        Err(mismatch) => Verdict::new(
+            Status::WrongAnswer,
+            format!("wrong answer ({}): {mismatch}", checker.name()),
+        ),
     }
 }
 
@@ -163,7 +169,11 @@ mod tests {
     fn clean_exit_with_other_output_is_wa_with_the_difference() {
         let verdict = judge(&clean("6\n"), Some("5\n"), &Checker::Exact, &limits());
         assert_eq!(verdict.status, Status::WrongAnswer);
-        assert!(verdict.detail.contains("expected \"5\\n\", got \"6\\n\""), "{}", verdict.detail);
+        assert!(
+            verdict.detail.contains("expected \"5\\n\", got \"6\\n\""),
+            "{}",
+            verdict.detail
+        );
     }
 
     #[test]

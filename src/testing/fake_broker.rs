@@ -160,7 +160,10 @@ impl FakePublisher {
 impl ReportPublisher for FakePublisher {
     async fn publish(&self, report: &RunReport) -> Result<(), PublishError> {
         self.refuse()?;
-        self.reports.lock().unwrap_or_else(|p| p.into_inner()).push(report.clone());
+        self.reports
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(report.clone());
         self.notify.notify_waiters();
         Ok(())
     }

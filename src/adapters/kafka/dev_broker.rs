@@ -1,0 +1,45 @@
+//! An embedded Kafka-protocol broker for development, demos and tests: librdkafka's mock cluster. It listens on
+//! real TCP ports on localhost, supports consumer groups, offset commits and the idempotent producer, and lives
+//! as long as this value. It keeps everything in memory.
+
+use rdkafka::error::KafkaError;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
+
+/// The topics a dev broker creates.
+#[derive(Debug, Clone)]
+pub struct DevTopics {
+    pub scripts: String,
+    pub results: String,
+    pub dead_letters: String,
+    /// Partitions of the scripts topic: as many as runner instances times their parallelism can use.
+    pub partitions: i32,
+}
+
+pub struct DevBroker {
+    cluster: MockCluster<'static, DefaultProducerContext>,
+}
+
+impl DevBroker {
+    /// Starts a one-broker mock cluster and creates the topics.
+    ///
+    /// # Errors
+    /// [`KafkaError`] when librdkafka cannot create the cluster or a topic.
+    pub fn start(topics: &DevTopics) -> Result<Self, KafkaError> {
+        let cluster = MockCluster::new(1)?;
+        cluster.create_topic(&topics.scripts, topics.partitions.max(1), 1)?;
+        cluster.create_topic(&topics.results, topics.partitions.max(1), 1)?;
+        cluster.create_topic(&topics.dead_letters, 1, 1)?;
+        Ok(Self { cluster })
+    }
+
+    /// The bootstrap list clients connect to, such as `127.0.0.1:40123`.
+    pub fn bootstrap_servers(&self) -> String {
+        self.cluster.bootstrap_servers()
+    }
+
+    /// The mock cluster itself, for fault injection in tests.
+    pub fn cluster(&self) -> &MockCluster<'static, DefaultProducerContext> {
+        &self.cluster
+    }
+}

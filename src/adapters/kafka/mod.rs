@@ -1,0 +1,159 @@
+//! Kafka in and out: the consumer that turns the `scripts` topic into deliveries, the idempotent producer that
+//! publishes results and dead letters, SCRC's wire format, and an embedded development broker.
+//!
+//! Every client setting is a standard librdkafka property, so real Apache Kafka, the embedded mock cluster and
+//! other Kafka-protocol brokers are all driven the same way. Users add any property (TLS, SASL, tuning) through
+//! `RDKAFKA_*` variables; the few properties that at-least-once delivery depends on cannot be overridden.
+
+pub mod consumer;
+pub mod dev_broker;
+pub mod producer;
+pub mod wire;
+
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+
+pub use consumer::KafkaSource;
+pub use dev_broker::DevBroker;
+pub use producer::KafkaPublisher;
+
+/// Properties scrc sets for its guarantees; overriding them through `RDKAFKA_*` is refused at startup.
+pub const PROTECTED_PROPERTIES: [&str; 6] = [
+    "enable.auto.offset.store",
+    "enable.idempotence",
+    "acks",
+    "request.required.acks",
+    "bootstrap.servers",
+    "group.id",
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaSettings {
+    /// `KAFKA_BROKERS`: the bootstrap list.
+    pub brokers: String,
+    /// `KAFKA_TOPIC`: where scripts arrive.
+    pub scripts_topic: String,
+    /// `KAFKA_GROUP_ID`: runners in one group share the scripts topic's partitions.
+    pub group_id: String,
+    /// `KAFKA_RESULTS_TOPIC`: where results go, keyed by script id.
+    pub results_topic: String,
+    /// `KAFKA_DLQ_TOPIC`: where unreadable messages go.
+    pub dlq_topic: String,
+    /// Names this runner instance to the brokers and in results.
+    pub client_id: String,
+    /// Extra librdkafka properties from `RDKAFKA_*`, applied after scrc's own.
+    pub properties: Vec<(String, String)>,
+    /// Larger script messages are dead-lettered unread.
+    pub max_message_bytes: usize,
+    /// Results are shortened to fit this size (the broker's `message.max.bytes` is 1 MB by default).
+    pub max_result_bytes: usize,
+    /// librdkafka's `max.poll.interval.ms`: longer than the longest script the runner may take on.
+    pub max_poll_interval: Duration,
+    /// Scripts judged at once; bounds how much the consumer prefetches.
+    pub max_parallel: usize,
+}
+
+impl KafkaSettings {
+    fn base_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.brokers)
+            .set("client.id", &self.client_id);
+        config
+    }
+
+    fn apply_properties(&self, config: &mut ClientConfig) {
+        for (name, value) in &self.properties {
+            config.set(name, value);
+        }
+    }
+
+    /// At-least-once consumer settings: offsets are stored by scrc only after a result is acknowledged, and
+    /// auto-commit makes the stored offsets durable every second. Prefetch is bounded so that the runner holds
+    /// little beyond the scripts it is judging.
+    pub fn consumer_config(&self) -> ClientConfig {
+        let mut config = self.base_config();
+        let prefetch_kbytes = (self.max_message_bytes * self.max_parallel.max(1) * 2 / 1024).max(1024);
+        config
+            .set("group.id", &self.group_id)
+            .set("enable.auto.commit", "true")
+            .set("auto.commit.interval.ms", "1000")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.partition.eof", "false")
+            .set("max.poll.interval.ms", self.max_poll_interval.as_millis().to_string())
+            .set("queued.min.messages", self.max_parallel.max(1).to_string())
+            .set("queued.max.messages.kbytes", prefetch_kbytes.to_string());
+        self.apply_properties(&mut config);
+        config
+            .set("enable.auto.offset.store", "false")
+            .set("group.id", &self.group_id)
+            .set("bootstrap.servers", &self.brokers);
+        config
+    }
+
+    /// An idempotent producer with acks=all: a result is acknowledged only once every in-sync replica has it, and
+    /// retries cannot duplicate or reorder it.
+    pub fn producer_config(&self) -> ClientConfig {
+        let mut config = self.base_config();
+        config
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "5")
+            .set("message.timeout.ms", "30000");
+        self.apply_properties(&mut config);
+        config
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("bootstrap.servers", &self.brokers);
+        config
+    }
+}
+
+/// A Kafka client could not be created or subscribed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot set up the Kafka {client}: {source}")]
+pub struct KafkaSetupError {
+    pub client: &'static str,
+    #[source]
+    pub source: rdkafka::error::KafkaError,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> KafkaSettings {
+        KafkaSettings {
+            brokers: "b:9092".into(),
+            scripts_topic: "scripts".into(),
+            group_id: "g".into(),
+            results_topic: "script-results".into(),
+            dlq_topic: "scripts-dlq".into(),
+            client_id: "scrc-test".into(),
+            properties: vec![
+                ("security.protocol".into(), "SASL_SSL".into()),
+                ("enable.auto.offset.store".into(), "true".into()),
+            ],
+            max_message_bytes: 1 << 20,
+            max_result_bytes: 950_000,
+            max_poll_interval: Duration::from_secs(600),
+            max_parallel: 4,
+        }
+    }
+
+    #[test]
+    fn pass_through_properties_reach_both_clients_but_cannot_break_delivery_guarantees() {
+        let consumer = settings().consumer_config();
+        assert_eq!(consumer.get("security.protocol"), Some("SASL_SSL"));
+        assert_eq!(consumer.get("enable.auto.offset.store"), Some("false"));
+        assert_eq!(consumer.get("max.poll.interval.ms"), Some("600000"));
+        assert_eq!(consumer.get("queued.min.messages"), Some("4"));
+        assert_eq!(consumer.get("queued.max.messages.kbytes"), Some("8192"));
+        let producer = settings().producer_config();
+        assert_eq!(producer.get("security.protocol"), Some("SASL_SSL"));
+        assert_eq!(producer.get("enable.idempotence"), Some("true"));
+        assert_eq!(producer.get("acks"), Some("all"));
+    }
+}

@@ -1,0 +1,576 @@
+//! Configuration, loaded once at startup from the environment.
+//!
+//! Variable names and meanings follow SCRC, so an SCRC deployment's environment keeps working, with one deliberate
+//! difference: every time and memory limit is finite, so `RUNNER_TIME_LIMIT=0` ("no limit" in SCRC) is refused.
+//! Where SCRC silently fell back to a default on a bad value, scrc stops with a message naming the variable and the
+//! value. Cross-field rules (for example, that the Kafka poll interval outlasts the longest script) are checked
+//! here too.
+
+pub mod duration;
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::adapters::kafka::{KafkaSettings, PROTECTED_PROPERTIES};
+use crate::app::{Backoff, ExecutorSettings, RetryPolicy};
+use crate::domain::{LimitPolicy, Limits, MemoryLimit, TimeLimit};
+use duration::parse_go_duration;
+
+const MIB: u64 = 1024 * 1024;
+
+/// Prefix of the variables passed through to librdkafka: `RDKAFKA_SECURITY_PROTOCOL=SASL_SSL` sets
+/// `security.protocol`.
+pub const RDKAFKA_PREFIX: &str = "RDKAFKA_";
+
+/// Docker refuses memory limits under 6 MiB.
+pub const MIN_MEMORY_LIMIT: u64 = 6 * MIB;
+
+/// librdkafka's ceiling for `max.poll.interval.ms`.
+const MAX_POLL_INTERVAL_CEILING: Duration = Duration::from_secs(24 * 3600);
+
+/// Time each test may spend on sandbox overhead (container creation, start, removal) on top of its limit when
+/// sizing the per-script deadline.
+const PER_TEST_OVERHEAD: Duration = Duration::from_secs(10);
+
+/// Time a build may spend on overhead and retries on top of the compile limit.
+const BUILD_OVERHEAD: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub instance: String,
+    pub kafka: KafkaSettings,
+    pub executor: ExecutorSettings,
+    pub policy: LimitPolicy,
+    pub retry: RetryPolicy,
+    pub breaker_threshold: u32,
+    pub breaker_cool_down: Duration,
+    pub compile_time_limit: Duration,
+    pub compile_memory_limit: u64,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `scrc=debug,rdkafka=warn`.
+    pub filter: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid configuration: {0}")]
+    Env(#[from] envy::Error),
+    #[error("invalid configuration: {name}={value:?}: {reason}")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        reason: String,
+    },
+    #[error("invalid configuration: {0}")]
+    Rule(String),
+}
+
+fn invalid(name: &'static str, value: impl ToString, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        name,
+        value: value.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// The environment as envy reads it: SCRC's names, scrc's additions, and the defaults.
+#[derive(Debug, Deserialize)]
+struct Env {
+    #[serde(default = "defaults::kafka_brokers")]
+    kafka_brokers: String,
+    #[serde(default = "defaults::kafka_topic")]
+    kafka_topic: String,
+    #[serde(default = "defaults::kafka_group_id")]
+    kafka_group_id: String,
+    #[serde(default = "defaults::kafka_results_topic")]
+    kafka_results_topic: String,
+    #[serde(default = "defaults::kafka_dlq_topic")]
+    kafka_dlq_topic: String,
+    #[serde(default = "defaults::one")]
+    runner_max_parallel: usize,
+    #[serde(default = "defaults::runner_time_limit")]
+    runner_time_limit: String,
+    #[serde(default = "defaults::runner_memory_limit")]
+    runner_memory_limit: u64,
+    #[serde(default = "defaults::runner_max_time_limit")]
+    runner_max_time_limit: String,
+    #[serde(default = "defaults::runner_max_memory_limit")]
+    runner_max_memory_limit: u64,
+    #[serde(default = "defaults::runner_max_tests")]
+    runner_max_tests: usize,
+    #[serde(default = "defaults::runner_compile_time_limit")]
+    runner_compile_time_limit: String,
+    #[serde(default = "defaults::runner_compile_memory_limit")]
+    runner_compile_memory_limit: u64,
+    #[serde(default)]
+    script_expected: u64,
+    #[serde(default = "defaults::runner_shutdown_grace")]
+    runner_shutdown_grace: String,
+    #[serde(default)]
+    runner_instance_id: Option<String>,
+    #[serde(default = "defaults::runner_max_message_bytes")]
+    runner_max_message_bytes: usize,
+    #[serde(default = "defaults::runner_max_result_bytes")]
+    runner_max_result_bytes: usize,
+    #[serde(default = "defaults::runner_retry_attempts")]
+    runner_retry_attempts: u32,
+    #[serde(default = "defaults::runner_breaker_threshold")]
+    runner_breaker_threshold: u32,
+    #[serde(default = "defaults::runner_breaker_cool_down")]
+    runner_breaker_cool_down: String,
+    #[serde(default)]
+    log_format: Option<String>,
+    #[serde(default)]
+    log_level: Option<String>,
+    #[serde(default)]
+    rust_log: Option<String>,
+}
+
+/// Defaults, named so the README and the code say the same thing.
+mod defaults {
+    use super::MIB;
+
+    pub fn kafka_brokers() -> String {
+        "kafka:9092".into()
+    }
+    pub fn kafka_topic() -> String {
+        "scripts".into()
+    }
+    pub fn kafka_group_id() -> String {
+        "scrc-runner".into()
+    }
+    pub fn kafka_results_topic() -> String {
+        "script-results".into()
+    }
+    pub fn kafka_dlq_topic() -> String {
+        "scripts-dlq".into()
+    }
+    pub const fn one() -> usize {
+        1
+    }
+    /// SCRC's default is 0, "no limit"; scrc always has one.
+    pub fn runner_time_limit() -> String {
+        "5s".into()
+    }
+    /// SCRC's default is 0, "no limit"; scrc always has one.
+    pub const fn runner_memory_limit() -> u64 {
+        256 * MIB
+    }
+    pub fn runner_max_time_limit() -> String {
+        "20s".into()
+    }
+    pub const fn runner_max_memory_limit() -> u64 {
+        1024 * MIB
+    }
+    pub const fn runner_max_tests() -> usize {
+        128
+    }
+    pub fn runner_compile_time_limit() -> String {
+        "30s".into()
+    }
+    pub const fn runner_compile_memory_limit() -> u64 {
+        1024 * MIB
+    }
+    pub fn runner_shutdown_grace() -> String {
+        "30s".into()
+    }
+    /// The broker's default `message.max.bytes` is 1 MiB, so larger scripts could not arrive anyway.
+    pub const fn runner_max_message_bytes() -> usize {
+        1024 * 1024
+    }
+    /// Under the producer's default `message.max.bytes` (1,000,000) with room for the key and headers.
+    pub const fn runner_max_result_bytes() -> usize {
+        950_000
+    }
+    pub const fn runner_retry_attempts() -> u32 {
+        3
+    }
+    pub const fn runner_breaker_threshold() -> u32 {
+        5
+    }
+    pub fn runner_breaker_cool_down() -> String {
+        "30s".into()
+    }
+}
+
+impl Config {
+    /// Reads the process environment.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the first invalid variable and its value.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(std::env::vars())
+    }
+
+    /// Reads configuration from `vars`, as if they were the environment.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the first invalid variable and its value.
+    pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        let vars: Vec<(String, String)> = vars.into_iter().collect();
+        let env: Env = envy::from_iter(vars.iter().cloned())?;
+        let properties = rdkafka_properties(&vars)?;
+
+        let positive = |name: &'static str, text: &str| -> Result<Duration, ConfigError> {
+            let duration = parse_go_duration(text).map_err(|reason| invalid(name, text, reason))?;
+            if duration.is_zero() {
+                return Err(invalid(
+                    name,
+                    text,
+                    "must be greater than zero; scrc always enforces a limit",
+                ));
+            }
+            Ok(duration)
+        };
+        let time_limit = positive("RUNNER_TIME_LIMIT", &env.runner_time_limit)?;
+        let max_time_limit = positive("RUNNER_MAX_TIME_LIMIT", &env.runner_max_time_limit)?;
+        let compile_time_limit = positive("RUNNER_COMPILE_TIME_LIMIT", &env.runner_compile_time_limit)?;
+        let breaker_cool_down = positive("RUNNER_BREAKER_COOL_DOWN", &env.runner_breaker_cool_down)?;
+        let shutdown_grace = parse_go_duration(&env.runner_shutdown_grace)
+            .map_err(|reason| invalid("RUNNER_SHUTDOWN_GRACE", &env.runner_shutdown_grace, reason))?;
+
+        let memory = |name: &'static str, bytes: u64| -> Result<MemoryLimit, ConfigError> {
+            if bytes < MIN_MEMORY_LIMIT {
+                return Err(invalid(
+                    name,
+                    bytes,
+                    format!("must be at least {MIN_MEMORY_LIMIT} bytes (6 MiB)"),
+                ));
+            }
+            MemoryLimit::new(bytes).map_err(|e| invalid(name, bytes, e.to_string()))
+        };
+        let memory_limit = memory("RUNNER_MEMORY_LIMIT", env.runner_memory_limit)?;
+        let max_memory_limit = memory("RUNNER_MAX_MEMORY_LIMIT", env.runner_max_memory_limit)?;
+        memory("RUNNER_COMPILE_MEMORY_LIMIT", env.runner_compile_memory_limit)?;
+        if time_limit > max_time_limit {
+            return Err(ConfigError::Rule(format!(
+                "RUNNER_TIME_LIMIT ({}) exceeds RUNNER_MAX_TIME_LIMIT ({})",
+                env.runner_time_limit, env.runner_max_time_limit
+            )));
+        }
+        if memory_limit > max_memory_limit {
+            return Err(ConfigError::Rule(format!(
+                "RUNNER_MEMORY_LIMIT ({}) exceeds RUNNER_MAX_MEMORY_LIMIT ({})",
+                env.runner_memory_limit, env.runner_max_memory_limit
+            )));
+        }
+        let max_parallel = env.runner_max_parallel;
+        if !(1..=256).contains(&max_parallel) {
+            return Err(invalid(
+                "RUNNER_MAX_PARALLEL",
+                max_parallel,
+                "must be between 1 and 256",
+            ));
+        }
+        if !(1..=10_000).contains(&env.runner_max_tests) {
+            return Err(invalid(
+                "RUNNER_MAX_TESTS",
+                env.runner_max_tests,
+                "must be between 1 and 10000",
+            ));
+        }
+        if env.runner_retry_attempts == 0 {
+            return Err(invalid("RUNNER_RETRY_ATTEMPTS", 0, "must be at least 1"));
+        }
+        if env.runner_max_message_bytes < 1024 {
+            return Err(invalid(
+                "RUNNER_MAX_MESSAGE_BYTES",
+                env.runner_max_message_bytes,
+                "must be at least 1024",
+            ));
+        }
+        if env.runner_max_result_bytes < 16 * 1024 {
+            return Err(invalid(
+                "RUNNER_MAX_RESULT_BYTES",
+                env.runner_max_result_bytes,
+                "must be at least 16384",
+            ));
+        }
+        for (name, value) in [
+            ("KAFKA_BROKERS", &env.kafka_brokers),
+            ("KAFKA_TOPIC", &env.kafka_topic),
+            ("KAFKA_GROUP_ID", &env.kafka_group_id),
+            ("KAFKA_RESULTS_TOPIC", &env.kafka_results_topic),
+            ("KAFKA_DLQ_TOPIC", &env.kafka_dlq_topic),
+        ] {
+            if value.trim().is_empty() {
+                return Err(invalid(name, value, "must not be empty"));
+            }
+        }
+        if env.kafka_dlq_topic == env.kafka_topic {
+            return Err(ConfigError::Rule(
+                "KAFKA_DLQ_TOPIC must differ from KAFKA_TOPIC, or dead letters would be read again".into(),
+            ));
+        }
+
+        let instance = match env.runner_instance_id {
+            Some(id) => {
+                if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+                    return Err(invalid(
+                        "RUNNER_INSTANCE_ID",
+                        id,
+                        "use letters, digits, '-', '_' and '.' only",
+                    ));
+                }
+                id
+            }
+            None => default_instance_id(),
+        };
+
+        // The longest script this runner may take on: its build, then every test at the maximum time limit.
+        let tests = u32::try_from(env.runner_max_tests).unwrap_or(u32::MAX);
+        let script_deadline = compile_time_limit + BUILD_OVERHEAD + (max_time_limit + PER_TEST_OVERHEAD) * tests;
+        let max_poll_interval = script_deadline + Duration::from_secs(60);
+        if max_poll_interval > MAX_POLL_INTERVAL_CEILING {
+            return Err(ConfigError::Rule(format!(
+                "RUNNER_MAX_TESTS x RUNNER_MAX_TIME_LIMIT allows a script to run for {} s, over Kafka's \
+                 24 h ceiling for max.poll.interval.ms; lower one of them",
+                script_deadline.as_secs()
+            )));
+        }
+        if shutdown_grace >= max_poll_interval {
+            return Err(ConfigError::Rule(format!(
+                "RUNNER_SHUTDOWN_GRACE ({}) must be shorter than the consumer's max.poll.interval.ms ({} s)",
+                env.runner_shutdown_grace,
+                max_poll_interval.as_secs()
+            )));
+        }
+
+        let format = match env.log_format.as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("") | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(_) => {
+                return Err(invalid(
+                    "LOG_FORMAT",
+                    env.log_format.unwrap_or_default(),
+                    "must be \"text\" or \"json\"",
+                ));
+            }
+        };
+        let filter = env.rust_log.or(env.log_level).unwrap_or_else(|| "info".into());
+
+        let ceiling = |value: Duration| TimeLimit::new(value).map_err(|e| ConfigError::Rule(e.to_string()));
+        Ok(Config {
+            kafka: KafkaSettings {
+                brokers: env.kafka_brokers,
+                scripts_topic: env.kafka_topic,
+                group_id: env.kafka_group_id,
+                results_topic: env.kafka_results_topic,
+                dlq_topic: env.kafka_dlq_topic,
+                client_id: instance.clone(),
+                properties,
+                max_message_bytes: env.runner_max_message_bytes,
+                max_result_bytes: env.runner_max_result_bytes,
+                max_poll_interval,
+                max_parallel,
+            },
+            executor: ExecutorSettings {
+                max_parallel,
+                script_expected: (env.script_expected > 0).then_some(env.script_expected),
+                shutdown_grace,
+                cleanup_grace: Duration::from_secs(20),
+                backoff: Backoff::new(Duration::from_millis(200), Duration::from_secs(10)),
+                recent_ids: 65_536,
+                script_deadline,
+            },
+            policy: LimitPolicy {
+                default: Limits {
+                    time: ceiling(time_limit)?,
+                    memory: memory_limit,
+                },
+                max: Limits {
+                    time: ceiling(max_time_limit)?,
+                    memory: max_memory_limit,
+                },
+                min_memory: memory("RUNNER_MEMORY_LIMIT", MIN_MEMORY_LIMIT)?,
+                max_tests: env.runner_max_tests,
+            },
+            retry: RetryPolicy {
+                attempts: env.runner_retry_attempts,
+                backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(5)),
+                breaker_wait: breaker_cool_down * 2,
+            },
+            breaker_threshold: env.runner_breaker_threshold.max(1),
+            breaker_cool_down,
+            compile_time_limit,
+            compile_memory_limit: env.runner_compile_memory_limit,
+            log: LogSettings { format, filter },
+            instance,
+        })
+    }
+}
+
+/// `RDKAFKA_SASL_MECHANISMS=PLAIN` becomes `("sasl.mechanisms", "PLAIN")`.
+fn rdkafka_properties(vars: &[(String, String)]) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut properties = Vec::new();
+    for (name, value) in vars {
+        let Some(property) = name.strip_prefix(RDKAFKA_PREFIX) else {
+            continue;
+        };
+        let property = property.to_ascii_lowercase().replace('_', ".");
+        if property.is_empty() {
+            continue;
+        }
+        if PROTECTED_PROPERTIES.contains(&property.as_str()) {
+            return Err(ConfigError::Rule(format!(
+                "{name} would override {property}, which scrc sets itself (use KAFKA_BROKERS and KAFKA_GROUP_ID for \
+                 the bootstrap list and group; idempotence, acks=all and manual offset storage are what make \
+                 delivery at-least-once)"
+            )));
+        }
+        properties.push((property, value.clone()));
+    }
+    properties.sort();
+    Ok(properties)
+}
+
+/// `<hostname>-<pid>`: unique among live runners on one host, and stable across restarts of a containerised
+/// runner (same hostname, same PID), so a restarted runner recognises what its previous run left behind.
+fn default_instance_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "scrc".into());
+    let host: String = host
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!("{host}-{}", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_vars(vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())))
+    }
+
+    #[test]
+    fn defaults_follow_scrc_with_finite_limits() {
+        let config = load(&[]).unwrap();
+        assert_eq!(config.kafka.brokers, "kafka:9092");
+        assert_eq!(config.kafka.scripts_topic, "scripts");
+        assert_eq!(config.kafka.group_id, "scrc-runner");
+        assert_eq!(config.kafka.results_topic, "script-results");
+        assert_eq!(config.kafka.dlq_topic, "scripts-dlq");
+        assert_eq!(config.executor.max_parallel, 1);
+        assert_eq!(config.executor.script_expected, None);
+        assert_eq!(config.policy.default.time.as_duration(), Duration::from_secs(5));
+        assert_eq!(config.policy.default.memory.bytes(), 256 * MIB);
+        assert_eq!(config.executor.shutdown_grace, Duration::from_secs(30));
+        assert_eq!(config.log.format, LogFormat::Text);
+    }
+
+    #[test]
+    fn scrc_style_values_are_read() {
+        let config = load(&[
+            ("KAFKA_BROKERS", "k1:9092,k2:9092"),
+            ("RUNNER_MAX_PARALLEL", "8"),
+            ("RUNNER_TIME_LIMIT", "2m30s"),
+            ("RUNNER_MAX_TIME_LIMIT", "5m"),
+            ("RUNNER_MEMORY_LIMIT", "134217728"),
+            ("SCRIPT_EXPECTED", "100"),
+            ("LOG_FORMAT", "json"),
+        ])
+        .unwrap();
+        assert_eq!(config.kafka.brokers, "k1:9092,k2:9092");
+        assert_eq!(config.executor.max_parallel, 8);
+        assert_eq!(config.policy.default.time.as_duration(), Duration::from_secs(150));
+        assert_eq!(config.policy.default.memory.bytes(), 128 * MIB);
+        assert_eq!(config.executor.script_expected, Some(100));
+        assert_eq!(config.log.format, LogFormat::Json);
+    }
+
+    #[test]
+    fn invalid_values_name_the_variable_and_the_value() {
+        let error = load(&[("RUNNER_MAX_PARALLEL", "lots")]).unwrap_err().to_string();
+        assert!(
+            error.contains("RUNNER_MAX_PARALLEL") && error.contains("lots"),
+            "{error}"
+        );
+        let error = load(&[("RUNNER_TIME_LIMIT", "5")]).unwrap_err().to_string();
+        assert!(
+            error.contains("RUNNER_TIME_LIMIT=\"5\"") && error.contains("missing unit"),
+            "{error}"
+        );
+        let error = load(&[("RUNNER_TIME_LIMIT", "0")]).unwrap_err().to_string();
+        assert!(
+            error.contains("RUNNER_TIME_LIMIT=\"0\"") && error.contains("always enforces"),
+            "{error}"
+        );
+        let error = load(&[("RUNNER_MEMORY_LIMIT", "0")]).unwrap_err().to_string();
+        assert!(error.contains("RUNNER_MEMORY_LIMIT=\"0\""), "{error}");
+        let error = load(&[("RUNNER_MAX_PARALLEL", "0")]).unwrap_err().to_string();
+        assert!(error.contains("RUNNER_MAX_PARALLEL=\"0\""), "{error}");
+        let error = load(&[("LOG_FORMAT", "xml")]).unwrap_err().to_string();
+        assert!(error.contains("LOG_FORMAT=\"xml\""), "{error}");
+        let error = load(&[("RUNNER_INSTANCE_ID", "a b")]).unwrap_err().to_string();
+        assert!(error.contains("RUNNER_INSTANCE_ID=\"a b\""), "{error}");
+    }
+
+    #[test]
+    fn cross_field_rules_are_enforced() {
+        let error = load(&[("RUNNER_TIME_LIMIT", "30s")]).unwrap_err().to_string();
+        assert!(error.contains("exceeds RUNNER_MAX_TIME_LIMIT"), "{error}");
+        let error = load(&[
+            ("RUNNER_MAX_TESTS", "10000"),
+            ("RUNNER_MAX_TIME_LIMIT", "1h"),
+            ("RUNNER_TIME_LIMIT", "1s"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("24 h ceiling"), "{error}");
+        let error = load(&[("KAFKA_DLQ_TOPIC", "scripts")]).unwrap_err().to_string();
+        assert!(error.contains("KAFKA_DLQ_TOPIC must differ"), "{error}");
+    }
+
+    #[test]
+    fn the_poll_interval_outlasts_the_longest_allowed_script() {
+        let config = load(&[("RUNNER_MAX_TESTS", "10"), ("RUNNER_MAX_TIME_LIMIT", "20s")]).unwrap();
+        let longest = Duration::from_secs(30) + BUILD_OVERHEAD + (Duration::from_secs(20) + PER_TEST_OVERHEAD) * 10;
+        assert_eq!(config.executor.script_deadline, longest);
+        assert!(config.kafka.max_poll_interval > longest);
+    }
+
+    #[test]
+    fn rdkafka_variables_pass_through_but_cannot_weaken_delivery() {
+        let config = load(&[
+            ("RDKAFKA_SECURITY_PROTOCOL", "SASL_SSL"),
+            ("RDKAFKA_SASL_MECHANISMS", "SCRAM-SHA-512"),
+            ("RDKAFKA_SSL_CA_LOCATION", "/etc/ca.pem"),
+        ])
+        .unwrap();
+        assert_eq!(
+            config.kafka.properties,
+            [
+                ("sasl.mechanisms".to_owned(), "SCRAM-SHA-512".to_owned()),
+                ("security.protocol".to_owned(), "SASL_SSL".to_owned()),
+                ("ssl.ca.location".to_owned(), "/etc/ca.pem".to_owned()),
+            ]
+        );
+        let error = load(&[("RDKAFKA_ENABLE_AUTO_OFFSET_STORE", "true")])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("enable.auto.offset.store"), "{error}");
+    }
+}

@@ -1,0 +1,458 @@
+//! The app layer against hand-written fakes: no Kafka, no Docker. Time is paused, so the sleeps of the fake
+//! programs order completions deterministically.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use scrc::app::{Backoff, CircuitBreaker, Executor, ExecutorSettings, Judge, RetryPolicy, StopReason, Summary};
+use scrc::domain::{
+    Checker, Language, LimitPolicy, Limits, MemoryLimit, RequestedLimits, Script, ScriptId, Source, Status, TestCase,
+    TimeLimit,
+};
+use scrc::ports::{DeadLetter, Inbound};
+use scrc::testing::{FakePublisher, FakeRuntime, FakeSource};
+use tokio_util::sync::CancellationToken;
+
+const MIB: u64 = 1024 * 1024;
+
+fn policy() -> LimitPolicy {
+    LimitPolicy {
+        default: Limits {
+            time: TimeLimit::new(Duration::from_secs(5)).unwrap(),
+            memory: MemoryLimit::new(256 * MIB).unwrap(),
+        },
+        max: Limits {
+            time: TimeLimit::new(Duration::from_secs(20)).unwrap(),
+            memory: MemoryLimit::new(1024 * MIB).unwrap(),
+        },
+        min_memory: MemoryLimit::new(6 * MIB).unwrap(),
+        max_tests: 8,
+    }
+}
+
+fn settings_for(max_parallel: usize) -> ExecutorSettings {
+    ExecutorSettings {
+        max_parallel,
+        script_expected: None,
+        shutdown_grace: Duration::from_secs(30),
+        cleanup_grace: Duration::from_secs(5),
+        backoff: Backoff::new(Duration::from_millis(10), Duration::from_millis(100)),
+        recent_ids: 1000,
+        script_deadline: Duration::from_secs(3600),
+    }
+}
+
+struct Harness {
+    source: Arc<FakeSource>,
+    publisher: Arc<FakePublisher>,
+    runtime: FakeRuntime,
+    stop: CancellationToken,
+}
+
+impl Harness {
+    fn new() -> Self {
+        Self {
+            source: Arc::new(FakeSource::new()),
+            publisher: Arc::new(FakePublisher::new()),
+            runtime: FakeRuntime::new(),
+            stop: CancellationToken::new(),
+        }
+    }
+
+    fn executor(&self, settings: ExecutorSettings) -> Executor<FakeSource, FakePublisher, FakeRuntime> {
+        let breaker = Arc::new(CircuitBreaker::new(3, Duration::from_secs(1)));
+        let retry = RetryPolicy {
+            attempts: 3,
+            backoff: Backoff::new(Duration::from_millis(10), Duration::from_millis(50)),
+            breaker_wait: Duration::from_secs(2),
+        };
+        let judge = Judge::new(self.runtime.clone(), policy(), breaker, retry);
+        Executor::new(Arc::clone(&self.source), Arc::clone(&self.publisher), judge, settings)
+    }
+
+    async fn run(&self, settings: ExecutorSettings) -> Summary {
+        self.executor(settings).run(self.stop.clone()).await
+    }
+}
+
+fn script(id: &str, source: &str, tests: &[(&str, &str)]) -> Script {
+    Script {
+        id: ScriptId::new(id).unwrap(),
+        language: Language::Python,
+        source: Source::new(source).unwrap(),
+        limits: RequestedLimits::default(),
+        tests: tests
+            .iter()
+            .enumerate()
+            .map(|(index, (input, expected))| TestCase {
+                number: index as u32 + 1,
+                input: (*input).to_owned(),
+                expected_output: (*expected).to_owned(),
+            })
+            .collect(),
+        checker: Checker::Exact,
+        run_all_tests: false,
+    }
+}
+
+fn status_of(publisher: &FakePublisher, id: &str) -> Status {
+    publisher
+        .reports()
+        .iter()
+        .find(|report| report.id.as_str() == id)
+        .map(|report| report.status)
+        .unwrap_or_else(|| panic!("no report for {id}"))
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_parallelism_bound_holds_and_no_more_scripts_are_fetched_than_slots() {
+    let harness = Harness::new();
+    for n in 0..12 {
+        harness.source.push(Inbound::Script(script(
+            &format!("s{n}"),
+            "sleep 100\necho",
+            &[("x", "x")],
+        )));
+    }
+    let mut settings = settings_for(3);
+    settings.script_expected = Some(12);
+    let executor = harness.executor(settings);
+    let stop = harness.stop.clone();
+    let running = tokio::spawn(executor.run(stop));
+
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        harness.source.delivered(),
+        3,
+        "backpressure: only as many messages as slots are fetched"
+    );
+
+    let summary = running.await.unwrap();
+    assert_eq!(summary.stop, StopReason::Expected);
+    assert_eq!(summary.published.get(&Status::Ok), Some(&12));
+    let stats = harness.runtime.stats();
+    assert_eq!(
+        stats.max_active.load(Ordering::SeqCst),
+        3,
+        "three scripts ran at once, never more"
+    );
+    assert_eq!(stats.released.load(Ordering::SeqCst), 12, "every program was released");
+    assert_eq!(harness.source.committed(0), Some(12));
+}
+
+#[tokio::test(start_paused = true)]
+async fn commits_stay_contiguous_when_later_offsets_finish_first() {
+    let harness = Harness::new();
+    for (n, millis) in [40, 10, 30, 20].iter().enumerate() {
+        harness.source.push(Inbound::Script(script(
+            &format!("s{n}"),
+            &format!("sleep {millis}"),
+            &[],
+        )));
+    }
+    let mut settings = settings_for(4);
+    settings.script_expected = Some(4);
+    harness.run(settings).await;
+    assert_eq!(
+        harness.source.commits(),
+        [(0, 1, 4)],
+        "offsets 1..3 finish before 0, so nothing is committed until 0 is done"
+    );
+
+    let harness = Harness::new();
+    for (n, millis) in [10, 40, 20, 30].iter().enumerate() {
+        harness.source.push(Inbound::Script(script(
+            &format!("s{n}"),
+            &format!("sleep {millis}"),
+            &[],
+        )));
+    }
+    let mut settings = settings_for(4);
+    settings.script_expected = Some(4);
+    harness.run(settings).await;
+    assert_eq!(harness.source.commits(), [(0, 1, 1), (0, 1, 4)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_drains_in_flight_work_and_leaves_the_abandoned_script_uncommitted() {
+    let harness = Harness::new();
+    harness.source.push(Inbound::Script(script("quick", "sleep 50", &[])));
+    harness
+        .source
+        .push(Inbound::Script(script("endless", "sleep 100000", &[])));
+    harness
+        .source
+        .push(Inbound::Script(script("never-fetched", "echo", &[])));
+    let mut settings = settings_for(2);
+    settings.shutdown_grace = Duration::from_millis(500);
+    let executor = harness.executor(settings);
+    let stop = harness.stop.clone();
+    let running = tokio::spawn(executor.run(stop));
+
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    harness.stop.cancel();
+    let summary = running.await.unwrap();
+
+    assert_eq!(summary.stop, StopReason::Requested);
+    assert_eq!(summary.abandoned, 1);
+    let reports = harness.publisher.reports();
+    assert_eq!(
+        reports.len(),
+        1,
+        "only the script that finished within the grace period is published"
+    );
+    assert_eq!(reports[0].id.as_str(), "quick");
+    assert_eq!(
+        harness.source.commits(),
+        [(0, 1, 1)],
+        "the abandoned offset 1 is not committed"
+    );
+    assert!(
+        harness.source.is_closed(),
+        "the source is closed: final commit and leave the group"
+    );
+    let stats = harness.runtime.stats();
+    assert_eq!(
+        stats.released.load(Ordering::SeqCst),
+        stats.prepared.load(Ordering::SeqCst),
+        "the abandoned script's sandbox was released"
+    );
+    assert_eq!(
+        harness.source.delivered(),
+        2,
+        "nothing is fetched after shutdown starts"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_done_message_finishes_in_flight_work_and_stops() {
+    let harness = Harness::new();
+    harness.source.push(Inbound::Script(script("before", "sleep 30", &[])));
+    harness.source.push(Inbound::Done);
+    harness.source.push(Inbound::Script(script("after", "echo", &[])));
+    let summary = harness.run(settings_for(4)).await;
+    assert_eq!(summary.stop, StopReason::Done);
+    assert_eq!(status_of(&harness.publisher, "before"), Status::Ok);
+    assert_eq!(
+        harness.publisher.reports().len(),
+        1,
+        "the script after `done` is left for another instance"
+    );
+    assert_eq!(
+        harness.source.committed(0),
+        Some(2),
+        "the done message itself is committed"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn verdicts_flow_through_from_the_runtime() {
+    let harness = Harness::new();
+    let cases = [
+        ("ok", "echo", Status::Ok),
+        ("wa", "print nope", Status::WrongAnswer),
+        ("tl", "timeout", Status::TimeLimit),
+        ("ml", "oom", Status::MemoryLimit),
+        ("ol", "flood", Status::OutputLimit),
+        ("re", "echo\nexit 3", Status::RuntimeError),
+        ("bf", "build-fail main.c:1: error", Status::BuildFailure),
+    ];
+    for (id, source, _) in cases {
+        harness
+            .source
+            .push(Inbound::Script(script(id, source, &[("7\n", "7\n"), ("8\n", "8\n")])));
+    }
+    let mut settings = settings_for(2);
+    settings.script_expected = Some(cases.len() as u64);
+    harness.run(settings).await;
+    for (id, _, expected) in cases {
+        assert_eq!(status_of(&harness.publisher, id), expected, "{id}");
+    }
+    let reports = harness.publisher.reports();
+    let wa = reports.iter().find(|r| r.id.as_str() == "wa").unwrap();
+    assert_eq!(wa.tests[0].status, Status::WrongAnswer);
+    assert_eq!(wa.tests[1].status, Status::NotRun, "later tests get `-`");
+    let bf = reports.iter().find(|r| r.id.as_str() == "bf").unwrap();
+    assert_eq!(bf.stderr, b"main.c:1: error");
+}
+
+#[tokio::test(start_paused = true)]
+async fn run_all_tests_runs_every_test() {
+    let harness = Harness::new();
+    let mut all = script("all", "print 1", &[("", "1\n"), ("", "2\n"), ("", "1\n")]);
+    all.run_all_tests = true;
+    harness.source.push(Inbound::Script(all));
+    let mut settings = settings_for(1);
+    settings.script_expected = Some(1);
+    harness.run(settings).await;
+    let report = &harness.publisher.reports()[0];
+    let statuses: Vec<Status> = report.tests.iter().map(|t| t.status).collect();
+    assert_eq!(statuses, [Status::Ok, Status::WrongAnswer, Status::Ok]);
+    assert_eq!(report.status, Status::WrongAnswer);
+}
+
+#[tokio::test(start_paused = true)]
+async fn rejected_and_unreadable_messages_get_results_and_dead_letters_and_the_offset_moves_on() {
+    let harness = Harness::new();
+    harness.source.push(Inbound::Rejected {
+        id: ScriptId::new("bad-lang").unwrap(),
+        language: None,
+        reason: "unknown language \"rust\"".into(),
+    });
+    let letter = |id: Option<&str>| DeadLetter {
+        reason: "not JSON".into(),
+        id: id.map(|id| ScriptId::new(id).unwrap()),
+        origin: "scripts:0:1".into(),
+        payload: Some(b"{oops".to_vec()),
+        key: id.map(|id| id.as_bytes().to_vec()),
+        headers: vec![("trace".into(), Some(b"abc".to_vec()))],
+    };
+    harness.source.push(Inbound::Unreadable(letter(Some("keyed"))));
+    harness.source.push(Inbound::Unreadable(letter(None)));
+    let mut too_many = script("too-many", "echo", &[]);
+    too_many.tests = (1..=9)
+        .map(|number| TestCase {
+            number,
+            input: String::new(),
+            expected_output: String::new(),
+        })
+        .collect();
+    harness.source.push(Inbound::Script(too_many));
+    harness
+        .source
+        .push(Inbound::Script(script("fine", "echo", &[("a", "a")])));
+    let mut settings = settings_for(1);
+    settings.script_expected = Some(5);
+    let summary = harness.run(settings).await;
+
+    assert_eq!(status_of(&harness.publisher, "bad-lang"), Status::Rejected);
+    assert_eq!(status_of(&harness.publisher, "keyed"), Status::Rejected);
+    assert_eq!(status_of(&harness.publisher, "too-many"), Status::Rejected);
+    assert_eq!(status_of(&harness.publisher, "fine"), Status::Ok);
+    assert_eq!(harness.publisher.dead_letters().len(), 2);
+    assert_eq!(
+        harness.publisher.dead_letters()[0].headers.len(),
+        1,
+        "original headers are kept"
+    );
+    assert_eq!(summary.dead_letters, 2);
+    assert_eq!(harness.source.committed(0), Some(5));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unacknowledged_result_is_retried_and_its_offset_waits_for_the_acknowledgement() {
+    let harness = Harness::new();
+    harness.publisher.fail_next(4);
+    harness
+        .source
+        .push(Inbound::Script(script("retry-me", "echo", &[("a", "a")])));
+    let mut settings = settings_for(1);
+    settings.script_expected = Some(1);
+    let executor = harness.executor(settings);
+    let running = tokio::spawn(executor.run(harness.stop.clone()));
+
+    tokio::time::sleep(Duration::from_millis(15)).await;
+    assert!(harness.publisher.attempts() >= 1);
+    assert!(harness.publisher.reports().is_empty());
+    assert_eq!(
+        harness.source.committed(0),
+        None,
+        "nothing is committed before the broker acknowledges"
+    );
+
+    running.await.unwrap();
+    assert_eq!(harness.publisher.attempts(), 5);
+    assert_eq!(status_of(&harness.publisher, "retry-me"), Status::Ok);
+    assert_eq!(harness.source.committed(0), Some(1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn infrastructure_failures_are_retried_then_reported_as_ie_never_ok_or_wa() {
+    let harness = Harness::new();
+    harness
+        .source
+        .push(Inbound::Script(script("flaky", "flaky 2\necho", &[("a", "a")])));
+    harness
+        .source
+        .push(Inbound::Script(script("broken", "broken", &[("a", "a")])));
+    let mut settings = settings_for(1);
+    settings.script_expected = Some(2);
+    harness.run(settings).await;
+    assert_eq!(
+        status_of(&harness.publisher, "flaky"),
+        Status::Ok,
+        "two hiccups are absorbed by retries"
+    );
+    let reports = harness.publisher.reports();
+    let broken = reports.iter().find(|r| r.id.as_str() == "broken").unwrap();
+    assert_eq!(broken.status, Status::InternalError);
+    assert!(broken.error.contains("fake engine is broken"), "{}", broken.error);
+    assert_eq!(broken.tests[0].status, Status::NotRun);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_open_breaker_stops_fetching_so_the_queue_is_not_burnt() {
+    let harness = Harness::new();
+    for n in 0..5 {
+        harness
+            .source
+            .push(Inbound::Script(script(&format!("b{n}"), "broken", &[])));
+    }
+    let executor = harness.executor(settings_for(1));
+    let running = tokio::spawn(executor.run(harness.stop.clone()));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The first script burns 3 attempts and opens the breaker (threshold 3); the executor then waits instead of
+    // fetching the rest.
+    assert_eq!(harness.publisher.reports().len(), 1);
+    assert_eq!(harness.source.delivered(), 1);
+    harness.stop.cancel();
+    running.await.unwrap();
+    assert_eq!(
+        harness.source.committed(0),
+        Some(1),
+        "the untouched scripts stay in the queue"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_script_past_the_per_script_deadline_is_stopped_and_reported_ie() {
+    let harness = Harness::new();
+    harness
+        .source
+        .push(Inbound::Script(script("slow", "sleep 100000", &[("", "")])));
+    let mut settings = settings_for(1);
+    settings.script_expected = Some(1);
+    settings.script_deadline = Duration::from_secs(60);
+    harness.run(settings).await;
+    let report = &harness.publisher.reports()[0];
+    assert_eq!(report.status, Status::InternalError);
+    assert!(report.error.contains("deadline of 60 s"), "{}", report.error);
+    assert_eq!(
+        harness.source.committed(0),
+        Some(1),
+        "a reported script is committed like any other"
+    );
+    let stats = harness.runtime.stats();
+    assert_eq!(stats.released.load(Ordering::SeqCst), 1, "its sandbox was released");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reused_id_with_different_content_is_rejected_but_a_redelivery_is_judged_again() {
+    let harness = Harness::new();
+    harness
+        .source
+        .push(Inbound::Script(script("same", "echo", &[("a", "a")])));
+    harness
+        .source
+        .push(Inbound::Script(script("same", "echo", &[("a", "a")])));
+    harness
+        .source
+        .push(Inbound::Script(script("same", "print other", &[("a", "a")])));
+    let mut settings = settings_for(1);
+    settings.script_expected = Some(3);
+    harness.run(settings).await;
+    let statuses: Vec<Status> = harness.publisher.reports().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [Status::Ok, Status::Ok, Status::Rejected]);
+    assert!(harness.publisher.reports()[2].error.contains("duplicate id"));
+}

@@ -1,0 +1,445 @@
+//! The Kafka adapters against librdkafka's mock cluster: a real Kafka-protocol broker on localhost TCP, in
+//! process. The runtime is the fake one, so these tests are about delivery, not sandboxing. Each test has its own
+//! cluster, topics and group.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use scrc::adapters::kafka::dev_broker::DevTopics;
+use scrc::adapters::kafka::wire::ResultMessage;
+use scrc::adapters::kafka::{DevBroker, KafkaPublisher, KafkaSettings, KafkaSource};
+use scrc::app::{Backoff, CircuitBreaker, Executor, ExecutorSettings, Judge, RetryPolicy, Summary};
+use scrc::domain::{Execution, LimitPolicy, Limits, MemoryLimit, Script, TimeLimit};
+use scrc::ports::{Preparation, Runtime, RuntimeError};
+use scrc::testing::FakeRuntime;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+const PARTITIONS: i32 = 6;
+const WAIT: Duration = Duration::from_secs(60);
+
+fn topics() -> DevTopics {
+    DevTopics {
+        scripts: "scripts".into(),
+        results: "script-results".into(),
+        dead_letters: "scripts-dlq".into(),
+        partitions: PARTITIONS,
+    }
+}
+
+fn kafka_settings(broker: &DevBroker, instance: &str, max_parallel: usize) -> KafkaSettings {
+    KafkaSettings {
+        brokers: broker.bootstrap_servers(),
+        scripts_topic: "scripts".into(),
+        group_id: "runners".into(),
+        results_topic: "script-results".into(),
+        dlq_topic: "scripts-dlq".into(),
+        client_id: instance.into(),
+        properties: vec![
+            ("session.timeout.ms".into(), "6000".into()),
+            ("heartbeat.interval.ms".into(), "500".into()),
+        ],
+        max_message_bytes: 64 * 1024,
+        max_result_bytes: 950_000,
+        max_poll_interval: Duration::from_secs(300),
+        max_parallel,
+    }
+}
+
+fn policy() -> LimitPolicy {
+    LimitPolicy {
+        default: Limits {
+            time: TimeLimit::new(Duration::from_secs(5)).unwrap(),
+            memory: MemoryLimit::new(256 << 20).unwrap(),
+        },
+        max: Limits {
+            time: TimeLimit::new(Duration::from_secs(20)).unwrap(),
+            memory: MemoryLimit::new(1 << 30).unwrap(),
+        },
+        min_memory: MemoryLimit::new(6 << 20).unwrap(),
+        max_tests: 16,
+    }
+}
+
+struct Runner {
+    stop: CancellationToken,
+    handle: JoinHandle<Summary>,
+}
+
+impl Runner {
+    fn start<R: Runtime>(broker: &DevBroker, instance: &str, max_parallel: usize, runtime: R) -> Self {
+        let settings = kafka_settings(broker, instance, max_parallel);
+        let source = Arc::new(KafkaSource::connect(&settings).unwrap());
+        let publisher = Arc::new(KafkaPublisher::connect(&settings).unwrap());
+        let retry = RetryPolicy {
+            attempts: 3,
+            backoff: Backoff::new(Duration::from_millis(50), Duration::from_millis(200)),
+            breaker_wait: Duration::from_secs(10),
+        };
+        let judge = Judge::new(
+            runtime,
+            policy(),
+            Arc::new(CircuitBreaker::new(5, Duration::from_secs(5))),
+            retry,
+        );
+        let executor_settings = ExecutorSettings {
+            max_parallel,
+            script_expected: None,
+            shutdown_grace: Duration::from_secs(10),
+            cleanup_grace: Duration::from_secs(5),
+            backoff: Backoff::new(Duration::from_millis(100), Duration::from_millis(500)),
+            recent_ids: 1000,
+            script_deadline: Duration::from_secs(120),
+        };
+        let stop = CancellationToken::new();
+        let executor = Executor::new(source, publisher, judge, executor_settings);
+        let handle = tokio::spawn(executor.run(stop.clone()));
+        Self { stop, handle }
+    }
+
+    async fn stop(self) -> Summary {
+        self.stop.cancel();
+        self.handle.await.unwrap()
+    }
+}
+
+async fn produce(broker: &DevBroker, topic: &str, key: Option<&str>, payload: &[u8], headers: Option<OwnedHeaders>) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap_servers())
+        .create()
+        .unwrap();
+    let mut record: FutureRecord<'_, str, [u8]> = FutureRecord::to(topic).payload(payload);
+    if let Some(key) = key {
+        record = record.key(key);
+    }
+    if let Some(headers) = headers {
+        record = record.headers(headers);
+    }
+    producer.send(record, Duration::from_secs(10)).await.unwrap();
+}
+
+fn script_json(id: &str, source: &str) -> Vec<u8> {
+    serde_json::json!({
+        "id": id,
+        "language": "python",
+        "source": source,
+        "tests": [{"number": 1, "input": "hi\n", "expected_output": "hi\n"}]
+    })
+    .to_string()
+    .into_bytes()
+}
+
+async fn produce_scripts(broker: &DevBroker, ids: &[String], source: &str) {
+    for id in ids {
+        produce(broker, "scripts", Some(id), &script_json(id, source), None).await;
+    }
+}
+
+/// Reads `topic` from the start until `done` says enough, or fails after `WAIT`.
+async fn read_until(
+    broker: &DevBroker,
+    topic: &str,
+    mut done: impl FnMut(&[(Option<Vec<u8>>, Vec<u8>, Vec<(String, Vec<u8>)>)]) -> bool,
+) -> Vec<(Option<Vec<u8>>, Vec<u8>, Vec<(String, Vec<u8>)>)> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap_servers())
+        .set("group.id", format!("reader-{topic}-{}", rand_suffix()))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let mut records = Vec::new();
+    let started = Instant::now();
+    while !done(&records) {
+        assert!(
+            started.elapsed() < WAIT,
+            "timed out reading {topic}: {} records",
+            records.len()
+        );
+        if let Ok(Ok(message)) = tokio::time::timeout(Duration::from_millis(500), consumer.recv()).await {
+            let headers = message
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|header| (header.key.to_owned(), header.value.unwrap_or_default().to_vec()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            records.push((
+                message.key().map(<[u8]>::to_vec),
+                message.payload().unwrap_or_default().to_vec(),
+                headers,
+            ));
+        }
+    }
+    records
+}
+
+async fn read_results(broker: &DevBroker, count: usize) -> Vec<ResultMessage> {
+    let wanted = count;
+    read_until(broker, "script-results", |records| {
+        let ids: BTreeSet<&[u8]> = records.iter().filter_map(|r| r.0.as_deref()).collect();
+        ids.len() >= wanted
+    })
+    .await
+    .into_iter()
+    .map(|(_, payload, _)| serde_json::from_slice(&payload).unwrap())
+    .collect()
+}
+
+/// The committed position of every scripts partition for the runners' group.
+async fn committed(broker: &DevBroker) -> BTreeMap<i32, i64> {
+    let brokers = broker.bootstrap_servers();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("group.id", "runners")
+            .create()
+            .unwrap();
+        let mut partitions = TopicPartitionList::new();
+        for partition in 0..PARTITIONS {
+            partitions.add_partition("scripts", partition);
+        }
+        let committed = consumer.committed_offsets(partitions, Duration::from_secs(10)).unwrap();
+        committed
+            .elements()
+            .iter()
+            .map(|e| {
+                let offset = match e.offset() {
+                    Offset::Offset(offset) => offset,
+                    _ => 0,
+                };
+                (e.partition(), offset)
+            })
+            .collect()
+    })
+    .await
+    .unwrap()
+}
+
+async fn wait_for_commits(broker: &DevBroker, total: i64) -> BTreeMap<i32, i64> {
+    let started = Instant::now();
+    loop {
+        let committed = committed(broker).await;
+        if committed.values().sum::<i64>() >= total {
+            return committed;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "commits stuck at {committed:?}, want {total} in all"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+fn ids(prefix: &str, count: usize) -> Vec<String> {
+    (0..count).map(|n| format!("{prefix}-{n}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn n_scripts_give_n_results_and_every_offset_is_committed() {
+    let broker = DevBroker::start(&topics()).unwrap();
+    let sent = ids("n", 40);
+    produce_scripts(&broker, &sent, "echo").await;
+    let runner = Runner::start(&broker, "runner-a", 4, FakeRuntime::new());
+
+    let results = read_results(&broker, sent.len()).await;
+    let returned: BTreeSet<String> = results.iter().map(|r| r.id.clone()).collect();
+    assert_eq!(returned, sent.iter().cloned().collect());
+    assert!(results.iter().all(|r| r.status == "OK"), "{results:?}");
+    assert!(results.iter().all(|r| r.timestamp.ends_with('Z') && r.tests.len() == 1));
+
+    let committed = wait_for_commits(&broker, sent.len() as i64).await;
+    assert_eq!(committed.values().sum::<i64>(), 40);
+    let summary = runner.stop().await;
+    assert_eq!(summary.abandoned, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_poison_message_goes_to_the_dead_letter_topic_and_the_next_one_is_processed() {
+    let broker = DevBroker::start(&topics()).unwrap();
+    let headers = OwnedHeaders::new().insert(Header {
+        key: "trace-id",
+        value: Some("t-1"),
+    });
+    produce(
+        &broker,
+        "scripts",
+        Some("poison-1"),
+        b"{this is not json",
+        Some(headers),
+    )
+    .await;
+    produce(
+        &broker,
+        "scripts",
+        Some("poison-1"),
+        &script_json("after-poison", "echo"),
+        None,
+    )
+    .await;
+    let runner = Runner::start(&broker, "runner-a", 1, FakeRuntime::new());
+
+    let dead = read_until(&broker, "scripts-dlq", |records| !records.is_empty()).await;
+    let (key, payload, headers) = &dead[0];
+    assert_eq!(key.as_deref(), Some(&b"poison-1"[..]), "the original key is kept");
+    assert_eq!(payload, b"{this is not json", "the original bytes are kept");
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    };
+    assert_eq!(
+        header("trace-id").as_deref(),
+        Some("t-1"),
+        "the original headers are kept"
+    );
+    assert!(header("scrc-error").unwrap().contains("not valid JSON"));
+    assert!(header("scrc-origin").unwrap().starts_with("scripts:"));
+
+    let results = read_results(&broker, 2).await;
+    let by_id: BTreeMap<&str, &str> = results.iter().map(|r| (r.id.as_str(), r.status.as_str())).collect();
+    assert_eq!(
+        by_id.get("poison-1"),
+        Some(&"RJ"),
+        "the key gives an id, so an RJ result is published too"
+    );
+    assert_eq!(by_id.get("after-poison"), Some(&"OK"));
+    wait_for_commits(&broker, 2).await;
+    runner.stop().await;
+}
+
+/// A runtime that never finishes building: the script stays in flight until the runner dies.
+#[derive(Default, Clone)]
+struct HangingRuntime {
+    taken: Arc<AtomicBool>,
+}
+
+impl Runtime for HangingRuntime {
+    type Program = ();
+
+    async fn prepare(
+        &self,
+        _script: &Script,
+        _limits: Limits,
+        cancel: &CancellationToken,
+    ) -> Result<Preparation<()>, RuntimeError> {
+        self.taken.store(true, Ordering::SeqCst);
+        cancel.cancelled().await;
+        Err(RuntimeError::Cancelled)
+    }
+
+    async fn run(&self, _: &(), _: &[u8], _: &CancellationToken) -> Result<Execution, RuntimeError> {
+        Err(RuntimeError::Cancelled)
+    }
+
+    async fn release(&self, _: ()) {}
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_instance_dropped_without_committing_leads_to_redelivery_and_a_result() {
+    let broker = DevBroker::start(&topics()).unwrap();
+    produce_scripts(&broker, &ids("orphan", 1), "echo").await;
+
+    let hanging = HangingRuntime::default();
+    let doomed = Runner::start(&broker, "runner-doomed", 1, hanging.clone());
+    let started = Instant::now();
+    while !hanging.taken.load(Ordering::SeqCst) {
+        assert!(started.elapsed() < WAIT, "the first instance never took the script");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!doomed.handle.is_finished());
+    // Kill it mid-script: the task is dropped, nothing is published or committed.
+    doomed.handle.abort();
+    assert!(doomed.handle.await.unwrap_err().is_cancelled());
+    assert_eq!(committed(&broker).await.values().sum::<i64>(), 0);
+
+    let survivor = Runner::start(&broker, "runner-survivor", 1, FakeRuntime::new());
+    let results = read_results(&broker, 1).await;
+    assert_eq!(results[0].id, "orphan-0");
+    assert_eq!(results[0].status, "OK");
+    assert_eq!(results[0].runner.as_deref(), Some("runner-survivor"));
+    wait_for_commits(&broker, 1).await;
+    survivor.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_in_one_group_split_the_partitions_and_every_id_comes_back() {
+    let broker = DevBroker::start(&topics()).unwrap();
+    let sent = ids("split", 60);
+    let first = Runner::start(&broker, "runner-1", 2, FakeRuntime::new());
+    let second = Runner::start(&broker, "runner-2", 2, FakeRuntime::new());
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    produce_scripts(&broker, &sent, "sleep 50\necho").await;
+
+    let results = read_results(&broker, sent.len()).await;
+    let returned: BTreeSet<String> = results.iter().map(|r| r.id.clone()).collect();
+    assert_eq!(returned, sent.iter().cloned().collect(), "every id comes back");
+    let mut verdicts: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for result in &results {
+        verdicts.entry(&result.id).or_default().insert(&result.status);
+    }
+    assert!(
+        verdicts.values().all(|v| v.len() == 1),
+        "a duplicate never changes the verdict"
+    );
+    let runners: BTreeSet<&str> = results.iter().filter_map(|r| r.runner.as_deref()).collect();
+    assert_eq!(
+        runners,
+        BTreeSet::from(["runner-1", "runner-2"]),
+        "both instances took a share"
+    );
+    wait_for_commits(&broker, sent.len() as i64).await;
+    first.stop().await;
+    second.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_produce_errors_injected_no_offset_is_stored_for_an_unpublished_result() {
+    let broker = DevBroker::start(&topics()).unwrap();
+    produce_scripts(&broker, &ids("blocked", 1), "echo").await;
+    broker.cluster().request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED; 500],
+    );
+    let runner = Runner::start(&broker, "runner-a", 1, FakeRuntime::new());
+
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        committed(&broker).await.values().sum::<i64>(),
+        0,
+        "the result was refused by the broker, so the script's offset must not be committed"
+    );
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let early = read_until(&broker, "script-results", |records| {
+        !records.is_empty() || Instant::now() > deadline
+    })
+    .await;
+    assert!(
+        early.is_empty(),
+        "no result may get through while produce requests fail"
+    );
+
+    broker.cluster().clear_request_errors(RDKafkaApiKey::Produce);
+    let results = read_results(&broker, 1).await;
+    assert_eq!(results[0].id, "blocked-0");
+    assert_eq!(results[0].status, "OK");
+    wait_for_commits(&broker, 1).await;
+    runner.stop().await;
+}
