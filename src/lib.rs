@@ -6,7 +6,11 @@
 
 pub mod adapters;
 pub mod app;
+pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod domain;
 pub mod ports;
+pub mod shutdown;
+pub mod telemetry;
 pub mod testing;

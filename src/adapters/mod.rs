@@ -1,3 +1,4 @@
-//! Connections to the outside world: Kafka for submissions and verdicts.
+//! Connections to the outside world: Kafka for submissions and verdicts, Docker for the sandbox.
 
+pub mod docker;
 pub mod kafka;

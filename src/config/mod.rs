@@ -12,9 +12,13 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::adapters::docker::DockerSettings;
+use crate::adapters::docker::hardening::HardeningSettings;
+use crate::adapters::docker::languages::Toolchain;
+use crate::adapters::docker::sandbox::SandboxSettings;
 use crate::adapters::kafka::{KafkaSettings, PROTECTED_PROPERTIES};
 use crate::app::{Backoff, ExecutorSettings, RetryPolicy};
-use crate::domain::{LimitPolicy, Limits, MemoryLimit, TimeLimit};
+use crate::domain::{Language, LimitPolicy, Limits, MemoryLimit, TimeLimit};
 use duration::parse_go_duration;
 
 const MIB: u64 = 1024 * 1024;
@@ -45,8 +49,7 @@ pub struct Config {
     pub retry: RetryPolicy,
     pub breaker_threshold: u32,
     pub breaker_cool_down: Duration,
-    pub compile_time_limit: Duration,
-    pub compile_memory_limit: u64,
+    pub docker: DockerSettings,
     pub log: LogSettings,
 }
 
@@ -130,6 +133,52 @@ struct Env {
     runner_breaker_threshold: u32,
     #[serde(default = "defaults::runner_breaker_cool_down")]
     runner_breaker_cool_down: String,
+    #[serde(default = "defaults::runner_output_limit")]
+    runner_output_limit: usize,
+    #[serde(default = "defaults::runner_pids_limit")]
+    runner_pids_limit: i64,
+    #[serde(default = "defaults::runner_cpus")]
+    runner_cpus: f64,
+    #[serde(default = "defaults::runner_nofile_limit")]
+    runner_nofile_limit: i64,
+    #[serde(default = "defaults::runner_file_size_limit")]
+    runner_file_size_limit: i64,
+    #[serde(default = "defaults::runner_tmpfs_size")]
+    runner_tmpfs_size: u64,
+    #[serde(default = "defaults::runner_build_tmpfs_size")]
+    runner_build_tmpfs_size: u64,
+    #[serde(default = "defaults::runner_artifact_limit")]
+    runner_artifact_limit: usize,
+    #[serde(default = "defaults::python_image")]
+    python_image: String,
+    #[serde(default)]
+    python_run_image: Option<String>,
+    #[serde(default = "defaults::workdir")]
+    python_workdir: String,
+    #[serde(default = "defaults::go_image")]
+    go_image: String,
+    #[serde(default = "defaults::alpine")]
+    go_run_image: String,
+    #[serde(default = "defaults::workdir")]
+    go_workdir: String,
+    #[serde(default = "defaults::gcc_image")]
+    c_image: String,
+    #[serde(default = "defaults::alpine")]
+    c_run_image: String,
+    #[serde(default = "defaults::workdir")]
+    c_workdir: String,
+    #[serde(default = "defaults::gcc_image")]
+    cpp_image: String,
+    #[serde(default = "defaults::alpine")]
+    cpp_run_image: String,
+    #[serde(default = "defaults::workdir")]
+    cpp_workdir: String,
+    #[serde(default = "defaults::java_image")]
+    java_image: String,
+    #[serde(default = "defaults::java_run_image")]
+    java_run_image: String,
+    #[serde(default = "defaults::workdir")]
+    java_workdir: String,
     #[serde(default)]
     log_format: Option<String>,
     #[serde(default)]
@@ -202,6 +251,53 @@ mod defaults {
     }
     pub fn runner_breaker_cool_down() -> String {
         "30s".into()
+    }
+    pub const fn runner_output_limit() -> usize {
+        1024 * 1024
+    }
+    /// Processes and threads: a JVM needs about 20, a fork bomb is stopped here.
+    pub const fn runner_pids_limit() -> i64 {
+        128
+    }
+    pub const fn runner_cpus() -> f64 {
+        1.0
+    }
+    pub const fn runner_nofile_limit() -> i64 {
+        256
+    }
+    pub const fn runner_file_size_limit() -> i64 {
+        64 * MIB as i64
+    }
+    pub const fn runner_tmpfs_size() -> u64 {
+        64 * MIB
+    }
+    pub const fn runner_build_tmpfs_size() -> u64 {
+        512 * MIB
+    }
+    pub const fn runner_artifact_limit() -> usize {
+        64 * 1024 * 1024
+    }
+    // SCRC's official image names, so that a host with a registry works out of the box.
+    pub fn python_image() -> String {
+        "python:3.12-alpine".into()
+    }
+    pub fn go_image() -> String {
+        "golang:1.22-alpine".into()
+    }
+    pub fn gcc_image() -> String {
+        "gcc:14".into()
+    }
+    pub fn alpine() -> String {
+        "alpine:3.20".into()
+    }
+    pub fn java_image() -> String {
+        "eclipse-temurin:21-jdk-alpine".into()
+    }
+    pub fn java_run_image() -> String {
+        "eclipse-temurin:21-jre-alpine".into()
+    }
+    pub fn workdir() -> String {
+        "/tmp".into()
     }
 }
 
@@ -361,6 +457,55 @@ impl Config {
         };
         let filter = env.rust_log.or(env.log_level).unwrap_or_else(|| "info".into());
 
+        if !(env.runner_cpus > 0.0 && env.runner_cpus <= 64.0) {
+            return Err(invalid("RUNNER_CPUS", env.runner_cpus, "must be greater than 0 and at most 64"));
+        }
+        if !(16..=32_768).contains(&env.runner_pids_limit) {
+            return Err(invalid("RUNNER_PIDS_LIMIT", env.runner_pids_limit, "must be between 16 and 32768"));
+        }
+        if !(16..=65_536).contains(&env.runner_nofile_limit) {
+            return Err(invalid("RUNNER_NOFILE_LIMIT", env.runner_nofile_limit, "must be between 16 and 65536"));
+        }
+        if env.runner_file_size_limit < 1024 * 1024 {
+            return Err(invalid("RUNNER_FILE_SIZE_LIMIT", env.runner_file_size_limit, "must be at least 1 MiB"));
+        }
+        if env.runner_output_limit < 1024 {
+            return Err(invalid("RUNNER_OUTPUT_LIMIT", env.runner_output_limit, "must be at least 1024 bytes"));
+        }
+        for (name, size) in [
+            ("RUNNER_TMPFS_SIZE", env.runner_tmpfs_size),
+            ("RUNNER_BUILD_TMPFS_SIZE", env.runner_build_tmpfs_size),
+        ] {
+            if size < MIB {
+                return Err(invalid(name, size, "must be at least 1 MiB"));
+            }
+        }
+        let mut toolchains = std::collections::BTreeMap::new();
+        for (language, build_image, run_image, workdir, names) in [
+            (Language::Python, &env.python_image, env.python_run_image.as_ref().unwrap_or(&env.python_image), &env.python_workdir, ["PYTHON_IMAGE", "PYTHON_RUN_IMAGE", "PYTHON_WORKDIR"]),
+            (Language::Go, &env.go_image, &env.go_run_image, &env.go_workdir, ["GO_IMAGE", "GO_RUN_IMAGE", "GO_WORKDIR"]),
+            (Language::C, &env.c_image, &env.c_run_image, &env.c_workdir, ["C_IMAGE", "C_RUN_IMAGE", "C_WORKDIR"]),
+            (Language::Cpp, &env.cpp_image, &env.cpp_run_image, &env.cpp_workdir, ["CPP_IMAGE", "CPP_RUN_IMAGE", "CPP_WORKDIR"]),
+            (Language::Java, &env.java_image, &env.java_run_image, &env.java_workdir, ["JAVA_IMAGE", "JAVA_RUN_IMAGE", "JAVA_WORKDIR"]),
+        ] {
+            for (name, value) in names.iter().zip([build_image, run_image]) {
+                if value.trim().is_empty() {
+                    return Err(invalid(name, value, "must name an image"));
+                }
+            }
+            if !workdir.starts_with('/') {
+                return Err(invalid(names[2], workdir, "must be an absolute path"));
+            }
+            toolchains.insert(
+                language,
+                Toolchain {
+                    build_image: build_image.clone(),
+                    run_image: run_image.clone(),
+                    workdir: workdir.clone(),
+                },
+            );
+        }
+
         let ceiling = |value: Duration| TimeLimit::new(value).map_err(|e| ConfigError::Rule(e.to_string()));
         Ok(Config {
             kafka: KafkaSettings {
@@ -404,8 +549,27 @@ impl Config {
             },
             breaker_threshold: env.runner_breaker_threshold.max(1),
             breaker_cool_down,
-            compile_time_limit,
-            compile_memory_limit: env.runner_compile_memory_limit,
+            docker: DockerSettings {
+                sandbox: SandboxSettings {
+                    instance: instance.clone(),
+                    hardening: HardeningSettings {
+                        pids_limit: env.runner_pids_limit,
+                        cpus: env.runner_cpus,
+                        nofile: env.runner_nofile_limit,
+                        file_size: env.runner_file_size_limit,
+                        shm_bytes: 16 * MIB as i64,
+                    },
+                    output_limit: env.runner_output_limit,
+                    compile_time_limit,
+                    compile_memory_limit: env.runner_compile_memory_limit,
+                    build_tmpfs_bytes: env.runner_build_tmpfs_size,
+                    run_tmpfs_bytes: env.runner_tmpfs_size,
+                    artifact_limit: env.runner_artifact_limit,
+                    script_deadline,
+                },
+                toolchains,
+                pull_timeout: Duration::from_secs(120),
+            },
             log: LogSettings { format, filter },
             instance,
         })
@@ -479,6 +643,13 @@ mod tests {
         assert_eq!(config.policy.default.memory.bytes(), 256 * MIB);
         assert_eq!(config.executor.shutdown_grace, Duration::from_secs(30));
         assert_eq!(config.log.format, LogFormat::Text);
+        let python = &config.docker.toolchains[&Language::Python];
+        assert_eq!(python.build_image, "python:3.12-alpine");
+        assert_eq!(python.run_image, "python:3.12-alpine", "Python runs in its own image");
+        assert_eq!(config.docker.toolchains[&Language::Go].run_image, "alpine:3.20");
+        assert_eq!(config.docker.toolchains[&Language::Java].build_image, "eclipse-temurin:21-jdk-alpine");
+        assert_eq!(config.docker.toolchains[&Language::Cpp].workdir, "/tmp");
+        assert_eq!(config.docker.sandbox.output_limit, 1024 * 1024);
     }
 
     #[test]

@@ -1,0 +1,198 @@
+//! Container hardening, in one place. Every sandbox container, build and run alike, is described by a
+//! [`ContainerSpec`] and turned into a Docker request here, so no container can be created without it:
+//!
+//! - no network (`network_mode=none`);
+//! - a read-only root filesystem, and a size-limited `/tmp` tmpfs mounted nosuid, nodev and noexec;
+//! - a PID limit, a CPU quota, and memory with swap equal to memory (so swap never extends the limit);
+//! - every capability dropped, `no-new-privileges`, and the unprivileged user `nobody` (65534:65534);
+//! - ulimits: open files, file size (so nothing writes a huge file), and no core dumps;
+//! - no host mounts: only scrc's own Docker volumes, the program's read-only;
+//! - no container logs (`log driver none`): output is read live and capped by the runner;
+//! - labels naming the runner instance, the script, the role and an expiry, for cleanup after a crash.
+//!
+//! The sandbox supervisor is the entrypoint, so whatever the image declares never runs first.
+
+use std::collections::HashMap;
+
+use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig, Mount, MountType, ResourcesUlimits};
+
+/// The unprivileged user every sandbox process runs as.
+pub const SANDBOX_USER: &str = "65534:65534";
+
+/// Settings that apply to every sandbox container.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HardeningSettings {
+    /// Processes and threads per container (`RUNNER_PIDS_LIMIT`).
+    pub pids_limit: i64,
+    /// CPUs per container (`RUNNER_CPUS`).
+    pub cpus: f64,
+    /// Open files per process (`RUNNER_NOFILE_LIMIT`).
+    pub nofile: i64,
+    /// Largest file a process may write, in bytes (`RUNNER_FILE_SIZE_LIMIT`).
+    pub file_size: i64,
+    /// Size of `/dev/shm`, which counts against the memory limit.
+    pub shm_bytes: i64,
+}
+
+/// A Docker volume mounted into a sandbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeMount {
+    pub volume: String,
+    pub target: String,
+    pub read_only: bool,
+}
+
+/// Everything that differs between sandbox containers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContainerSpec {
+    pub image: String,
+    /// The supervisor, run as PID 1.
+    pub entrypoint: String,
+    /// The supervisor's arguments: the wall limit, then the program and its arguments.
+    pub command: Vec<String>,
+    pub env: Vec<String>,
+    pub workdir: String,
+    pub volumes: Vec<VolumeMount>,
+    /// Memory limit in bytes (RAM plus swap).
+    pub memory: u64,
+    /// Size of the `/tmp` tmpfs in bytes; it counts against the memory limit.
+    pub tmpfs_bytes: u64,
+    pub labels: HashMap<String, String>,
+}
+
+/// The only way scrc builds a container request.
+pub fn hardened(spec: ContainerSpec, settings: &HardeningSettings) -> ContainerCreateBody {
+    let memory = i64::try_from(spec.memory).unwrap_or(i64::MAX);
+    let ulimit = |name: &str, value: i64| ResourcesUlimits {
+        name: Some(name.to_owned()),
+        soft: Some(value),
+        hard: Some(value),
+    };
+    let host_config = HostConfig {
+        network_mode: Some("none".into()),
+        readonly_rootfs: Some(true),
+        cap_drop: Some(vec!["ALL".into()]),
+        security_opt: Some(vec!["no-new-privileges:true".into()]),
+        privileged: Some(false),
+        memory: Some(memory),
+        memory_swap: Some(memory),
+        nano_cpus: Some((settings.cpus * 1e9) as i64),
+        pids_limit: Some(settings.pids_limit),
+        tmpfs: Some(HashMap::from([(
+            "/tmp".to_owned(),
+            format!("rw,nosuid,nodev,noexec,size={},mode=1777", spec.tmpfs_bytes),
+        )])),
+        mounts: Some(
+            spec.volumes
+                .into_iter()
+                .map(|volume| Mount {
+                    target: Some(volume.target),
+                    source: Some(volume.volume),
+                    typ: Some(MountType::VOLUME),
+                    read_only: Some(volume.read_only),
+                    ..Default::default()
+                })
+                .collect(),
+        ),
+        ulimits: Some(vec![
+            ulimit("nofile", settings.nofile),
+            ulimit("fsize", settings.file_size),
+            ulimit("core", 0),
+        ]),
+        log_config: Some(HostConfigLogConfig {
+            typ: Some("none".into()),
+            config: None,
+        }),
+        ipc_mode: Some("private".into()),
+        shm_size: Some(settings.shm_bytes),
+        init: Some(false),
+        auto_remove: Some(false),
+        oom_kill_disable: Some(false),
+        ..Default::default()
+    };
+    ContainerCreateBody {
+        image: Some(spec.image),
+        entrypoint: Some(vec![spec.entrypoint]),
+        cmd: Some(spec.command),
+        env: Some(spec.env),
+        working_dir: Some(spec.workdir),
+        user: Some(SANDBOX_USER.into()),
+        labels: Some(spec.labels),
+        attach_stdin: Some(true),
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        open_stdin: Some(true),
+        stdin_once: Some(true),
+        tty: Some(false),
+        network_disabled: Some(true),
+        host_config: Some(host_config),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> ContainerSpec {
+        ContainerSpec {
+            image: "img".into(),
+            entrypoint: "/box/.scrc-guard".into(),
+            command: vec!["1000".into(), "/box/prog".into()],
+            env: vec![],
+            workdir: "/tmp".into(),
+            volumes: vec![VolumeMount {
+                volume: "v".into(),
+                target: "/box".into(),
+                read_only: true,
+            }],
+            memory: 64 << 20,
+            tmpfs_bytes: 16 << 20,
+            labels: HashMap::from([("scrc.instance".into(), "r1".into())]),
+        }
+    }
+
+    fn settings() -> HardeningSettings {
+        HardeningSettings {
+            pids_limit: 128,
+            cpus: 1.0,
+            nofile: 256,
+            file_size: 64 << 20,
+            shm_bytes: 16 << 20,
+        }
+    }
+
+    #[test]
+    fn every_container_gets_the_full_hardening() {
+        let body = hardened(spec(), &settings());
+        let host = body.host_config.as_ref().unwrap();
+        assert_eq!(host.network_mode.as_deref(), Some("none"));
+        assert_eq!(host.readonly_rootfs, Some(true));
+        assert_eq!(host.cap_drop, Some(vec!["ALL".to_owned()]));
+        assert_eq!(host.security_opt, Some(vec!["no-new-privileges:true".to_owned()]));
+        assert_eq!(host.memory, Some(64 << 20));
+        assert_eq!(host.memory_swap, host.memory, "swap never extends the limit");
+        assert_eq!(host.nano_cpus, Some(1_000_000_000));
+        assert_eq!(host.pids_limit, Some(128));
+        let tmp = &host.tmpfs.as_ref().unwrap()["/tmp"];
+        assert!(tmp.contains("nosuid") && tmp.contains("nodev") && tmp.contains("size=16777216"), "{tmp}");
+        let limits: Vec<(String, i64)> = host
+            .ulimits
+            .iter()
+            .flatten()
+            .map(|u| (u.name.clone().unwrap(), u.hard.unwrap()))
+            .collect();
+        assert_eq!(
+            limits,
+            [("nofile".into(), 256), ("fsize".into(), 64 << 20), ("core".into(), 0)]
+        );
+        assert_eq!(host.binds, None, "no host mounts");
+        let mounts = host.mounts.as_ref().unwrap();
+        assert!(mounts.iter().all(|m| m.typ == Some(MountType::VOLUME)), "only Docker volumes");
+        assert_eq!(host.log_config.as_ref().unwrap().typ.as_deref(), Some("none"));
+        assert_eq!(body.user.as_deref(), Some(SANDBOX_USER));
+        assert_eq!(body.network_disabled, Some(true));
+        assert_eq!(body.entrypoint, Some(vec!["/box/.scrc-guard".to_owned()]));
+        assert_eq!(body.labels.as_ref().unwrap()["scrc.instance"], "r1");
+    }
+}

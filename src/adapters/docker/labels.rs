@@ -1,0 +1,38 @@
+//! The labels on every container and volume scrc creates. They are how the reaper finds what a crashed runner
+//! left behind, and how an operator finds which runner and script a container belongs to.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::domain::ScriptId;
+
+/// Present on everything scrc creates.
+pub const MANAGED: &str = "scrc.managed";
+/// The runner instance that created it.
+pub const INSTANCE: &str = "scrc.instance";
+/// The script it serves.
+pub const SCRIPT: &str = "scrc.script";
+/// `build`, `run` or `box`.
+pub const ROLE: &str = "scrc.role";
+/// Unix seconds after which no live runner can still need it.
+pub const EXPIRES: &str = "scrc.expires";
+
+pub fn for_resource(instance: &str, script: &ScriptId, role: &str, expires: SystemTime) -> HashMap<String, String> {
+    let expires = expires.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs();
+    HashMap::from([
+        (MANAGED.to_owned(), "1".to_owned()),
+        (INSTANCE.to_owned(), instance.to_owned()),
+        (SCRIPT.to_owned(), script.as_str().to_owned()),
+        (ROLE.to_owned(), role.to_owned()),
+        (EXPIRES.to_owned(), expires.to_string()),
+    ])
+}
+
+/// Whether a resource with these labels has outlived its expiry at `now`.
+pub fn expired(labels: &HashMap<String, String>, now: SystemTime) -> bool {
+    let now = now.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs();
+    labels
+        .get(EXPIRES)
+        .and_then(|expires| expires.parse::<u64>().ok())
+        .is_some_and(|expires| expires < now)
+}

@@ -1,0 +1,69 @@
+//! Per-language knowledge: the source file name, how to build, how to run, and how the language reports running
+//! out of memory. The sandbox does the rest, the same way for every language.
+//!
+//! A build runs in the build image with the build directory as its working directory and must leave the program
+//! there; a run executes it from the read-only program directory `/box`.
+
+mod c;
+mod cpp;
+mod go;
+mod java;
+mod python;
+
+use crate::domain::{Language, MemoryLimit};
+
+/// Where the program's files are mounted in a run container.
+pub const PROGRAM_DIR: &str = "/box";
+
+/// The images and working directory a language uses (SCRC's `*_IMAGE`, `*_RUN_IMAGE`, `*_WORKDIR`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Toolchain {
+    pub build_image: String,
+    pub run_image: String,
+    /// Working directory of the program when it runs.
+    pub workdir: String,
+}
+
+pub trait LanguageModule: Send + Sync {
+    /// The file the source is saved as.
+    fn source_file(&self, source: &str) -> String;
+
+    /// The build command, run in the build directory.
+    fn build_command(&self, source_file: &str) -> Vec<String>;
+
+    fn build_env(&self) -> Vec<String> {
+        vec!["HOME=/tmp".into(), "TMPDIR=/tmp".into()]
+    }
+
+    /// The command that runs the built program from [`PROGRAM_DIR`].
+    fn run_command(&self, source_file: &str, memory: MemoryLimit) -> Vec<String>;
+
+    fn run_env(&self, cpus: f64) -> Vec<String> {
+        let _ = cpus;
+        vec!["HOME=/tmp".into(), "TMPDIR=/tmp".into()]
+    }
+
+    /// Whether stderr shows the language's own out-of-memory failure (checked only after a failed run).
+    fn reports_out_of_memory(&self, stderr: &[u8]) -> bool {
+        let _ = stderr;
+        false
+    }
+}
+
+pub fn module(language: Language) -> &'static dyn LanguageModule {
+    match language {
+        Language::Python => &python::Python,
+        Language::Go => &go::Go,
+        Language::C => &c::C,
+        Language::Cpp => &cpp::Cpp,
+        Language::Java => &java::Java,
+    }
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack.windows(needle.len()).any(|window| window == needle.as_bytes())
+}
+
+fn strings(parts: &[&str]) -> Vec<String> {
+    parts.iter().map(|part| (*part).to_owned()).collect()
+}

@@ -1,0 +1,162 @@
+//! The Docker runtime: the real sandbox behind the [`Runtime`] port, through bollard.
+//!
+//! [`languages`] knows how each language builds and runs; [`sandbox`] owns the container lifecycle and is the
+//! only code that creates containers, always through [`hardening`]; the supervisor in [`guard`] enforces the time
+//! limit from inside each container and measures the run; [`reaper`] removes what a crashed runner left.
+
+pub mod archive;
+pub mod capture;
+pub mod engine;
+pub mod guard;
+pub mod hardening;
+pub mod labels;
+pub mod languages;
+pub mod reaper;
+pub mod sandbox;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::domain::{Execution, Language, Limits, Script};
+use crate::ports::{Preparation, Runtime, RuntimeError};
+use engine::Engine;
+use languages::Toolchain;
+use sandbox::{BuildPlan, Built, RunPlan, Sandbox, SandboxSettings, Workspace};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DockerSettings {
+    pub sandbox: SandboxSettings,
+    pub toolchains: BTreeMap<Language, Toolchain>,
+    /// How long to wait for a registry when pulling a missing image at startup.
+    pub pull_timeout: Duration,
+}
+
+pub struct DockerRuntime {
+    sandbox: Sandbox,
+    toolchains: BTreeMap<Language, Toolchain>,
+    /// Stops the periodic reaper when the runtime is dropped.
+    reaper: CancellationToken,
+}
+
+/// A built program: its workspace, and the language that knows how it reports running out of memory.
+#[derive(Debug)]
+pub struct Program {
+    workspace: Workspace,
+    language: Language,
+}
+
+impl DockerRuntime {
+    /// Connects to the Docker engine, removes what a previous run of this instance left, makes sure the images are
+    /// present (pulling them when a registry answers), and starts the periodic reaper.
+    ///
+    /// # Errors
+    /// [`RuntimeError::Unavailable`] when the Docker engine cannot be reached.
+    pub async fn start(settings: DockerSettings) -> Result<Self, RuntimeError> {
+        let engine = Engine::connect().await?;
+        engine.ping().await?;
+        reaper::sweep(&engine, Some(&settings.sandbox.instance)).await;
+        ensure_images(&engine, &settings.toolchains, settings.pull_timeout).await;
+        let reaper = CancellationToken::new();
+        tokio::spawn(reaper::run_periodically(engine.clone(), reaper.clone()));
+        Ok(Self {
+            sandbox: Sandbox::new(engine, settings.sandbox),
+            toolchains: settings.toolchains,
+            reaper,
+        })
+    }
+
+    fn toolchain(&self, language: Language) -> Result<&Toolchain, RuntimeError> {
+        self.toolchains
+            .get(&language)
+            .ok_or_else(|| RuntimeError::Sandbox(format!("no images are configured for {language}")))
+    }
+}
+
+impl Drop for DockerRuntime {
+    fn drop(&mut self) {
+        self.reaper.cancel();
+    }
+}
+
+/// Checks every configured image, pulls the missing ones, and warns about those that cannot be had: the scripts
+/// of those languages will get IE naming the image until it is present.
+async fn ensure_images(engine: &Engine, toolchains: &BTreeMap<Language, Toolchain>, pull_timeout: Duration) {
+    let mut users: BTreeMap<&str, BTreeSet<Language>> = BTreeMap::new();
+    for (language, toolchain) in toolchains {
+        users.entry(&toolchain.build_image).or_default().insert(*language);
+        users.entry(&toolchain.run_image).or_default().insert(*language);
+    }
+    let checks = users.into_iter().map(|(image, languages)| async move {
+        match engine.image_exists(image).await {
+            Ok(true) => return,
+            Ok(false) => {}
+            Err(error) => {
+                tracing::warn!(%error, image, "cannot check image");
+                return;
+            }
+        }
+        tracing::info!(image, "image missing; pulling it");
+        if let Err(error) = engine.pull(image, pull_timeout).await {
+            let languages: Vec<&str> = languages.iter().map(|l| l.as_str()).collect();
+            tracing::warn!(
+                image,
+                ?languages,
+                %error,
+                "image missing and cannot be pulled: scripts in these languages will get IE until it is present \
+                 (on a host without a registry, build local images with scripts/build-images.sh)"
+            );
+        }
+    });
+    futures::future::join_all(checks).await;
+}
+
+impl Runtime for DockerRuntime {
+    type Program = Program;
+
+    async fn prepare(
+        &self,
+        script: &Script,
+        limits: Limits,
+        cancel: &CancellationToken,
+    ) -> Result<Preparation<Program>, RuntimeError> {
+        let module = languages::module(script.language);
+        let toolchain = self.toolchain(script.language)?;
+        let source_file = module.source_file(script.source.as_str());
+        let build = BuildPlan {
+            image: toolchain.build_image.clone(),
+            command: module.build_command(&source_file),
+            env: module.build_env(),
+            source_file: source_file.clone(),
+        };
+        let run = RunPlan {
+            image: toolchain.run_image.clone(),
+            workdir: toolchain.workdir.clone(),
+            command: module.run_command(&source_file, limits.memory),
+            env: module.run_env(self.sandbox.settings().hardening.cpus),
+        };
+        let built = self
+            .sandbox
+            .build(&script.id, script.source.as_str(), build, run, limits, cancel)
+            .await?;
+        Ok(match built {
+            Built::Ready(workspace) => Preparation::Ready(Program {
+                workspace,
+                language: script.language,
+            }),
+            Built::Failed(failure) => Preparation::BuildFailed(failure),
+        })
+    }
+
+    async fn run(&self, program: &Program, input: &[u8], cancel: &CancellationToken) -> Result<Execution, RuntimeError> {
+        let module = languages::module(program.language);
+        self.sandbox
+            .run(&program.workspace, input, |stderr| module.reports_out_of_memory(stderr), cancel)
+            .await
+    }
+
+    async fn release(&self, program: Program) {
+        self.sandbox.release(program.workspace).await;
+    }
+}

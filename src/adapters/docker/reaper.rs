@@ -1,0 +1,74 @@
+//! Cleanup of what crashed runners leave behind.
+//!
+//! A runner killed with SIGKILL cannot remove its containers. Their programs end on their own (the supervisor
+//! kills them at their limit), and the containers and volumes are then removed here:
+//! - at startup, everything labelled with this runner's own instance id: it can only be left from a previous run
+//!   of this instance (a restarted container keeps its hostname and PID, so its default instance id);
+//! - periodically, anything past its expiry label, whichever runner created it: no live runner can still need
+//!   it, because every live runner stops its own work before that time.
+//!
+//! Another live runner's unexpired containers are never touched.
+
+use std::time::{Duration, SystemTime};
+
+use tokio_util::sync::CancellationToken;
+
+use super::engine::Engine;
+use super::labels;
+
+/// How often expired resources are looked for.
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
+
+/// What one sweep removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Swept {
+    pub containers: usize,
+    pub volumes: usize,
+}
+
+/// Removes expired resources, and with `own_instance` also everything of that instance.
+pub async fn sweep(engine: &Engine, own_instance: Option<&str>) -> Swept {
+    let now = SystemTime::now();
+    let doomed = |labels: &std::collections::HashMap<String, String>| {
+        labels::expired(labels, now) || own_instance.is_some_and(|own| labels.get(labels::INSTANCE).map(String::as_str) == Some(own))
+    };
+    let mut swept = Swept::default();
+    match engine.containers_with_label(labels::MANAGED).await {
+        Ok(containers) => {
+            for container in containers.iter().filter(|c| doomed(&c.labels)) {
+                match engine.remove_container(&container.name).await {
+                    Ok(()) => swept.containers += 1,
+                    Err(error) => tracing::warn!(%error, container = %container.name, "reaper cannot remove a container"),
+                }
+            }
+        }
+        Err(error) => tracing::warn!(%error, "reaper cannot list containers"),
+    }
+    match engine.volumes_with_label(labels::MANAGED).await {
+        Ok(volumes) => {
+            for volume in volumes.iter().filter(|v| doomed(&v.labels)) {
+                match engine.remove_volume(&volume.name).await {
+                    Ok(()) => swept.volumes += 1,
+                    Err(error) => tracing::debug!(%error, volume = %volume.name, "reaper cannot remove a volume yet"),
+                }
+            }
+        }
+        Err(error) => tracing::warn!(%error, "reaper cannot list volumes"),
+    }
+    if swept != Swept::default() {
+        tracing::info!(containers = swept.containers, volumes = swept.volumes, "reaped leftover sandboxes");
+    }
+    swept
+}
+
+/// Sweeps expired resources every [`SWEEP_INTERVAL`] until `stop` fires.
+pub async fn run_periodically(engine: Engine, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(SWEEP_INTERVAL) => {
+                sweep(&engine, None).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! The command line: `scrc [run]` and `scrc dev-broker [--partitions N]`. Configuration itself comes
+//! from the environment, as in SCRC; flags only choose what to do.
+
+use std::fmt;
+
+pub const USAGE: &str = "\
+usage:
+  scrc [run]                          run the runner daemon (configured by environment variables)
+  scrc dev-broker [--partitions N]    start an embedded Kafka-protocol broker for development (default 6 partitions)
+  scrc help                           show this help
+  scrc version                        show the version";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Run,
+    DevBroker { partitions: i32 },
+    Help,
+    Version,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}\n\n{USAGE}", self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Parses the arguments after the program name.
+///
+/// # Errors
+/// [`UsageError`] for an unknown command or flag, or a bad flag value.
+pub fn parse(args: &[String]) -> Result<Command, UsageError> {
+    let mut args = args.iter().map(String::as_str);
+    let command = match args.next() {
+        None | Some("run") => Command::Run,
+        Some("dev-broker") => {
+            let mut partitions = 6;
+            while let Some(flag) = args.next() {
+                match flag {
+                    "--partitions" => {
+                        let value = args
+                            .next()
+                            .ok_or_else(|| UsageError("--partitions needs a value".into()))?;
+                        partitions = value
+                            .parse()
+                            .ok()
+                            .filter(|n| (1..=1000).contains(n))
+                            .ok_or_else(|| UsageError(format!("--partitions {value:?}: expected 1 to 1000")))?;
+                    }
+                    other => return Err(UsageError(format!("unknown flag {other:?} for dev-broker"))),
+                }
+            }
+            return Ok(Command::DevBroker { partitions });
+        }
+        Some("help" | "--help" | "-h") => Command::Help,
+        Some("version" | "--version" | "-V") => Command::Version,
+        Some(other) => return Err(UsageError(format!("unknown command {other:?}"))),
+    };
+    match args.next() {
+        None => Ok(command),
+        Some(extra) => Err(UsageError(format!("unexpected argument {extra:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_words(words: &[&str]) -> Result<Command, UsageError> {
+        parse(&words.iter().map(|w| (*w).to_owned()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn bare_scrc_runs_the_daemon_as_scrc_does() {
+        assert_eq!(parse_words(&[]), Ok(Command::Run));
+        assert_eq!(parse_words(&["run"]), Ok(Command::Run));
+    }
+
+    #[test]
+    fn dev_broker_takes_a_partition_count() {
+        assert_eq!(parse_words(&["dev-broker"]), Ok(Command::DevBroker { partitions: 6 }));
+        assert_eq!(
+            parse_words(&["dev-broker", "--partitions", "12"]),
+            Ok(Command::DevBroker { partitions: 12 })
+        );
+        assert!(parse_words(&["dev-broker", "--partitions", "0"]).is_err());
+        assert!(parse_words(&["dev-broker", "--partitions"]).is_err());
+        assert!(parse_words(&["dev-broker", "--fast"]).is_err());
+    }
+
+    #[test]
+    fn unknown_commands_are_refused_with_usage() {
+        let error = parse_words(&["serve"]).unwrap_err();
+        assert!(error.to_string().contains("unknown command \"serve\"") && error.to_string().contains("usage:"));
+        assert!(parse_words(&["run", "extra"]).is_err());
+    }
+}

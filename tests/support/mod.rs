@@ -1,0 +1,104 @@
+//! Shared helpers for the tests that need a real Docker engine.
+//!
+//! Without Docker these tests skip, except under `CI=true`, where a missing engine or missing images fail the
+//! test: CI must never pass by skipping.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use scrc::adapters::docker::{DockerRuntime, DockerSettings};
+use scrc::app::{CircuitBreaker, Judge};
+use scrc::config::Config;
+use scrc::domain::{Checker, Language, RequestedLimits, RunReport, Script, ScriptId, Source, TestCase};
+use tokio_util::sync::CancellationToken;
+
+/// The variables of `images/local.env`, which point scrc at the images `scripts/build-images.sh` builds.
+pub fn local_images() -> Vec<(String, String)> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/images/local.env");
+    std::fs::read_to_string(path)
+        .expect("images/local.env is part of the repository")
+        .lines()
+        .filter(|line| !line.trim_start().starts_with('#'))
+        .filter_map(|line| line.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect()
+}
+
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Configuration for tests: the local images, a unique instance id, and any overrides.
+pub fn config(overrides: &[(&str, &str)]) -> Config {
+    let instance = format!("test-{}-{}", std::process::id(), unique());
+    let mut vars = local_images();
+    vars.push(("RUNNER_INSTANCE_ID".into(), instance));
+    vars.extend(overrides.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    Config::from_vars(vars).expect("test configuration is valid")
+}
+
+pub fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() as u64);
+    nanos * 1000 + NEXT.fetch_add(1, Ordering::SeqCst)
+}
+
+/// Starts the Docker runtime, or returns `None` (skip) when Docker is absent outside CI.
+pub async fn docker_runtime(settings: DockerSettings) -> Option<DockerRuntime> {
+    match DockerRuntime::start(settings).await {
+        Ok(runtime) => Some(runtime),
+        Err(error) if !in_ci() => {
+            eprintln!("skipping: no Docker engine ({error})");
+            None
+        }
+        Err(error) => panic!("CI=true and the Docker engine is unavailable: {error}"),
+    }
+}
+
+/// A judge over the real Docker runtime, with the test configuration.
+pub async fn judge(overrides: &[(&str, &str)]) -> Option<(Judge<DockerRuntime>, Config)> {
+    let config = config(overrides);
+    let runtime = docker_runtime(config.docker.clone()).await?;
+    let breaker = Arc::new(CircuitBreaker::new(config.breaker_threshold, config.breaker_cool_down));
+    Some((Judge::new(runtime, config.policy, breaker, config.retry), config))
+}
+
+pub fn script(language: Language, source: &str, tests: &[(&str, &str)]) -> Script {
+    Script {
+        id: ScriptId::new(format!("{language}-{}", unique())).unwrap(),
+        language,
+        source: Source::new(source).unwrap(),
+        limits: RequestedLimits::default(),
+        tests: tests
+            .iter()
+            .enumerate()
+            .map(|(index, (input, expected))| TestCase {
+                number: index as u32 + 1,
+                input: (*input).to_owned(),
+                expected_output: (*expected).to_owned(),
+            })
+            .collect(),
+        checker: Checker::Exact,
+        run_all_tests: false,
+    }
+}
+
+pub fn with_limits(mut script: Script, time_ms: u64, memory_mib: u64) -> Script {
+    script.limits = RequestedLimits {
+        time: Some(Duration::from_millis(time_ms)),
+        memory: Some(memory_mib * 1024 * 1024),
+    };
+    script
+}
+
+pub async fn judged(judge: &Judge<DockerRuntime>, script: &Script) -> RunReport {
+    judge
+        .judge(script, &CancellationToken::new())
+        .await
+        .expect("not cancelled")
+}
