@@ -7,7 +7,9 @@ use std::process::Command;
 fn main() {
     println!("cargo:rerun-if-changed=guard/scrc-guard.c");
     println!("cargo:rerun-if-env-changed=CC");
-    let out_dir = std::env::var_os("OUT_DIR").map(PathBuf::from).expect("cargo always sets OUT_DIR");
+    let out_dir = std::env::var_os("OUT_DIR")
+        .map(PathBuf::from)
+        .expect("cargo always sets OUT_DIR");
     let binary = out_dir.join("scrc-guard");
     let compiler = std::env::var("CC").unwrap_or_else(|_| "cc".into());
     let status = Command::new(&compiler)

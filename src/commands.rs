@@ -33,7 +33,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         max_parallel = config.executor.max_parallel,
         "runner started"
     );
-    let summary = Executor::new(source, publisher, judge, config.executor).run(shutdown).await;
+    let summary = Executor::new(source, publisher, judge, config.executor)
+        .run(shutdown)
+        .await;
     tracing::info!(
         reason = ?summary.stop,
         published = ?summary.published,

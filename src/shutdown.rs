@@ -21,7 +21,10 @@ pub fn on_signals(shutdown: CancellationToken) -> std::io::Result<()> {
                 tracing::info!(signal = name, "shutting down: finishing in-flight scripts");
                 shutdown.cancel();
             } else {
-                tracing::warn!(signal = name, "second signal: exiting now; unfinished scripts will be redelivered");
+                tracing::warn!(
+                    signal = name,
+                    "second signal: exiting now; unfinished scripts will be redelivered"
+                );
                 std::process::exit(130);
             }
         }

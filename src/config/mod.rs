@@ -180,6 +180,8 @@ struct Env {
     #[serde(default = "defaults::workdir")]
     java_workdir: String,
     #[serde(default)]
+    docker_host: Option<String>,
+    #[serde(default)]
     log_format: Option<String>,
     #[serde(default)]
     log_level: Option<String>,
@@ -315,7 +317,12 @@ impl Config {
     /// # Errors
     /// [`ConfigError`] naming the first invalid variable and its value.
     pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
-        let vars: Vec<(String, String)> = vars.into_iter().collect();
+        // As in an environment, a later value of a variable replaces an earlier one.
+        let vars: Vec<(String, String)> = vars
+            .into_iter()
+            .collect::<std::collections::BTreeMap<_, _>>()
+            .into_iter()
+            .collect();
         let env: Env = envy::from_iter(vars.iter().cloned())?;
         let properties = rdkafka_properties(&vars)?;
 
@@ -458,19 +465,39 @@ impl Config {
         let filter = env.rust_log.or(env.log_level).unwrap_or_else(|| "info".into());
 
         if !(env.runner_cpus > 0.0 && env.runner_cpus <= 64.0) {
-            return Err(invalid("RUNNER_CPUS", env.runner_cpus, "must be greater than 0 and at most 64"));
+            return Err(invalid(
+                "RUNNER_CPUS",
+                env.runner_cpus,
+                "must be greater than 0 and at most 64",
+            ));
         }
         if !(16..=32_768).contains(&env.runner_pids_limit) {
-            return Err(invalid("RUNNER_PIDS_LIMIT", env.runner_pids_limit, "must be between 16 and 32768"));
+            return Err(invalid(
+                "RUNNER_PIDS_LIMIT",
+                env.runner_pids_limit,
+                "must be between 16 and 32768",
+            ));
         }
         if !(16..=65_536).contains(&env.runner_nofile_limit) {
-            return Err(invalid("RUNNER_NOFILE_LIMIT", env.runner_nofile_limit, "must be between 16 and 65536"));
+            return Err(invalid(
+                "RUNNER_NOFILE_LIMIT",
+                env.runner_nofile_limit,
+                "must be between 16 and 65536",
+            ));
         }
         if env.runner_file_size_limit < 1024 * 1024 {
-            return Err(invalid("RUNNER_FILE_SIZE_LIMIT", env.runner_file_size_limit, "must be at least 1 MiB"));
+            return Err(invalid(
+                "RUNNER_FILE_SIZE_LIMIT",
+                env.runner_file_size_limit,
+                "must be at least 1 MiB",
+            ));
         }
         if env.runner_output_limit < 1024 {
-            return Err(invalid("RUNNER_OUTPUT_LIMIT", env.runner_output_limit, "must be at least 1024 bytes"));
+            return Err(invalid(
+                "RUNNER_OUTPUT_LIMIT",
+                env.runner_output_limit,
+                "must be at least 1024 bytes",
+            ));
         }
         for (name, size) in [
             ("RUNNER_TMPFS_SIZE", env.runner_tmpfs_size),
@@ -482,11 +509,41 @@ impl Config {
         }
         let mut toolchains = std::collections::BTreeMap::new();
         for (language, build_image, run_image, workdir, names) in [
-            (Language::Python, &env.python_image, env.python_run_image.as_ref().unwrap_or(&env.python_image), &env.python_workdir, ["PYTHON_IMAGE", "PYTHON_RUN_IMAGE", "PYTHON_WORKDIR"]),
-            (Language::Go, &env.go_image, &env.go_run_image, &env.go_workdir, ["GO_IMAGE", "GO_RUN_IMAGE", "GO_WORKDIR"]),
-            (Language::C, &env.c_image, &env.c_run_image, &env.c_workdir, ["C_IMAGE", "C_RUN_IMAGE", "C_WORKDIR"]),
-            (Language::Cpp, &env.cpp_image, &env.cpp_run_image, &env.cpp_workdir, ["CPP_IMAGE", "CPP_RUN_IMAGE", "CPP_WORKDIR"]),
-            (Language::Java, &env.java_image, &env.java_run_image, &env.java_workdir, ["JAVA_IMAGE", "JAVA_RUN_IMAGE", "JAVA_WORKDIR"]),
+            (
+                Language::Python,
+                &env.python_image,
+                env.python_run_image.as_ref().unwrap_or(&env.python_image),
+                &env.python_workdir,
+                ["PYTHON_IMAGE", "PYTHON_RUN_IMAGE", "PYTHON_WORKDIR"],
+            ),
+            (
+                Language::Go,
+                &env.go_image,
+                &env.go_run_image,
+                &env.go_workdir,
+                ["GO_IMAGE", "GO_RUN_IMAGE", "GO_WORKDIR"],
+            ),
+            (
+                Language::C,
+                &env.c_image,
+                &env.c_run_image,
+                &env.c_workdir,
+                ["C_IMAGE", "C_RUN_IMAGE", "C_WORKDIR"],
+            ),
+            (
+                Language::Cpp,
+                &env.cpp_image,
+                &env.cpp_run_image,
+                &env.cpp_workdir,
+                ["CPP_IMAGE", "CPP_RUN_IMAGE", "CPP_WORKDIR"],
+            ),
+            (
+                Language::Java,
+                &env.java_image,
+                &env.java_run_image,
+                &env.java_workdir,
+                ["JAVA_IMAGE", "JAVA_RUN_IMAGE", "JAVA_WORKDIR"],
+            ),
         ] {
             for (name, value) in names.iter().zip([build_image, run_image]) {
                 if value.trim().is_empty() {
@@ -550,6 +607,7 @@ impl Config {
             breaker_threshold: env.runner_breaker_threshold.max(1),
             breaker_cool_down,
             docker: DockerSettings {
+                host: env.docker_host.filter(|host| !host.is_empty()),
                 sandbox: SandboxSettings {
                     instance: instance.clone(),
                     hardening: HardeningSettings {
@@ -647,7 +705,10 @@ mod tests {
         assert_eq!(python.build_image, "python:3.12-alpine");
         assert_eq!(python.run_image, "python:3.12-alpine", "Python runs in its own image");
         assert_eq!(config.docker.toolchains[&Language::Go].run_image, "alpine:3.20");
-        assert_eq!(config.docker.toolchains[&Language::Java].build_image, "eclipse-temurin:21-jdk-alpine");
+        assert_eq!(
+            config.docker.toolchains[&Language::Java].build_image,
+            "eclipse-temurin:21-jdk-alpine"
+        );
         assert_eq!(config.docker.toolchains[&Language::Cpp].workdir, "/tmp");
         assert_eq!(config.docker.sandbox.output_limit, 1024 * 1024);
     }

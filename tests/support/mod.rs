@@ -102,3 +102,35 @@ pub async fn judged(judge: &Judge<DockerRuntime>, script: &Script) -> RunReport 
         .await
         .expect("not cancelled")
 }
+
+/// Containers and volumes still labelled with `instance`.
+pub async fn leftovers(instance: &str) -> (usize, usize) {
+    let engine = scrc::adapters::docker::engine::Engine::connect(None)
+        .await
+        .expect("Docker is reachable");
+    let label = format!("scrc.instance={instance}");
+    let containers = engine
+        .containers_with_label(&label)
+        .await
+        .expect("list containers")
+        .len();
+    let volumes = engine.volumes_with_label(&label).await.expect("list volumes").len();
+    (containers, volumes)
+}
+
+/// Asserts the host is as the runner found it: nothing of `instance` left, and the runner still judges.
+pub async fn assert_clean_and_serving(judge: &scrc::app::Judge<DockerRuntime>, instance: &str) {
+    assert_eq!(
+        leftovers(instance).await,
+        (0, 0),
+        "containers and volumes of {instance} were left behind"
+    );
+    let probe = script(Language::Python, "print(input())", &[("still here\n", "still here\n")]);
+    let report = judged(judge, &probe).await;
+    assert_eq!(
+        report.status,
+        scrc::domain::Status::Ok,
+        "the runner stopped serving: {report:?}"
+    );
+    assert_eq!(leftovers(instance).await, (0, 0));
+}

@@ -70,7 +70,11 @@ pub fn reroot_artifact(tar_bytes: &[u8], reserved: &str) -> Result<Vec<u8>, BadA
         } else {
             tar::EntryType::Regular
         });
-        let readable = if kind.is_dir() || mode & 0o111 != 0 { 0o555 } else { 0o444 };
+        let readable = if kind.is_dir() || mode & 0o111 != 0 {
+            0o555
+        } else {
+            0o444
+        };
         header.set_mode(readable);
         header.set_size(contents.len() as u64);
         header.set_mtime(mtime);

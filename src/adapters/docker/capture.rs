@@ -39,7 +39,11 @@ impl Capture {
         };
         let room = cap.saturating_sub(buffer.len());
         buffer.extend_from_slice(&bytes[..bytes.len().min(room)]);
-        if bytes.len() > room { Flow::Exceeded } else { Flow::Continue }
+        if bytes.len() > room {
+            Flow::Exceeded
+        } else {
+            Flow::Continue
+        }
     }
 }
 

@@ -34,13 +34,29 @@ pub struct Labelled {
 }
 
 impl Engine {
-    /// Connects with the local defaults (`DOCKER_HOST`, else the Unix socket) and negotiates the API version, so
-    /// that older engines (this project's CI runs Docker 20.10, API 1.41) are spoken to in their own version.
+    /// Connects to `host` (`unix:///path`, `tcp://host:port` or `http://host:port`), or to the local default
+    /// socket, and negotiates the API version, so that older engines (this project's CI runs Docker 20.10, API
+    /// 1.41) are spoken to in their own version.
     ///
     /// # Errors
-    /// [`RuntimeError::Unavailable`] when the engine cannot be reached.
-    pub async fn connect() -> Result<Self, RuntimeError> {
-        let docker = Docker::connect_with_local_defaults().map_err(unavailable("connect"))?;
+    /// [`RuntimeError::Unavailable`] when the engine cannot be reached or `host` is not understood.
+    pub async fn connect(host: Option<&str>) -> Result<Self, RuntimeError> {
+        const CLIENT_TIMEOUT: u64 = 120;
+        let docker = match host {
+            None => Docker::connect_with_unix_defaults(),
+            Some(host) if host.starts_with("unix://") => {
+                Docker::connect_with_unix(host, CLIENT_TIMEOUT, bollard::API_DEFAULT_VERSION)
+            }
+            Some(host) if host.starts_with("tcp://") || host.starts_with("http://") => {
+                Docker::connect_with_http(host, CLIENT_TIMEOUT, bollard::API_DEFAULT_VERSION)
+            }
+            Some(other) => {
+                return Err(RuntimeError::Unavailable(format!(
+                    "DOCKER_HOST {other:?} is not supported: use unix://, tcp:// or http://"
+                )));
+            }
+        }
+        .map_err(unavailable("connect"))?;
         let docker = tokio::time::timeout(CALL_TIMEOUT, docker.negotiate_version())
             .await
             .map_err(|_| RuntimeError::Unavailable("the Docker engine did not answer within 30 s".into()))?
@@ -58,9 +74,10 @@ impl Engine {
         match tokio::time::timeout(CALL_TIMEOUT, self.docker.create_container(Some(options), body)).await {
             Err(_) => Err(RuntimeError::Unavailable("create container: timed out".into())),
             Ok(Ok(created)) => Ok(created.id),
-            Ok(Err(BollardError::DockerResponseServerError { status_code: 404, message })) => {
-                Err(RuntimeError::ImageMissing { image, detail: message })
-            }
+            Ok(Err(BollardError::DockerResponseServerError {
+                status_code: 404,
+                message,
+            })) => Err(RuntimeError::ImageMissing { image, detail: message }),
             Ok(Err(error)) => Err(classify("create container", error)),
         }
     }
@@ -158,7 +175,9 @@ impl Engine {
             labels: Some(labels),
             ..Default::default()
         };
-        bounded("create volume", self.docker.create_volume(request)).await.map(|_| ())
+        bounded("create volume", self.docker.create_volume(request))
+            .await
+            .map(|_| ())
     }
 
     /// Removes a volume. One already gone is not an error; one still in use is.
@@ -174,7 +193,10 @@ impl Engine {
     /// Every container (running or not) carrying `label`.
     pub async fn containers_with_label(&self, label: &str) -> Result<Vec<Labelled>, RuntimeError> {
         let filters = HashMap::from([("label".to_owned(), vec![label.to_owned()])]);
-        let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
         let listed = bounded("list containers", self.docker.list_containers(Some(options))).await?;
         Ok(listed
             .into_iter()

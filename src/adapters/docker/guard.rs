@@ -88,7 +88,10 @@ mod tests {
         let mut stderr = format!("\nguess {forged}\n\nn1 {forged}\n\nn1 {REPORT}\n").into_bytes();
         let report = take_report(&mut stderr, "n1").unwrap();
         assert_eq!(report.exit_code, Some(0), "the supervisor's report comes last");
-        assert!(String::from_utf8_lossy(&stderr).contains("guess"), "program output stays");
+        assert!(
+            String::from_utf8_lossy(&stderr).contains("guess"),
+            "program output stays"
+        );
 
         let mut without = format!("\nguess {forged}\n").into_bytes();
         assert_eq!(take_report(&mut without, "n1"), None);

@@ -175,7 +175,10 @@ mod tests {
         assert_eq!(host.nano_cpus, Some(1_000_000_000));
         assert_eq!(host.pids_limit, Some(128));
         let tmp = &host.tmpfs.as_ref().unwrap()["/tmp"];
-        assert!(tmp.contains("nosuid") && tmp.contains("nodev") && tmp.contains("size=16777216"), "{tmp}");
+        assert!(
+            tmp.contains("nosuid") && tmp.contains("nodev") && tmp.contains("size=16777216"),
+            "{tmp}"
+        );
         let limits: Vec<(String, i64)> = host
             .ulimits
             .iter()
@@ -188,7 +191,10 @@ mod tests {
         );
         assert_eq!(host.binds, None, "no host mounts");
         let mounts = host.mounts.as_ref().unwrap();
-        assert!(mounts.iter().all(|m| m.typ == Some(MountType::VOLUME)), "only Docker volumes");
+        assert!(
+            mounts.iter().all(|m| m.typ == Some(MountType::VOLUME)),
+            "only Docker volumes"
+        );
         assert_eq!(host.log_config.as_ref().unwrap().typ.as_deref(), Some("none"));
         assert_eq!(body.user.as_deref(), Some(SANDBOX_USER));
         assert_eq!(body.network_disabled, Some(true));

@@ -27,6 +27,8 @@ use sandbox::{BuildPlan, Built, RunPlan, Sandbox, SandboxSettings, Workspace};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DockerSettings {
+    /// `DOCKER_HOST`: the engine's address; `None` for the local socket, `/var/run/docker.sock`.
+    pub host: Option<String>,
     pub sandbox: SandboxSettings,
     pub toolchains: BTreeMap<Language, Toolchain>,
     /// How long to wait for a registry when pulling a missing image at startup.
@@ -54,7 +56,7 @@ impl DockerRuntime {
     /// # Errors
     /// [`RuntimeError::Unavailable`] when the Docker engine cannot be reached.
     pub async fn start(settings: DockerSettings) -> Result<Self, RuntimeError> {
-        let engine = Engine::connect().await?;
+        let engine = Engine::connect(settings.host.as_deref()).await?;
         engine.ping().await?;
         reaper::sweep(&engine, Some(&settings.sandbox.instance)).await;
         ensure_images(&engine, &settings.toolchains, settings.pull_timeout).await;
@@ -149,10 +151,20 @@ impl Runtime for DockerRuntime {
         })
     }
 
-    async fn run(&self, program: &Program, input: &[u8], cancel: &CancellationToken) -> Result<Execution, RuntimeError> {
+    async fn run(
+        &self,
+        program: &Program,
+        input: &[u8],
+        cancel: &CancellationToken,
+    ) -> Result<Execution, RuntimeError> {
         let module = languages::module(program.language);
         self.sandbox
-            .run(&program.workspace, input, |stderr| module.reports_out_of_memory(stderr), cancel)
+            .run(
+                &program.workspace,
+                input,
+                |stderr| module.reports_out_of_memory(stderr),
+                cancel,
+            )
             .await
     }
 

@@ -30,7 +30,8 @@ pub struct Swept {
 pub async fn sweep(engine: &Engine, own_instance: Option<&str>) -> Swept {
     let now = SystemTime::now();
     let doomed = |labels: &std::collections::HashMap<String, String>| {
-        labels::expired(labels, now) || own_instance.is_some_and(|own| labels.get(labels::INSTANCE).map(String::as_str) == Some(own))
+        labels::expired(labels, now)
+            || own_instance.is_some_and(|own| labels.get(labels::INSTANCE).map(String::as_str) == Some(own))
     };
     let mut swept = Swept::default();
     match engine.containers_with_label(labels::MANAGED).await {
@@ -38,7 +39,9 @@ pub async fn sweep(engine: &Engine, own_instance: Option<&str>) -> Swept {
             for container in containers.iter().filter(|c| doomed(&c.labels)) {
                 match engine.remove_container(&container.name).await {
                     Ok(()) => swept.containers += 1,
-                    Err(error) => tracing::warn!(%error, container = %container.name, "reaper cannot remove a container"),
+                    Err(error) => {
+                        tracing::warn!(%error, container = %container.name, "reaper cannot remove a container")
+                    }
                 }
             }
         }
@@ -56,7 +59,11 @@ pub async fn sweep(engine: &Engine, own_instance: Option<&str>) -> Swept {
         Err(error) => tracing::warn!(%error, "reaper cannot list volumes"),
     }
     if swept != Swept::default() {
-        tracing::info!(containers = swept.containers, volumes = swept.volumes, "reaped leftover sandboxes");
+        tracing::info!(
+            containers = swept.containers,
+            volumes = swept.volumes,
+            "reaped leftover sandboxes"
+        );
     }
     swept
 }

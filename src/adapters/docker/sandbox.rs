@@ -183,7 +183,10 @@ impl Sandbox {
             .await?;
         let created = self
             .engine
-            .create_volume(&program_volume, self.labels(script, "box", self.settings.script_deadline))
+            .create_volume(
+                &program_volume,
+                self.labels(script, "box", self.settings.script_deadline),
+            )
             .await;
         let built = match created {
             Ok(()) => {
@@ -283,16 +286,24 @@ impl Sandbox {
 
         let nonce = guard::nonce();
         let supervised = self
-            .supervise(container, format!("{nonce}\n").into_bytes(), &nonce, limit + BACKSTOP, cancel)
+            .supervise(
+                container,
+                format!("{nonce}\n").into_bytes(),
+                &nonce,
+                limit + BACKSTOP,
+                cancel,
+            )
             .await?;
         let mut diagnostics = supervised.stderr.clone();
         if !supervised.stdout.is_empty() {
             diagnostics.extend_from_slice(&supervised.stdout);
         }
-        let fail = |reason: String| Ok(Some(BuildFailure {
-            diagnostics: diagnostics.clone(),
-            reason,
-        }));
+        let fail = |reason: String| {
+            Ok(Some(BuildFailure {
+                diagnostics: diagnostics.clone(),
+                reason,
+            }))
+        };
         if let Some(report) = &supervised.report
             && report.exec_errno != 0
         {
@@ -307,10 +318,13 @@ impl Sandbox {
                 self.settings.compile_memory_limit / (1024 * 1024)
             ));
         }
-        let timed_out = supervised.killed == Some(Kill::Deadline)
-            || supervised.report.as_ref().is_some_and(|r| r.timed_out);
+        let timed_out =
+            supervised.killed == Some(Kill::Deadline) || supervised.report.as_ref().is_some_and(|r| r.timed_out);
         if timed_out {
-            return fail(format!("compilation exceeded the compile time limit of {} s", limit.as_secs()));
+            return fail(format!(
+                "compilation exceeded the compile time limit of {} s",
+                limit.as_secs()
+            ));
         }
         if supervised.killed == Some(Kill::Output) {
             return fail("the compiler's output exceeded the output limit".into());
@@ -340,7 +354,8 @@ impl Sandbox {
                 ));
             }
         };
-        let program = archive::reroot_artifact(&artifact, GUARD_FILE).map_err(|e| RuntimeError::Sandbox(e.to_string()))?;
+        let program =
+            archive::reroot_artifact(&artifact, GUARD_FILE).map_err(|e| RuntimeError::Sandbox(e.to_string()))?;
         self.engine.upload(container, PROGRAM_DIR, program).await?;
         let supervisor = archive::pack(
             &[],
@@ -392,7 +407,9 @@ impl Sandbox {
         stdin.extend_from_slice(nonce.as_bytes());
         stdin.push(b'\n');
         stdin.extend_from_slice(input);
-        let supervised = self.supervise(&container, stdin, &nonce, limit + BACKSTOP, cancel).await;
+        let supervised = self
+            .supervise(&container, stdin, &nonce, limit + BACKSTOP, cancel)
+            .await;
         self.remove_container(&container).await;
         let supervised = supervised?;
         if let Some(report) = &supervised.report
@@ -415,7 +432,8 @@ impl Sandbox {
         supervised: Supervised,
         reports_out_of_memory: impl Fn(&[u8]) -> bool,
     ) -> Result<Execution, RuntimeError> {
-        let output_exceeded = supervised.killed == Some(Kill::Output) || supervised.stderr.len() > self.settings.output_limit;
+        let output_exceeded =
+            supervised.killed == Some(Kill::Output) || supervised.stderr.len() > self.settings.output_limit;
         let wall_time = supervised.wall_time();
         let oom_killed = supervised.oom_killed();
         let Supervised {

@@ -37,7 +37,11 @@ impl LanguageModule for Java {
     fn run_command(&self, source_file: &str, memory: MemoryLimit) -> Vec<String> {
         let class = source_file.strip_suffix(".java").unwrap_or(source_file);
         let bytes = memory.bytes();
-        let heap = if bytes >= 128 * MIB { bytes - 64 * MIB } else { bytes / 2 };
+        let heap = if bytes >= 128 * MIB {
+            bytes - 64 * MIB
+        } else {
+            bytes / 2
+        };
         let stack = (bytes / 4).clamp(MIB, 64 * MIB);
         vec![
             "java".into(),
@@ -137,7 +141,9 @@ mod tests {
         );
         assert_eq!(Java.source_file("class Main { }"), "Main.java", "no public class: Main");
         assert_eq!(
-            Java.source_file("// public class Decoy\n/* public class Other */\nString s = \"public class X\";\npublic class Real {}"),
+            Java.source_file(
+                "// public class Decoy\n/* public class Other */\nString s = \"public class X\";\npublic class Real {}"
+            ),
             "Real.java"
         );
     }
@@ -153,7 +159,9 @@ mod tests {
 
     #[test]
     fn jvm_memory_failures_are_recognised() {
-        assert!(Java.reports_out_of_memory(b"Exception in thread \"main\" java.lang.OutOfMemoryError: Java heap space"));
+        assert!(
+            Java.reports_out_of_memory(b"Exception in thread \"main\" java.lang.OutOfMemoryError: Java heap space")
+        );
         assert!(Java.reports_out_of_memory(b"Error occurred during initialization of VM\nToo small maximum heap"));
         assert!(!Java.reports_out_of_memory(b"Exception in thread \"main\" java.lang.ArithmeticException"));
     }

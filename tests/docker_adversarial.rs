@@ -1,0 +1,477 @@
+//! Hostile and broken programs from `ADVERSARIAL.md`, on real Docker. Each test asserts the verdict and the host
+//! afterwards: nothing labelled with the runner's instance is left, and the runner still judges a normal script.
+//! Cases that could disturb neighbours also run a benign script at the same time and check it.
+
+mod support;
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant, SystemTime};
+
+use scrc::adapters::kafka::wire::{ResultMessage, encode_report};
+use scrc::domain::{Language, Status};
+use support::*;
+
+async fn both<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
+    tokio::join!(a, b)
+}
+
+fn benign() -> scrc::domain::Script {
+    script(
+        Language::C,
+        "#include <stdio.h>\nint main(void){puts(\"calm\");return 0;}\n",
+        &[("", "calm\n")],
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn case_01_fork_bomb_is_contained_and_the_host_can_still_fork() {
+    let Some((judge, config)) = judge(&[("RUNNER_MAX_PARALLEL", "2")]).await else {
+        return;
+    };
+    let bomb = with_limits(
+        script(
+            Language::C,
+            "#include <unistd.h>\nint main(void){for(;;)fork();}\n",
+            &[("", "")],
+        ),
+        1000,
+        64,
+    );
+    let (bombed, neighbour) = both(judged(&judge, &bomb), judged(&judge, &benign())).await;
+    assert!(
+        matches!(bombed.status, Status::TimeLimit | Status::RuntimeError),
+        "{bombed:#?}"
+    );
+    assert_eq!(
+        neighbour.status,
+        Status::Ok,
+        "a script running beside the bomb is unaffected"
+    );
+    let forked = std::process::Command::new("true")
+        .status()
+        .expect("the host can still fork");
+    assert!(forked.success());
+    assert_clean_and_serving(&judge, &config.instance).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn case_03_busy_loop_is_tl() {
+    let Some((judge, config)) = judge(&[]).await else {
+        return;
+    };
+    let busy = with_limits(
+        script(Language::Python, "while True:\n    pass\n", &[("", "")]),
+        1000,
+        64,
+    );
+    let report = judged(&judge, &busy).await;
+    assert_eq!(report.status, Status::TimeLimit);
+    let cpu = report.tests[0].cpu_time.unwrap();
+    assert!(cpu > Duration::from_millis(50), "a busy loop burns its CPU: {cpu:?}");
+    assert_clean_and_serving(&judge, &config.instance).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn case_04_sleeping_forever_is_tl_by_wall_clock() {
+    let Some((judge, config)) = judge(&[]).await else {
+        return;
+    };
+    let sleeper = with_limits(
+        script(Language::Python, "import time\ntime.sleep(10**6)\n", &[("", "")]),
+        1000,
+        64,
+    );
+    let started = Instant::now();
+    let report = judged(&judge, &sleeper).await;
+    assert_eq!(report.status, Status::TimeLimit);
+    let test = &report.tests[0];
+    assert!(
+        test.duration.unwrap() >= Duration::from_millis(1000) && test.duration.unwrap() < Duration::from_millis(1500)
+    );
+    assert!(
+        test.cpu_time.unwrap() < Duration::from_millis(300),
+        "it slept: {:?}",
+        test.cpu_time
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "the runner did not wait on it"
+    );
+    assert_clean_and_serving(&judge, &config.instance).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn case_06_infinite_stdout_is_ol_with_bounded_memory() {
+    let Some((judge, config)) = judge(&[]).await else {
+        return;
+    };
+    let flood = script(Language::Python, "while True:\n    print('x' * 1000)\n", &[("", "")]);
+    let (flooded, neighbour) = both(judged(&judge, &flood), judged(&judge, &benign())).await;
+    assert_eq!(flooded.status, Status::OutputLimit, "{:?}", flooded.error);
+    assert_eq!(
+        flooded.tests[0].stdout.len(),
+        config.docker.sandbox.output_limit,
+        "the runner kept exactly the cap"
+    );
+    assert_eq!(neighbour.status, Status::Ok);
+    assert_clean_and_serving(&judge, &config.instance).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn case_07_infinite_stderr_is_ol() {
+    let Some((judge, config)) = judge(&[]).await else {
+        return;
+    };
+    let flood = script(
+        Language::Python,
+        "import sys\nwhile True:\n    sys.stderr.write('e' * 1000)\n",
+        &[("", "")],
+    );
+    let report = judged(&judge, &flood).await;
+    assert_eq!(report.status, Status::OutputLimit);
+    assert!(report.tests[0].stderr.len() <= config.docker.sandbox.output_limit);
+    assert_clean_and_serving(&judge, &config.instance).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn case_08_right_answer_then_flood_is_ol_not_ok() {
+    let Some((judge, config)) = judge(&[]).await else {
+        return;
+    };
+    let cheat = script(
+        Language::C,
+        "#include <stdio.h>\nint main(void){puts(\"5\");fflush(stdout);for(;;)puts(\"flood\");}\n",
+        &[("", "5\n")],
+    );
+    let report = judged(&judge, &cheat).await;
+    assert_eq!(report.status, Status::OutputLimit);
+    assert!(report.tests[0].stdout.starts_with(b"5\n"));
+    assert_clean_and_serving(&judge, &config.instance).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn case_10_allocating_past_the_limit_is_ml_in_every_language() {
+    let Some((judge, config)) = judge(&[]).await else {
+        return;
+    };
+    let hogs = [
+        (
+            Language::C,
+            "#include <stdlib.h>\nint main(void){volatile char*p=malloc(256L<<20);for(long i=0;i<(256L<<20);i+=4096)p[i]=1;return 0;}\n",
+        ),
+        (
+            Language::Cpp,
+            "#include <vector>\n#include <cstdio>\nint main(){std::vector<char> v(256<<20,'x');std::printf(\"%d\\n\",v[v.size()/2]);}\n",
+        ),
+        (
+            Language::Go,
+            "package main\nfunc main(){b:=make([]byte,256<<20);for i:=range b{b[i]=1};println(b[7])}\n",
+        ),
+        (
+            Language::Java,
+            "public class Main{public static void main(String[] a){long[] x=new long[64<<20];System.out.println(x.length);}}\n",
+        ),
+        (Language::Python, "x = bytearray(10**13)\n"),
+    ];
+    for (language, source) in hogs {
+        let report = judged(&judge, &with_limits(script(language, source, &[("", "")]), 3000, 64)).await;
+        assert_eq!(report.status, Status::MemoryLimit, "{language}: {report:#?}");
+    }
+    assert_clean_and_serving(&judge, &config.instance).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn case_13_network_connections_fail_and_no_packet_leaves() {
+    let Some((judge, config)) = judge(&[]).await else {
+        return;
+    };
+    let listener = TcpListener::bind("0.0.0.0:0").expect("bind a host port");
+    listener.set_nonblocking(true).expect("non-blocking listener");
+    let port = listener.local_addr().unwrap().port();
+    let source = format!(
+        "import socket\nfor host in ['172.17.0.1', '10.0.2.2', '1.1.1.1']:\n    try:\n        \
+         socket.create_connection((host, {port}), timeout=1)\n        print('connected', host)\n    \
+         except OSError as e:\n        print('blocked', host, e.errno)\nsocket.getaddrinfo('example.com', 80)\n"
+    );
+    let report = judged(&judge, &script(Language::Python, &source, &[("", "")])).await;
+    assert_eq!(
+        report.status,
+        Status::RuntimeError,
+        "name resolution fails too: {report:#?}"
+    );
+    let stdout = String::from_utf8_lossy(&report.tests[0].stdout);
+    assert!(!stdout.contains("connected"), "{stdout}");
+    assert_eq!(stdout.matches("blocked").count(), 3, "{stdout}");
+    assert!(listener.accept().is_err(), "a connection reached the host");
+    assert_clean_and_serving(&judge, &config.instance).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn case_14_host_files_are_not_visible() {
+    let Some((judge, config)) = judge(&[]).await else {
+        return;
+    };
+    let source = "import os\n\
+        for path in ['/etc/shadow', '/var/run/docker.sock', '/run/docker.sock', '/proc/1/root/etc/hostname',\n\
+                     '/proc/1/environ', '/proc/1/mem', '/root/.bashrc', '/var/lib/docker']:\n\
+        \x20   try:\n\
+        \x20       with open(path, 'rb') as f:\n\
+        \x20           print('READ', path, len(f.read(64)))\n\
+        \x20   except OSError as e:\n\
+        \x20       print('denied', path, e.errno)\n\
+        print(open('/etc/shadow').read())\n";
+    let report = judged(&judge, &script(Language::Python, source, &[("", "")])).await;
+    assert_eq!(report.status, Status::RuntimeError, "{report:#?}");
+    let stdout = String::from_utf8_lossy(&report.tests[0].stdout);
+    assert!(
+        !stdout.contains("READ"),
+        "something of the host was readable:\n{stdout}"
+    );
+    assert_eq!(stdout.matches("denied").count(), 8, "{stdout}");
+    assert_clean_and_serving(&judge, &config.instance).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn case_15_files_left_in_tmp_are_gone_for_the_next_test_and_script() {
+    let Some((judge, config)) = judge(&[]).await else {
+        return;
+    };
+    let source = "import os\n\
+        marker = '/tmp/marker'\n\
+        print('found' if os.path.exists(marker) else 'clean')\n\
+        open(marker, 'w').write('left behind')\n\
+        for target in ['/box/planted', '/planted']:\n\
+        \x20   try:\n\
+        \x20       open(target, 'w').write('x')\n\
+        \x20       print('wrote', target)\n\
+        \x20   except OSError:\n\
+        \x20       pass\n";
+    let suite = [("", "clean\n"), ("", "clean\n"), ("", "clean\n")];
+    for _ in 0..2 {
+        let report = judged(&judge, &script(Language::Python, source, &suite)).await;
+        assert_eq!(report.status, Status::Ok, "{report:#?}");
+    }
+    assert_clean_and_serving(&judge, &config.instance).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn case_17_compile_bombs_are_bf_within_the_compile_limits() {
+    let Some((judge, config)) = judge(&[
+        ("RUNNER_COMPILE_TIME_LIMIT", "8s"),
+        ("RUNNER_COMPILE_MEMORY_LIMIT", "536870912"),
+    ])
+    .await
+    else {
+        return;
+    };
+    let bombs = [
+        (
+            Language::C,
+            "#include \"/dev/zero\"\nint main(void){return 0;}\n",
+            "memory",
+        ),
+        (
+            Language::C,
+            "#include __FILE__\nint main(void){return 0;}\n",
+            "exit code",
+        ),
+        (
+            Language::Cpp,
+            "constexpr long spin(){long x=0;for(long i=0;i<200000;++i)for(long j=0;j<200000;++j)x+=i^j;return x;}\n\
+             static_assert(spin()!=1,\"\");\nint main(){}\n",
+            "",
+        ),
+    ];
+    for (language, source, reason) in bombs {
+        let started = Instant::now();
+        let report = judged(&judge, &script(language, source, &[("", "")])).await;
+        assert_eq!(report.status, Status::BuildFailure, "{language}: {report:#?}");
+        assert!(report.error.contains(reason), "{language}: {}", report.error);
+        assert!(
+            started.elapsed() < Duration::from_secs(40),
+            "bounded by the compile limits: {:?}",
+            started.elapsed()
+        );
+    }
+    assert_clean_and_serving(&judge, &config.instance).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn case_19_nul_invalid_utf8_and_megabyte_lines_give_valid_json() {
+    let Some((judge, config)) = judge(&[]).await else {
+        return;
+    };
+    let source = "#include <stdio.h>\nint main(void){fwrite(\"a\\0b\\xff\\xfe\\n\",1,6,stdout);\
+                  for(int i=0;i<900000;i++)putchar('x');putchar('\\n');return 0;}\n";
+    let report = judged(&judge, &script(Language::C, source, &[("", "a\n")])).await;
+    assert_eq!(report.status, Status::WrongAnswer);
+    let stdout = &report.tests[0].stdout;
+    assert_eq!(&stdout[..6], b"a\0b\xff\xfe\n");
+    assert_eq!(stdout.len(), 6 + 900_001);
+    let encoded = encode_report(&report, "test", SystemTime::now(), 950_000).expect("fits");
+    assert!(encoded.len() <= 950_000);
+    let message: ResultMessage = serde_json::from_slice(&encoded).expect("valid JSON");
+    assert!(message.tests[0].stdout.starts_with("a\u{0}b\u{fffd}\u{fffd}\n"));
+    assert!(
+        message.truncated,
+        "the megabyte line was shortened to fit the broker's message size"
+    );
+
+    let binary = "#include <stdio.h>\nint main(void){fwrite(\"a\\0b\\xff\\xfe\\n\",1,6,stdout);return 0;}\n";
+    let report = judged(&judge, &script(Language::C, binary, &[("", "a\n")])).await;
+    assert_eq!(report.status, Status::WrongAnswer);
+    let encoded = encode_report(&report, "test", SystemTime::now(), 950_000).expect("fits");
+    let message: ResultMessage = serde_json::from_slice(&encoded).expect("valid JSON");
+    assert_eq!(message.tests[0].stdout, "a\u{0}b\u{fffd}\u{fffd}\n");
+    assert_eq!(
+        message.tests[0].stdout_base64.as_deref(),
+        Some("YQBi//4K"),
+        "the exact bytes travel too"
+    );
+    assert_clean_and_serving(&judge, &config.instance).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn case_20_megabytes_of_unread_stdin_do_not_block_the_runner() {
+    let Some((judge, config)) = judge(&[]).await else {
+        return;
+    };
+    let input = "x".repeat(8 << 20);
+    let started = Instant::now();
+    let report = judged(
+        &judge,
+        &script(
+            Language::Python,
+            "print('ignored my input')\n",
+            &[(&input, "ignored my input\n")],
+        ),
+    )
+    .await;
+    assert_eq!(report.status, Status::Ok, "{:?}", report.error);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_clean_and_serving(&judge, &config.instance).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn case_02_setsid_daemons_do_not_survive_their_test() {
+    let Some((judge, config)) = judge(&[]).await else {
+        return;
+    };
+    let source = "import subprocess\nsubprocess.Popen(['sleep', '1000'], start_new_session=True)\nprint('done')\n";
+    let started = Instant::now();
+    let report = judged(&judge, &script(Language::Python, source, &[("", "done\n")])).await;
+    assert_eq!(report.status, Status::Ok, "{report:#?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "the runner did not wait for the daemon"
+    );
+    assert_clean_and_serving(&judge, &config.instance).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn case_05_ignoring_sigterm_and_stopping_the_parent_is_still_tl() {
+    let Some((judge, config)) = judge(&[]).await else {
+        return;
+    };
+    let source = "import os, signal\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n\
+                  os.kill(os.getppid(), signal.SIGSTOP)\nos.kill(os.getppid(), signal.SIGKILL)\nwhile True:\n    pass\n";
+    let report = judged(
+        &judge,
+        &with_limits(script(Language::Python, source, &[("", "")]), 1000, 64),
+    )
+    .await;
+    assert_eq!(report.status, Status::TimeLimit, "{report:#?}");
+    assert_clean_and_serving(&judge, &config.instance).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn case_09_a_huge_file_is_re_or_ml_and_host_disk_is_unchanged() {
+    let Some((judge, config)) = judge(&[]).await else {
+        return;
+    };
+    let free_before = free_disk_bytes();
+    let source = "#include <stdio.h>\nint main(void){FILE*f=fopen(\"/tmp/big\",\"w\");static char b[65536];\
+                  for(;;){if(fwrite(b,1,sizeof b,f)!=sizeof b||fflush(f))return 1;}}\n";
+    let report = judged(&judge, &with_limits(script(Language::C, source, &[("", "")]), 5000, 64)).await;
+    assert!(
+        matches!(report.status, Status::RuntimeError | Status::MemoryLimit),
+        "{report:#?}"
+    );
+    let lost = free_before.saturating_sub(free_disk_bytes());
+    assert!(lost < 32 << 20, "host disk shrank by {lost} bytes");
+    assert_clean_and_serving(&judge, &config.instance).await;
+}
+
+fn free_disk_bytes() -> u64 {
+    let output = std::process::Command::new("df")
+        .args(["--output=avail", "-B1", "/var/lib/docker"])
+        .output()
+        .expect("df runs");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .nth(1)
+        .and_then(|line| line.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn case_11_and_12_stack_overflow_and_non_zero_exit_are_re() {
+    let Some((judge, config)) = judge(&[]).await else {
+        return;
+    };
+    let overflow = "int f(int n){volatile int pad[64];pad[0]=n;return f(n+1)+pad[0];}\nint main(void){return f(0);}\n";
+    let report = judged(&judge, &script(Language::C, overflow, &[("", "")])).await;
+    assert_eq!(report.status, Status::RuntimeError, "{report:#?}");
+    assert_eq!(report.tests[0].signal, Some(11), "SIGSEGV");
+    let right_but_failing = "#include <stdio.h>\nint main(void){puts(\"5\");return 3;}\n";
+    let report = judged(&judge, &script(Language::C, right_but_failing, &[("", "5\n")])).await;
+    assert_eq!(
+        report.status,
+        Status::RuntimeError,
+        "right output, non-zero exit: {report:#?}"
+    );
+    assert_eq!(report.tests[0].exit_code, Some(3));
+    assert_clean_and_serving(&judge, &config.instance).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn case_16_privileged_operations_are_blocked() {
+    let Some((judge, config)) = judge(&[]).await else {
+        return;
+    };
+    let source = "#include <stdio.h>\n#include <unistd.h>\n#include <sys/mount.h>\n\
+                  int main(void){\
+                  puts(setuid(0)==0?\"setuid allowed\":\"setuid blocked\");\
+                  puts(sethostname(\"x\",1)==0?\"sethostname allowed\":\"sethostname blocked\");\
+                  puts(mount(\"none\",\"/tmp\",\"tmpfs\",0,0)==0?\"mount allowed\":\"mount blocked\");\
+                  puts(chroot(\"/tmp\")==0?\"chroot allowed\":\"chroot blocked\");return 0;}\n";
+    let expected = "setuid blocked\nsethostname blocked\nmount blocked\nchroot blocked\n";
+    let report = judged(&judge, &script(Language::C, source, &[("", expected)])).await;
+    assert_eq!(
+        report.status,
+        Status::Ok,
+        "{}",
+        String::from_utf8_lossy(&report.tests[0].stdout)
+    );
+    assert_clean_and_serving(&judge, &config.instance).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn case_21_zombies_up_to_the_pid_limit_do_not_affect_the_next_script() {
+    let Some((judge, config)) = judge(&[]).await else {
+        return;
+    };
+    let source = "#include <unistd.h>\nint main(void){for(;;){if(fork()==0)_exit(0);}}\n";
+    let report = judged(&judge, &with_limits(script(Language::C, source, &[("", "")]), 1000, 64)).await;
+    assert!(
+        matches!(report.status, Status::TimeLimit | Status::RuntimeError),
+        "{report:#?}"
+    );
+    let next = judged(&judge, &benign()).await;
+    assert_eq!(next.status, Status::Ok);
+    assert_clean_and_serving(&judge, &config.instance).await;
+}
