@@ -15,6 +15,7 @@ pub mod reaper;
 pub mod sandbox;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -23,7 +24,7 @@ use crate::domain::{Execution, Language, Limits, Script};
 use crate::ports::{Preparation, Runtime, RuntimeError};
 use engine::Engine;
 use languages::Toolchain;
-use sandbox::{BuildPlan, Built, RunPlan, Sandbox, SandboxSettings, Workspace};
+use sandbox::{BuildPlan, Built, PhaseObserver, RunPlan, Sandbox, SandboxSettings, Workspace};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DockerSettings {
@@ -56,14 +57,29 @@ impl DockerRuntime {
     /// # Errors
     /// [`RuntimeError::Unavailable`] when the Docker engine cannot be reached.
     pub async fn start(settings: DockerSettings) -> Result<Self, RuntimeError> {
+        Self::start_observed(settings, None).await
+    }
+
+    /// Like [`DockerRuntime::start`], reporting every sandbox phase's duration to `observer`.
+    ///
+    /// # Errors
+    /// [`RuntimeError::Unavailable`] when the Docker engine cannot be reached.
+    pub async fn start_observed(
+        settings: DockerSettings,
+        observer: Option<Arc<dyn PhaseObserver>>,
+    ) -> Result<Self, RuntimeError> {
         let engine = Engine::connect(settings.host.as_deref()).await?;
         engine.ping().await?;
         reaper::sweep(&engine, Some(&settings.sandbox.instance)).await;
         ensure_images(&engine, &settings.toolchains, settings.pull_timeout).await;
         let reaper = CancellationToken::new();
         tokio::spawn(reaper::run_periodically(engine.clone(), reaper.clone()));
+        let mut sandbox = Sandbox::new(engine, settings.sandbox);
+        if let Some(observer) = observer {
+            sandbox = sandbox.with_observer(observer);
+        }
         Ok(Self {
-            sandbox: Sandbox::new(engine, settings.sandbox),
+            sandbox,
             toolchains: settings.toolchains,
             reaper,
         })

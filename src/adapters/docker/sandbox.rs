@@ -17,6 +17,7 @@
 //! that the [`super::reaper`] can remove whatever a crashed runner left behind.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -102,6 +103,46 @@ pub struct Sandbox {
     settings: SandboxSettings,
     /// Numbers containers and volumes, so their names are unique within this instance.
     sequence: AtomicU64,
+    /// Told how long each phase took; the phase benchmark listens here.
+    observer: Option<Arc<dyn PhaseObserver>>,
+}
+
+/// A step of the sandbox lifecycle, as timed by the phase benchmark and logged at debug level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Phase {
+    /// Creating a container (and, for builds, its volumes).
+    Create,
+    /// Attaching to a container and starting it.
+    Start,
+    /// The compiler's own run time, as the supervisor measured it.
+    Compile,
+    /// The program's own run time, as the supervisor measured it.
+    Run,
+    /// From the container's exit to its state being read.
+    Stop,
+    /// Moving source in and the artifact out and into the program volume.
+    Transfer,
+    /// Removing a container (and, for builds, the build volume).
+    Remove,
+}
+
+impl Phase {
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Create => "create",
+            Phase::Start => "start",
+            Phase::Compile => "compile",
+            Phase::Run => "run",
+            Phase::Stop => "stop",
+            Phase::Transfer => "transfer",
+            Phase::Remove => "remove",
+        }
+    }
+}
+
+/// Receives phase durations.
+pub trait PhaseObserver: Send + Sync {
+    fn observe(&self, phase: Phase, duration: Duration);
 }
 
 /// Why the runner killed a container itself.
@@ -146,6 +187,23 @@ impl Sandbox {
             engine,
             settings,
             sequence: AtomicU64::new(0),
+            observer: None,
+        }
+    }
+
+    /// Reports every phase's duration to `observer`.
+    pub fn with_observer(mut self, observer: Arc<dyn PhaseObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    fn observe(&self, phase: Phase, since: Instant) {
+        self.record(phase, since.elapsed());
+    }
+
+    fn record(&self, phase: Phase, duration: Duration) {
+        if let Some(observer) = &self.observer {
+            observer.observe(phase, duration);
         }
     }
 
@@ -178,6 +236,7 @@ impl Sandbox {
         let build_volume = self.name("build");
         let program_volume = self.name("box");
         let build_lifetime = self.settings.compile_time_limit + Duration::from_secs(120);
+        let creating = Instant::now();
         self.engine
             .create_volume(&build_volume, self.labels(script, "build", build_lifetime))
             .await?;
@@ -188,6 +247,7 @@ impl Sandbox {
                 self.labels(script, "box", self.settings.script_deadline),
             )
             .await;
+        self.observe(Phase::Create, creating);
         let built = match created {
             Ok(()) => {
                 self.build_into(script, source, &plan, &build_volume, &program_volume, cancel)
@@ -195,7 +255,9 @@ impl Sandbox {
             }
             Err(error) => Err(error),
         };
+        let removing = Instant::now();
         self.remove_volume(&build_volume).await;
+        self.observe(Phase::Remove, removing);
         match built {
             Ok(None) => Ok(Built::Ready(Workspace {
                 script: script.clone(),
@@ -249,10 +311,12 @@ impl Sandbox {
             tmpfs_bytes: self.settings.build_tmpfs_bytes,
             labels: self.labels(script, "build", limit + Duration::from_secs(120)),
         };
+        let creating = Instant::now();
         let container = self
             .engine
             .create_container(&self.name("build"), hardened(spec, &self.settings.hardening))
             .await?;
+        self.observe(Phase::Create, creating);
         let result = self.build_in(&container, source, plan, limit, cancel).await;
         self.remove_container(&container).await;
         result
@@ -282,7 +346,9 @@ impl Sandbox {
                 },
             ],
         );
+        let transferring = Instant::now();
         self.engine.upload(container, BUILD_DIR, inputs).await?;
+        self.observe(Phase::Transfer, transferring);
 
         let nonce = guard::nonce();
         let supervised = self
@@ -294,6 +360,9 @@ impl Sandbox {
                 cancel,
             )
             .await?;
+        if let Some(report) = &supervised.report {
+            self.record(Phase::Compile, Duration::from_nanos(report.wall_ns));
+        }
         let mut diagnostics = supervised.stderr.clone();
         if !supervised.stdout.is_empty() {
             diagnostics.extend_from_slice(&supervised.stdout);
@@ -341,6 +410,7 @@ impl Sandbox {
             }
         }
 
+        let transferring = Instant::now();
         let artifact = match self
             .engine
             .download(container, BUILD_WORK, self.settings.artifact_limit)
@@ -366,6 +436,7 @@ impl Sandbox {
             }],
         );
         self.engine.upload(container, PROGRAM_DIR, supervisor).await?;
+        self.observe(Phase::Transfer, transferring);
         Ok(None)
     }
 
@@ -398,10 +469,12 @@ impl Sandbox {
             tmpfs_bytes: self.settings.run_tmpfs_bytes,
             labels: self.labels(&workspace.script, "run", limit + Duration::from_secs(120)),
         };
+        let creating = Instant::now();
         let container = self
             .engine
             .create_container(&self.name("run"), hardened(spec, &self.settings.hardening))
             .await?;
+        self.observe(Phase::Create, creating);
         let nonce = guard::nonce();
         let mut stdin = Vec::with_capacity(nonce.len() + 1 + input.len());
         stdin.extend_from_slice(nonce.as_bytes());
@@ -412,6 +485,9 @@ impl Sandbox {
             .await;
         self.remove_container(&container).await;
         let supervised = supervised?;
+        if let Some(report) = &supervised.report {
+            self.record(Phase::Run, Duration::from_nanos(report.wall_ns));
+        }
         if let Some(report) = &supervised.report
             && report.exec_errno != 0
         {
@@ -486,10 +562,12 @@ impl Sandbox {
         deadline: Duration,
         cancel: &CancellationToken,
     ) -> Result<Supervised, RuntimeError> {
+        let starting = Instant::now();
         let attached = self.engine.attach(container).await?;
         let mut output = attached.output;
         let mut input = attached.input;
         self.engine.start(container).await?;
+        self.observe(Phase::Start, starting);
         let started = Instant::now();
         // The writer runs apart: a program that never reads its stdin must not stall the runner.
         let writer = tokio::spawn(async move {
@@ -526,11 +604,13 @@ impl Sandbox {
         };
         writer.abort();
         drop(output);
+        let stopping = Instant::now();
         if killed.is_some() {
             self.engine.kill(container).await?;
         }
         self.engine.wait_stopped(container, STOP_TIMEOUT).await?;
         let state = self.engine.state(container).await?;
+        self.observe(Phase::Stop, stopping);
         let elapsed = started.elapsed();
         let Capture { stdout, mut stderr, .. } = capture;
         let report = guard::take_report(&mut stderr, nonce);
@@ -550,9 +630,11 @@ impl Sandbox {
     }
 
     async fn remove_container(&self, container: &str) {
+        let removing = Instant::now();
         if let Err(error) = self.engine.remove_container(container).await {
             tracing::warn!(%error, container, "cannot remove a sandbox container; the reaper will retry");
         }
+        self.observe(Phase::Remove, removing);
     }
 
     async fn remove_volume(&self, volume: &str) {

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The full test suite. Builds the local language images when they are missing (scripts/build-images.sh), then runs
+# every test of the workspace: unit and property tests, the app against fakes, the Kafka adapters against the
+# embedded broker, and the Docker runtime against the real engine.
+#
+# Tests that need Docker skip on a machine without it, except under CI=true, where they fail instead.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+if docker info >/dev/null 2>&1; then
+  scripts/build-images.sh
+elif [ "${CI:-}" = "true" ]; then
+  echo "test.sh: CI=true and the Docker engine is unreachable" >&2
+  exit 1
+else
+  echo "test.sh: no Docker engine: the Docker tests will skip" >&2
+fi
+
+cargo test --workspace --locked "$@"
