@@ -1,4 +1,4 @@
-//! The command line: `scrc [run]` and `scrc dev-broker [--partitions N]`. Configuration itself comes
+//! The command line: `scrc [run]`, `scrc dev-broker [--partitions N]` and `scrc demo`. Configuration itself comes
 //! from the environment, as in SCRC; flags only choose what to do.
 
 use std::fmt;
@@ -7,6 +7,7 @@ pub const USAGE: &str = "\
 usage:
   scrc [run]                          run the runner daemon (configured by environment variables)
   scrc dev-broker [--partitions N]    start an embedded Kafka-protocol broker for development (default 6 partitions)
+  scrc demo                           run broker, runner and simulator in one process and check every verdict
   scrc help                           show this help
   scrc version                        show the version";
 
@@ -14,6 +15,7 @@ usage:
 pub enum Command {
     Run,
     DevBroker { partitions: i32 },
+    Demo,
     Help,
     Version,
 }
@@ -56,6 +58,7 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             }
             return Ok(Command::DevBroker { partitions });
         }
+        Some("demo") => Command::Demo,
         Some("help" | "--help" | "-h") => Command::Help,
         Some("version" | "--version" | "-V") => Command::Version,
         Some(other) => return Err(UsageError(format!("unknown command {other:?}"))),

@@ -77,3 +77,117 @@ pub async fn dev_broker(config: &Config, partitions: i32) -> anyhow::Result<()> 
     tracing::info!("dev broker stopping");
     Ok(())
 }
+
+/// The image variables of `images/local.env`: the images `scripts/build-images.sh` builds from Debian packages.
+const LOCAL_IMAGES: &str = include_str!("../images/local.env");
+
+/// The image script, carried in the binary so that `scrc demo` can provision a fresh machine on its own.
+const BUILD_IMAGES_SCRIPT: &str = include_str!("../scripts/build-images.sh");
+
+/// Runs the embedded broker, a runner and the simulator with one iteration of the whole script library, in one
+/// process, and prints the verdict table. Returns whether every verdict matched.
+///
+/// The demo uses the locally built images unless an `*_IMAGE` variable says otherwise, and builds them first when
+/// they are missing and it can (root, Debian); otherwise it says which command to run.
+///
+/// # Errors
+/// When the configuration is invalid, Docker is unreachable, images cannot be provided, or a client fails.
+pub async fn demo(environment: Vec<(String, String)>) -> anyhow::Result<bool> {
+    let user_set: std::collections::HashSet<&str> = environment.iter().map(|(k, _)| k.as_str()).collect();
+    let mut vars: Vec<(String, String)> = LOCAL_IMAGES
+        .lines()
+        .filter(|line| !line.trim_start().starts_with('#'))
+        .filter_map(|line| line.split_once('='))
+        .filter(|(name, _)| !user_set.contains(name.trim()))
+        .map(|(name, value)| (name.trim().to_owned(), value.trim().to_owned()))
+        .collect();
+    if !user_set.contains("RUNNER_MAX_PARALLEL") {
+        vars.push(("RUNNER_MAX_PARALLEL".into(), "2".into()));
+    }
+    vars.extend(environment.iter().cloned());
+    let probe = Config::from_vars(vars.clone())?;
+    ensure_demo_images(&probe).await?;
+
+    let topics = DevTopics {
+        scripts: probe.kafka.scripts_topic.clone(),
+        results: probe.kafka.results_topic.clone(),
+        dead_letters: probe.kafka.dlq_topic.clone(),
+        partitions: 6,
+    };
+    let broker = DevBroker::start(&topics).context("cannot start the embedded broker")?;
+    vars.push(("KAFKA_BROKERS".into(), broker.bootstrap_servers()));
+    let config = Config::from_vars(vars)?;
+    eprintln!(
+        "demo: broker at {}, runner with RUNNER_MAX_PARALLEL={}, sending the script library (5 languages x 6 outcomes)",
+        broker.bootstrap_servers(),
+        config.executor.max_parallel
+    );
+
+    let stop = CancellationToken::new();
+    let runner = tokio::spawn(run(config.clone(), stop.clone()));
+    let simulator = scrc_simulator::SimulatorConfig::load(
+        [
+            ("KAFKA_BROKER".to_owned(), broker.bootstrap_servers()),
+            ("KAFKA_TOPIC".to_owned(), config.kafka.scripts_topic.clone()),
+            ("KAFKA_RESULTS_TOPIC".to_owned(), config.kafka.results_topic.clone()),
+            ("KAFKA_CONSUMER_GROUP".to_owned(), format!("scrc-demo-{}", std::process::id())),
+            ("SCRIPT_ITERATIONS".to_owned(), "1".to_owned()),
+            ("RESULT_WAIT_TIMEOUT_SECONDS".to_owned(), "600".to_owned()),
+            (
+                "RESULT_CONSUMER_LOG_PATH".to_owned(),
+                std::env::temp_dir().join("scrc-demo-results.log").display().to_string(),
+            ),
+        ],
+        &[],
+    )?;
+    let library = scrc_simulator::library()?;
+    let report = scrc_simulator::run(&simulator, &library, CancellationToken::new()).await;
+    stop.cancel();
+    let runner = runner.await.context("the runner task failed")?;
+    let report = report?;
+    runner?;
+    println!("{}", report.validation.table());
+    if report.timed_out {
+        println!("timed out waiting for results");
+    }
+    eprintln!("demo: {} scripts judged in {:.1} s", report.sent, report.elapsed.as_secs_f64());
+    Ok(report.passed())
+}
+
+/// Makes sure every image the demo needs is present, building the local ones when possible.
+async fn ensure_demo_images(config: &Config) -> anyhow::Result<()> {
+    let engine = crate::adapters::docker::engine::Engine::connect(config.docker.host.as_deref())
+        .await
+        .context("the demo needs a Docker engine")?;
+    let mut missing = Vec::new();
+    for toolchain in config.docker.toolchains.values() {
+        for image in [&toolchain.build_image, &toolchain.run_image] {
+            if !engine.image_exists(image).await? && !missing.contains(image) {
+                missing.push(image.clone());
+            }
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let local = missing.iter().all(|image| image.starts_with("scrc-local/"));
+    let root = std::fs::read_to_string("/proc/self/status")
+        .map(|status| status.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")))
+        .unwrap_or(false);
+    if !local || !root {
+        anyhow::bail!(
+            "images missing: {}; build them first with: sudo scripts/build-images.sh",
+            missing.join(", ")
+        );
+    }
+    eprintln!("demo: images missing ({}); building them from Debian packages, about two minutes", missing.join(", "));
+    let script = std::env::temp_dir().join(format!("scrc-build-images-{}.sh", std::process::id()));
+    std::fs::write(&script, BUILD_IMAGES_SCRIPT)?;
+    let status = tokio::process::Command::new("bash").arg(&script).status().await;
+    let _ = std::fs::remove_file(&script);
+    match status {
+        Ok(status) if status.success() => Ok(()),
+        Ok(status) => anyhow::bail!("building the images failed ({status}); run scripts/build-images.sh to see why"),
+        Err(error) => anyhow::bail!("cannot run bash to build the images: {error}"),
+    }
+}

@@ -1,0 +1,129 @@
+//! The script library: for every language, a program per outcome (ok, wa, tl, ml, bf, re) with the tests and
+//! limits that make it produce that outcome. It lives in `simulator/scripts/<language>/<outcome>/` and is
+//! embedded at build time.
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+include!(concat!(env!("OUT_DIR"), "/library.rs"));
+
+/// One program with a known verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scenario {
+    pub language: String,
+    /// The directory name: `ok`, `wa`, `tl`, `ml`, `bf` or `re`.
+    pub outcome: String,
+    /// The status the runner must return, such as `TL`.
+    pub expected: String,
+    pub source: String,
+    pub limits: Limits,
+    pub tests: Vec<TestSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Limits {
+    pub time_limit_ms: u64,
+    pub memory_limit_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct TestSpec {
+    pub input: String,
+    pub expected_output: String,
+}
+
+#[derive(Deserialize)]
+struct ScenarioFile {
+    expected: String,
+    limits: Limits,
+    tests: Vec<TestSpec>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("scenario {language}/{outcome} is invalid: {reason}")]
+pub struct LibraryError {
+    pub language: String,
+    pub outcome: String,
+    pub reason: String,
+}
+
+/// Every scenario of the embedded library, in language then outcome order.
+///
+/// # Errors
+/// [`LibraryError`] when a `scenario.json` does not parse.
+pub fn library() -> Result<Vec<Scenario>, LibraryError> {
+    EMBEDDED
+        .iter()
+        .map(|(language, outcome, _file, source, scenario)| {
+            let file: ScenarioFile = serde_json::from_str(scenario).map_err(|e| LibraryError {
+                language: (*language).into(),
+                outcome: (*outcome).into(),
+                reason: e.to_string(),
+            })?;
+            Ok(Scenario {
+                language: (*language).into(),
+                outcome: (*outcome).into(),
+                expected: file.expected,
+                source: (*source).into(),
+                limits: file.limits,
+                tests: file.tests,
+            })
+        })
+        .collect()
+}
+
+impl Scenario {
+    /// The script message, exactly as an SCRC producer writes it.
+    pub fn message(&self, id: &str) -> Value {
+        let tests: Vec<Value> = self
+            .tests
+            .iter()
+            .enumerate()
+            .map(|(index, test)| {
+                json!({"number": index + 1, "input": test.input, "expected_output": test.expected_output})
+            })
+            .collect();
+        json!({
+            "type": "script",
+            "id": id,
+            "language": self.language,
+            "source": self.source,
+            "limits": {
+                "time_limit_ms": self.limits.time_limit_ms,
+                "memory_limit_bytes": self.limits.memory_limit_bytes,
+            },
+            "tests": tests,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_library_covers_every_language_and_outcome() {
+        let library = library().unwrap();
+        assert_eq!(library.len(), 30);
+        for language in ["c", "cpp", "go", "java", "python"] {
+            for outcome in ["bf", "ml", "ok", "re", "tl", "wa"] {
+                let scenario = library
+                    .iter()
+                    .find(|s| s.language == language && s.outcome == outcome)
+                    .unwrap_or_else(|| panic!("{language}/{outcome} missing"));
+                assert_eq!(scenario.expected, outcome.to_uppercase());
+                assert!(!scenario.tests.is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn messages_follow_scrcs_format() {
+        let scenario = &library().unwrap()[0];
+        let message = scenario.message("sim-1");
+        assert_eq!(message["type"], "script");
+        assert_eq!(message["id"], "sim-1");
+        assert_eq!(message["tests"][0]["number"], 1);
+        assert!(message["limits"]["time_limit_ms"].is_u64());
+    }
+}
