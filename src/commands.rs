@@ -104,6 +104,10 @@ pub async fn demo(environment: Vec<(String, String)>) -> anyhow::Result<bool> {
     if !user_set.contains("RUNNER_MAX_PARALLEL") {
         vars.push(("RUNNER_MAX_PARALLEL".into(), "2".into()));
     }
+    if !user_set.contains("RDKAFKA_FETCH_WAIT_MAX_MS") {
+        // The embedded broker answers an idle fetch only when the wait expires; real Kafka answers at once.
+        vars.push(("RDKAFKA_FETCH_WAIT_MAX_MS".into(), "10".into()));
+    }
     vars.extend(environment.iter().cloned());
     let probe = Config::from_vars(vars.clone())?;
     ensure_demo_images(&probe).await?;

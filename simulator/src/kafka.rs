@@ -72,6 +72,9 @@ pub fn results(
         .set("group.id", group)
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "true")
+        // Real Kafka answers a waiting fetch as soon as data arrives; the embedded mock broker waits the whole
+        // fetch.wait.max.ms (500 ms by default), which would show up in every measured latency.
+        .set("fetch.wait.max.ms", "10")
         .create()?;
     consumer.subscribe(&[topic])?;
     let (sender, receiver) = mpsc::unbounded_channel();

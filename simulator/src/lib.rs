@@ -4,6 +4,7 @@
 //! It deliberately shares no code with the runner: it speaks the wire format as any producer and consumer would,
 //! so it checks compatibility rather than assuming it.
 
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod config;
 pub mod kafka;
