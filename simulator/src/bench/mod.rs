@@ -234,6 +234,7 @@ pub async fn run(plan: &Plan, tools: &Tools, out: &Path) -> anyhow::Result<Value
             "warmup_seconds": plan.warmup.as_secs_f64(),
             "window_seconds": plan.window.as_secs_f64(),
             "cooldown_seconds": plan.cooldown.as_secs_f64(),
+            "latency_window_seconds": plan.latency_window.as_secs_f64(),
             "cases": plan.cases().iter().map(Case::name).collect::<Vec<_>>(),
         },
         "machine": output::machine(),
@@ -296,7 +297,7 @@ async fn run_case(
     };
     let phases = Phases {
         warmup: plan.warmup,
-        window: plan.window,
+        window: plan.window_of(&case),
         cooldown: plan.cooldown,
     };
     let seed = 0x5eed ^ (run as u64) << 8 ^ case.parallelism as u64;

@@ -103,6 +103,8 @@ pub struct Plan {
     pub warmup: Duration,
     pub window: Duration,
     pub cooldown: Duration,
+    /// The measurement window of the paced latency case: long enough to go round the whole library.
+    pub latency_window: Duration,
     /// Single runner throughput against `RUNNER_MAX_PARALLEL`.
     pub throughput_parallelism: Vec<usize>,
     /// Runner replicas by parallelism.
@@ -121,7 +123,8 @@ impl Plan {
             runs: 1,
             warmup: Duration::from_secs(5),
             window: Duration::from_secs(20),
-            cooldown: Duration::from_secs(15),
+            cooldown: Duration::from_secs(10),
+            latency_window: Duration::from_secs(40),
             throughput_parallelism: vec![1, 2, 4],
             scaling_replicas: vec![1, 2],
             scaling_parallelism: vec![2],
@@ -144,6 +147,7 @@ impl Plan {
             warmup: Duration::from_secs(60),
             window: Duration::from_secs(240),
             cooldown: Duration::from_secs(60),
+            latency_window: Duration::from_secs(300),
             throughput_parallelism: vec![1, 2, 4, 6, 8, 12, 16],
             scaling_replicas: vec![1, 2, 3],
             scaling_parallelism: vec![4, 6, 8, 12],
@@ -172,6 +176,7 @@ impl Plan {
         self.warmup = scale(self.warmup);
         self.window = scale(self.window);
         self.cooldown = scale(self.cooldown);
+        self.latency_window = scale(self.latency_window);
         self.burst.students = ((self.burst.students as f64 * factor).ceil() as usize).max(2);
         self.name = format!("{}-x{factor}", self.name);
         self
@@ -199,6 +204,14 @@ impl Plan {
         }
         add(self.latency_case());
         cases
+    }
+
+    /// The measurement window of `case`.
+    pub fn window_of(&self, case: &Case) -> Duration {
+        match case.load {
+            Load::Saturating => self.window,
+            Load::Paced => self.latency_window,
+        }
     }
 
     /// The case latency per language and outcome is measured on: the reference configuration, paced.
@@ -243,8 +256,11 @@ mod tests {
     #[test]
     fn the_quick_plan_fits_in_five_minutes_of_measuring() {
         let plan = Plan::quick();
-        let per_run = plan.warmup + plan.window + plan.cooldown;
-        let measuring = per_run * (plan.cases().len() * plan.runs) as u32;
+        let measuring: Duration = plan
+            .cases()
+            .iter()
+            .map(|case| (plan.warmup + plan.window_of(case) + plan.cooldown) * plan.runs as u32)
+            .sum();
         assert!(measuring <= Duration::from_secs(240), "{measuring:?} leaves too little for the burst");
     }
 
