@@ -7,9 +7,9 @@
 //! `SCRC_BENCH_OUT` changes the output directory, `SCRC_BENCH_SCALE` scales every window and the burst.
 //! The runners get the images of `images/local.env` unless `*_IMAGE` variables say otherwise.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use scrc_simulator::bench::{self, Plan, Tools};
+use scrc_simulator::bench::{self, Tools};
 
 fn local_images() -> Vec<(String, String)> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/images/local.env");
@@ -18,37 +18,18 @@ fn local_images() -> Vec<(String, String)> {
         .lines()
         .filter(|line| !line.starts_with('#'))
         .filter_map(|line| line.split_once('='))
+        .filter(|(name, _)| std::env::var_os(name).is_none())
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect()
 }
 
 fn main() {
-    let name = std::env::args()
-        .skip(1)
-        .find(|arg| !arg.starts_with('-'))
-        .unwrap_or_else(|| "quick".into());
-    let Some(mut plan) = Plan::named(&name) else {
-        eprintln!("harness: unknown plan {name:?}; use quick or full");
-        std::process::exit(2);
-    };
-    if let Some(factor) = std::env::var("SCRC_BENCH_SCALE").ok().and_then(|v| v.parse::<f64>().ok()) {
-        plan = plan.scaled(factor);
-    }
-    let out = std::env::var("SCRC_BENCH_OUT")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("logs/benchmarks").join(&plan.name));
-    let user: std::collections::HashSet<String> = std::env::vars().map(|(k, _)| k).collect();
-    let env = local_images().into_iter().filter(|(k, _)| !user.contains(k)).collect();
+    // `cargo bench` passes `--bench`; the plan is the first other argument.
+    let args: Vec<String> = std::env::args().skip(1).collect();
     let tools = Tools {
         scrc: PathBuf::from(env!("CARGO_BIN_EXE_scrc")),
-        env,
+        env: local_images(),
     };
-    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-    match runtime.block_on(bench::run(&plan, &tools, &out)) {
-        Ok(manifest) => println!("{}", serde_json::to_string_pretty(&manifest["matrices"]).unwrap_or_default()),
-        Err(error) => {
-            eprintln!("harness: {error:#}");
-            std::process::exit(1);
-        }
-    }
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("logs/benchmarks");
+    std::process::exit(bench::main(&args, tools, &out));
 }

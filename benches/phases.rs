@@ -38,10 +38,14 @@ impl Recorder {
 fn program(language: Language) -> &'static str {
     match language {
         Language::Python => "a, b = map(int, input().split())\nprint(a + b)\n",
-        Language::C => "#include <stdio.h>\nint main(void){long a,b;scanf(\"%ld %ld\",&a,&b);printf(\"%ld\\n\",a+b);return 0;}\n",
+        Language::C => {
+            "#include <stdio.h>\nint main(void){long a,b;scanf(\"%ld %ld\",&a,&b);printf(\"%ld\\n\",a+b);return 0;}\n"
+        }
         Language::Cpp => "#include <iostream>\nint main(){long a,b;std::cin>>a>>b;std::cout<<a+b<<\"\\n\";}\n",
         Language::Go => "package main\nimport \"fmt\"\nfunc main(){var a,b int64;fmt.Scan(&a,&b);fmt.Println(a+b)}\n",
-        Language::Java => "import java.util.*;\npublic class Main{public static void main(String[] a){Scanner s=new Scanner(System.in);long x=s.nextLong(),y=s.nextLong();System.out.println(x+y);}}\n",
+        Language::Java => {
+            "import java.util.*;\npublic class Main{public static void main(String[] a){Scanner s=new Scanner(System.in);long x=s.nextLong(),y=s.nextLong();System.out.println(x+y);}}\n"
+        }
     }
 }
 
@@ -104,9 +108,19 @@ fn main() {
         };
         let breaker = Arc::new(CircuitBreaker::new(config.breaker_threshold, config.breaker_cool_down));
         let judge = Judge::new(docker, config.policy, breaker, config.retry);
-        let phases = [Phase::Create, Phase::Start, Phase::Compile, Phase::Run, Phase::Stop, Phase::Transfer, Phase::Remove];
+        let phases = [
+            Phase::Create,
+            Phase::Start,
+            Phase::Compile,
+            Phase::Run,
+            Phase::Stop,
+            Phase::Transfer,
+            Phase::Remove,
+        ];
 
-        println!("Median milliseconds per phase, {iterations} scripts of 3 tests per language (1 build + 3 runs each).");
+        println!(
+            "Median milliseconds per phase, {iterations} scripts of 3 tests per language (1 build + 3 runs each)."
+        );
         println!("create/start/stop/remove are per container; compile and run are the supervisor's own measure.\n");
         print!("| language |");
         for phase in phases {
@@ -126,7 +140,10 @@ fn main() {
                 let started = Instant::now();
                 let report = judge.judge(&script(language, n), &CancellationToken::new()).await;
                 totals.push(started.elapsed());
-                assert!(matches!(report, Ok(ref r) if r.status == Status::Ok), "{language}: {report:?}");
+                assert!(
+                    matches!(report, Ok(ref r) if r.status == Status::Ok),
+                    "{language}: {report:?}"
+                );
             }
             let mut samples = recorder.take();
             print!("| {language} |");

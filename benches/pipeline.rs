@@ -42,7 +42,10 @@ async fn measure(scripts: usize, max_parallel: usize) -> f64 {
                 "tests": [{"input": "hi\n", "expected_output": "hi\n"}]})
             .to_string();
             producer
-                .send(FutureRecord::to("scripts").key(&id).payload(&payload), Duration::from_secs(30))
+                .send(
+                    FutureRecord::to("scripts").key(&id).payload(&payload),
+                    Duration::from_secs(30),
+                )
                 .await
                 .expect("produce");
         }
@@ -77,7 +80,12 @@ async fn measure(scripts: usize, max_parallel: usize) -> f64 {
         backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(1)),
         breaker_wait: Duration::from_secs(10),
     };
-    let judge = Judge::new(FakeRuntime::new(), policy, Arc::new(CircuitBreaker::new(5, Duration::from_secs(5))), retry);
+    let judge = Judge::new(
+        FakeRuntime::new(),
+        policy,
+        Arc::new(CircuitBreaker::new(5, Duration::from_secs(5))),
+        retry,
+    );
     let executor = Executor::new(
         Arc::new(KafkaSource::connect(&settings).expect("consumer")),
         Arc::new(KafkaPublisher::connect(&settings).expect("producer")),

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The full test suite. Builds the local language images when they are missing (scripts/build-images.sh), then runs
-# every test of the workspace: unit and property tests, the app against fakes, the Kafka adapters against the
-# embedded broker, and the Docker runtime against the real engine.
+# The full test suite. Builds the local language images and the deployment images when they are missing
+# (scripts/build-images.sh, scripts/build-deploy-images.sh), then runs every test of the workspace: unit and
+# property tests, the app against fakes, the Kafka adapters against the embedded broker, the Docker runtime against
+# the real engine, the simulator and benchmark harness, and the deployment against an out-of-process broker and
+# Compose.
 #
 # Tests that need Docker skip on a machine without it, except under CI=true, where they fail instead.
 set -euo pipefail
@@ -9,6 +11,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 if docker info >/dev/null 2>&1; then
   scripts/build-images.sh
+  scripts/build-deploy-images.sh
 elif [ "${CI:-}" = "true" ]; then
   echo "test.sh: CI=true and the Docker engine is unreachable" >&2
   exit 1

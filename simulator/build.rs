@@ -8,10 +8,16 @@ fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts");
     println!("cargo:rerun-if-changed={}", root.display());
     let mut entries = Vec::new();
-    let mut languages: Vec<_> = std::fs::read_dir(&root).expect("simulator/scripts exists").flatten().collect();
+    let mut languages: Vec<_> = std::fs::read_dir(&root)
+        .expect("simulator/scripts exists")
+        .flatten()
+        .collect();
     languages.sort_by_key(|e| e.file_name());
     for language in languages {
-        let mut outcomes: Vec<_> = std::fs::read_dir(language.path()).expect("readable").flatten().collect();
+        let mut outcomes: Vec<_> = std::fs::read_dir(language.path())
+            .expect("readable")
+            .flatten()
+            .collect();
         outcomes.sort_by_key(|e| e.file_name());
         for outcome in outcomes {
             println!("cargo:rerun-if-changed={}", outcome.path().display());
@@ -19,7 +25,12 @@ fn main() {
             files.sort_by_key(|e| e.file_name());
             let source = files
                 .iter()
-                .find(|f| f.file_name().to_string_lossy().to_ascii_lowercase().starts_with("main."))
+                .find(|f| {
+                    f.file_name()
+                        .to_string_lossy()
+                        .to_ascii_lowercase()
+                        .starts_with("main.")
+                })
                 .unwrap_or_else(|| panic!("{} has no main.* program", outcome.path().display()));
             entries.push((
                 language.file_name().to_string_lossy().into_owned(),

@@ -1,4 +1,4 @@
-//! The command line: `scrc [run]`, `scrc dev-broker [--partitions N]` and `scrc demo`. Configuration itself comes
+//! The command line: `scrc [run]`, `scrc dev-broker`, `scrc demo`, `scrc create-topics` and `scrc health`. Configuration itself comes
 //! from the environment, as in SCRC; flags only choose what to do.
 
 use std::fmt;
@@ -8,6 +8,9 @@ usage:
   scrc [run]                          run the runner daemon (configured by environment variables)
   scrc dev-broker [--partitions N]    start an embedded Kafka-protocol broker for development (default 6 partitions)
   scrc demo                           run broker, runner and simulator in one process and check every verdict
+  scrc create-topics [--partitions N] [--replication N]
+                                      create the scripts, results and dead-letter topics (default 12 partitions, 1 replica)
+  scrc health                         exit 0 when the running runner reaches Kafka and Docker (a container HEALTHCHECK)
   scrc help                           show this help
   scrc version                        show the version";
 
@@ -16,6 +19,8 @@ pub enum Command {
     Run,
     DevBroker { partitions: i32 },
     Demo,
+    CreateTopics { partitions: i32, replication: i32 },
+    Health,
     Help,
     Version,
 }
@@ -59,6 +64,27 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             return Ok(Command::DevBroker { partitions });
         }
         Some("demo") => Command::Demo,
+        Some("health") => Command::Health,
+        Some("create-topics") => {
+            let (mut partitions, mut replication) = (12, 1);
+            while let Some(flag) = args.next() {
+                let target = match flag {
+                    "--partitions" => &mut partitions,
+                    "--replication" => &mut replication,
+                    other => return Err(UsageError(format!("unknown flag {other:?} for create-topics"))),
+                };
+                let value = args.next().ok_or_else(|| UsageError(format!("{flag} needs a value")))?;
+                *target = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=1000).contains(n))
+                    .ok_or_else(|| UsageError(format!("{flag} {value:?}: expected 1 to 1000")))?;
+            }
+            return Ok(Command::CreateTopics {
+                partitions,
+                replication,
+            });
+        }
         Some("help" | "--help" | "-h") => Command::Help,
         Some("version" | "--version" | "-V") => Command::Version,
         Some(other) => return Err(UsageError(format!("unknown command {other:?}"))),
@@ -93,6 +119,26 @@ mod tests {
         assert!(parse_words(&["dev-broker", "--partitions", "0"]).is_err());
         assert!(parse_words(&["dev-broker", "--partitions"]).is_err());
         assert!(parse_words(&["dev-broker", "--fast"]).is_err());
+    }
+
+    #[test]
+    fn create_topics_and_health_parse() {
+        assert_eq!(
+            parse_words(&["create-topics"]),
+            Ok(Command::CreateTopics {
+                partitions: 12,
+                replication: 1
+            })
+        );
+        assert_eq!(
+            parse_words(&["create-topics", "--replication", "3", "--partitions", "24"]),
+            Ok(Command::CreateTopics {
+                partitions: 24,
+                replication: 3
+            })
+        );
+        assert!(parse_words(&["create-topics", "--partitions", "x"]).is_err());
+        assert_eq!(parse_words(&["health"]), Ok(Command::Health));
     }
 
     #[test]

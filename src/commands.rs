@@ -23,6 +23,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .context("cannot start the Docker runtime (is the Docker engine running and its socket reachable?)")?;
     let source = Arc::new(KafkaSource::connect(&config.kafka)?);
     let publisher = Arc::new(KafkaPublisher::connect(&config.kafka)?);
+    let reporting = shutdown.child_token();
+    let health = tokio::spawn(crate::health::report(
+        config.health_file.clone(),
+        config.instance.clone(),
+        Arc::clone(&source),
+        runtime.probe(),
+        reporting.clone(),
+    ));
     let breaker = Arc::new(CircuitBreaker::new(config.breaker_threshold, config.breaker_cool_down));
     let judge = Judge::new(runtime, config.policy, breaker, config.retry);
     tracing::info!(
@@ -36,6 +44,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let summary = Executor::new(source, publisher, judge, config.executor)
         .run(shutdown)
         .await;
+    reporting.cancel();
+    let _ = health.await;
     tracing::info!(
         reason = ?summary.stop,
         published = ?summary.published,
@@ -47,6 +57,24 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         anyhow::bail!("the Kafka consumer failed: {reason}");
     }
     Ok(summary)
+}
+
+/// Creates the scripts, results and dead-letter topics (`scrc create-topics`).
+///
+/// # Errors
+/// When the brokers refuse or do not answer within two minutes.
+pub async fn create_topics(config: &Config, partitions: i32, replication: i32) -> anyhow::Result<()> {
+    let created = crate::adapters::kafka::admin::create_topics(
+        &config.kafka,
+        partitions,
+        replication,
+        std::time::Duration::from_secs(120),
+    )
+    .await?;
+    for line in created {
+        println!("{line}");
+    }
+    Ok(())
 }
 
 /// Starts the embedded broker, prints `KAFKA_BROKERS=<list>` as the first line on stdout, and serves until
@@ -134,7 +162,10 @@ pub async fn demo(environment: Vec<(String, String)>) -> anyhow::Result<bool> {
             ("KAFKA_BROKER".to_owned(), broker.bootstrap_servers()),
             ("KAFKA_TOPIC".to_owned(), config.kafka.scripts_topic.clone()),
             ("KAFKA_RESULTS_TOPIC".to_owned(), config.kafka.results_topic.clone()),
-            ("KAFKA_CONSUMER_GROUP".to_owned(), format!("scrc-demo-{}", std::process::id())),
+            (
+                "KAFKA_CONSUMER_GROUP".to_owned(),
+                format!("scrc-demo-{}", std::process::id()),
+            ),
             ("SCRIPT_ITERATIONS".to_owned(), "1".to_owned()),
             ("RESULT_WAIT_TIMEOUT_SECONDS".to_owned(), "600".to_owned()),
             (
@@ -154,7 +185,11 @@ pub async fn demo(environment: Vec<(String, String)>) -> anyhow::Result<bool> {
     if report.timed_out {
         println!("timed out waiting for results");
     }
-    eprintln!("demo: {} scripts judged in {:.1} s", report.sent, report.elapsed.as_secs_f64());
+    eprintln!(
+        "demo: {} scripts judged in {:.1} s",
+        report.sent,
+        report.elapsed.as_secs_f64()
+    );
     Ok(report.passed())
 }
 
@@ -176,7 +211,11 @@ async fn ensure_demo_images(config: &Config) -> anyhow::Result<()> {
     }
     let local = missing.iter().all(|image| image.starts_with("scrc-local/"));
     let root = std::fs::read_to_string("/proc/self/status")
-        .map(|status| status.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")))
+        .map(|status| {
+            status
+                .lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
         .unwrap_or(false);
     if !local || !root {
         anyhow::bail!(
@@ -184,7 +223,10 @@ async fn ensure_demo_images(config: &Config) -> anyhow::Result<()> {
             missing.join(", ")
         );
     }
-    eprintln!("demo: images missing ({}); building them from Debian packages, about two minutes", missing.join(", "));
+    eprintln!(
+        "demo: images missing ({}); building them from Debian packages, about two minutes",
+        missing.join(", ")
+    );
     let script = std::env::temp_dir().join(format!("scrc-build-images-{}.sh", std::process::id()));
     std::fs::write(&script, BUILD_IMAGES_SCRIPT)?;
     let status = tokio::process::Command::new("bash").arg(&script).status().await;

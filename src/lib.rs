@@ -10,6 +10,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod domain;
+pub mod health;
 pub mod ports;
 pub mod shutdown;
 pub mod telemetry;

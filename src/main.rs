@@ -7,6 +7,27 @@ use scrc::config::Config;
 use scrc::{commands, shutdown, telemetry};
 use tokio_util::sync::CancellationToken;
 
+/// `scrc health`: reads the running runner's health file (`RUNNER_HEALTH_FILE`).
+fn health() -> ExitCode {
+    let path = std::env::var("RUNNER_HEALTH_FILE")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .map_or_else(scrc::health::default_path, std::path::PathBuf::from);
+    match scrc::health::check(&path) {
+        Ok(health) => {
+            println!(
+                "healthy: {} reaches Kafka and Docker, owns {} partitions",
+                health.instance, health.assigned_partitions
+            );
+            ExitCode::SUCCESS
+        }
+        Err(reason) => {
+            println!("unhealthy: {reason}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// `scrc demo`: quiet runner logs (unless `RUST_LOG` says otherwise), the verdict table on stdout.
 fn demo() -> ExitCode {
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into());
@@ -48,7 +69,8 @@ fn main() -> ExitCode {
             println!("scrc {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
         }
-        Command::Run | Command::DevBroker { .. } | Command::Demo => {}
+        Command::Run | Command::DevBroker { .. } | Command::Demo | Command::CreateTopics { .. } => {}
+        Command::Health => return health(),
     }
     if command == Command::Demo {
         return demo();
@@ -71,6 +93,10 @@ fn main() -> ExitCode {
     let outcome = runtime.block_on(async {
         match command {
             Command::DevBroker { partitions } => commands::dev_broker(&config, partitions).await,
+            Command::CreateTopics {
+                partitions,
+                replication,
+            } => commands::create_topics(&config, partitions, replication).await,
             _ => {
                 let stop = CancellationToken::new();
                 shutdown::on_signals(stop.clone())?;

@@ -9,7 +9,9 @@ use scrc_simulator::bench::{self, CHARTS, Plan, Tools};
 
 fn csv_rows(path: &Path) -> Vec<Vec<String>> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    text.lines().map(|line| line.split(',').map(str::to_owned).collect()).collect()
+    text.lines()
+        .map(|line| line.split(',').map(str::to_owned).collect())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -29,13 +31,29 @@ async fn the_quick_plan_produces_every_artifact() {
         serde_json::from_slice(&std::fs::read(out.join("benchmark_manifest.json")).expect("manifest")).expect("JSON");
     assert_eq!(written, manifest);
     assert!(written["machine"]["cores"].as_u64().unwrap_or(0) >= 1);
-    for matrix in ["throughput", "scaling", "latency", "timeout_impact", "language_share", "school_burst"] {
+    for matrix in [
+        "throughput",
+        "scaling",
+        "latency",
+        "timeout_impact",
+        "language_share",
+        "school_burst",
+    ] {
         assert!(!written["matrices"][matrix].is_null(), "manifest lacks {matrix}");
     }
-    assert_eq!(written["matrices"]["throughput"].as_array().map(Vec::len), Some(plan.throughput_parallelism.len()));
+    assert_eq!(
+        written["matrices"]["throughput"].as_array().map(Vec::len),
+        Some(plan.throughput_parallelism.len())
+    );
     let burst = &written["matrices"]["school_burst"];
     assert_eq!(burst["submissions"].as_u64(), Some(2 * plan.burst.students as u64));
-    for key in ["drain_seconds", "latency_p50_seconds", "latency_p95_seconds", "latency_p99_seconds", "failure_rate"] {
+    for key in [
+        "drain_seconds",
+        "latency_p50_seconds",
+        "latency_p95_seconds",
+        "latency_p99_seconds",
+        "failure_rate",
+    ] {
         assert!(burst[key].is_number(), "school burst lacks {key}: {burst}");
     }
 
@@ -51,8 +69,18 @@ async fn the_quick_plan_produces_every_artifact() {
         .iter()
         .map(|v| v.as_str().unwrap_or_default().to_owned())
         .collect();
-    for matrix in ["throughput", "scaling", "latency", "timeout_impact", "language_share", "school_burst"] {
-        assert!(listed.iter().any(|f| f.starts_with(&format!("{matrix}__"))), "no CSV for {matrix}");
+    for matrix in [
+        "throughput",
+        "scaling",
+        "latency",
+        "timeout_impact",
+        "language_share",
+        "school_burst",
+    ] {
+        assert!(
+            listed.iter().any(|f| f.starts_with(&format!("{matrix}__"))),
+            "no CSV for {matrix}"
+        );
     }
     for file in &listed {
         let rows = csv_rows(&out.join(file));
@@ -64,8 +92,16 @@ async fn the_quick_plan_produces_every_artifact() {
         }
     }
     for matrix in ["throughput", "scaling", "timeout_impact", "latency", "school_burst"] {
-        assert!(listed.iter().any(|f| f.starts_with(&format!("{matrix}__")) && f.contains("__run-1.csv")));
-        assert!(listed.iter().any(|f| f.starts_with(&format!("{matrix}__")) && f.ends_with("__aggregated.csv")));
+        assert!(
+            listed
+                .iter()
+                .any(|f| f.starts_with(&format!("{matrix}__")) && f.contains("__run-1.csv"))
+        );
+        assert!(
+            listed
+                .iter()
+                .any(|f| f.starts_with(&format!("{matrix}__")) && f.ends_with("__aggregated.csv"))
+        );
     }
     let _ = std::fs::remove_dir_all(&out);
 }

@@ -6,7 +6,10 @@ use std::process::Command;
 
 #[test]
 fn the_demo_judges_the_whole_library_correctly() {
-    let docker = Command::new("docker").arg("info").output().is_ok_and(|o| o.status.success());
+    let docker = Command::new("docker")
+        .arg("info")
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !docker {
         assert!(!support::in_ci(), "CI=true and no Docker engine");
         eprintln!("skipping: no Docker engine");
@@ -19,9 +22,15 @@ fn the_demo_judges_the_whole_library_correctly() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "demo failed:\n{stdout}\n{stderr}");
-    assert!(stdout.contains("sent 30, mismatched 0, missing 0, conflicting 0: PASSED"), "{stdout}");
+    assert!(
+        stdout.contains("sent 30, mismatched 0, missing 0, conflicting 0: PASSED"),
+        "{stdout}"
+    );
     for language in ["c ", "cpp", "go", "java", "python"] {
-        let row = stdout.lines().find(|line| line.starts_with(language)).unwrap_or_default();
+        let row = stdout
+            .lines()
+            .find(|line| line.starts_with(language))
+            .unwrap_or_default();
         assert_eq!(row.matches(" ok").count(), 6, "{language}: {row}");
     }
 }

@@ -36,7 +36,10 @@ async fn labelled_container(engine: &Engine, instance: &str, expires_in: Duratio
         ..Default::default()
     };
     let name = format!("scrc-reaper-test-{}", unique());
-    engine.create_container(&name, body).await.expect("create a labelled container");
+    engine
+        .create_container(&name, body)
+        .await
+        .expect("create a labelled container");
     engine
         .create_volume(&format!("{name}-box"), labels)
         .await
@@ -47,7 +50,9 @@ async fn labelled_container(engine: &Engine, instance: &str, expires_in: Duratio
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_runner_removes_its_own_and_expired_leftovers_but_not_a_live_neighbours() {
     let config = config(&[]);
-    let Some(probe) = docker_runtime(config.docker.clone()).await else { return };
+    let Some(probe) = docker_runtime(config.docker.clone()).await else {
+        return;
+    };
     drop(probe);
     let engine = Engine::connect(None).await.expect("Docker");
     let me = config.instance.clone();
@@ -59,15 +64,35 @@ async fn a_restarted_runner_removes_its_own_and_expired_leftovers_but_not_a_live
     assert_eq!(leftovers(&me).await, (1, 1));
 
     let runtime = docker_runtime(config.docker.clone()).await.expect("Docker");
-    assert_eq!(leftovers(&me).await, (0, 0), "its own previous run's leftovers are removed");
-    assert_eq!(leftovers(&stranger).await, (0, 0), "expired leftovers of a dead runner are removed");
-    assert_eq!(leftovers(&neighbour).await, (1, 1), "a live neighbour's containers are untouched");
+    assert_eq!(
+        leftovers(&me).await,
+        (0, 0),
+        "its own previous run's leftovers are removed"
+    );
+    assert_eq!(
+        leftovers(&stranger).await,
+        (0, 0),
+        "expired leftovers of a dead runner are removed"
+    );
+    assert_eq!(
+        leftovers(&neighbour).await,
+        (1, 1),
+        "a live neighbour's containers are untouched"
+    );
     drop(runtime);
 
-    for container in engine.containers_with_label(&format!("scrc.instance={neighbour}")).await.unwrap() {
+    for container in engine
+        .containers_with_label(&format!("scrc.instance={neighbour}"))
+        .await
+        .unwrap()
+    {
         engine.remove_container(&container.name).await.unwrap();
     }
-    for volume in engine.volumes_with_label(&format!("scrc.instance={neighbour}")).await.unwrap() {
+    for volume in engine
+        .volumes_with_label(&format!("scrc.instance={neighbour}"))
+        .await
+        .unwrap()
+    {
         engine.remove_volume(&volume.name).await.unwrap();
     }
 }
@@ -103,7 +128,10 @@ async fn wait_for_run_container(engine: &Engine, instance: &str) {
         {
             return;
         }
-        assert!(started.elapsed() < Duration::from_secs(90), "the runner never started the script");
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "the runner never started the script"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -126,7 +154,12 @@ async fn after_sigkill_the_program_still_ends_and_a_restarted_runner_cleans_up_a
         "source": "import time\ntime.sleep(60)\n", "limits": {"time_limit_ms": 4000},
         "tests": [{"input": "", "expected_output": ""}]});
     producer
-        .send(FutureRecord::to("scripts").key("killed-mid-script").payload(&message.to_string()), Duration::from_secs(10))
+        .send(
+            FutureRecord::to("scripts")
+                .key("killed-mid-script")
+                .payload(&message.to_string()),
+            Duration::from_secs(10),
+        )
         .await
         .unwrap();
 
@@ -137,7 +170,10 @@ async fn after_sigkill_the_program_still_ends_and_a_restarted_runner_cleans_up_a
     doomed.kill().expect("SIGKILL the runner");
     doomed.wait().unwrap();
     let (containers, volumes) = leftovers(&instance).await;
-    assert!(containers >= 1 && volumes >= 1, "the killed runner could not clean up: {containers} {volumes}");
+    assert!(
+        containers >= 1 && volumes >= 1,
+        "the killed runner could not clean up: {containers} {volumes}"
+    );
 
     // The program ends on its own at its 4 s limit: the supervisor inside kills it, runner or not.
     let started = Instant::now();
@@ -148,14 +184,22 @@ async fn after_sigkill_the_program_still_ends_and_a_restarted_runner_cleans_up_a
             .unwrap();
         let mut still_running = false;
         for container in running {
-            if engine.state(&container.name).await.map(|s| s.running == Some(true)).unwrap_or(false) {
+            if engine
+                .state(&container.name)
+                .await
+                .map(|s| s.running == Some(true))
+                .unwrap_or(false)
+            {
                 still_running = true;
             }
         }
         if !still_running {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(15), "the orphaned program kept running");
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the orphaned program kept running"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
@@ -165,10 +209,16 @@ async fn after_sigkill_the_program_still_ends_and_a_restarted_runner_cleans_up_a
         if let Some(status) = restarted.try_wait().unwrap() {
             break status;
         }
-        assert!(started.elapsed() < Duration::from_secs(120), "the restarted runner did not finish");
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the restarted runner did not finish"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    assert!(status.success(), "the restarted runner exits 0 after SCRIPT_EXPECTED: {status}");
+    assert!(
+        status.success(),
+        "the restarted runner exits 0 after SCRIPT_EXPECTED: {status}"
+    );
     assert_eq!(leftovers(&instance).await, (0, 0), "nothing of either run is left");
 
     let consumer: StreamConsumer = ClientConfig::new()

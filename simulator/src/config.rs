@@ -174,11 +174,19 @@ mod tests {
 
     #[test]
     fn flags_override_the_environment() {
-        let args: Vec<String> = ["--kafka-broker", "b:1", "--script-iterations", "0", "--script-interval-seconds", "0.5"]
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect();
-        let config = SimulatorConfig::load(vars(&[("KAFKA_BROKER", "a:1"), ("SCRIPT_ITERATIONS", "3")]), &args).unwrap();
+        let args: Vec<String> = [
+            "--kafka-broker",
+            "b:1",
+            "--script-iterations",
+            "0",
+            "--script-interval-seconds",
+            "0.5",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        let config =
+            SimulatorConfig::load(vars(&[("KAFKA_BROKER", "a:1"), ("SCRIPT_ITERATIONS", "3")]), &args).unwrap();
         assert_eq!(config.broker, "b:1");
         assert_eq!(config.iterations, None, "<= 0 means until interrupted");
         assert_eq!(config.interval, Duration::from_millis(500));

@@ -49,7 +49,10 @@ pub fn producer(broker: &str) -> anyhow::Result<FutureProducer> {
 /// When the broker does not acknowledge it.
 pub async fn send(producer: &FutureProducer, topic: &str, id: &str, payload: &str) -> anyhow::Result<()> {
     producer
-        .send(FutureRecord::to(topic).key(id).payload(payload), Duration::from_secs(30))
+        .send(
+            FutureRecord::to(topic).key(id).payload(payload),
+            Duration::from_secs(30),
+        )
         .await
         .map(|_| ())
         .map_err(|(error, _)| anyhow::anyhow!("cannot send {id}: {error}"))

@@ -13,6 +13,8 @@ use crate::validate::{Expectation, Validation, Validator};
 #[derive(Debug)]
 pub struct SimulationReport {
     pub validation: Validation,
+    /// Results received per runner instance (from the results' `runner` field).
+    pub runners: std::collections::BTreeMap<String, usize>,
     /// The wait for results ran out before every id came back.
     pub timed_out: bool,
     pub sent: usize,
@@ -60,6 +62,7 @@ pub async fn run(
         .open(&config.result_log_path)
         .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", config.result_log_path.display()))?;
     let mut validator = Validator::default();
+    let mut runners = std::collections::BTreeMap::new();
 
     let mut iteration = 0u64;
     loop {
@@ -86,7 +89,7 @@ pub async fn run(
             tokio::select! {
                 () = &mut pause => break,
                 () = stop.cancelled() => break,
-                Some(received) = results.recv() => record(&mut validator, &mut log, &received),
+                Some(received) = results.recv() => record(&mut validator, &mut runners, &mut log, &received),
             }
         }
     }
@@ -101,7 +104,7 @@ pub async fn run(
             }
             () = stop.cancelled() => break,
             received = results.recv() => match received {
-                Some(received) => record(&mut validator, &mut log, &received),
+                Some(received) => record(&mut validator, &mut runners, &mut log, &received),
                 None => break,
             },
         }
@@ -112,11 +115,12 @@ pub async fn run(
     loop {
         tokio::select! {
             () = &mut settle => break,
-            Some(received) = results.recv() => record(&mut validator, &mut log, &received),
+            Some(received) = results.recv() => record(&mut validator, &mut runners, &mut log, &received),
         }
     }
     reading.cancel();
     Ok(SimulationReport {
+        runners,
         sent: validator.sent(),
         validation: validator.validation(),
         timed_out,
@@ -124,8 +128,14 @@ pub async fn run(
     })
 }
 
-fn record(validator: &mut Validator, log: &mut std::fs::File, received: &kafka::Received) {
+fn record(
+    validator: &mut Validator,
+    runners: &mut std::collections::BTreeMap<String, usize>,
+    log: &mut std::fs::File,
+    received: &kafka::Received,
+) {
     if validator.observe(&received.id, &received.status) {
+        *runners.entry(received.runner.clone().unwrap_or_default()).or_default() += 1;
         let _ = writeln!(log, "{}", received.payload);
         tracing::debug!(id = %received.id, status = %received.status, "result");
     }

@@ -49,7 +49,10 @@ impl Validator {
         if !self.expected.contains_key(id) {
             return false;
         }
-        self.observed.entry(id.to_owned()).or_default().insert(status.to_owned());
+        self.observed
+            .entry(id.to_owned())
+            .or_default()
+            .insert(status.to_owned());
         true
     }
 
@@ -116,7 +119,13 @@ impl Validation {
     /// A table of language by outcome: each cell shows what came back against what was expected.
     pub fn table(&self) -> String {
         let languages: BTreeSet<&String> = self.cells.keys().map(|(l, _)| l).collect();
-        let mut outcomes: Vec<&String> = self.cells.keys().map(|(_, o)| o).collect::<BTreeSet<_>>().into_iter().collect();
+        let mut outcomes: Vec<&String> = self
+            .cells
+            .keys()
+            .map(|(_, o)| o)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
         outcomes.sort_by_key(|outcome| outcome_rank(outcome));
         let mut out = String::new();
         let _ = write!(out, "{:<9}", "language");
@@ -138,7 +147,11 @@ impl Validation {
                             .filter(|(status, _)| **status != cell.expected)
                             .map(|(status, count)| format!("{status}x{count}"))
                             .collect();
-                        let mark = if matched == cell.sent && others.is_empty() { "ok" } else { "FAIL" };
+                        let mark = if matched == cell.sent && others.is_empty() {
+                            "ok"
+                        } else {
+                            "FAIL"
+                        };
                         if others.is_empty() {
                             format!("{} {matched}/{} {mark}", cell.expected, cell.sent)
                         } else {
@@ -242,7 +255,10 @@ mod tests {
         validator.observe("a", "OK");
         validator.observe("b", "TL");
         validator.observe("c", "OK");
-        assert!(validator.validation().passed(), "a redelivered result that agrees is fine");
+        assert!(
+            validator.validation().passed(),
+            "a redelivered result that agrees is fine"
+        );
         validator.observe("c", "IE");
         let validation = validator.validation();
         assert!(!validation.passed());

@@ -50,6 +50,8 @@ pub struct Config {
     pub breaker_threshold: u32,
     pub breaker_cool_down: Duration,
     pub docker: DockerSettings,
+    /// `RUNNER_HEALTH_FILE`: where the runner reports its health for `scrc health`.
+    pub health_file: std::path::PathBuf,
     pub log: LogSettings,
 }
 
@@ -181,6 +183,8 @@ struct Env {
     java_workdir: String,
     #[serde(default)]
     docker_host: Option<String>,
+    #[serde(default)]
+    runner_health_file: Option<String>,
     #[serde(default)]
     log_format: Option<String>,
     #[serde(default)]
@@ -628,6 +632,10 @@ impl Config {
                 toolchains,
                 pull_timeout: Duration::from_secs(120),
             },
+            health_file: env
+                .runner_health_file
+                .filter(|path| !path.is_empty())
+                .map_or_else(crate::health::default_path, std::path::PathBuf::from),
             log: LogSettings { format, filter },
             instance,
         })

@@ -23,7 +23,11 @@ const OUTCOME_COLORS: [RGBColor; 6] = [
 
 /// A colour from pale yellow to deep red for `value` between `low` and `high`.
 fn heat(value: f64, low: f64, high: f64) -> RGBColor {
-    let t = if high > low { ((value - low) / (high - low)).clamp(0.0, 1.0) } else { 0.5 };
+    let t = if high > low {
+        ((value - low) / (high - low)).clamp(0.0, 1.0)
+    } else {
+        0.5
+    };
     let lerp = |a: f64, b: f64| (a + (b - a) * t) as u8;
     RGBColor(lerp(255.0, 178.0), lerp(245.0, 24.0), lerp(200.0, 43.0))
 }
@@ -46,18 +50,30 @@ pub fn single_runner_throughput(path: &Path, points: &[(usize, f64)]) -> ChartRe
         .x_desc("RUNNER_MAX_PARALLEL")
         .y_desc("submissions / min")
         .x_labels(max_x as usize + 2)
-        .x_label_formatter(&|x| if x.fract() == 0.0 { format!("{x:.0}") } else { String::new() })
+        .x_label_formatter(&|x| {
+            if x.fract() == 0.0 {
+                format!("{x:.0}")
+            } else {
+                String::new()
+            }
+        })
         .label_style(("sans-serif", 15))
         .draw()
         .map_err(failed)?;
     let series: Vec<(f64, f64)> = points.iter().map(|(x, y)| (*x as f64, *y)).collect();
-    chart.draw_series(LineSeries::new(series.clone(), BLUE.stroke_width(3))).map_err(failed)?;
+    chart
+        .draw_series(LineSeries::new(series.clone(), BLUE.stroke_width(3)))
+        .map_err(failed)?;
     chart
         .draw_series(series.iter().map(|point| Circle::new(*point, 5, BLUE.filled())))
         .map_err(failed)?;
     chart
         .draw_series(series.iter().map(|(x, y)| {
-            Text::new(format!("{y:.0}"), (*x + 0.05, *y + max_y * 0.04), ("sans-serif", 18).into_font())
+            Text::new(
+                format!("{y:.0}"),
+                (*x + 0.05, *y + max_y * 0.04),
+                ("sans-serif", 18).into_font(),
+            )
         }))
         .map_err(failed)?;
     root.present().map_err(failed)
@@ -72,8 +88,8 @@ pub fn heatmap(
     values: &[Vec<Option<f64>>],
     unit: &str,
 ) -> ChartResult {
-    let root = BitMapBackend::new(path, (160 + 150 * columns.len() as u32, 120 + 70 * rows.len() as u32))
-        .into_drawing_area();
+    let root =
+        BitMapBackend::new(path, (160 + 150 * columns.len() as u32, 120 + 70 * rows.len() as u32)).into_drawing_area();
     root.fill(&WHITE).map_err(failed)?;
     let known: Vec<f64> = values.iter().flatten().flatten().copied().collect();
     let low = known.iter().copied().fold(f64::INFINITY, f64::min);
@@ -92,18 +108,36 @@ pub fn heatmap(
         .disable_mesh()
         .x_labels(columns.len() * 2 + 1)
         .y_labels(rows.len() * 2 + 1)
-        .x_label_formatter(&|x| if (x.fract() - 0.5).abs() < 1e-6 { column_label(x) } else { String::new() })
-        .y_label_formatter(&|y| if (y.fract() - 0.5).abs() < 1e-6 { row_label(y) } else { String::new() })
+        .x_label_formatter(&|x| {
+            if (x.fract() - 0.5).abs() < 1e-6 {
+                column_label(x)
+            } else {
+                String::new()
+            }
+        })
+        .y_label_formatter(&|y| {
+            if (y.fract() - 0.5).abs() < 1e-6 {
+                row_label(y)
+            } else {
+                String::new()
+            }
+        })
         .label_style(("sans-serif", 16))
         .draw()
         .map_err(failed)?;
-    let centered = ("sans-serif", 18).into_font().into_text_style(&root).pos(Pos::new(HPos::Center, VPos::Center));
+    let centered = ("sans-serif", 18)
+        .into_font()
+        .into_text_style(&root)
+        .pos(Pos::new(HPos::Center, VPos::Center));
     for (row, cells) in values.iter().enumerate() {
         for (column, value) in cells.iter().enumerate() {
             let (x, y) = (column as f64, row as f64);
             let color = value.map_or(RGBColor(235, 235, 235), |v| heat(v, low, high));
             chart
-                .draw_series(std::iter::once(Rectangle::new([(x, y), (x + 1.0, y + 1.0)], color.filled())))
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(x, y), (x + 1.0, y + 1.0)],
+                    color.filled(),
+                )))
                 .map_err(failed)?;
             let label = value.map_or("-".to_owned(), |v| format!("{v:.2}{unit}"));
             chart
@@ -136,7 +170,13 @@ pub fn boxplot(path: &Path, title: &str, groups: &[(String, Vec<f64>)]) -> Chart
         .configure_mesh()
         .disable_x_mesh()
         .x_labels(groups.len() * 2 + 1)
-        .x_label_formatter(&|x| if (x.fract() - 0.5).abs() < 1e-6 { label(x) } else { String::new() })
+        .x_label_formatter(&|x| {
+            if (x.fract() - 0.5).abs() < 1e-6 {
+                label(x)
+            } else {
+                String::new()
+            }
+        })
         .x_label_style(("sans-serif", 13))
         .y_desc("seconds from send to result")
         .draw()
@@ -147,7 +187,9 @@ pub fn boxplot(path: &Path, title: &str, groups: &[(String, Vec<f64>)]) -> Chart
         let quartiles = Quartiles::new(values);
         chart
             .draw_series(std::iter::once(
-                Boxplot::new_vertical(index as f64 + 0.5, &quartiles).width(18).style(color),
+                Boxplot::new_vertical(index as f64 + 0.5, &quartiles)
+                    .width(18)
+                    .style(color),
             ))
             .map_err(failed)?;
     }
@@ -171,7 +213,13 @@ pub fn bars(path: &Path, title: &str, y_desc: &str, bars: &[(String, f64)]) -> C
         .configure_mesh()
         .disable_x_mesh()
         .x_labels(bars.len() * 2 + 1)
-        .x_label_formatter(&|x| if (x.fract() - 0.5).abs() < 1e-6 { label(x) } else { String::new() })
+        .x_label_formatter(&|x| {
+            if (x.fract() - 0.5).abs() < 1e-6 {
+                label(x)
+            } else {
+                String::new()
+            }
+        })
         .y_desc(y_desc)
         .label_style(("sans-serif", 16))
         .draw()
@@ -180,7 +228,10 @@ pub fn bars(path: &Path, title: &str, y_desc: &str, bars: &[(String, f64)]) -> C
         let x = index as f64;
         let color = OUTCOME_COLORS[index % OUTCOME_COLORS.len()];
         chart
-            .draw_series(std::iter::once(Rectangle::new([(x + 0.2, 0.0), (x + 0.8, *value)], color.filled())))
+            .draw_series(std::iter::once(Rectangle::new(
+                [(x + 0.2, 0.0), (x + 0.8, *value)],
+                color.filled(),
+            )))
             .map_err(failed)?;
         chart
             .draw_series(std::iter::once(Text::new(
@@ -210,12 +261,23 @@ pub fn stacked_shares(path: &Path, title: &str, languages: &[(String, Vec<(Strin
         .y_label_area_size(60)
         .build_cartesian_2d(0.0..width as f64, 0.0..tallest * 1.1)
         .map_err(failed)?;
-    let label = |x: &f64| languages.get(x.floor() as usize).map(|l| l.0.clone()).unwrap_or_default();
+    let label = |x: &f64| {
+        languages
+            .get(x.floor() as usize)
+            .map(|l| l.0.clone())
+            .unwrap_or_default()
+    };
     chart
         .configure_mesh()
         .disable_x_mesh()
         .x_labels(width * 2 + 1)
-        .x_label_formatter(&|x| if (x.fract() - 0.5).abs() < 1e-6 { label(x) } else { String::new() })
+        .x_label_formatter(&|x| {
+            if (x.fract() - 0.5).abs() < 1e-6 {
+                label(x)
+            } else {
+                String::new()
+            }
+        })
         .y_desc("% of all completed submissions")
         .label_style(("sans-serif", 15))
         .draw()
@@ -292,6 +354,8 @@ pub fn burst_curve(path: &Path, title: &str, latencies: &[f64], total: usize) ->
         .enumerate()
         .map(|(index, seconds)| (*seconds, (index + 1) as f64 / total.max(1) as f64 * 100.0))
         .collect();
-    chart.draw_series(LineSeries::new(points, RED.stroke_width(3))).map_err(failed)?;
+    chart
+        .draw_series(LineSeries::new(points, RED.stroke_width(3)))
+        .map_err(failed)?;
     root.present().map_err(failed)
 }

@@ -94,7 +94,13 @@ pub async fn closed_loop(
     seed: u64,
 ) -> anyhow::Result<Vec<Sample>> {
     let stop = CancellationToken::new();
-    let mut results = kafka::results(brokers, "script-results", &format!("{tag}-reader"), Duration::from_millis(200), stop.clone())?;
+    let mut results = kafka::results(
+        brokers,
+        "script-results",
+        &format!("{tag}-reader"),
+        Duration::from_millis(200),
+        stop.clone(),
+    )?;
     let producer = kafka::producer(brokers)?;
     let mut draw = Draw::new(seed);
     let mut samples: Vec<Sample> = Vec::new();
@@ -171,7 +177,13 @@ pub async fn burst(
     tag: &str,
 ) -> anyhow::Result<(Vec<Sample>, Duration)> {
     let stop = CancellationToken::new();
-    let mut results = kafka::results(brokers, "script-results", &format!("{tag}-reader"), Duration::from_millis(200), stop.clone())?;
+    let mut results = kafka::results(
+        brokers,
+        "script-results",
+        &format!("{tag}-reader"),
+        Duration::from_millis(200),
+        stop.clone(),
+    )?;
     let producer = kafka::producer(brokers)?;
     let started = Instant::now();
     let sends = submissions.iter().map(|(id, scenario)| {

@@ -42,6 +42,49 @@ pub const CHARTS: [&str; 7] = [
     "school_burst.png",
 ];
 
+/// The harness's command line, shared by `scrc-bench` and `cargo bench --bench harness`: the plan name (`quick`
+/// or `full`) as the first argument, `SCRC_BENCH_SCALE` to scale its windows, `SCRC_BENCH_OUT` for the output
+/// directory (default `default_out/<plan>`). Prints the matrices and returns the process exit code.
+pub fn main(args: &[String], tools: Tools, default_out: &Path) -> i32 {
+    let name = args
+        .iter()
+        .find(|arg| !arg.starts_with('-'))
+        .map_or("quick", String::as_str);
+    let Some(mut plan) = Plan::named(name) else {
+        eprintln!("harness: unknown plan {name:?}; use quick or full");
+        return 2;
+    };
+    if let Some(factor) = std::env::var("SCRC_BENCH_SCALE")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+    {
+        plan = plan.scaled(factor);
+    }
+    let out = std::env::var("SCRC_BENCH_OUT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| default_out.join(&plan.name));
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("harness: {error}");
+            return 1;
+        }
+    };
+    match runtime.block_on(run(&plan, &tools, &out)) {
+        Ok(manifest) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&manifest["matrices"]).unwrap_or_default()
+            );
+            0
+        }
+        Err(error) => {
+            eprintln!("harness: {error:#}");
+            1
+        }
+    }
+}
+
 /// Runs `plan` with the `scrc` binary of `tools`, writing everything under `out`. Returns the manifest.
 ///
 /// # Errors
@@ -56,7 +99,12 @@ pub async fn run(plan: &Plan, tools: &Tools, out: &Path) -> anyhow::Result<Value
     let mut measured: BTreeMap<Case, Vec<Vec<Sample>>> = BTreeMap::new();
     for case in plan.cases() {
         for run in 1..=plan.runs {
-            eprintln!("bench: {} run {run}/{} ({:.0} s elapsed)", case.name(), plan.runs, clock.elapsed().as_secs_f64());
+            eprintln!(
+                "bench: {} run {run}/{} ({:.0} s elapsed)",
+                case.name(),
+                plan.runs,
+                clock.elapsed().as_secs_f64()
+            );
             let samples = run_case(plan, case, run, &library, tools, out, &tag).await?;
             measured.entry(case).or_default().push(samples);
         }
@@ -80,9 +128,15 @@ pub async fn run(plan: &Plan, tools: &Tools, out: &Path) -> anyhow::Result<Value
         csv_files.extend(output::write_case(out, "throughput", &case.name(), &measured[&case])?);
         throughput_points.push((parallelism, mean));
         throughput_rows.push(format!("{parallelism},{},{mean:.2}", runs.len()));
-        throughput_json.push(json!({"replicas": 1, "parallelism": parallelism, "throughput_per_min": mean, "runs": runs}));
+        throughput_json
+            .push(json!({"replicas": 1, "parallelism": parallelism, "throughput_per_min": mean, "runs": runs}));
     }
-    csv_files.push(output::write_summary(out, "throughput", "parallelism,runs,throughput_per_min", &throughput_rows)?);
+    csv_files.push(output::write_summary(
+        out,
+        "throughput",
+        "parallelism,runs,throughput_per_min",
+        &throughput_rows,
+    )?);
     charts::single_runner_throughput(&out.join(CHARTS[0]), &throughput_points)?;
     matrices.insert("throughput".into(), Value::Array(throughput_json));
 
@@ -103,16 +157,31 @@ pub async fn run(plan: &Plan, tools: &Tools, out: &Path) -> anyhow::Result<Value
             csv_files.extend(output::write_case(out, "scaling", &case.name(), &measured[&case])?);
             row.push(Some(mean));
             scaling_rows.push(format!("{replicas},{parallelism},{},{mean:.2}", runs.len()));
-            scaling_json.push(json!({"replicas": replicas, "parallelism": parallelism, "throughput_per_min": mean, "runs": runs}));
+            scaling_json.push(
+                json!({"replicas": replicas, "parallelism": parallelism, "throughput_per_min": mean, "runs": runs}),
+            );
         }
         scaling_values.push(row);
     }
-    csv_files.push(output::write_summary(out, "scaling", "replicas,parallelism,runs,throughput_per_min", &scaling_rows)?);
+    csv_files.push(output::write_summary(
+        out,
+        "scaling",
+        "replicas,parallelism,runs,throughput_per_min",
+        &scaling_rows,
+    )?);
     charts::heatmap(
         &out.join(CHARTS[1]),
         "Throughput (submissions/min): runner replicas by parallelism",
-        &plan.scaling_replicas.iter().map(|r| format!("{r} replica(s)")).collect::<Vec<_>>(),
-        &plan.scaling_parallelism.iter().map(|p| format!("parallel {p}")).collect::<Vec<_>>(),
+        &plan
+            .scaling_replicas
+            .iter()
+            .map(|r| format!("{r} replica(s)"))
+            .collect::<Vec<_>>(),
+        &plan
+            .scaling_parallelism
+            .iter()
+            .map(|p| format!("parallel {p}"))
+            .collect::<Vec<_>>(),
         &scaling_values,
         "",
     )?;
@@ -155,7 +224,12 @@ pub async fn run(plan: &Plan, tools: &Tools, out: &Path) -> anyhow::Result<Value
         }
         heat_values.push(row);
     }
-    csv_files.push(output::write_summary(out, "latency", "language,outcome,count,median_s,p95_s,mean_s,max_s", &latency_rows)?);
+    csv_files.push(output::write_summary(
+        out,
+        "latency",
+        "language,outcome,count,median_s,p95_s,mean_s,max_s",
+        &latency_rows,
+    )?);
     charts::heatmap(
         &out.join(CHARTS[2]),
         &format!("Median latency (s), send to result, {}", paced.name()),
@@ -164,7 +238,11 @@ pub async fn run(plan: &Plan, tools: &Tools, out: &Path) -> anyhow::Result<Value
         &heat_values,
         "",
     )?;
-    charts::boxplot(&out.join(CHARTS[3]), "Latency distribution by language and outcome", &groups)?;
+    charts::boxplot(
+        &out.join(CHARTS[3]),
+        "Latency distribution by language and outcome",
+        &groups,
+    )?;
     matrices.insert("latency".into(), json!({"case": paced.name(), "groups": latency_json}));
 
     // Timeout impact.
@@ -174,20 +252,40 @@ pub async fn run(plan: &Plan, tools: &Tools, out: &Path) -> anyhow::Result<Value
     };
     let (baseline_rate, _) = case_throughput(&measured, reference, window_seconds);
     let (heavy_rate, heavy_runs) = case_throughput(&measured, heavy, window_seconds);
-    csv_files.extend(output::write_case(out, "timeout_impact", &heavy.name(), &measured[&heavy])?);
-    csv_files.extend(output::write_case(out, "timeout_impact", &reference.name(), &measured[&reference])?);
-    let change = if baseline_rate > 0.0 { (heavy_rate / baseline_rate - 1.0) * 100.0 } else { 0.0 };
+    csv_files.extend(output::write_case(
+        out,
+        "timeout_impact",
+        &heavy.name(),
+        &measured[&heavy],
+    )?);
+    csv_files.extend(output::write_case(
+        out,
+        "timeout_impact",
+        &reference.name(),
+        &measured[&reference],
+    )?);
+    let change = if baseline_rate > 0.0 {
+        (heavy_rate / baseline_rate - 1.0) * 100.0
+    } else {
+        0.0
+    };
     csv_files.push(output::write_summary(
         out,
         "timeout_impact",
         "profile,throughput_per_min",
-        &[format!("baseline,{baseline_rate:.2}"), format!("timeout-heavy,{heavy_rate:.2}")],
+        &[
+            format!("baseline,{baseline_rate:.2}"),
+            format!("timeout-heavy,{heavy_rate:.2}"),
+        ],
     )?);
     charts::bars(
         &out.join(CHARTS[4]),
         "Timeout impact on throughput",
         "submissions / min",
-        &[("baseline".into(), baseline_rate), ("TL-heavy (x2.5)".into(), heavy_rate)],
+        &[
+            ("baseline".into(), baseline_rate),
+            ("TL-heavy (x2.5)".into(), heavy_rate),
+        ],
     )?;
     matrices.insert(
         "timeout_impact".into(),
@@ -198,27 +296,56 @@ pub async fn run(plan: &Plan, tools: &Tools, out: &Path) -> anyhow::Result<Value
     let mut share_rows = Vec::new();
     let mut share_json = Vec::new();
     let mut shares = Vec::new();
-    let completed: Vec<&Sample> = reference_samples.iter().filter(|s| s.in_window && s.status.is_some()).collect();
+    let completed: Vec<&Sample> = reference_samples
+        .iter()
+        .filter(|s| s.in_window && s.status.is_some())
+        .collect();
     for language in &languages {
         let mut parts = Vec::new();
         for outcome in &outcomes {
-            let count = completed.iter().filter(|s| &s.language == language && &s.outcome == outcome).count();
+            let count = completed
+                .iter()
+                .filter(|s| &s.language == language && &s.outcome == outcome)
+                .count();
             parts.push((outcome.clone(), count as f64));
             let share = count as f64 / completed.len().max(1) as f64 * 100.0;
             share_rows.push(format!("{language},{outcome},{count},{share:.2}"));
-            share_json.push(json!({"language": language, "outcome": outcome, "completed": count, "share_percent": share}));
+            share_json
+                .push(json!({"language": language, "outcome": outcome, "completed": count, "share_percent": share}));
         }
         shares.push((language.clone(), parts));
     }
-    csv_files.push(output::write_summary(out, "language_share", "language,outcome,completed,share_percent", &share_rows)?);
-    charts::stacked_shares(&out.join(CHARTS[5]), &format!("Throughput share by language, {}", reference.name()), &shares)?;
+    csv_files.push(output::write_summary(
+        out,
+        "language_share",
+        "language,outcome,completed,share_percent",
+        &share_rows,
+    )?);
+    charts::stacked_shares(
+        &out.join(CHARTS[5]),
+        &format!("Throughput share by language, {}", reference.name()),
+        &shares,
+    )?;
     matrices.insert("language_share".into(), Value::Array(share_json));
 
     // The school burst.
-    eprintln!("bench: school burst, {} students ({:.0} s elapsed)", plan.burst.students, clock.elapsed().as_secs_f64());
+    eprintln!(
+        "bench: school burst, {} students ({:.0} s elapsed)",
+        plan.burst.students,
+        clock.elapsed().as_secs_f64()
+    );
     let (burst_samples, burst_metrics) = run_burst(plan.burst, &library, tools, out, &tag).await?;
-    csv_files.extend(output::write_case(out, "school_burst", &format!("students-{}", plan.burst.students), &[burst_samples.clone()])?);
-    let burst_latencies: Vec<f64> = burst_samples.iter().filter_map(|s| s.latency_ms).map(|ms| ms / 1000.0).collect();
+    csv_files.extend(output::write_case(
+        out,
+        "school_burst",
+        &format!("students-{}", plan.burst.students),
+        &[burst_samples.clone()],
+    )?);
+    let burst_latencies: Vec<f64> = burst_samples
+        .iter()
+        .filter_map(|s| s.latency_ms)
+        .map(|ms| ms / 1000.0)
+        .collect();
     charts::burst_curve(
         &out.join(CHARTS[6]),
         &format!("School burst: {} submissions at once", burst_samples.len()),
@@ -246,7 +373,11 @@ pub async fn run(plan: &Plan, tools: &Tools, out: &Path) -> anyhow::Result<Value
     });
     let manifest_path = out.join("benchmark_manifest.json");
     std::fs::write(&manifest_path, serde_json::to_vec_pretty(&manifest)?)?;
-    eprintln!("bench: done in {:.0} s; results in {}", clock.elapsed().as_secs_f64(), out.display());
+    eprintln!(
+        "bench: done in {:.0} s; results in {}",
+        clock.elapsed().as_secs_f64(),
+        out.display()
+    );
     Ok(manifest)
 }
 
@@ -266,7 +397,11 @@ fn case_throughput(
 ) -> (f64, Vec<stats::RunMetrics>) {
     let runs: Vec<stats::RunMetrics> = measured
         .get(&case)
-        .map(|runs| runs.iter().map(|samples| stats::run_metrics(samples, window_seconds)).collect())
+        .map(|runs| {
+            runs.iter()
+                .map(|samples| stats::run_metrics(samples, window_seconds))
+                .collect()
+        })
         .unwrap_or_default();
     let mean = runs.iter().map(|r| r.throughput_per_min).sum::<f64>() / runs.len().max(1) as f64;
     (mean, runs)
@@ -286,10 +421,21 @@ async fn run_case(
     let mut runners = Vec::new();
     for index in 0..case.replicas {
         let instance = format!("bench-{tag}-{}-{run}-{index}", case.name());
-        let log = out.join("logs").join(format!("{}-run{run}-runner{index}.log", case.name()));
-        runners.push(Runner::start(tools, &broker.brokers, case.parallelism, &instance, &log)?);
+        let log = out
+            .join("logs")
+            .join(format!("{}-run{run}-runner{index}.log", case.name()));
+        runners.push(Runner::start(
+            tools,
+            &broker.brokers,
+            case.parallelism,
+            &instance,
+            &log,
+        )?);
     }
-    let weights: Vec<f64> = library.iter().map(|s| case.profile.weight(&s.language, &s.outcome)).collect();
+    let weights: Vec<f64> = library
+        .iter()
+        .map(|s| case.profile.weight(&s.language, &s.outcome))
+        .collect();
     // Paced latency runs go round the library, so that every language and outcome is sampled alike.
     let draw = match case.load {
         Load::Saturating => load::Order::Weighted(weights),
@@ -319,16 +465,41 @@ async fn run_case(
     futures::future::join_all(runners.into_iter().map(Runner::stop)).await;
     broker.stop().await;
     if !exited.is_empty() {
-        anyhow::bail!("{}: {}; see {}", case.name(), exited.join(", "), out.join("logs").display());
+        anyhow::bail!(
+            "{}: {}; see {}",
+            case.name(),
+            exited.join(", "),
+            out.join("logs").display()
+        );
     }
     samples
 }
 
 /// A classroom: mostly Python, then Java, C, C++ and Go. First attempts fail often; fixes mostly pass.
 fn classroom(students: usize, library: &[Scenario], tag: &str) -> Vec<(String, Scenario)> {
-    let languages = [("python", 0.60), ("java", 0.20), ("c", 0.08), ("cpp", 0.08), ("go", 0.04)];
-    let first = [("ok", 0.40), ("wa", 0.25), ("re", 0.15), ("bf", 0.10), ("tl", 0.05), ("ml", 0.05)];
-    let fix = [("ok", 0.75), ("wa", 0.12), ("re", 0.06), ("bf", 0.03), ("tl", 0.02), ("ml", 0.02)];
+    let languages = [
+        ("python", 0.60),
+        ("java", 0.20),
+        ("c", 0.08),
+        ("cpp", 0.08),
+        ("go", 0.04),
+    ];
+    let first = [
+        ("ok", 0.40),
+        ("wa", 0.25),
+        ("re", 0.15),
+        ("bf", 0.10),
+        ("tl", 0.05),
+        ("ml", 0.05),
+    ];
+    let fix = [
+        ("ok", 0.75),
+        ("wa", 0.12),
+        ("re", 0.06),
+        ("bf", 0.03),
+        ("tl", 0.02),
+        ("ml", 0.02),
+    ];
     let mut draw = Draw::new(0xc1a55);
     let pick = |draw: &mut Draw, options: &[(&'static str, f64)]| {
         options[draw.weighted(&options.iter().map(|o| o.1).collect::<Vec<_>>())].0
@@ -345,7 +516,10 @@ fn classroom(students: usize, library: &[Scenario], tag: &str) -> Vec<(String, S
         for (attempt, mix) in [("first", &first), ("fix", &fix)] {
             let outcome = pick(&mut draw, mix);
             if let Some(scenario) = scenario(language, outcome) {
-                submissions.push((format!("burst-{tag}-s{student}-{attempt}-{language}-{outcome}"), scenario));
+                submissions.push((
+                    format!("burst-{tag}-s{student}-{attempt}-{language}-{outcome}"),
+                    scenario,
+                ));
             }
         }
     }
@@ -365,7 +539,13 @@ async fn run_burst(
     let mut runners = Vec::new();
     for index in 0..burst.replicas {
         let log = out.join("logs").join(format!("school-burst-runner{index}.log"));
-        runners.push(Runner::start(tools, &broker.brokers, burst.parallelism, &format!("bench-{tag}-burst-{index}"), &log)?);
+        runners.push(Runner::start(
+            tools,
+            &broker.brokers,
+            burst.parallelism,
+            &format!("bench-{tag}-burst-{index}"),
+            &log,
+        )?);
     }
     let probe = library
         .iter()
@@ -379,7 +559,10 @@ async fn run_burst(
     )
     .await?;
     if probed.iter().any(|s| s.status.is_none()) {
-        anyhow::bail!("the burst runner never answered its probe; see {}", out.join("logs").display());
+        anyhow::bail!(
+            "the burst runner never answered its probe; see {}",
+            out.join("logs").display()
+        );
     }
     let submissions = classroom(burst.students, library, tag);
     let (samples, drain) = load::burst(&broker.brokers, &submissions, burst.timeout, &format!("burst-{tag}")).await?;
@@ -387,7 +570,11 @@ async fn run_burst(
     broker.stop().await;
 
     let total = samples.len().max(1) as f64;
-    let latencies: Vec<f64> = samples.iter().filter_map(|s| s.latency_ms).map(|ms| ms / 1000.0).collect();
+    let latencies: Vec<f64> = samples
+        .iter()
+        .filter_map(|s| s.latency_ms)
+        .map(|ms| ms / 1000.0)
+        .collect();
     let distribution = stats::distribution(&latencies);
     let failures = samples
         .iter()

@@ -261,7 +261,10 @@ mod tests {
             .iter()
             .map(|case| (plan.warmup + plan.window_of(case) + plan.cooldown) * plan.runs as u32)
             .sum();
-        assert!(measuring <= Duration::from_secs(240), "{measuring:?} leaves too little for the burst");
+        assert!(
+            measuring <= Duration::from_secs(240),
+            "{measuring:?} leaves too little for the burst"
+        );
     }
 
     #[test]

@@ -48,9 +48,16 @@ fn main() -> ExitCode {
         Ok(report) => {
             println!("{}", report.validation.table());
             if report.timed_out {
-                println!("timed out waiting for results after {:.1} s", report.elapsed.as_secs_f64());
+                println!(
+                    "timed out waiting for results after {:.1} s",
+                    report.elapsed.as_secs_f64()
+                );
             }
-            if report.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+            if report.passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
         }
         Err(error) => {
             eprintln!("scrc-simulator: {error:#}");

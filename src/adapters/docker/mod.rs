@@ -85,10 +85,27 @@ impl DockerRuntime {
         })
     }
 
+    /// A handle that checks the engine answers, for health checks running beside the executor.
+    pub fn probe(&self) -> EngineProbe {
+        EngineProbe(self.sandbox.engine().clone())
+    }
+
     fn toolchain(&self, language: Language) -> Result<&Toolchain, RuntimeError> {
         self.toolchains
             .get(&language)
             .ok_or_else(|| RuntimeError::Sandbox(format!("no images are configured for {language}")))
+    }
+}
+
+/// Checks that the Docker engine answers.
+#[derive(Clone)]
+pub struct EngineProbe(Engine);
+
+impl EngineProbe {
+    /// # Errors
+    /// [`RuntimeError::Unavailable`] when the engine does not answer.
+    pub async fn ping(&self) -> Result<(), RuntimeError> {
+        self.0.ping().await
     }
 }
 

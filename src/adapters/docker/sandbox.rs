@@ -211,6 +211,10 @@ impl Sandbox {
         &self.settings
     }
 
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     fn name(&self, role: &str) -> String {
         let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
         format!("scrc-{}-{sequence}-{role}", self.settings.instance)

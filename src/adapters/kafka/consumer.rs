@@ -111,6 +111,27 @@ impl KafkaSource {
         })
     }
 
+    /// Checks that the brokers answer (a metadata request for the scripts topic) and returns how many of its
+    /// partitions this instance owns.
+    ///
+    /// # Errors
+    /// The client's error when no broker answers within `timeout`.
+    pub async fn check(&self, timeout: std::time::Duration) -> Result<usize, String> {
+        let consumer = Arc::clone(&self.consumer);
+        let topic = self.topic.clone();
+        tokio::task::spawn_blocking(move || consumer.fetch_metadata(Some(&topic), timeout))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        Ok(self
+            .consumer
+            .context()
+            .owned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len())
+    }
+
     fn classify(&self, message: &BorrowedMessage<'_>) -> Delivery {
         let at = Coordinates {
             topic: message.topic(),

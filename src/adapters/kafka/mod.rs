@@ -5,6 +5,7 @@
 //! other Kafka-protocol brokers are all driven the same way. Users add any property (TLS, SASL, tuning) through
 //! `RDKAFKA_*` variables; the few properties that at-least-once delivery depends on cannot be overridden.
 
+pub mod admin;
 pub mod consumer;
 pub mod dev_broker;
 pub mod producer;
