@@ -111,10 +111,18 @@ impl Broker {
     }
 }
 
+/// A runner process. Killed when dropped, so a failing test leaves no runner behind.
 struct Runner {
     child: Child,
     instance: String,
     log: PathBuf,
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl Runner {
@@ -148,6 +156,10 @@ impl Runner {
 
     /// SIGTERM and wait: the graceful path, which must exit 0.
     fn stop(mut self) {
+        self.terminate();
+    }
+
+    fn terminate(&mut self) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();

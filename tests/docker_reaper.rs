@@ -97,7 +97,17 @@ async fn a_restarted_runner_removes_its_own_and_expired_leftovers_but_not_a_live
     }
 }
 
-fn runner(brokers: &str, instance: &str, extra: &[(&str, &str)]) -> Child {
+/// A runner process, killed when dropped so that a failing test leaves none behind.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn runner(brokers: &str, instance: &str, extra: &[(&str, &str)]) -> Killed {
     let mut command = Command::new(env!("CARGO_BIN_EXE_scrc"));
     command
         .arg("run")
@@ -112,7 +122,7 @@ fn runner(brokers: &str, instance: &str, extra: &[(&str, &str)]) -> Child {
         .envs(extra.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    command.spawn().expect("start the scrc binary")
+    Killed(command.spawn().expect("start the scrc binary"))
 }
 
 async fn wait_for_run_container(engine: &Engine, instance: &str) {
@@ -167,8 +177,8 @@ async fn after_sigkill_the_program_still_ends_and_a_restarted_runner_cleans_up_a
     let engine = Engine::connect(None).await.unwrap();
     let mut doomed = runner(&brokers, &instance, &[]);
     wait_for_run_container(&engine, &instance).await;
-    doomed.kill().expect("SIGKILL the runner");
-    doomed.wait().unwrap();
+    doomed.0.kill().expect("SIGKILL the runner");
+    doomed.0.wait().unwrap();
     let (containers, volumes) = leftovers(&instance).await;
     assert!(
         containers >= 1 && volumes >= 1,
@@ -206,7 +216,7 @@ async fn after_sigkill_the_program_still_ends_and_a_restarted_runner_cleans_up_a
     let mut restarted = runner(&brokers, &instance, &[("SCRIPT_EXPECTED", "1")]);
     let started = Instant::now();
     let status = loop {
-        if let Some(status) = restarted.try_wait().unwrap() {
+        if let Some(status) = restarted.0.try_wait().unwrap() {
             break status;
         }
         assert!(

@@ -1,6 +1,13 @@
 //! The results producer: an idempotent, acks=all producer. `publish` and `dead_letter` resolve only when the
 //! broker has acknowledged the record, which is what the app waits for before it commits.
+//!
+//! An idempotent producer can get stuck: after a fatal error, or when a broker comes back without the producer's
+//! state (seen with tansu after a restart), every send fails. After [`RESET_AFTER`] consecutive failures, or at
+//! once after a fatal error, the producer is replaced by a new one with a new producer id. Records the old one may
+//! have written are published again: a duplicate result, never a lost one.
 
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime};
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -21,8 +28,14 @@ pub const HEADER_RUNNER: &str = "scrc-runner";
 /// How long `send` may wait for room in the local queue before giving up.
 const QUEUE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Consecutive failed sends after which the producer is replaced.
+pub const RESET_AFTER: u32 = 5;
+
 pub struct KafkaPublisher {
-    producer: FutureProducer,
+    producer: RwLock<FutureProducer>,
+    /// Settings to build a replacement producer from.
+    settings: KafkaSettings,
+    consecutive_failures: AtomicU32,
     results_topic: String,
     dlq_topic: String,
     runner: String,
@@ -33,17 +46,58 @@ impl KafkaPublisher {
     /// # Errors
     /// [`KafkaSetupError`] when a property is invalid.
     pub fn connect(settings: &KafkaSettings) -> Result<Self, KafkaSetupError> {
-        let producer = settings.producer_config().create().map_err(|source| KafkaSetupError {
-            client: "producer",
-            source,
-        })?;
         Ok(Self {
-            producer,
+            producer: RwLock::new(Self::create(settings)?),
+            settings: settings.clone(),
+            consecutive_failures: AtomicU32::new(0),
             results_topic: settings.results_topic.clone(),
             dlq_topic: settings.dlq_topic.clone(),
             runner: settings.client_id.clone(),
             max_result_bytes: settings.max_result_bytes,
         })
+    }
+
+    fn create(settings: &KafkaSettings) -> Result<FutureProducer, KafkaSetupError> {
+        settings.producer_config().create().map_err(|source| KafkaSetupError {
+            client: "producer",
+            source,
+        })
+    }
+
+    fn producer(&self) -> FutureProducer {
+        self.producer.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Sends a record and keeps count of failures, replacing the producer when it seems stuck.
+    async fn send(&self, record: FutureRecord<'_, [u8], [u8]>) -> Result<(), PublishError> {
+        let producer = self.producer();
+        match producer.send(record, QUEUE_TIMEOUT).await {
+            Ok(_) => {
+                self.consecutive_failures.store(0, Ordering::Relaxed);
+                Ok(())
+            }
+            Err((error, _)) => {
+                let failures = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
+                let fatal = producer.client().fatal_error();
+                if fatal.is_some() || failures >= RESET_AFTER {
+                    self.replace(
+                        fatal.map_or_else(|| format!("{failures} sends failed in a row"), |(_, reason)| reason),
+                    );
+                }
+                Err(classify(error))
+            }
+        }
+    }
+
+    fn replace(&self, reason: String) {
+        match Self::create(&self.settings) {
+            Ok(fresh) => {
+                *self.producer.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+                self.consecutive_failures.store(0, Ordering::Relaxed);
+                tracing::warn!(%reason, "Kafka producer replaced with a new one");
+            }
+            Err(error) => tracing::error!(%error, %reason, "cannot replace the stuck Kafka producer"),
+        }
     }
 }
 
@@ -61,13 +115,9 @@ impl ReportPublisher for KafkaPublisher {
         let payload = wire::encode_report(report, &self.runner, SystemTime::now(), self.max_result_bytes)
             .map_err(|e| PublishError::Invalid(e.to_string()))?;
         let record = FutureRecord::to(&self.results_topic)
-            .key(report.id.as_str())
-            .payload(&payload);
-        self.producer
-            .send(record, QUEUE_TIMEOUT)
-            .await
-            .map(|_| ())
-            .map_err(|(error, _)| classify(error))
+            .key(report.id.as_str().as_bytes())
+            .payload(payload.as_slice());
+        self.send(record).await
     }
 
     async fn dead_letter(&self, letter: &DeadLetter) -> Result<(), PublishError> {
@@ -98,15 +148,11 @@ impl ReportPublisher for KafkaPublisher {
         if let Some(key) = &letter.key {
             record = record.key(key.as_slice());
         }
-        self.producer
-            .send(record, QUEUE_TIMEOUT)
-            .await
-            .map(|_| ())
-            .map_err(|(error, _)| classify(error))
+        self.send(record).await
     }
 
     async fn flush(&self, timeout: Duration) -> Result<(), PublishError> {
-        let producer = self.producer.clone();
+        let producer = self.producer();
         tokio::task::spawn_blocking(move || producer.flush(Timeout::After(timeout)))
             .await
             .map_err(|e| PublishError::NotAcknowledged(e.to_string()))?
