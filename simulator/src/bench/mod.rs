@@ -339,7 +339,7 @@ pub async fn run(plan: &Plan, tools: &Tools, out: &Path) -> anyhow::Result<Value
         out,
         "school_burst",
         &format!("students-{}", plan.burst.students),
-        &[burst_samples.clone()],
+        std::slice::from_ref(&burst_samples),
     )?);
     let burst_latencies: Vec<f64> = burst_samples
         .iter()
