@@ -11,24 +11,16 @@ use std::path::{Path, PathBuf};
 
 use scrc_simulator::bench::{self, Tools};
 
-fn local_images() -> Vec<(String, String)> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/images/local.env");
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter_map(|line| line.split_once('='))
-        .filter(|(name, _)| std::env::var_os(name).is_none())
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
-}
-
 fn main() {
     // `cargo bench` passes `--bench`; the plan is the first other argument.
     let args: Vec<String> = std::env::args().skip(1).collect();
     let tools = Tools {
         scrc: PathBuf::from(env!("CARGO_BIN_EXE_scrc")),
-        env: local_images(),
+        // The local images, unless the environment names others.
+        env: scrc::config::local_images()
+            .into_iter()
+            .filter(|(name, _)| std::env::var_os(name).is_none())
+            .collect(),
     };
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("logs/benchmarks");
     std::process::exit(bench::main(&args, tools, &out));

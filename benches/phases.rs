@@ -74,17 +74,6 @@ fn median(samples: &mut [Duration]) -> Duration {
     samples.get(samples.len() / 2).copied().unwrap_or_default()
 }
 
-fn local_images() -> Vec<(String, String)> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/images/local.env");
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter_map(|line| line.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
-}
-
 fn main() {
     let iterations: usize = std::env::var("SCRC_BENCH_ITERATIONS")
         .ok()
@@ -93,7 +82,7 @@ fn main() {
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     runtime.block_on(async {
         // Local images first, the environment on top: `PYTHON_IMAGE=python:3.12-alpine cargo bench` still works.
-        let mut vars = local_images();
+        let mut vars = scrc::config::local_images();
         vars.push(("RUNNER_INSTANCE_ID".into(), format!("bench-{}", std::process::id())));
         vars.extend(std::env::vars());
         let config = match Config::from_vars(vars) {

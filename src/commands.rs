@@ -106,9 +106,6 @@ pub async fn dev_broker(config: &Config, partitions: i32) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// The image variables of `images/local.env`: the images `scripts/build-images.sh` builds from Debian packages.
-const LOCAL_IMAGES: &str = include_str!("../images/local.env");
-
 /// The image script, carried in the binary so that `scrc demo` can provision a fresh machine on its own.
 const BUILD_IMAGES_SCRIPT: &str = include_str!("../scripts/build-images.sh");
 
@@ -122,12 +119,9 @@ const BUILD_IMAGES_SCRIPT: &str = include_str!("../scripts/build-images.sh");
 /// When the configuration is invalid, Docker is unreachable, images cannot be provided, or a client fails.
 pub async fn demo(environment: Vec<(String, String)>) -> anyhow::Result<bool> {
     let user_set: std::collections::HashSet<&str> = environment.iter().map(|(k, _)| k.as_str()).collect();
-    let mut vars: Vec<(String, String)> = LOCAL_IMAGES
-        .lines()
-        .filter(|line| !line.trim_start().starts_with('#'))
-        .filter_map(|line| line.split_once('='))
-        .filter(|(name, _)| !user_set.contains(name.trim()))
-        .map(|(name, value)| (name.trim().to_owned(), value.trim().to_owned()))
+    let mut vars: Vec<(String, String)> = crate::config::local_images()
+        .into_iter()
+        .filter(|(name, _)| !user_set.contains(name.as_str()))
         .collect();
     if !user_set.contains("RUNNER_MAX_PARALLEL") {
         vars.push(("RUNNER_MAX_PARALLEL".into(), "2".into()));

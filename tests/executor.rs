@@ -423,11 +423,12 @@ async fn a_script_past_the_per_script_deadline_is_stopped_and_reported_ie() {
         .push(Inbound::Script(script("slow", "sleep 100000", &[("", "")])));
     let mut settings = settings_for(1);
     settings.script_expected = Some(1);
-    settings.script_deadline = Duration::from_secs(60);
+    // Shorter than the shutdown grace, which starts as soon as SCRIPT_EXPECTED is reached.
+    settings.script_deadline = Duration::from_secs(20);
     harness.run(settings).await;
     let report = &harness.publisher.reports()[0];
     assert_eq!(report.status, Status::InternalError);
-    assert!(report.error.contains("deadline of 60 s"), "{}", report.error);
+    assert!(report.error.contains("deadline of 20 s"), "{}", report.error);
     assert_eq!(
         harness.source.committed(0),
         Some(1),

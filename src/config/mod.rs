@@ -642,6 +642,17 @@ impl Config {
     }
 }
 
+/// The variables of `images/local.env`, which point scrc at the images `scripts/build-images.sh` builds from
+/// Debian packages. Embedded, so `scrc demo`, the tests and the benchmarks agree on them wherever they run.
+pub fn local_images() -> Vec<(String, String)> {
+    include_str!("../../images/local.env")
+        .lines()
+        .filter(|line| !line.trim_start().starts_with('#'))
+        .filter_map(|line| line.split_once('='))
+        .map(|(name, value)| (name.trim().to_owned(), value.trim().to_owned()))
+        .collect()
+}
+
 /// `RDKAFKA_SASL_MECHANISMS=PLAIN` becomes `("sasl.mechanisms", "PLAIN")`.
 fn rdkafka_properties(vars: &[(String, String)]) -> Result<Vec<(String, String)>, ConfigError> {
     let mut properties = Vec::new();

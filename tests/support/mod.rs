@@ -14,17 +14,7 @@ use scrc::config::Config;
 use scrc::domain::{Checker, Language, RequestedLimits, RunReport, Script, ScriptId, Source, TestCase};
 use tokio_util::sync::CancellationToken;
 
-/// The variables of `images/local.env`, which point scrc at the images `scripts/build-images.sh` builds.
-pub fn local_images() -> Vec<(String, String)> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/images/local.env");
-    std::fs::read_to_string(path)
-        .expect("images/local.env is part of the repository")
-        .lines()
-        .filter(|line| !line.trim_start().starts_with('#'))
-        .filter_map(|line| line.split_once('='))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect()
-}
+pub use scrc::config::local_images;
 
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")

@@ -27,6 +27,23 @@ pub struct Sample {
     pub in_window: bool,
 }
 
+impl Sample {
+    /// A submission of `scenario`, sent now, with no result yet.
+    fn sent(id: String, scenario: &Scenario, in_window: bool) -> Self {
+        Self {
+            id,
+            language: scenario.language.clone(),
+            outcome: scenario.outcome.clone(),
+            expected: scenario.expected.clone(),
+            status: None,
+            runner: None,
+            sent_unix_ms: unix_ms(),
+            latency_ms: None,
+            in_window,
+        }
+    }
+}
+
 /// A deterministic xorshift generator: the same seed draws the same mix, so runs are comparable.
 pub struct Draw(u64);
 
@@ -132,17 +149,7 @@ pub async fn closed_loop(
             kafka::send(&producer, "scripts", &id, &scenario.message(&id).to_string()).await?;
             let sent = Instant::now();
             index.insert(id.clone(), (samples.len(), sent));
-            samples.push(Sample {
-                id,
-                language: scenario.language.clone(),
-                outcome: scenario.outcome.clone(),
-                expected: scenario.expected.clone(),
-                status: None,
-                runner: None,
-                sent_unix_ms: unix_ms(),
-                latency_ms: None,
-                in_window: sent >= window_start,
-            });
+            samples.push(Sample::sent(id, scenario, sent >= window_start));
             in_flight += 1;
         }
         tokio::select! {
@@ -195,17 +202,7 @@ pub async fn burst(
     }
     let mut samples: Vec<Sample> = submissions
         .iter()
-        .map(|(id, scenario)| Sample {
-            id: id.clone(),
-            language: scenario.language.clone(),
-            outcome: scenario.outcome.clone(),
-            expected: scenario.expected.clone(),
-            status: None,
-            runner: None,
-            sent_unix_ms: unix_ms(),
-            latency_ms: None,
-            in_window: true,
-        })
+        .map(|(id, scenario)| Sample::sent(id.clone(), scenario, true))
         .collect();
     let index: HashMap<String, usize> = samples.iter().enumerate().map(|(i, s)| (s.id.clone(), i)).collect();
     let mut remaining = samples.len();

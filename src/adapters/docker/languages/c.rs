@@ -1,6 +1,6 @@
 //! C: compiled once with gcc, statically linked, so the run image needs nothing but the binary.
 
-use super::{LanguageModule, PROGRAM_DIR, strings};
+use super::{LanguageModule, PROGRAM_DIR, gcc};
 use crate::domain::MemoryLimit;
 
 pub struct C;
@@ -11,19 +11,7 @@ impl LanguageModule for C {
     }
 
     fn build_command(&self, source_file: &str) -> Vec<String> {
-        let mut command = strings(&[
-            "gcc",
-            "-O2",
-            "-std=gnu17",
-            "-static",
-            "-pipe",
-            "-fdiagnostics-color=never",
-            "-fmax-errors=20",
-            "-o",
-            "prog",
-        ]);
-        command.extend([source_file.to_owned(), "-lm".to_owned()]);
-        command
+        gcc("gcc", "-std=gnu17", source_file, &["-lm"])
     }
 
     fn run_command(&self, _source_file: &str, _memory: MemoryLimit) -> Vec<String> {

@@ -1,6 +1,6 @@
 //! C++: compiled once with g++, statically linked. `std::bad_alloc` is the language's out-of-memory failure.
 
-use super::{LanguageModule, PROGRAM_DIR, contains, strings};
+use super::{LanguageModule, PROGRAM_DIR, contains, gcc};
 use crate::domain::MemoryLimit;
 
 pub struct Cpp;
@@ -11,19 +11,7 @@ impl LanguageModule for Cpp {
     }
 
     fn build_command(&self, source_file: &str) -> Vec<String> {
-        let mut command = strings(&[
-            "g++",
-            "-O2",
-            "-std=gnu++17",
-            "-static",
-            "-pipe",
-            "-fdiagnostics-color=never",
-            "-fmax-errors=20",
-            "-o",
-            "prog",
-        ]);
-        command.push(source_file.to_owned());
-        command
+        gcc("g++", "-std=gnu++17", source_file, &[])
     }
 
     fn run_command(&self, _source_file: &str, _memory: MemoryLimit) -> Vec<String> {

@@ -60,6 +60,24 @@ pub fn module(language: Language) -> &'static dyn LanguageModule {
     }
 }
 
+/// A static, optimised GCC build of `source_file` into `prog`, diagnostics without colour and capped.
+fn gcc(compiler: &str, standard: &str, source_file: &str, libraries: &[&str]) -> Vec<String> {
+    let mut command = strings(&[
+        compiler,
+        "-O2",
+        standard,
+        "-static",
+        "-pipe",
+        "-fdiagnostics-color=never",
+        "-fmax-errors=20",
+        "-o",
+        "prog",
+        source_file,
+    ]);
+    command.extend(strings(libraries));
+    command
+}
+
 fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack.windows(needle.len()).any(|window| window == needle.as_bytes())
 }
