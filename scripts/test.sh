@@ -19,4 +19,4 @@ else
   echo "test.sh: no Docker engine: the Docker tests will skip" >&2
 fi
 
-cargo test --workspace --locked "$@"
+cargo test --workspace --locked --no-fail-fast "$@"

@@ -29,7 +29,9 @@ async fn the_quick_plan_produces_every_artifact() {
 
     let written: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("benchmark_manifest.json")).expect("manifest")).expect("JSON");
-    assert_eq!(written, manifest);
+    for key in ["plan", "charts", "csv"] {
+        assert_eq!(written[key], manifest[key], "the written manifest's {key}");
+    }
     assert!(written["machine"]["cores"].as_u64().unwrap_or(0) >= 1);
     for matrix in [
         "throughput",

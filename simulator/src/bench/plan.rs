@@ -170,12 +170,14 @@ impl Plan {
         }
     }
 
-    /// The same plan with every duration and the burst scaled by `factor` (CI runs the quick plan at 0.3).
+    /// The same plan with its warm-up, windows and burst scaled by `factor` (CI runs the quick plan at 0.3). The
+    /// cool-down keeps at least 10 s: it is there for the window's last submissions to finish, and they take as
+    /// long as they take.
     pub fn scaled(mut self, factor: f64) -> Self {
         let scale = |d: Duration| Duration::from_secs_f64((d.as_secs_f64() * factor).max(1.0));
         self.warmup = scale(self.warmup);
         self.window = scale(self.window);
-        self.cooldown = scale(self.cooldown);
+        self.cooldown = scale(self.cooldown).max(Duration::from_secs(10).min(self.cooldown));
         self.latency_window = scale(self.latency_window);
         self.burst.students = ((self.burst.students as f64 * factor).ceil() as usize).max(2);
         self.name = format!("{}-x{factor}", self.name);
@@ -272,5 +274,6 @@ mod tests {
         let plan = Plan::quick().scaled(0.3);
         assert_eq!(plan.window, Duration::from_secs(6));
         assert_eq!(plan.burst.students, 9);
+        assert_eq!(plan.cooldown, Duration::from_secs(10), "the cool-down keeps its floor");
     }
 }
