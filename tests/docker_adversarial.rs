@@ -15,6 +15,14 @@ async fn both<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
     tokio::join!(a, b)
 }
 
+/// What a program that forks until the PID limit may get. TL or RE, as ADVERSARIAL.md says, and ML too: under
+/// cgroup v1 the kernel memory of every fork that fails at the PID limit (task structures, kernel stacks) is
+/// charged to the container, churning through tens of MiB while user memory stays at a few KiB, and at a 64 MiB
+/// limit the kernel OOM-kills the container. That is a real OOM kill, and an OOM kill is ML.
+fn contained_fork_storm(status: Status) -> bool {
+    matches!(status, Status::TimeLimit | Status::RuntimeError | Status::MemoryLimit)
+}
+
 fn benign() -> scrc::domain::Script {
     script(
         Language::C,
