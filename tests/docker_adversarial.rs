@@ -46,10 +46,7 @@ async fn case_01_fork_bomb_is_contained_and_the_host_can_still_fork() {
         64,
     );
     let (bombed, neighbour) = both(judged(&judge, &bomb), judged(&judge, &benign())).await;
-    assert!(
-        matches!(bombed.status, Status::TimeLimit | Status::RuntimeError),
-        "{bombed:#?}"
-    );
+    assert!(contained_fork_storm(bombed.status), "{bombed:#?}");
     assert_eq!(
         neighbour.status,
         Status::Ok,
@@ -475,10 +472,7 @@ async fn case_21_zombies_up_to_the_pid_limit_do_not_affect_the_next_script() {
     };
     let source = "#include <unistd.h>\nint main(void){for(;;){if(fork()==0)_exit(0);}}\n";
     let report = judged(&judge, &with_limits(script(Language::C, source, &[("", "")]), 1000, 64)).await;
-    assert!(
-        matches!(report.status, Status::TimeLimit | Status::RuntimeError),
-        "{report:#?}"
-    );
+    assert!(contained_fork_storm(report.status), "{report:#?}");
     let next = judged(&judge, &benign()).await;
     assert_eq!(next.status, Status::Ok);
     assert_clean_and_serving(&judge, &config.instance).await;
