@@ -46,19 +46,42 @@ slim() {
   find "$root"/usr/share/locale -mindepth 1 -maxdepth 1 ! -name 'C.*' -exec rm -rf {} + 2>/dev/null || true
 }
 
-build_debian() {
-  local image="$1" include="$2" root="$work/${1//[\/:]/-}"
+# Downloads every package the builds need into the shared cache, once, before they start. debootstrap's cache is not
+# safe for concurrent writers: two builds fetching one package clobber each other's file.
+fill_cache() {
+  local include="$1" root="$work/download"
   rm -rf "$root"
   mkdir -p "$root" "$cache"
-  local args=(--variant=minbase --cache-dir="$cache")
+  local args=(--variant=minbase --download-only --cache-dir="$cache")
+  if [ -n "$include" ]; then
+    args+=(--include="${include// /,}")
+  fi
+  log "downloading packages ($include)"
+  if ! debootstrap "${args[@]}" "$suite" "$root" "$mirror" >"$root.log" 2>&1; then
+    tail -n 30 "$root.log" >&2
+    return 1
+  fi
+  rm -rf "$root" "$root.log"
+}
+
+build_debian() {
+  local image="$1" include="$2" name="${1//[\/:]/-}"
+  local root="$work/$name" private="$cache/build-$name"
+  rm -rf "$root" "$private"
+  mkdir -p "$root" "$private"
+  # A private cache of hard links to the shared one: whatever this build still downloads or deletes stays its own.
+  find "$cache" -maxdepth 1 -name '*.deb' -exec ln -f -t "$private" {} +
+  local args=(--variant=minbase --cache-dir="$private")
   if [ -n "$include" ]; then
     args+=(--include="${include// /,}")
   fi
   log "debootstrap $image ($include)"
   if ! debootstrap "${args[@]}" "$suite" "$root" "$mirror" >"$root.log" 2>&1; then
     tail -n 30 "$root.log" >&2
+    rm -rf "$private"
     return 1
   fi
+  rm -rf "$private"
   slim "$root"
   tar --numeric-owner -C "$root" -c . | docker import \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
@@ -109,13 +132,24 @@ mkdir -p "$work"
 if [ "$force" = 1 ] || ! exists scrc-local/static:bookworm; then
   build_static
 fi
-# Builds run in parallel: they are mostly waiting on the mirror and on dpkg.
-pids=()
+wanted=()
 for image in "${!packages[@]}"; do
   if [ "$force" = 1 ] || ! exists "$image"; then
-    build_debian "$image" "${packages[$image]}" &
-    pids+=($!)
+    wanted+=("$image")
   fi
+done
+if [ "${#wanted[@]}" -gt 0 ]; then
+  include=()
+  for image in "${wanted[@]}"; do
+    include+=(${packages[$image]})
+  done
+  fill_cache "${include[*]}"
+fi
+# Builds run in parallel: with the packages downloaded they are mostly waiting on dpkg.
+pids=()
+for image in "${wanted[@]}"; do
+  build_debian "$image" "${packages[$image]}" &
+  pids+=($!)
 done
 failed=0
 for pid in "${pids[@]}"; do
