@@ -42,16 +42,22 @@ pub const CHARTS: [&str; 7] = [
     "school_burst.png",
 ];
 
-/// The harness's command line, shared by `scrc-bench` and `cargo bench --bench harness`: the plan name (`quick`
-/// or `full`) as the first argument, `SCRC_BENCH_SCALE` to scale its windows, `SCRC_BENCH_OUT` for the output
-/// directory (default `default_out/<plan>`). Prints the matrices and returns the process exit code.
+/// The harness's command line, shared by `scrc-bench` and `cargo bench --bench harness`: the plan name (`quick`,
+/// `full`, or `school` for the full plan's burst alone) as the first argument, `SCRC_BENCH_SCALE` to scale its
+/// windows, `SCRC_BENCH_OUT` for the output directory (default `default_out/<plan>`). Prints the matrices and
+/// returns the process exit code.
 pub fn main(args: &[String], tools: Tools, default_out: &Path) -> i32 {
     let name = args
         .iter()
         .find(|arg| !arg.starts_with('-'))
         .map_or("quick", String::as_str);
-    let Some(mut plan) = Plan::named(name) else {
-        eprintln!("harness: unknown plan {name:?}; use quick or full");
+    // `school` is the full plan's burst alone: the load-test report's scenario without the hours of the full plan.
+    let (plan_name, school_only) = match name {
+        "school" => ("full", true),
+        other => (other, false),
+    };
+    let Some(mut plan) = Plan::named(plan_name) else {
+        eprintln!("harness: unknown plan {name:?}; use quick, full or school");
         return 2;
     };
     if let Some(factor) = std::env::var("SCRC_BENCH_SCALE")
@@ -62,7 +68,7 @@ pub fn main(args: &[String], tools: Tools, default_out: &Path) -> i32 {
     }
     let out = std::env::var("SCRC_BENCH_OUT")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| default_out.join(&plan.name));
+        .unwrap_or_else(|_| default_out.join(if school_only { "school" } else { plan.name.as_str() }));
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -70,7 +76,12 @@ pub fn main(args: &[String], tools: Tools, default_out: &Path) -> i32 {
             return 1;
         }
     };
-    match runtime.block_on(run(&plan, &tools, &out)) {
+    let outcome = if school_only {
+        runtime.block_on(run_school(plan.burst, &tools, &out))
+    } else {
+        runtime.block_on(run(&plan, &tools, &out))
+    };
+    match outcome {
         Ok(manifest) => {
             println!(
                 "{}",
@@ -328,31 +339,8 @@ pub async fn run(plan: &Plan, tools: &Tools, out: &Path) -> anyhow::Result<Value
     )?;
     matrices.insert("language_share".into(), Value::Array(share_json));
 
-    // The school burst.
-    eprintln!(
-        "bench: school burst, {} students ({:.0} s elapsed)",
-        plan.burst.students,
-        clock.elapsed().as_secs_f64()
-    );
-    let (burst_samples, burst_metrics) = run_burst(plan.burst, &library, tools, out, &tag).await?;
-    csv_files.extend(output::write_case(
-        out,
-        "school_burst",
-        &format!("students-{}", plan.burst.students),
-        std::slice::from_ref(&burst_samples),
-    )?);
-    let burst_latencies: Vec<f64> = burst_samples
-        .iter()
-        .filter_map(|s| s.latency_ms)
-        .map(|ms| ms / 1000.0)
-        .collect();
-    charts::burst_curve(
-        &out.join(CHARTS[6]),
-        &format!("School burst: {} submissions at once", burst_samples.len()),
-        &burst_latencies,
-        burst_samples.len(),
-    )?;
-    matrices.insert("school_burst".into(), burst_metrics);
+    let burst = school_burst(plan.burst, &library, tools, out, &tag, clock, &mut csv_files).await?;
+    matrices.insert("school_burst".into(), burst);
 
     let manifest = json!({
         "plan": {
@@ -379,6 +367,75 @@ pub async fn run(plan: &Plan, tools: &Tools, out: &Path) -> anyhow::Result<Value
         out.display()
     );
     Ok(manifest)
+}
+
+/// Runs only the school burst `burst`, writing its CSV, chart and a manifest under `out`. Returns the manifest.
+///
+/// # Errors
+/// As [`run`].
+pub async fn run_school(burst: Burst, tools: &Tools, out: &Path) -> anyhow::Result<Value> {
+    std::fs::create_dir_all(out.join("logs")).with_context(|| format!("cannot create {}", out.display()))?;
+    let library = crate::library()?;
+    let clock = Instant::now();
+    let started_unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let tag = format!("{started_unix:x}");
+    let mut csv_files = Vec::new();
+    let metrics = school_burst(burst, &library, tools, out, &tag, clock, &mut csv_files).await?;
+    let manifest = json!({
+        "plan": {"name": "school"},
+        "machine": output::machine(),
+        "started_unix": started_unix,
+        "duration_seconds": clock.elapsed().as_secs_f64(),
+        "matrices": {"school_burst": metrics},
+        "charts": [CHARTS[6]],
+        "csv": csv_files.iter().filter_map(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).collect::<Vec<_>>(),
+    });
+    std::fs::write(
+        out.join("benchmark_manifest.json"),
+        serde_json::to_vec_pretty(&manifest)?,
+    )?;
+    eprintln!(
+        "bench: done in {:.0} s; results in {}",
+        clock.elapsed().as_secs_f64(),
+        out.display()
+    );
+    Ok(manifest)
+}
+
+/// Runs the school burst and writes its CSV and chart. Returns its metrics.
+async fn school_burst(
+    burst: Burst,
+    library: &[Scenario],
+    tools: &Tools,
+    out: &Path,
+    tag: &str,
+    clock: Instant,
+    csv_files: &mut Vec<PathBuf>,
+) -> anyhow::Result<Value> {
+    eprintln!(
+        "bench: school burst, {} students ({:.0} s elapsed)",
+        burst.students,
+        clock.elapsed().as_secs_f64()
+    );
+    let (samples, metrics) = run_burst(burst, library, tools, out, tag).await?;
+    csv_files.extend(output::write_case(
+        out,
+        "school_burst",
+        &format!("students-{}", burst.students),
+        std::slice::from_ref(&samples),
+    )?);
+    let latencies: Vec<f64> = samples
+        .iter()
+        .filter_map(|s| s.latency_ms)
+        .map(|ms| ms / 1000.0)
+        .collect();
+    charts::burst_curve(
+        &out.join(CHARTS[6]),
+        &format!("School burst: {} submissions at once", samples.len()),
+        &latencies,
+        samples.len(),
+    )?;
+    Ok(metrics)
 }
 
 /// A short language name for crowded chart labels.

@@ -1,4 +1,4 @@
-//! `scrc-bench [quick|full]`: the benchmark harness as a program (the compose `benchmark` profile runs it). It
+//! `scrc-bench [quick|full|school]`: the benchmark harness as a program (the compose `benchmark` profile runs it). It
 //! starts `scrc` processes (found on PATH, or at `SCRC_BIN`) and writes CSVs, charts and a manifest under
 //! `SCRC_BENCH_OUT` (default `logs/benchmarks/<plan>`). The runners get this process's environment, so the
 //! `*_IMAGE` variables choose the language images.
