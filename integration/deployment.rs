@@ -28,6 +28,9 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 
 const TANSU: (&str, &str) = ("scrc-local/tansu", "0.6.0");
 
+/// The runners' `session.timeout.ms`: how long the group keeps a member that stopped heartbeating.
+const SESSION_TIMEOUT: Duration = Duration::from_secs(6);
+
 /// A tansu broker in a container, keeping its data in SQLite so that it survives a restart.
 struct Broker {
     container: ContainerAsync<GenericImage>,
@@ -127,7 +130,13 @@ impl Drop for Runner {
 
 impl Runner {
     fn start(brokers: &str, instance: &str, parallelism: usize) -> Self {
+        // Appended to, so that a restart under the same identity keeps the killed run's log.
         let log = std::env::temp_dir().join(format!("{instance}.log"));
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("runner log");
         let child = Command::new(env!("CARGO_BIN_EXE_scrc"))
             .arg("run")
             .envs(support::local_images())
@@ -135,11 +144,11 @@ impl Runner {
             .env("RUNNER_INSTANCE_ID", instance)
             .env("RUNNER_MAX_PARALLEL", parallelism.to_string())
             .env("RUNNER_SHUTDOWN_GRACE", "10s")
-            .env("RDKAFKA_SESSION_TIMEOUT_MS", "6000")
+            .env("RDKAFKA_SESSION_TIMEOUT_MS", SESSION_TIMEOUT.as_millis().to_string())
             .env("RDKAFKA_HEARTBEAT_INTERVAL_MS", "500")
             .env("LOG_FORMAT", "json")
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("runner log"))
+            .stderr(log_file)
             .spawn()
             .expect("start scrc run");
         Self {
@@ -190,7 +199,7 @@ fn simulator(brokers: &str) -> SimulatorConfig {
             ("KAFKA_BROKER".to_owned(), brokers.to_owned()),
             ("KAFKA_CONSUMER_GROUP".to_owned(), format!("sim-{}", support::unique())),
             ("SCRIPT_ITERATIONS".to_owned(), "1".to_owned()),
-            ("RESULT_WAIT_TIMEOUT_SECONDS".to_owned(), "600".to_owned()),
+            ("RESULT_WAIT_TIMEOUT_SECONDS".to_owned(), "300".to_owned()),
             (
                 "RESULT_CONSUMER_LOG_PATH".to_owned(),
                 std::env::temp_dir()
@@ -298,7 +307,12 @@ async fn a_runner_killed_mid_script_loses_nothing_and_leaves_no_sandbox() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     doomed.kill();
-    // Its orchestrator restarts it under the same identity, and the restart removes what the killed run left.
+    // Its orchestrator restarts it under the same identity once the group has noticed the death, and the restart
+    // removes what the killed run left. The wait is for tansu 0.6.0: when a live member's heartbeat is what finds a
+    // member past its session timeout, tansu drops the dead member but keeps the group formed with the old
+    // assignment, so the dead member's partitions belong to nobody until the next join. Apache Kafka rebalances on
+    // the expiry itself; restarting only after it makes the restart's join the repair on both brokers.
+    tokio::time::sleep(SESSION_TIMEOUT + Duration::from_secs(3)).await;
     let restarted = Runner::start(&broker.brokers, &doomed_id, 1);
 
     let report = simulation.await.expect("simulation task");
