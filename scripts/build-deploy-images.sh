@@ -64,7 +64,7 @@ fi
 
 if ! exists "scrc-local/tansu:$tansu_version"; then
   if [ ! -x target/tansu/bin/tansu ]; then
-    log "cargo install tansu $tansu_version (about 15 minutes on 2 cores; cached in target/tansu)"
+    log "cargo install tansu $tansu_version (8–14 minutes on 2 cores; cached in target/tansu)"
     cargo install tansu --version "$tansu_version" --features dynostore,libsql --root target/tansu --locked >&2
   fi
   log "build scrc-local/tansu:$tansu_version"
