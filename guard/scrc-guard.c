@@ -15,7 +15,11 @@
  * Static, libc only, so it runs in any image, including one that holds nothing but the program.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <sys/mman.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -127,7 +131,10 @@ static void append_optional(char **at, char *end, const char *name, int64_t valu
         append(at, end, ",\"%s\":%" PRId64, name, value);
 }
 
+static int serve(int argc, char **argv);
+
 int main(int argc, char **argv) {
+    if (argc >= 2 && strcmp(argv[1], "--serve") == 0) return serve(argc, argv);
     if (argc < 3) {
         fprintf(stderr, "usage: scrc-guard <wall-limit-ms> <program> [args...]\n");
         return 120;
@@ -253,5 +260,589 @@ int main(int argc, char **argv) {
         if (n <= 0) break;
         sent += (size_t)n;
     }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------------------------------
+ * Serve mode: one started container judges a whole script, one test after another.
+ *
+ *   scrc-guard --serve <writable-dir>...
+ *
+ * The runner drives the guard with frames on stdin and reads frames on stdout; both are the container's attached
+ * streams, which no test process can reach (every test gets its own pipes and memfd as fds 0-2, everything else is
+ * close-on-exec, and PID 1 is not dumpable, so /proc/1/fd is closed to it). A frame is one op byte, a little-endian
+ * u32 payload length, and the payload.
+ *
+ * Runner to guard:
+ *   'W'  wipe: kill every process but PID 1, then empty every <writable-dir> (no reply)
+ *   'F'  write a file: u32 mode, i64 mtime (s), u32 path length, path, contents (no reply)
+ *   'X'  run a test: u32 limit ms, u32 output limit, u32 argc, u32 envc, u32 length of the strings, then workdir,
+ *        argv and env as NUL-terminated strings, then stdin to the end of the frame. Reply 'R'.
+ * Guard to runner:
+ *   'H'  hello, once, when the guard is ready
+ *   'R'  u32 report length, report JSON, u32 stdout length, stdout, u32 stderr length, stderr
+ * A failed 'W' or 'F' is remembered and returned in the next reply as "setup_errno"; a test is then not run.
+ *
+ * Between tests nothing carries over: every process of the previous test is dead before its report is written,
+ * and the writable directories are emptied by the next 'W'. The program itself is on a volume mounted read-only
+ * in the container that runs the tests, so no test can change it.
+ * The test's CPU time is the change in RUSAGE_CHILDREN (every process of the test is reaped by then), its memory
+ * peak is the cgroup's watermark when the test raised it and otherwise the largest ru_maxrss of its processes (the
+ * watermark cannot be reset from inside), and its OOM kills are the change in the cgroup's counter.
+ * ------------------------------------------------------------------------------------------------------------------ */
+
+#define FRAME_LIMIT (256u * 1024u * 1024u)
+
+static int setup_errno = 0;
+static int64_t test_max_rss_kb = 0;
+static int sigchld_pipe[2] = {-1, -1};
+
+static void on_sigchld(int signal) {
+    (void)signal;
+    int saved = errno;
+    char byte = 0;
+    ssize_t ignored = write(sigchld_pipe[1], &byte, 1);
+    (void)ignored;
+    errno = saved;
+}
+
+/* 0 when all n bytes were read, -1 at end of stream or on error. */
+static int read_full(int fd, void *buffer, size_t n) {
+    size_t done = 0;
+    while (done < n) {
+        ssize_t got = read(fd, (char *)buffer + done, n - done);
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) return -1;
+        done += (size_t)got;
+    }
+    return 0;
+}
+
+static int write_full(int fd, const void *buffer, size_t n) {
+    size_t done = 0;
+    while (done < n) {
+        ssize_t put = write(fd, (const char *)buffer + done, n - done);
+        if (put < 0 && errno == EINTR) continue;
+        if (put <= 0) return -1;
+        done += (size_t)put;
+    }
+    return 0;
+}
+
+static uint32_t get_u32(const unsigned char *at) {
+    return (uint32_t)at[0] | (uint32_t)at[1] << 8 | (uint32_t)at[2] << 16 | (uint32_t)at[3] << 24;
+}
+
+static void put_u32(unsigned char *at, uint32_t value) {
+    for (int i = 0; i < 4; i++) at[i] = (unsigned char)(value >> (8 * i));
+}
+
+/* A growable byte buffer for replies. */
+struct bytes {
+    unsigned char *data;
+    size_t length, capacity;
+    int failed;
+};
+
+static void bytes_add(struct bytes *b, const void *data, size_t n) {
+    if (b->failed) return;
+    if (b->length + n > b->capacity) {
+        size_t capacity = b->capacity ? b->capacity : 4096;
+        while (capacity < b->length + n) capacity *= 2;
+        unsigned char *grown = realloc(b->data, capacity);
+        if (!grown) {
+            b->failed = 1;
+            return;
+        }
+        b->data = grown;
+        b->capacity = capacity;
+    }
+    memcpy(b->data + b->length, data, n);
+    b->length += n;
+}
+
+static void bytes_u32(struct bytes *b, uint32_t value) {
+    unsigned char at[4];
+    put_u32(at, value);
+    bytes_add(b, at, 4);
+}
+
+static void send_frame(char op, const struct bytes *payload) {
+    unsigned char header[5];
+    header[0] = (unsigned char)op;
+    put_u32(header + 1, (uint32_t)payload->length);
+    if (write_full(1, header, 5) != 0 || write_full(1, payload->data, payload->length) != 0) {
+        /* The runner is gone: nothing is left to serve. */
+        kill_everything();
+        _exit(0);
+    }
+}
+
+/* Reads and discards n bytes, so that the stream stays in step after a refused frame. */
+static int skip(size_t n) {
+    char buffer[65536];
+    while (n > 0) {
+        size_t chunk = n < sizeof buffer ? n : sizeof buffer;
+        if (read_full(0, buffer, chunk) != 0) return -1;
+        n -= chunk;
+    }
+    return 0;
+}
+
+/* Reaps whatever has exited, remembering the largest ru_maxrss of this test; returns the status of `child` if it
+ * was among them. */
+static int reap(pid_t child, int *child_status, struct timespec *finished) {
+    int reaped_child = 0;
+    for (;;) {
+        int status;
+        struct rusage usage;
+        pid_t pid = wait4(-1, &status, WNOHANG, &usage);
+        if (pid <= 0) break;
+        if (usage.ru_maxrss > test_max_rss_kb) test_max_rss_kb = usage.ru_maxrss;
+        if (pid == child) {
+            *child_status = status;
+            clock_gettime(CLOCK_MONOTONIC, finished);
+            reaped_child = 1;
+        }
+    }
+    return reaped_child;
+}
+
+/* Kills every process but PID 1 and reaps them all, remembering their peak RSS. */
+static void kill_all_and_reap(void) {
+    for (int round = 0; round < 10000; round++) {
+        kill(-1, SIGKILL);
+        for (;;) {
+            struct rusage usage;
+            pid_t pid = wait4(-1, NULL, WNOHANG, &usage);
+            if (pid > 0) {
+                if (usage.ru_maxrss > test_max_rss_kb) test_max_rss_kb = usage.ru_maxrss;
+                continue;
+            }
+            if (pid < 0 && errno == ECHILD) return;
+            break;
+        }
+        usleep(1000);
+    }
+}
+
+/* Empties `root` without following links. It walks with chdir, holding one descriptor at a time, so that no depth
+ * of nesting a program leaves can exhaust the guard's descriptors or stack; it makes each directory writable before
+ * entering it, since the program (same user) may have taken the permissions away. */
+static int wipe_tree(const char *root) {
+    if (chdir(root) != 0) return errno;
+    int depth = 0, error = 0;
+    for (long steps = 0; steps < 10000000L; steps++) {
+        DIR *dir = opendir(".");
+        if (!dir) {
+            error = errno;
+            break;
+        }
+        char sub[NAME_MAX + 1] = "";
+        struct dirent *entry;
+        while ((entry = readdir(dir)) != NULL) {
+            if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0) continue;
+            struct stat st;
+            if (fstatat(dirfd(dir), entry->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+            if (S_ISDIR(st.st_mode)) {
+                if (sub[0] == '\0') snprintf(sub, sizeof sub, "%s", entry->d_name);
+            } else if (unlinkat(dirfd(dir), entry->d_name, 0) != 0) {
+                error = errno;
+            }
+        }
+        closedir(dir);
+        if (error) break;
+        if (sub[0] != '\0') {
+            if (fchmodat(AT_FDCWD, sub, 0700, 0) != 0 || chdir(sub) != 0) {
+                error = errno;
+                break;
+            }
+            depth++;
+            continue;
+        }
+        if (depth == 0) {
+            if (chdir("/") != 0) error = errno;
+            return error;
+        }
+        /* This directory is empty: go up and remove it by its inode. */
+        struct stat self;
+        if (stat(".", &self) != 0 || chdir("..") != 0) {
+            error = errno;
+            break;
+        }
+        depth--;
+        DIR *parent = opendir(".");
+        if (!parent) {
+            error = errno;
+            break;
+        }
+        int removed = 0;
+        while ((entry = readdir(parent)) != NULL) {
+            struct stat st;
+            if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0) continue;
+            if (fstatat(dirfd(parent), entry->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_ino == self.st_ino &&
+                st.st_dev == self.st_dev) {
+                removed = unlinkat(dirfd(parent), entry->d_name, AT_REMOVEDIR) == 0;
+                if (!removed) error = errno;
+                break;
+            }
+        }
+        closedir(parent);
+        if (error) break;
+        if (!removed) {
+            error = ENOTEMPTY;
+            break;
+        }
+    }
+    if (chdir("/") != 0 && !error) error = errno;
+    return error ? error : EAGAIN;
+}
+
+static void op_wipe(int dirs, char **dir_names) {
+    kill_all_and_reap();
+    for (int i = 0; i < dirs; i++) {
+        int error = wipe_tree(dir_names[i]);
+        if (error && !setup_errno) setup_errno = error;
+    }
+}
+
+/* Writes a file, streaming its contents from stdin so that the guard never holds a whole program in memory. */
+static void op_file(uint32_t length) {
+    unsigned char fixed[16];
+    if (length < 16) {
+        if (skip(length) != 0) _exit(0);
+        if (!setup_errno) setup_errno = EINVAL;
+        return;
+    }
+    if (read_full(0, fixed, 16) != 0) _exit(0);
+    mode_t mode = get_u32(fixed) & 07777;
+    int64_t mtime = 0;
+    for (int i = 0; i < 8; i++) mtime |= (int64_t)fixed[4 + i] << (8 * i);
+    uint32_t path_length = get_u32(fixed + 12);
+    uint32_t rest = length - 16;
+    if (path_length == 0 || path_length > PATH_MAX || path_length > rest) {
+        if (skip(rest) != 0) _exit(0);
+        if (!setup_errno) setup_errno = EINVAL;
+        return;
+    }
+    char path[PATH_MAX + 1];
+    if (read_full(0, path, path_length) != 0) _exit(0);
+    path[path_length] = '\0';
+    rest -= path_length;
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0 && !setup_errno) setup_errno = errno;
+    char buffer[65536];
+    while (rest > 0) {
+        size_t chunk = rest < sizeof buffer ? rest : sizeof buffer;
+        if (read_full(0, buffer, chunk) != 0) _exit(0);
+        if (fd >= 0 && write_full(fd, buffer, chunk) != 0 && !setup_errno) setup_errno = errno ? errno : EIO;
+        rest -= (uint32_t)chunk;
+    }
+    if (fd >= 0) {
+        struct timespec times[2] = {{mtime, 0}, {mtime, 0}};
+        if ((fchmod(fd, mode) != 0 || futimens(fd, times) != 0) && !setup_errno) setup_errno = errno;
+        close(fd);
+    }
+}
+
+/* Output of one stream of a test, kept up to the limit. */
+struct stream {
+    int fd;
+    struct bytes kept;
+    int exceeded;
+};
+
+/* Reads what a stream has; 1 when the stream went past `limit`. */
+static int drain(struct stream *s, uint32_t limit) {
+    char buffer[65536];
+    for (;;) {
+        ssize_t got = read(s->fd, buffer, sizeof buffer);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0 && errno == EAGAIN) return 0;
+        if (got <= 0) {
+            close(s->fd);
+            s->fd = -1;
+            return 0;
+        }
+        size_t room = limit > s->kept.length ? limit - s->kept.length : 0;
+        bytes_add(&s->kept, buffer, (size_t)got < room ? (size_t)got : room);
+        if ((size_t)got > room) {
+            s->exceeded = 1;
+            close(s->fd);
+            s->fd = -1;
+            return 1;
+        }
+    }
+}
+
+static void send_report(const char *json, struct stream *out, struct stream *err) {
+    struct bytes reply = {0};
+    size_t json_length = strlen(json);
+    bytes_u32(&reply, (uint32_t)json_length);
+    bytes_add(&reply, json, json_length);
+    bytes_u32(&reply, (uint32_t)out->kept.length);
+    bytes_add(&reply, out->kept.data, out->kept.length);
+    bytes_u32(&reply, (uint32_t)err->kept.length);
+    bytes_add(&reply, err->kept.data, err->kept.length);
+    if (reply.failed) {
+        /* Not even the report fits in memory: say so without the output. */
+        reply.length = 0;
+        reply.failed = 0;
+        const char *oom = "{\"v\":1,\"setup_errno\":12}";
+        bytes_u32(&reply, (uint32_t)strlen(oom));
+        bytes_add(&reply, oom, strlen(oom));
+        bytes_u32(&reply, 0);
+        bytes_u32(&reply, 0);
+    }
+    send_frame('R', &reply);
+    free(reply.data);
+}
+
+static int64_t rusage_cpu_ns(const struct rusage *usage) {
+    return ((int64_t)usage->ru_utime.tv_sec + usage->ru_stime.tv_sec) * 1000000000LL +
+           ((int64_t)usage->ru_utime.tv_usec + usage->ru_stime.tv_usec) * 1000LL;
+}
+
+static void op_run(uint32_t length) {
+    struct stream out = {-1, {0}, 0}, err = {-1, {0}, 0};
+    unsigned char fixed[20];
+    if (length < 20) {
+        if (skip(length) != 0) _exit(0);
+        if (!setup_errno) setup_errno = EINVAL;
+    } else if (read_full(0, fixed, 20) != 0) {
+        _exit(0);
+    }
+    uint32_t limit_ms = length < 20 ? 0 : get_u32(fixed), output_limit = length < 20 ? 0 : get_u32(fixed + 4);
+    uint32_t argc = length < 20 ? 0 : get_u32(fixed + 8), envc = length < 20 ? 0 : get_u32(fixed + 12);
+    uint32_t strings_length = length < 20 ? 0 : get_u32(fixed + 16);
+    uint32_t rest = length < 20 ? 0 : length - 20;
+    char *strings = NULL;
+    if (length >= 20 && (strings_length > rest || strings_length > 1024 * 1024 || argc == 0 || argc + envc > 65536)) {
+        if (skip(rest) != 0) _exit(0);
+        rest = 0;
+        if (!setup_errno) setup_errno = EINVAL;
+    } else if (length >= 20) {
+        strings = malloc(strings_length + 1);
+        if (!strings || read_full(0, strings, strings_length) != 0) _exit(0);
+        strings[strings_length] = '\0';
+        rest -= strings_length;
+    }
+    /* stdin: a memfd the test reads at its own pace, so a program that never reads cannot stall anyone. */
+    int input = memfd_create("stdin", MFD_CLOEXEC);
+    if (input < 0 && !setup_errno) setup_errno = errno;
+    char buffer[65536];
+    while (rest > 0) {
+        size_t chunk = rest < sizeof buffer ? rest : sizeof buffer;
+        if (read_full(0, buffer, chunk) != 0) _exit(0);
+        if (input >= 0 && write_full(input, buffer, chunk) != 0 && !setup_errno) setup_errno = errno ? errno : EIO;
+        rest -= (uint32_t)chunk;
+    }
+    char **vector = NULL;
+    const char *workdir = strings;
+    if (!setup_errno) {
+        /* workdir, argv..., env... as consecutive NUL-terminated strings */
+        vector = calloc((size_t)argc + envc + 2, sizeof *vector);
+        const char *at = strings + strlen(strings) + 1, *end = strings + strings_length;
+        for (uint32_t i = 0; vector && i < argc + envc; i++) {
+            if (at >= end) {
+                setup_errno = EINVAL;
+                break;
+            }
+            vector[i + (i >= argc ? 1 : 0)] = (char *)at;
+            at += strlen(at) + 1;
+        }
+        if (!vector) setup_errno = ENOMEM;
+    }
+    if (setup_errno) {
+        char json[64];
+        snprintf(json, sizeof json, "{\"v\":1,\"setup_errno\":%d}", setup_errno);
+        setup_errno = 0;
+        send_report(json, &out, &err);
+        if (input >= 0) close(input);
+        free(strings);
+        free(vector);
+        return;
+    }
+    lseek(input, 0, SEEK_SET);
+    char **argv = vector, **env = vector + argc + 1;
+
+    int out_pipe[2], err_pipe[2], exec_pipe[2];
+    if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0 || pipe2(exec_pipe, O_CLOEXEC) != 0) _exit(121);
+
+    struct counters before = read_cgroup();
+    struct rusage children_before;
+    getrusage(RUSAGE_CHILDREN, &children_before);
+    test_max_rss_kb = 0;
+    struct timespec started, finished;
+    clock_gettime(CLOCK_MONOTONIC, &started);
+    pid_t child = fork();
+    if (child < 0) _exit(122);
+    if (child == 0) {
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        signal(SIGCHLD, SIG_DFL);
+        signal(SIGPIPE, SIG_DFL);
+        /* The test, not the guard, is what the OOM killer takes when the container runs out of memory. */
+        int adjust = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+        if (adjust >= 0) {
+            ssize_t ignored = write(adjust, "1000", 4);
+            (void)ignored;
+            close(adjust);
+        }
+        dup2(input, 0);
+        dup2(out_pipe[1], 1);
+        dup2(err_pipe[1], 2);
+        int error = 0;
+        if (chdir(workdir) != 0) error = errno;
+        if (!error) {
+            /* The image's variables, with the test's own over them. */
+            extern char **environ;
+            size_t count = 0, own = 0;
+            while (environ[count]) count++;
+            while (env[own]) own++;
+            char **merged = calloc(count + own + 1, sizeof *merged);
+            size_t n = 0;
+            for (size_t i = 0; merged && i < count; i++) {
+                const char *equals = strchr(environ[i], '=');
+                size_t key = equals ? (size_t)(equals - environ[i]) + 1 : strlen(environ[i]);
+                int overridden = 0;
+                for (size_t j = 0; j < own && !overridden; j++) overridden = strncmp(env[j], environ[i], key) == 0;
+                if (!overridden) merged[n++] = environ[i];
+            }
+            for (size_t j = 0; merged && j < own; j++) merged[n++] = env[j];
+            if (merged) environ = merged;
+            execvp(argv[0], argv);
+            error = errno;
+        }
+        ssize_t ignored = write(exec_pipe[1], &error, sizeof error);
+        (void)ignored;
+        _exit(127);
+    }
+    close(input);
+    close(out_pipe[1]);
+    close(err_pipe[1]);
+    close(exec_pipe[1]);
+    out.fd = out_pipe[0];
+    err.fd = err_pipe[0];
+    fcntl(out.fd, F_SETFL, O_NONBLOCK);
+    fcntl(err.fd, F_SETFL, O_NONBLOCK);
+
+    int exec_errno = 0;
+    for (;;) {
+        ssize_t n = read(exec_pipe[0], &exec_errno, sizeof exec_errno);
+        if (n < 0 && errno == EINTR) continue;
+        if (n != (ssize_t)sizeof exec_errno) exec_errno = 0;
+        break;
+    }
+    close(exec_pipe[0]);
+
+    int64_t limit_ns = (int64_t)(limit_ms ? limit_ms : 1) * 1000000LL;
+    int status = 0, timed_out = 0, finished_child = 0;
+    while (!finished_child) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        int64_t remaining = limit_ns - elapsed_ns(&started, &now);
+        if (remaining <= 0 && !timed_out) {
+            timed_out = 1;
+            kill(-1, SIGKILL);
+        }
+        struct pollfd fds[3] = {{sigchld_pipe[0], POLLIN, 0}, {out.fd, POLLIN, 0}, {err.fd, POLLIN, 0}};
+        int wait_ms = timed_out ? 50 : (int)((remaining + 999999) / 1000000);
+        if (poll(fds, 3, wait_ms) < 0 && errno != EINTR) break;
+        char sink[64];
+        while (read(sigchld_pipe[0], sink, sizeof sink) > 0) {
+        }
+        if ((out.fd >= 0 && drain(&out, output_limit)) || (err.fd >= 0 && drain(&err, output_limit))) kill(-1, SIGKILL);
+        finished_child = reap(child, &status, &finished);
+    }
+    kill_all_and_reap();
+    /* Every writer is dead: what is left in the pipes is the last of the output. */
+    if (out.fd >= 0) drain(&out, output_limit);
+    if (err.fd >= 0) drain(&err, output_limit);
+    if (out.fd >= 0) close(out.fd);
+    if (err.fd >= 0) close(err.fd);
+
+    struct counters after = read_cgroup();
+    struct rusage children_after;
+    getrusage(RUSAGE_CHILDREN, &children_after);
+    int64_t cpu_ns = rusage_cpu_ns(&children_after) - rusage_cpu_ns(&children_before);
+    int64_t peak = after.memory_peak > before.memory_peak ? after.memory_peak : test_max_rss_kb * 1024;
+    int64_t oom_kills = after.oom_kills >= 0 && before.oom_kills >= 0 ? after.oom_kills - before.oom_kills : -1;
+
+    char json[512];
+    char *at = json, *end = json + sizeof json;
+    append(&at, end, "{\"v\":1");
+    if (WIFEXITED(status))
+        append(&at, end, ",\"exit_code\":%d,\"signal\":null", WEXITSTATUS(status));
+    else if (WIFSIGNALED(status))
+        append(&at, end, ",\"exit_code\":null,\"signal\":%d", WTERMSIG(status));
+    else
+        append(&at, end, ",\"exit_code\":null,\"signal\":null");
+    append(&at, end, ",\"wall_ns\":%" PRId64, elapsed_ns(&started, &finished));
+    append(&at, end, ",\"timed_out\":%s", timed_out ? "true" : "false");
+    append(&at, end, ",\"exec_errno\":%d", exec_errno);
+    append(&at, end, ",\"cgroup\":\"%s\"", after.cgroup);
+    append_optional(&at, end, "cpu_ns", cpu_ns);
+    append_optional(&at, end, "memory_peak", peak);
+    append_optional(&at, end, "oom_kills", oom_kills);
+    append(&at, end, ",\"output_exceeded\":%s}", out.exceeded || err.exceeded ? "true" : "false");
+    send_report(json, &out, &err);
+    free(out.kept.data);
+    free(err.kept.data);
+    free(strings);
+    free(vector);
+}
+
+static int serve(int argc, char **argv) {
+    if (getpid() != 1) {
+        fprintf(stderr, "scrc-guard: refusing to run: not PID 1 of a container\n");
+        return 123;
+    }
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    signal(SIGPIPE, SIG_IGN);
+    if (pipe2(sigchld_pipe, O_CLOEXEC | O_NONBLOCK) != 0) return 121;
+    struct sigaction child_action;
+    memset(&child_action, 0, sizeof child_action);
+    child_action.sa_handler = on_sigchld;
+    child_action.sa_flags = SA_NOCLDSTOP;
+    sigaction(SIGCHLD, &child_action, NULL);
+
+    /* Docker gives a tmpfs the mode of the image's directory it covers: an image whose program directory is not
+     * writable by every user cannot host warm sandboxes, and saying so here beats failing every test. */
+    for (int i = 2; i < argc; i++) {
+        if (access(argv[i], W_OK | X_OK) != 0) {
+            fprintf(stderr, "scrc-guard: %s is not writable by the sandbox user (%s): the image must not have it, or "
+                            "have it with mode 1777\n", argv[i], strerror(errno));
+            return 124;
+        }
+    }
+    struct bytes hello = {0};
+    bytes_add(&hello, "scrc-guard 1", 12);
+    send_frame('H', &hello);
+    free(hello.data);
+    for (;;) {
+        unsigned char header[5];
+        if (read_full(0, header, 5) != 0) break;
+        uint32_t length = get_u32(header + 1);
+        if (length > FRAME_LIMIT) break;
+        switch (header[0]) {
+        case 'W':
+            if (skip(length) != 0) goto done;
+            op_wipe(argc - 2, argv + 2);
+            break;
+        case 'F':
+            op_file(length);
+            break;
+        case 'X':
+            op_run(length);
+            break;
+        default:
+            goto done;
+        }
+    }
+done:
+    /* The runner closed the stream (it finished, or it died): nothing may outlive it. */
+    kill_everything();
     return 0;
 }

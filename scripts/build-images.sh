@@ -95,7 +95,9 @@ build_static() {
   local image=scrc-local/static:bookworm root="$work/static"
   rm -rf "$root"
   mkdir -p "$root"/{tmp,etc,box,proc,dev,sys}
-  chmod 1777 "$root/tmp"
+  # Writable by every user like /tmp: a warm sandbox mounts a tmpfs here, and Docker gives that tmpfs the mode of
+  # the image's directory.
+  chmod 1777 "$root/tmp" "$root/box"
   printf 'root:x:0:0:root:/root:/nonexistent\nnobody:x:65534:65534:nobody:/nonexistent:/nonexistent\n' >"$root/etc/passwd"
   printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
   tar --numeric-owner -C "$root" -c . | docker import --change 'ENV LANG=C.UTF-8' - "$image" >/dev/null

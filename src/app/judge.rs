@@ -51,6 +51,10 @@ impl<R: Runtime> Judge<R> {
         &self.breaker
     }
 
+    pub fn runtime(&self) -> &R {
+        &self.runtime
+    }
+
     /// Judges a script.
     ///
     /// # Errors

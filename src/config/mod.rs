@@ -15,7 +15,7 @@ use serde::Deserialize;
 use crate::adapters::docker::DockerSettings;
 use crate::adapters::docker::hardening::HardeningSettings;
 use crate::adapters::docker::languages::Toolchain;
-use crate::adapters::docker::sandbox::SandboxSettings;
+use crate::adapters::docker::sandbox::{SandboxMode, SandboxSettings};
 use crate::adapters::kafka::{KafkaSettings, PROTECTED_PROPERTIES};
 use crate::app::{Backoff, ExecutorSettings, RetryPolicy};
 use crate::domain::{Language, LimitPolicy, Limits, MemoryLimit, TimeLimit};
@@ -187,6 +187,10 @@ struct Env {
     runner_health_file: Option<String>,
     #[serde(default)]
     log_format: Option<String>,
+    #[serde(default)]
+    runner_sandbox: Option<String>,
+    #[serde(default)]
+    runner_pool_idle: Option<usize>,
     #[serde(default)]
     log_level: Option<String>,
     #[serde(default)]
@@ -466,6 +470,23 @@ impl Config {
                 ));
             }
         };
+        let sandbox_mode = match env.runner_sandbox.as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("") | Some("warm") => SandboxMode::Warm,
+            Some("fresh") => SandboxMode::Fresh,
+            Some(_) => {
+                return Err(invalid(
+                    "RUNNER_SANDBOX",
+                    env.runner_sandbox.unwrap_or_default(),
+                    "must be \"warm\" or \"fresh\"",
+                ));
+            }
+        };
+        // Enough idle containers per image and role that a burst of RUNNER_MAX_PARALLEL scripts of one language
+        // finds half of them started; the refill task starts the rest while they build.
+        let pool_idle = env.runner_pool_idle.unwrap_or(max_parallel.div_ceil(2));
+        if pool_idle > 64 {
+            return Err(invalid("RUNNER_POOL_IDLE", pool_idle, "must be at most 64"));
+        }
         let filter = env.rust_log.or(env.log_level).unwrap_or_else(|| "info".into());
 
         if !(env.runner_cpus > 0.0 && env.runner_cpus <= 64.0) {
@@ -628,6 +649,9 @@ impl Config {
                     run_tmpfs_bytes: env.runner_tmpfs_size,
                     artifact_limit: env.runner_artifact_limit,
                     script_deadline,
+                    mode: sandbox_mode,
+                    pool_idle,
+                    run_memory_default: memory_limit.bytes(),
                 },
                 toolchains,
                 pull_timeout: Duration::from_secs(120),

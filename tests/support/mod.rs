@@ -108,10 +108,29 @@ pub async fn leftovers(instance: &str) -> (usize, usize) {
     (containers, volumes)
 }
 
-/// Asserts the host is as the runner found it: nothing of `instance` left, and the runner still judges.
+/// Containers and volumes of `instance` beyond the warm sandboxes waiting idle in its pool. A finished script's
+/// containers are removed in the background, so this waits up to 15 s for the count to settle at zero.
+pub async fn busy_leftovers(runtime: &DockerRuntime, instance: &str) -> (usize, usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let (containers, volumes) = leftovers(instance).await;
+        let (idle_containers, idle_volumes) = runtime.idle_sandboxes();
+        let busy = (
+            containers.saturating_sub(idle_containers),
+            volumes.saturating_sub(idle_volumes),
+        );
+        if busy == (0, 0) || std::time::Instant::now() > deadline {
+            return busy;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// Asserts the host is as the runner found it: nothing of `instance` left but idle warm sandboxes, and the runner
+/// still judges.
 pub async fn assert_clean_and_serving(judge: &scrc::app::Judge<DockerRuntime>, instance: &str) {
     assert_eq!(
-        leftovers(instance).await,
+        busy_leftovers(judge.runtime(), instance).await,
         (0, 0),
         "containers and volumes of {instance} were left behind"
     );
@@ -122,5 +141,5 @@ pub async fn assert_clean_and_serving(judge: &scrc::app::Judge<DockerRuntime>, i
         scrc::domain::Status::Ok,
         "the runner stopped serving: {report:?}"
     );
-    assert_eq!(leftovers(instance).await, (0, 0));
+    assert_eq!(busy_leftovers(judge.runtime(), instance).await, (0, 0));
 }

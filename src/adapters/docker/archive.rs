@@ -36,6 +36,18 @@ pub fn pack(directories: &[(&str, u32)], files: &[FileEntry<'_>]) -> Vec<u8> {
     builder.into_inner().unwrap_or_default()
 }
 
+/// Whether a tar archive holds a regular file with exactly `contents`.
+pub fn contains_file(tar_bytes: &[u8], contents: &[u8]) -> bool {
+    let mut archive = tar::Archive::new(tar_bytes);
+    let Ok(entries) = archive.entries() else {
+        return false;
+    };
+    entries.flatten().any(|mut entry| {
+        let mut held = Vec::new();
+        entry.header().entry_type().is_file() && entry.read_to_end(&mut held).is_ok() && held == contents
+    })
+}
+
 /// Why an artifact was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unreadable build output: {0}")]

@@ -7,7 +7,9 @@ use std::time::Duration;
 use bollard::Docker;
 use bollard::container::AttachContainerResults;
 use bollard::errors::Error as BollardError;
-use bollard::models::{ContainerCreateBody, ContainerState, VolumeCreateRequest};
+use bollard::models::{
+    ContainerCreateBody, ContainerState, ContainerSummaryStateEnum, ContainerUpdateBody, VolumeCreateRequest,
+};
 use bollard::query_parameters::{
     AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
     DownloadFromContainerOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
@@ -31,6 +33,8 @@ pub struct Engine {
 pub struct Labelled {
     pub name: String,
     pub labels: HashMap<String, String>,
+    /// Whether a container has stopped (exited or dead); never for a volume or a container not yet started.
+    pub stopped: bool,
 }
 
 impl Engine {
@@ -91,6 +95,17 @@ impl Engine {
             .logs(false)
             .build();
         bounded("attach", self.docker.attach_container(id, Some(options))).await
+    }
+
+    /// Sets a container's memory limit, with swap equal to it (as [`super::hardening`] does).
+    pub async fn update_memory(&self, id: &str, bytes: u64) -> Result<(), RuntimeError> {
+        let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+        let body = ContainerUpdateBody {
+            memory: Some(bytes),
+            memory_swap: Some(bytes),
+            ..Default::default()
+        };
+        bounded("update container", self.docker.update_container(id, body)).await
     }
 
     pub async fn start(&self, id: &str) -> Result<(), RuntimeError> {
@@ -180,6 +195,44 @@ impl Engine {
             .map(|_| ())
     }
 
+    /// Creates a volume that is a tmpfs of `bytes`, owned by `owner` (`uid:gid`), mounted nosuid and nodev: a
+    /// program directory that no build can grow past its limit, and that lives in memory rather than on disk.
+    pub async fn create_program_volume(
+        &self,
+        name: &str,
+        bytes: u64,
+        owner: &str,
+        labels: HashMap<String, String>,
+    ) -> Result<(), RuntimeError> {
+        let (uid, gid) = owner.split_once(':').unwrap_or((owner, owner));
+        let request = VolumeCreateRequest {
+            name: Some(name.to_owned()),
+            driver: Some("local".into()),
+            driver_opts: Some(HashMap::from([
+                ("type".to_owned(), "tmpfs".to_owned()),
+                ("device".to_owned(), "tmpfs".to_owned()),
+                (
+                    "o".to_owned(),
+                    format!("size={bytes},uid={uid},gid={gid},mode=0755,nosuid,nodev"),
+                ),
+            ])),
+            labels: Some(labels),
+            ..Default::default()
+        };
+        bounded("create volume", self.docker.create_volume(request))
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn volume_exists(&self, name: &str) -> Result<bool, RuntimeError> {
+        match tokio::time::timeout(CALL_TIMEOUT, self.docker.inspect_volume(name)).await {
+            Err(_) => Err(RuntimeError::Unavailable("inspect volume: timed out".into())),
+            Ok(Ok(_)) => Ok(true),
+            Ok(Err(BollardError::DockerResponseServerError { status_code: 404, .. })) => Ok(false),
+            Ok(Err(error)) => Err(classify("inspect volume", error)),
+        }
+    }
+
     /// Removes a volume. One already gone is not an error; one still in use is.
     pub async fn remove_volume(&self, name: &str) -> Result<(), RuntimeError> {
         let options = RemoveVolumeOptionsBuilder::default().force(true).build();
@@ -204,6 +257,10 @@ impl Engine {
                 Some(Labelled {
                     name: c.id?,
                     labels: c.labels.unwrap_or_default(),
+                    stopped: matches!(
+                        c.state,
+                        Some(ContainerSummaryStateEnum::EXITED | ContainerSummaryStateEnum::DEAD)
+                    ),
                 })
             })
             .collect())
@@ -220,6 +277,7 @@ impl Engine {
             .map(|v| Labelled {
                 name: v.name,
                 labels: v.labels,
+                stopped: false,
             })
             .collect())
     }

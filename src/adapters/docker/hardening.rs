@@ -60,6 +60,18 @@ pub struct ContainerSpec {
     pub labels: HashMap<String, String>,
 }
 
+/// SysV and POSIX IPC closed inside the container's private IPC namespace, so that no test can leave a message
+/// queue, a semaphore or a shared-memory segment for the next test of the same container: shared memory is
+/// removed with its last user, and no queue or semaphore set can be made. Namespaced sysctls need no privilege.
+fn ipc_closed() -> HashMap<String, String> {
+    HashMap::from([
+        ("kernel.shm_rmid_forced".to_owned(), "1".to_owned()),
+        ("kernel.msgmni".to_owned(), "0".to_owned()),
+        ("kernel.sem".to_owned(), "0 0 0 0".to_owned()),
+        ("fs.mqueue.queues_max".to_owned(), "0".to_owned()),
+    ])
+}
+
 /// The only way scrc builds a container request.
 pub fn hardened(spec: ContainerSpec, settings: &HardeningSettings) -> ContainerCreateBody {
     let memory = i64::try_from(spec.memory).unwrap_or(i64::MAX);
@@ -82,6 +94,7 @@ pub fn hardened(spec: ContainerSpec, settings: &HardeningSettings) -> ContainerC
             "/tmp".to_owned(),
             format!("rw,nosuid,nodev,noexec,size={},mode=1777", spec.tmpfs_bytes),
         )])),
+        sysctls: Some(ipc_closed()),
         mounts: Some(
             spec.volumes
                 .into_iter()
@@ -189,6 +202,14 @@ mod tests {
             limits,
             [("nofile".into(), 256), ("fsize".into(), 64 << 20), ("core".into(), 0)]
         );
+        assert!(!tmp.contains(",exec"), "{tmp}");
+        assert_eq!(host.tmpfs.as_ref().unwrap().len(), 1, "only /tmp");
+        let sysctls = host.sysctls.as_ref().unwrap();
+        assert_eq!(sysctls["kernel.shm_rmid_forced"], "1");
+        assert_eq!(sysctls["kernel.msgmni"], "0");
+        assert_eq!(sysctls["kernel.sem"], "0 0 0 0");
+        assert_eq!(sysctls["fs.mqueue.queues_max"], "0");
+        assert_eq!(host.ipc_mode.as_deref(), Some("private"));
         assert_eq!(host.binds, None, "no host mounts");
         let mounts = host.mounts.as_ref().unwrap();
         assert!(

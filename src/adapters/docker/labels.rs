@@ -14,6 +14,8 @@ pub const INSTANCE: &str = "scrc.instance";
 pub const SCRIPT: &str = "scrc.script";
 /// `build`, `run` or `box`.
 pub const ROLE: &str = "scrc.role";
+/// The role of a warm sandbox: a pre-started container whose supervisor serves one script.
+pub const WARM: &str = "warm";
 /// Unix seconds after which no live runner can still need it.
 pub const EXPIRES: &str = "scrc.expires";
 
@@ -25,6 +27,26 @@ pub fn for_resource(instance: &str, script: &ScriptId, role: &str, expires: Syst
         (SCRIPT.to_owned(), script.as_str().to_owned()),
         (ROLE.to_owned(), role.to_owned()),
         (EXPIRES.to_owned(), expires.to_string()),
+    ])
+}
+
+/// Labels of a warm sandbox: it belongs to no script until one takes it, and it is never handed to a second.
+pub fn for_warm(instance: &str, expires: SystemTime) -> HashMap<String, String> {
+    let expires = expires.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs();
+    HashMap::from([
+        (MANAGED.to_owned(), "1".to_owned()),
+        (INSTANCE.to_owned(), instance.to_owned()),
+        (ROLE.to_owned(), WARM.to_owned()),
+        (EXPIRES.to_owned(), expires.to_string()),
+    ])
+}
+
+/// Labels of the volume holding the supervisor for warm sandboxes: shared by every runner of one scrc version on
+/// an engine, so it has no instance and no expiry, and the reaper leaves it alone.
+pub fn for_guard_volume() -> HashMap<String, String> {
+    HashMap::from([
+        (MANAGED.to_owned(), "1".to_owned()),
+        (ROLE.to_owned(), "guard".to_owned()),
     ])
 }
 

@@ -1,8 +1,10 @@
 //! The Docker runtime: the real sandbox behind the [`Runtime`] port, through bollard.
 //!
-//! [`languages`] knows how each language builds and runs; [`sandbox`] owns the container lifecycle and is the
-//! only code that creates containers, always through [`hardening`]; the supervisor in [`guard`] enforces the time
-//! limit from inside each container and measures the run; [`reaper`] removes what a crashed runner left.
+//! [`languages`] knows how each language builds and runs. Two sandbox paths create containers, always through
+//! [`hardening`]: [`warm`] (the default) builds a script in one pre-started container from the [`pool`] and runs all
+//! its tests in another, each driven as a [`server`] over its attached stream ([`protocol`]); [`sandbox`] is the
+//! earlier path, a fresh container per test with files moved through the archive API. Both map what the supervisor
+//! ([`guard`]) reports to verdict facts the same way ([`outcome`]); [`reaper`] removes what a crashed runner left.
 
 pub mod archive;
 pub mod capture;
@@ -11,8 +13,13 @@ pub mod guard;
 pub mod hardening;
 pub mod labels;
 pub mod languages;
+pub mod outcome;
+pub mod pool;
+pub mod protocol;
 pub mod reaper;
 pub mod sandbox;
+pub mod server;
+pub mod warm;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -24,7 +31,9 @@ use crate::domain::{Execution, Language, Limits, Script};
 use crate::ports::{Preparation, Runtime, RuntimeError};
 use engine::Engine;
 use languages::Toolchain;
-use sandbox::{BuildPlan, Built, PhaseObserver, RunPlan, Sandbox, SandboxSettings, Workspace};
+use pool::{Images, Pool};
+use sandbox::{BuildPlan, Built, PhaseObserver, RunPlan, Sandbox, SandboxMode, SandboxSettings, Workspace};
+use warm::{WarmBuilt, WarmSandbox, WarmWorkspace};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DockerSettings {
@@ -37,17 +46,27 @@ pub struct DockerSettings {
 }
 
 pub struct DockerRuntime {
+    /// The fresh path; also the engine handle and settings for the warm one.
     sandbox: Sandbox,
+    /// The warm path, when `RUNNER_SANDBOX=warm`.
+    warm: Option<WarmSandbox>,
     toolchains: BTreeMap<Language, Toolchain>,
-    /// Stops the periodic reaper when the runtime is dropped.
+    /// Stops the periodic reaper and the pool's refill when the runtime is dropped.
     reaper: CancellationToken,
 }
 
 /// A built program: its workspace, and the language that knows how it reports running out of memory.
 #[derive(Debug)]
 pub struct Program {
-    workspace: Workspace,
+    workspace: Prepared,
     language: Language,
+}
+
+/// A built program on either sandbox path.
+#[derive(Debug)]
+enum Prepared {
+    Fresh(Workspace),
+    Warm(WarmWorkspace),
 }
 
 impl DockerRuntime {
@@ -74,12 +93,26 @@ impl DockerRuntime {
         ensure_images(&engine, &settings.toolchains, settings.pull_timeout).await;
         let reaper = CancellationToken::new();
         tokio::spawn(reaper::run_periodically(engine.clone(), reaper.clone()));
+        let warm = (settings.sandbox.mode == SandboxMode::Warm).then(|| {
+            let pool = Pool::new(
+                engine.clone(),
+                settings.sandbox.clone(),
+                settings.sandbox.pool_idle,
+                reaper.child_token(),
+            );
+            pool.prime(settings.toolchains.values().map(|toolchain| Images {
+                build: toolchain.build_image.clone(),
+                run: toolchain.run_image.clone(),
+            }));
+            WarmSandbox::new(pool, settings.sandbox.clone(), observer.clone())
+        });
         let mut sandbox = Sandbox::new(engine, settings.sandbox);
         if let Some(observer) = observer {
             sandbox = sandbox.with_observer(observer);
         }
         Ok(Self {
             sandbox,
+            warm,
             toolchains: settings.toolchains,
             reaper,
         })
@@ -88,6 +121,12 @@ impl DockerRuntime {
     /// A handle that checks the engine answers, for health checks running beside the executor.
     pub fn probe(&self) -> EngineProbe {
         EngineProbe(self.sandbox.engine().clone())
+    }
+
+    /// Containers and volumes of warm sandboxes started and waiting for a script; none on the fresh path.
+    pub fn idle_sandboxes(&self) -> (usize, usize) {
+        let pairs = self.warm.as_ref().map_or(0, WarmSandbox::idle);
+        (2 * pairs, pairs)
     }
 
     fn toolchain(&self, language: Language) -> Result<&Toolchain, RuntimeError> {
@@ -171,14 +210,24 @@ impl Runtime for DockerRuntime {
             command: module.run_command(&source_file, limits.memory),
             env: module.run_env(self.sandbox.settings().hardening.cpus),
         };
+        let language = script.language;
+        if let Some(warm) = &self.warm {
+            return Ok(match warm.build(script.source.as_str(), build, run, limits, cancel).await? {
+                WarmBuilt::Ready(workspace) => Preparation::Ready(Program {
+                    workspace: Prepared::Warm(workspace),
+                    language,
+                }),
+                WarmBuilt::Failed(failure) => Preparation::BuildFailed(failure),
+            });
+        }
         let built = self
             .sandbox
             .build(&script.id, script.source.as_str(), build, run, limits, cancel)
             .await?;
         Ok(match built {
             Built::Ready(workspace) => Preparation::Ready(Program {
-                workspace,
-                language: script.language,
+                workspace: Prepared::Fresh(workspace),
+                language,
             }),
             Built::Failed(failure) => Preparation::BuildFailed(failure),
         })
@@ -191,17 +240,23 @@ impl Runtime for DockerRuntime {
         cancel: &CancellationToken,
     ) -> Result<Execution, RuntimeError> {
         let module = languages::module(program.language);
-        self.sandbox
-            .run(
-                &program.workspace,
-                input,
-                |stderr| module.reports_out_of_memory(stderr),
-                cancel,
-            )
-            .await
+        let reports_out_of_memory = |stderr: &[u8]| module.reports_out_of_memory(stderr);
+        match (&program.workspace, &self.warm) {
+            (Prepared::Warm(workspace), Some(warm)) => warm.run(workspace, input, reports_out_of_memory, cancel).await,
+            (Prepared::Fresh(workspace), _) => {
+                self.sandbox
+                    .run(workspace, input, reports_out_of_memory, cancel)
+                    .await
+            }
+            (Prepared::Warm(_), None) => Err(RuntimeError::Sandbox("a warm program without a warm sandbox".into())),
+        }
     }
 
     async fn release(&self, program: Program) {
-        self.sandbox.release(program.workspace).await;
+        match program.workspace {
+            Prepared::Fresh(workspace) => self.sandbox.release(workspace).await,
+            // Dropping the workspace drops its run container, which removes it in the background.
+            Prepared::Warm(workspace) => drop(workspace),
+        }
     }
 }

@@ -5,7 +5,8 @@
 //! - at startup, everything labelled with this runner's own instance id: it can only be left from a previous run
 //!   of this instance (a restarted container keeps its hostname and PID, so its default instance id);
 //! - periodically, anything past its expiry label, whichever runner created it: no live runner can still need
-//!   it, because every live runner stops its own work before that time.
+//!   it, because every live runner stops its own work before that time;
+//! - any stopped warm sandbox: its supervisor exits only when the runner that drove it closed its stream.
 //!
 //! Another live runner's unexpired containers are never touched.
 
@@ -13,7 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
-use super::engine::Engine;
+use super::engine::{Engine, Labelled};
 use super::labels;
 
 /// How often expired resources are looked for.
@@ -36,7 +37,11 @@ pub async fn sweep(engine: &Engine, own_instance: Option<&str>) -> Swept {
     let mut swept = Swept::default();
     match engine.containers_with_label(labels::MANAGED).await {
         Ok(containers) => {
-            for container in containers.iter().filter(|c| doomed(&c.labels)) {
+            // A warm sandbox stops only when the runner that drove it closed its stream (it finished or died), so
+            // a stopped one is garbage whoever made it.
+            let stopped_warm =
+                |c: &Labelled| c.stopped && c.labels.get(labels::ROLE).map(String::as_str) == Some(labels::WARM);
+            for container in containers.iter().filter(|c| doomed(&c.labels) || stopped_warm(c)) {
                 match engine.remove_container(&container.name).await {
                     Ok(()) => swept.containers += 1,
                     Err(error) => {

@@ -32,8 +32,9 @@ use super::engine::{Download, Engine};
 use super::guard::{self, GUARD_BINARY, GUARD_FILE, GuardReport, REPORT_ALLOWANCE};
 use super::hardening::{ContainerSpec, HardeningSettings, VolumeMount, hardened};
 use super::labels;
+use super::outcome::{self, CompileLimits, NoReport, Observed};
 use super::languages::PROGRAM_DIR;
-use crate::domain::{Execution, Exit, Limits, ScriptId};
+use crate::domain::{Execution, Limits, ScriptId};
 use crate::ports::{BuildFailure, RuntimeError};
 
 /// Where the build volume is mounted in a build container.
@@ -63,6 +64,31 @@ pub struct SandboxSettings {
     pub artifact_limit: usize,
     /// How long a script may hold its volumes; past it the reaper may remove them.
     pub script_deadline: Duration,
+    /// A fresh container per test, or warm containers per script (`RUNNER_SANDBOX`).
+    pub mode: SandboxMode,
+    /// Started containers kept idle per image and role in warm mode (`RUNNER_POOL_IDLE`).
+    pub pool_idle: usize,
+    /// The memory limit most scripts run with (`RUNNER_MEMORY_LIMIT`): pooled run containers start with it.
+    pub run_memory_default: u64,
+}
+
+/// How tests are isolated from each other (`RUNNER_SANDBOX`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SandboxMode {
+    /// A fresh container per test, and files moved through Docker's archive API: the path before warm sandboxes,
+    /// kept for comparison.
+    Fresh,
+    /// A pre-started build container and one pre-started run container per script, driven over their streams.
+    Warm,
+}
+
+impl SandboxMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SandboxMode::Fresh => "fresh",
+            SandboxMode::Warm => "warm",
+        }
+    }
 }
 
 /// What a language asks of a build.
@@ -166,6 +192,27 @@ struct Supervised {
 impl Supervised {
     fn oom_killed(&self) -> bool {
         self.state.oom_killed.unwrap_or(false) || self.report.as_ref().and_then(|r| r.oom_kills).unwrap_or(0) > 0
+    }
+
+    /// What this run tells the verdict rules.
+    fn into_observed(self) -> Observed {
+        let wall_time = self.wall_time();
+        let oom_killed = self.oom_killed();
+        let report = self.report.as_ref();
+        Observed {
+            reported: report.is_some(),
+            exit_code: report.and_then(|r| r.exit_code),
+            signal: report.and_then(|r| r.signal),
+            wall_time,
+            cpu_time: report.and_then(|r| r.cpu_ns).map(Duration::from_nanos),
+            memory_peak: report.and_then(|r| r.memory_peak),
+            timed_out: self.killed == Some(Kill::Deadline) || report.is_some_and(|r| r.timed_out),
+            killed_by_runner: self.killed.is_some(),
+            oom_killed,
+            output_exceeded: self.killed == Some(Kill::Output),
+            stdout: self.stdout,
+            stderr: self.stderr,
+        }
     }
 
     /// The program's run time: the supervisor's measure, else the container's start and finish times.
@@ -367,16 +414,6 @@ impl Sandbox {
         if let Some(report) = &supervised.report {
             self.record(Phase::Compile, Duration::from_nanos(report.wall_ns));
         }
-        let mut diagnostics = supervised.stderr.clone();
-        if !supervised.stdout.is_empty() {
-            diagnostics.extend_from_slice(&supervised.stdout);
-        }
-        let fail = |reason: String| {
-            Ok(Some(BuildFailure {
-                diagnostics: diagnostics.clone(),
-                reason,
-            }))
-        };
         if let Some(report) = &supervised.report
             && report.exec_errno != 0
         {
@@ -385,31 +422,25 @@ impl Sandbox {
                 detail: format!("it cannot execute {:?} (errno {})", plan.command[0], report.exec_errno),
             });
         }
-        if supervised.oom_killed() {
-            return fail(format!(
-                "the compiler exceeded the compile memory limit of {} MiB",
-                self.settings.compile_memory_limit / (1024 * 1024)
-            ));
-        }
-        let timed_out =
-            supervised.killed == Some(Kill::Deadline) || supervised.report.as_ref().is_some_and(|r| r.timed_out);
-        if timed_out {
-            return fail(format!(
-                "compilation exceeded the compile time limit of {} s",
-                limit.as_secs()
-            ));
-        }
-        if supervised.killed == Some(Kill::Output) {
-            return fail("the compiler's output exceeded the output limit".into());
-        }
-        match supervised.report.as_ref().map(|r| (r.exit_code, r.signal)) {
-            Some((Some(0), _)) => {}
-            Some((Some(code), _)) => return fail(format!("compilation failed with exit code {code}")),
-            Some((None, Some(signal))) => return fail(format!("the compiler was killed by signal {signal}")),
-            _ => {
+        let exit_code = supervised.state.exit_code;
+        let observed = supervised.into_observed();
+        let limits = CompileLimits {
+            time: limit,
+            memory: self.settings.compile_memory_limit,
+        };
+        let fail = |reason: String| {
+            Ok(Some(BuildFailure {
+                diagnostics: outcome::diagnostics(&observed),
+                reason,
+            }))
+        };
+        match outcome::build_failure(&observed, limits) {
+            Ok(None) => {}
+            Ok(Some(reason)) => return fail(reason),
+            Err(NoReport) => {
                 return Err(RuntimeError::Sandbox(format!(
                     "the build supervisor exited with code {} and no report",
-                    supervised.state.exit_code.unwrap_or(-1)
+                    exit_code.unwrap_or(-1)
                 )));
             }
         }
@@ -504,54 +535,17 @@ impl Sandbox {
                 ),
             });
         }
-        self.execution(supervised, reports_out_of_memory)
-    }
-
-    fn execution(
-        &self,
-        supervised: Supervised,
-        reports_out_of_memory: impl Fn(&[u8]) -> bool,
-    ) -> Result<Execution, RuntimeError> {
-        let output_exceeded =
-            supervised.killed == Some(Kill::Output) || supervised.stderr.len() > self.settings.output_limit;
-        let wall_time = supervised.wall_time();
-        let oom_killed = supervised.oom_killed();
-        let Supervised {
-            mut stdout,
-            mut stderr,
-            report,
-            killed,
-            state,
-            ..
-        } = supervised;
-        stdout.truncate(self.settings.output_limit);
-        stderr.truncate(self.settings.output_limit);
-        let exit = match (&report, killed) {
-            (Some(report), _) => match (report.exit_code, report.signal) {
-                (Some(code), _) => Exit::Code(code),
-                (None, Some(signal)) => Exit::Signal(signal),
-                (None, None) => Exit::Signal(9),
-            },
-            (None, Some(_)) => Exit::Signal(9),
-            (None, None) if oom_killed => Exit::Signal(9),
-            (None, None) => {
-                return Err(RuntimeError::Sandbox(format!(
-                    "the sandbox supervisor exited with code {} and no report",
-                    state.exit_code.unwrap_or(-1)
-                )));
-            }
-        };
-        let memory_exceeded = oom_killed || (!exit.is_success() && reports_out_of_memory(&stderr));
-        Ok(Execution {
-            exit,
-            wall_time,
-            cpu_time: report.as_ref().and_then(|r| r.cpu_ns).map(Duration::from_nanos),
-            memory_peak: report.as_ref().and_then(|r| r.memory_peak),
-            stdout,
-            stderr,
-            timed_out: killed == Some(Kill::Deadline) || report.as_ref().is_some_and(|r| r.timed_out),
-            memory_exceeded,
-            output_exceeded,
+        let exit_code = supervised.state.exit_code;
+        outcome::execution(
+            supervised.into_observed(),
+            self.settings.output_limit,
+            reports_out_of_memory,
+        )
+        .map_err(|NoReport| {
+            RuntimeError::Sandbox(format!(
+                "the sandbox supervisor exited with code {} and no report",
+                exit_code.unwrap_or(-1)
+            ))
         })
     }
 

@@ -1,0 +1,234 @@
+//! What a supervised run's facts mean: the pure mapping from what the supervisor and the runner observed to an
+//! [`Execution`] for a test, or to a build failure for a build. Both sandbox paths (a fresh container per test and
+//! a warm container per script) describe a run as [`Observed`] and share these rules.
+
+use std::time::Duration;
+
+use crate::domain::{Execution, Exit};
+
+/// Everything known about one supervised run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observed {
+    /// Whether the supervisor's report arrived; without it only the runner's own observations count.
+    pub reported: bool,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub wall_time: Duration,
+    pub cpu_time: Option<Duration>,
+    pub memory_peak: Option<u64>,
+    /// The supervisor killed the run at its time limit, or the runner's backstop did.
+    pub timed_out: bool,
+    /// The runner killed the run itself (backstop or output cap) before a report came.
+    pub killed_by_runner: bool,
+    pub oom_killed: bool,
+    /// A stream went past the output limit.
+    pub output_exceeded: bool,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// Why a supervised run could not be judged at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the sandbox supervisor ended without a report")]
+pub struct NoReport;
+
+/// A test's execution. Output is cut to `output_limit`; past it is OL.
+///
+/// # Errors
+/// [`NoReport`] when neither the supervisor nor the runner can say how the run ended.
+pub fn execution(
+    observed: Observed,
+    output_limit: usize,
+    reports_out_of_memory: impl Fn(&[u8]) -> bool,
+) -> Result<Execution, NoReport> {
+    let Observed {
+        reported,
+        exit_code,
+        signal,
+        wall_time,
+        cpu_time,
+        memory_peak,
+        timed_out,
+        killed_by_runner,
+        oom_killed,
+        output_exceeded,
+        mut stdout,
+        mut stderr,
+    } = observed;
+    let output_exceeded = output_exceeded || stdout.len() > output_limit || stderr.len() > output_limit;
+    stdout.truncate(output_limit);
+    stderr.truncate(output_limit);
+    let exit = match (exit_code, signal) {
+        _ if !reported && !(killed_by_runner || oom_killed) => return Err(NoReport),
+        (Some(code), _) if reported => Exit::Code(code),
+        (None, Some(signal)) if reported => Exit::Signal(signal),
+        // Killed with SIGKILL by the supervisor, the runner, or the kernel.
+        _ => Exit::Signal(9),
+    };
+    let memory_exceeded = oom_killed || (!exit.is_success() && reports_out_of_memory(&stderr));
+    Ok(Execution {
+        exit,
+        wall_time,
+        cpu_time,
+        memory_peak,
+        stdout,
+        stderr,
+        timed_out,
+        memory_exceeded,
+        output_exceeded,
+    })
+}
+
+/// The limits a build ran under, for the reasons a failed build gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompileLimits {
+    pub time: Duration,
+    pub memory: u64,
+}
+
+/// Why a build did not produce a program, or `None` when it did. The order matters: a compiler killed for memory
+/// also exits by a signal, and one stopped at the time limit may have written anything.
+///
+/// # Errors
+/// [`NoReport`] when the build's end is unknown.
+pub fn build_failure(observed: &Observed, limits: CompileLimits) -> Result<Option<String>, NoReport> {
+    if observed.oom_killed {
+        return Ok(Some(format!(
+            "the compiler exceeded the compile memory limit of {} MiB",
+            limits.memory / (1024 * 1024)
+        )));
+    }
+    if observed.timed_out {
+        return Ok(Some(format!(
+            "compilation exceeded the compile time limit of {} s",
+            limits.time.as_secs()
+        )));
+    }
+    if observed.output_exceeded {
+        return Ok(Some("the compiler's output exceeded the output limit".into()));
+    }
+    if !observed.reported {
+        return Err(NoReport);
+    }
+    Ok(match (observed.exit_code, observed.signal) {
+        (Some(0), _) => None,
+        (Some(code), _) => Some(format!("compilation failed with exit code {code}")),
+        (None, Some(signal)) => Some(format!("the compiler was killed by signal {signal}")),
+        (None, None) => Some("the compiler ended without an exit status".into()),
+    })
+}
+
+/// A build's diagnostics: stderr, then stdout (some compilers report on stdout).
+pub fn diagnostics(observed: &Observed) -> Vec<u8> {
+    let mut diagnostics = observed.stderr.clone();
+    diagnostics.extend_from_slice(&observed.stdout);
+    diagnostics
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exited(code: i32) -> Observed {
+        Observed {
+            reported: true,
+            exit_code: Some(code),
+            wall_time: Duration::from_millis(12),
+            ..Observed::default()
+        }
+    }
+
+    const LIMITS: CompileLimits = CompileLimits {
+        time: Duration::from_secs(30),
+        memory: 512 * 1024 * 1024,
+    };
+
+    #[test]
+    fn a_clean_exit_keeps_its_output_and_measures() {
+        let mut observed = exited(0);
+        observed.stdout = b"3\n".to_vec();
+        observed.cpu_time = Some(Duration::from_millis(4));
+        observed.memory_peak = Some(1 << 20);
+        let execution = execution(observed, 16, |_| false).unwrap();
+        assert_eq!(execution.exit, Exit::Code(0));
+        assert_eq!(execution.stdout, b"3\n");
+        assert_eq!(execution.cpu_time, Some(Duration::from_millis(4)));
+        assert_eq!(execution.memory_peak, Some(1 << 20));
+        assert!(!execution.timed_out && !execution.memory_exceeded && !execution.output_exceeded);
+    }
+
+    #[test]
+    fn output_past_the_limit_is_cut_and_flagged() {
+        let mut observed = exited(0);
+        observed.stderr = vec![b'e'; 17];
+        let execution = execution(observed, 16, |_| false).unwrap();
+        assert!(execution.output_exceeded);
+        assert_eq!(execution.stderr.len(), 16);
+    }
+
+    #[test]
+    fn the_languages_own_out_of_memory_report_counts_only_after_a_failure() {
+        let mut failed = exited(1);
+        failed.stderr = b"MemoryError".to_vec();
+        assert!(execution(failed, 64, |e| e == b"MemoryError").unwrap().memory_exceeded);
+        let mut succeeded = exited(0);
+        succeeded.stderr = b"MemoryError".to_vec();
+        assert!(!execution(succeeded, 64, |e| e == b"MemoryError").unwrap().memory_exceeded);
+    }
+
+    #[test]
+    fn a_run_without_a_report_is_sigkill_only_when_someone_killed_it() {
+        let killed = Observed {
+            killed_by_runner: true,
+            timed_out: true,
+            ..Observed::default()
+        };
+        let execution = execution(killed, 8, |_| false).unwrap();
+        assert_eq!(execution.exit, Exit::Signal(9));
+        assert!(execution.timed_out);
+        let oom = Observed {
+            oom_killed: true,
+            ..Observed::default()
+        };
+        assert!(super::execution(oom, 8, |_| false).unwrap().memory_exceeded);
+        assert_eq!(super::execution(Observed::default(), 8, |_| false), Err(NoReport));
+    }
+
+    #[test]
+    fn a_signal_is_reported_as_the_signal() {
+        let observed = Observed {
+            reported: true,
+            signal: Some(11),
+            ..Observed::default()
+        };
+        assert_eq!(execution(observed, 8, |_| false).unwrap().exit, Exit::Signal(11));
+    }
+
+    #[test]
+    fn build_failures_name_memory_before_time_before_output_before_status() {
+        let mut observed = exited(1);
+        observed.oom_killed = true;
+        observed.timed_out = true;
+        assert!(build_failure(&observed, LIMITS).unwrap().unwrap().contains("512 MiB"));
+        observed.oom_killed = false;
+        assert!(build_failure(&observed, LIMITS).unwrap().unwrap().contains("30 s"));
+        observed.timed_out = false;
+        observed.output_exceeded = true;
+        assert!(build_failure(&observed, LIMITS).unwrap().unwrap().contains("output limit"));
+        observed.output_exceeded = false;
+        assert_eq!(
+            build_failure(&observed, LIMITS).unwrap().as_deref(),
+            Some("compilation failed with exit code 1")
+        );
+        assert_eq!(build_failure(&exited(0), LIMITS), Ok(None));
+        assert_eq!(build_failure(&Observed::default(), LIMITS), Err(NoReport));
+    }
+
+    #[test]
+    fn diagnostics_are_stderr_then_stdout() {
+        let mut observed = exited(1);
+        observed.stderr = b"e".to_vec();
+        observed.stdout = b"o".to_vec();
+        assert_eq!(diagnostics(&observed), b"eo");
+    }
+}

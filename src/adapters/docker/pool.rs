@@ -1,0 +1,372 @@
+//! Warm sandboxes started before they are needed. For each pair of build and run images scripts have asked for,
+//! the pool keeps up to `idle` [`Pair`]s started: a per-script program volume (a size-bounded tmpfs owned by the
+//! sandbox user), a build container that mounts it writable, and a run container that mounts it read-only, each
+//! with the supervisor serving on its attached stream. A script takes a pair, compiles into the volume, drops the
+//! build container and runs every test in the run container; then the pair is removed in the background. A pair is
+//! never handed to a second script.
+//!
+//! Limits that depend on the script stay the script's: every build container has the compile limits, and the run
+//! container gets the script's memory limit with `docker update` when it was started with another one (a few ms;
+//! swap follows it). Everything else (CPU, PIDs, tmpfs sizes, hardening) is the same for every script.
+//!
+//! The refill task lives until the runtime is dropped; the supervisor of every pooled container exits when the
+//! runner's stream closes, so a runner killed with SIGKILL leaves only stopped containers for the reaper.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{Notify, OnceCell};
+use tokio_util::sync::CancellationToken;
+
+use super::archive::{self, FileEntry};
+use super::engine::{Download, Engine};
+use super::guard::GUARD_BINARY;
+use super::hardening::{ContainerSpec, SANDBOX_USER, VolumeMount, hardened};
+use super::labels;
+use super::languages::PROGRAM_DIR;
+use super::sandbox::SandboxSettings;
+use super::server::{ProgramVolume, Server};
+use crate::ports::RuntimeError;
+
+/// Where the supervisor's volume is mounted, read-only, in every warm sandbox.
+const GUARD_DIR: &str = "/.scrc";
+/// Directories the supervisor empties before every test: every place a test can write.
+const RUN_WRITABLE: [&str; 2] = ["/tmp", "/dev/shm"];
+/// A build also writes the program directory.
+const BUILD_WRITABLE: [&str; 3] = ["/tmp", "/dev/shm", PROGRAM_DIR];
+/// An idle pair older than this is replaced, well before its expiry labels let a reaper take it.
+const IDLE_MAX: Duration = Duration::from_secs(300);
+/// How long a failed refill waits before it tries again, so a missing image does not spin.
+const REFILL_BACKOFF: Duration = Duration::from_secs(5);
+
+/// The images of a language: pairs are kept per pair of images.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Images {
+    pub build: String,
+    pub run: String,
+}
+
+/// What one script gets: a build container and a run container sharing a fresh program volume.
+pub struct Pair {
+    pub builder: Server,
+    pub runner: Server,
+    /// The volume, for a run container started later to replace a broken one.
+    pub volume: Arc<ProgramVolume>,
+}
+
+impl Pair {
+    fn usable(&self) -> bool {
+        !self.builder.is_broken() && !self.runner.is_broken() && self.runner.started.elapsed() < IDLE_MAX
+    }
+}
+
+#[derive(Clone)]
+pub struct Pool {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Engine,
+    settings: SandboxSettings,
+    /// Idle pairs kept started per pair of images.
+    idle_target: usize,
+    idle: Mutex<HashMap<Images, VecDeque<Pair>>>,
+    /// The pairs of images scripts have asked for, with the memory limit last asked for, which new run containers
+    /// start with.
+    wanted: Mutex<HashMap<Images, u64>>,
+    /// Wakes the refill task after a take.
+    wake: Notify,
+    /// The supervisor's volume, made once.
+    guard_volume: OnceCell<String>,
+    sequence: AtomicU64,
+    stop: CancellationToken,
+}
+
+impl Pool {
+    /// A pool keeping `idle_target` pairs per pair of images (0 keeps none: every take starts one). Its refill task
+    /// runs until `stop` fires.
+    pub fn new(engine: Engine, settings: SandboxSettings, idle_target: usize, stop: CancellationToken) -> Self {
+        let pool = Self {
+            inner: Arc::new(Inner {
+                engine,
+                settings,
+                idle_target,
+                idle: Mutex::new(HashMap::new()),
+                wanted: Mutex::new(HashMap::new()),
+                wake: Notify::new(),
+                guard_volume: OnceCell::new(),
+                sequence: AtomicU64::new(0),
+                stop,
+            }),
+        };
+        if idle_target > 0 {
+            tokio::spawn(refill(Arc::clone(&pool.inner)));
+        }
+        pool
+    }
+
+    /// Starts pairs for these images ahead of the first script.
+    pub fn prime(&self, images: impl IntoIterator<Item = Images>) {
+        let memory = self.inner.settings.run_memory_default;
+        let mut wanted = lock(&self.inner.wanted);
+        for images in images {
+            wanted.entry(images).or_insert(memory);
+        }
+        drop(wanted);
+        self.inner.wake.notify_one();
+    }
+
+    /// A started pair for `images`, its run container limited to `memory` bytes, from the pool or started now.
+    ///
+    /// # Errors
+    /// [`RuntimeError`] when a container cannot be started or limited.
+    pub async fn take(&self, images: &Images, memory: u64) -> Result<Pair, RuntimeError> {
+        lock(&self.inner.wanted).insert(images.clone(), memory);
+        let pooled = {
+            let mut idle = lock(&self.inner.idle);
+            let queue = idle.entry(images.clone()).or_default();
+            queue.retain(Pair::usable);
+            queue.pop_front()
+        };
+        self.inner.wake.notify_one();
+        let mut pair = match pooled {
+            Some(pair) => pair,
+            None => self.inner.start_pair(images, memory).await?,
+        };
+        pair.runner.limit_memory(memory).await?;
+        Ok(pair)
+    }
+
+    /// A new run container on an existing program volume, for a script whose run container broke.
+    ///
+    /// # Errors
+    /// [`RuntimeError`] when the container cannot be started.
+    pub async fn replace_runner(
+        &self,
+        image: &str,
+        volume: &Arc<ProgramVolume>,
+        memory: u64,
+    ) -> Result<Server, RuntimeError> {
+        self.inner.start(image, Role::Run, volume, memory).await
+    }
+
+    /// How many pairs are idle now.
+    pub fn idle_pairs(&self) -> usize {
+        lock(&self.inner.idle).values().map(VecDeque::len).sum()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Build,
+    Run,
+}
+
+impl Inner {
+    /// Creates a program volume and starts both containers on it.
+    async fn start_pair(&self, images: &Images, memory: u64) -> Result<Pair, RuntimeError> {
+        let settings = &self.settings;
+        let name = format!("{}-box", self.name());
+        let bytes = settings.artifact_limit as u64;
+        let expires = self.expiry();
+        self.engine
+            .create_program_volume(&name, bytes, SANDBOX_USER, labels::for_warm(&settings.instance, expires))
+            .await?;
+        let volume = Arc::new(ProgramVolume::new(self.engine.clone(), name));
+        let (builder, runner) = tokio::join!(
+            self.start(&images.build, Role::Build, &volume, settings.compile_memory_limit),
+            self.start(&images.run, Role::Run, &volume, memory),
+        );
+        Ok(Pair {
+            builder: builder?,
+            runner: runner?,
+            volume,
+        })
+    }
+
+    fn name(&self) -> String {
+        let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
+        format!("scrc-{}-w{sequence}", self.settings.instance)
+    }
+
+    fn expiry(&self) -> SystemTime {
+        SystemTime::now() + IDLE_MAX + self.settings.script_deadline + Duration::from_secs(60)
+    }
+
+    /// Creates and starts one warm container on `volume`.
+    async fn start(
+        &self,
+        image: &str,
+        role: Role,
+        volume: &Arc<ProgramVolume>,
+        memory: u64,
+    ) -> Result<Server, RuntimeError> {
+        let guard_volume = self
+            .guard_volume
+            .get_or_try_init(|| guard_volume(&self.engine, image))
+            .await?;
+        let settings = &self.settings;
+        let (tmpfs_bytes, writable, read_only): (u64, &[&str], bool) = match role {
+            Role::Build => (settings.build_tmpfs_bytes, &BUILD_WRITABLE, false),
+            Role::Run => (settings.run_tmpfs_bytes, &RUN_WRITABLE, true),
+        };
+        let mut command = vec!["--serve".to_owned()];
+        command.extend(writable.iter().map(|dir| (*dir).to_owned()));
+        let spec = ContainerSpec {
+            image: image.to_owned(),
+            entrypoint: format!("{GUARD_DIR}/{GUARD_NAME}"),
+            command,
+            env: Vec::new(),
+            workdir: "/".into(),
+            volumes: vec![
+                VolumeMount {
+                    volume: guard_volume.clone(),
+                    target: GUARD_DIR.into(),
+                    read_only: true,
+                },
+                VolumeMount {
+                    volume: volume.name.clone(),
+                    target: PROGRAM_DIR.into(),
+                    read_only,
+                },
+            ],
+            memory,
+            tmpfs_bytes,
+            labels: labels::for_warm(&settings.instance, self.expiry()),
+        };
+        let id = self
+            .engine
+            .create_container(&self.name(), hardened(spec, &settings.hardening))
+            .await?;
+        Server::start(self.engine.clone(), id, memory, Some(Arc::clone(volume))).await
+    }
+}
+
+/// The file name of the supervisor in its volume.
+const GUARD_NAME: &str = "scrc-guard";
+
+/// The volume holding this build's supervisor, named by its hash so that runners of one version share it and a new
+/// version never runs an old supervisor. Made and filled through a container that is never started; a volume that
+/// exists already is only checked, so that a supervisor some sandbox is executing is never rewritten.
+async fn guard_volume(engine: &Engine, image: &str) -> Result<String, RuntimeError> {
+    let name = format!("scrc-guard-{:016x}", fnv1a(GUARD_BINARY));
+    engine.create_volume(&name, labels::for_guard_volume()).await?;
+    let body = bollard::models::ContainerCreateBody {
+        image: Some(image.to_owned()),
+        cmd: Some(vec![format!("{GUARD_DIR}/{GUARD_NAME}")]),
+        network_disabled: Some(true),
+        host_config: Some(bollard::models::HostConfig {
+            mounts: Some(vec![bollard::models::Mount {
+                target: Some(GUARD_DIR.into()),
+                source: Some(name.clone()),
+                typ: Some(bollard::models::MountType::VOLUME),
+                read_only: Some(false),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        labels: Some(labels::for_guard_volume()),
+        ..Default::default()
+    };
+    let filler = format!("{name}-fill-{}-{}", std::process::id(), fnv1a(format!("{:?}", SystemTime::now()).as_bytes()));
+    let id = engine.create_container(&filler, body).await?;
+    let filled = fill(engine, &id).await;
+    if let Err(error) = engine.remove_container(&id).await {
+        tracing::warn!(%error, container = %id, "cannot remove the supervisor volume's filler");
+    }
+    filled.map(|()| name)
+}
+
+async fn fill(engine: &Engine, filler: &str) -> Result<(), RuntimeError> {
+    let path = format!("{GUARD_DIR}/{GUARD_NAME}");
+    if let Ok(Download::Complete(tar)) = engine.download(filler, &path, GUARD_BINARY.len() * 2).await
+        && archive::contains_file(&tar, GUARD_BINARY)
+    {
+        return Ok(());
+    }
+    let tar = archive::pack(
+        &[],
+        &[FileEntry {
+            path: GUARD_NAME,
+            mode: 0o555,
+            contents: GUARD_BINARY,
+        }],
+    );
+    engine.upload(filler, GUARD_DIR, tar).await
+}
+
+/// A stable 64-bit hash (FNV-1a): enough to tell supervisor builds apart, and the same in every process.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// Keeps every wanted pair of images at its idle target, one pair at a time so that refilling never competes with
+/// the scripts for more than a couple of engine calls.
+async fn refill(inner: Arc<Inner>) {
+    loop {
+        let wanted: Vec<(Images, u64)> = lock(&inner.wanted).iter().map(|(k, m)| (k.clone(), *m)).collect();
+        let mut failed = false;
+        for (images, memory) in wanted {
+            loop {
+                let short = {
+                    let mut idle = lock(&inner.idle);
+                    let queue = idle.entry(images.clone()).or_default();
+                    queue.retain(Pair::usable);
+                    queue.len() < inner.idle_target
+                };
+                if !short || inner.stop.is_cancelled() {
+                    break;
+                }
+                let started = tokio::select! {
+                    () = inner.stop.cancelled() => return,
+                    started = inner.start_pair(&images, memory) => started,
+                };
+                match started {
+                    Ok(pair) => lock(&inner.idle).entry(images.clone()).or_default().push_back(pair),
+                    Err(error) => {
+                        tracing::warn!(%error, build = %images.build, run = %images.run,
+                            "cannot start a warm sandbox; retrying later");
+                        failed = true;
+                        break;
+                    }
+                }
+            }
+        }
+        // After a failure only time helps; otherwise a take, or the age of the idle ones, calls for a refill.
+        let woken = async {
+            if failed {
+                tokio::time::sleep(REFILL_BACKOFF).await;
+            } else {
+                tokio::select! {
+                    () = inner.wake.notified() => {}
+                    () = tokio::time::sleep(IDLE_MAX / 4) => {}
+                }
+            }
+        };
+        tokio::select! {
+            () = inner.stop.cancelled() => break,
+            () = woken => {}
+        }
+    }
+    // Dropping the idle pairs removes their containers and volumes.
+    lock(&inner.idle).clear();
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_guard_volume_name_follows_the_supervisor_build() {
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_ne!(fnv1a(b"a"), fnv1a(b"b"));
+    }
+}

@@ -1,0 +1,281 @@
+//! The frames the runner and the supervisor's serve mode (`scrc-guard --serve`, see `guard/scrc-guard.c`) exchange
+//! over a container's attached stdin and stdout. Pure encoding and decoding, so that every byte layout is tested
+//! here and the I/O in [`super::server`] stays a loop.
+//!
+//! A frame is one op byte, a little-endian `u32` payload length, and the payload. Requests: `W` wipe, `F` write a
+//! file, `X` run a test. Replies: `H` hello, `R` a test's report and output.
+
+use serde::Deserialize;
+
+/// The header of every frame: the op and the payload length.
+pub const HEADER: usize = 5;
+
+/// The largest reply the runner accepts: two output streams capped by the supervisor, and room for the rest.
+pub const REPLY_LIMIT: usize = 64 * 1024 * 1024;
+
+/// A file to put into a sandbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct File<'a> {
+    /// Absolute, inside a writable directory of the sandbox.
+    pub path: &'a str,
+    pub mode: u32,
+    /// Seconds since the epoch; Python checks its bytecode cache against the source's.
+    pub mtime: i64,
+    pub contents: &'a [u8],
+}
+
+/// What a test asks the supervisor to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exec<'a> {
+    pub limit_ms: u32,
+    pub output_limit: u32,
+    pub workdir: &'a str,
+    pub argv: &'a [String],
+    pub env: &'a [String],
+    pub stdin: &'a [u8],
+}
+
+/// The supervisor's account of one test.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ServedReport {
+    /// Non-zero when the sandbox could not be prepared (a wipe or a put failed); nothing ran.
+    #[serde(default)]
+    pub setup_errno: i32,
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    #[serde(default)]
+    pub signal: Option<i32>,
+    #[serde(default)]
+    pub wall_ns: u64,
+    #[serde(default)]
+    pub timed_out: bool,
+    #[serde(default)]
+    pub exec_errno: i32,
+    #[serde(default)]
+    pub cpu_ns: Option<u64>,
+    #[serde(default)]
+    pub memory_peak: Option<u64>,
+    #[serde(default)]
+    pub oom_kills: Option<u64>,
+    /// A stream went past the output limit and the test was killed.
+    #[serde(default)]
+    pub output_exceeded: bool,
+}
+
+/// A decoded reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    Hello,
+    Report {
+        report: ServedReport,
+        stdout: Vec<u8>,
+        stderr: Vec<u8>,
+    },
+}
+
+/// A reply the runner cannot trust: the stream is out of step and the container must go.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed supervisor frame: {0}")]
+pub struct BadFrame(pub String);
+
+fn frame(op: u8, payload: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(HEADER + payload.len());
+    frame.push(op);
+    frame.extend_from_slice(&length(payload.len()).to_le_bytes());
+    frame.extend_from_slice(payload);
+    frame
+}
+
+fn length(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// Kill every process of the previous test and empty the writable directories.
+pub fn wipe() -> Vec<u8> {
+    frame(b'W', &[])
+}
+
+/// Writes one file.
+pub fn put(file: &File<'_>) -> Vec<u8> {
+    let mut payload = Vec::with_capacity(16 + file.path.len() + file.contents.len());
+    payload.extend_from_slice(&file.mode.to_le_bytes());
+    payload.extend_from_slice(&file.mtime.to_le_bytes());
+    payload.extend_from_slice(&length(file.path.len()).to_le_bytes());
+    payload.extend_from_slice(file.path.as_bytes());
+    payload.extend_from_slice(file.contents);
+    frame(b'F', &payload)
+}
+
+pub fn exec(request: &Exec<'_>) -> Vec<u8> {
+    let mut strings = Vec::new();
+    for string in std::iter::once(request.workdir)
+        .chain(request.argv.iter().map(String::as_str))
+        .chain(request.env.iter().map(String::as_str))
+    {
+        // A NUL would split a string in two on the other side.
+        strings.extend(string.bytes().filter(|&b| b != 0));
+        strings.push(0);
+    }
+    let mut payload = Vec::with_capacity(20 + strings.len() + request.stdin.len());
+    for value in [
+        request.limit_ms,
+        request.output_limit,
+        length(request.argv.len()),
+        length(request.env.len()),
+        length(strings.len()),
+    ] {
+        payload.extend_from_slice(&value.to_le_bytes());
+    }
+    payload.extend_from_slice(&strings);
+    payload.extend_from_slice(request.stdin);
+    frame(b'X', &payload)
+}
+
+/// Takes one whole reply off the front of `buffer`, or `None` until more bytes arrive.
+///
+/// # Errors
+/// [`BadFrame`] when the bytes cannot be a reply.
+pub fn take_reply(buffer: &mut Vec<u8>) -> Result<Option<Reply>, BadFrame> {
+    if buffer.len() < HEADER {
+        return Ok(None);
+    }
+    let op = buffer[0];
+    let size = u32::from_le_bytes([buffer[1], buffer[2], buffer[3], buffer[4]]) as usize;
+    if size > REPLY_LIMIT {
+        return Err(BadFrame(format!("a reply of {size} bytes")));
+    }
+    if buffer.len() < HEADER + size {
+        return Ok(None);
+    }
+    let payload: Vec<u8> = buffer.drain(..HEADER + size).skip(HEADER).collect();
+    let mut reader = Reader(&payload);
+    let reply = match op {
+        b'H' => Reply::Hello,
+        b'R' => {
+            let json = reader.chunk()?;
+            let report = serde_json::from_slice(json).map_err(|e| BadFrame(format!("report: {e}")))?;
+            let stdout = reader.chunk()?.to_vec();
+            let stderr = reader.chunk()?.to_vec();
+            Reply::Report { report, stdout, stderr }
+        }
+        other => return Err(BadFrame(format!("unknown op {other:#04x}"))),
+    };
+    Ok(Some(reply))
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], BadFrame> {
+        if self.0.len() < n {
+            return Err(BadFrame("truncated".into()));
+        }
+        let (head, tail) = self.0.split_at(n);
+        self.0 = tail;
+        Ok(head)
+    }
+
+    fn u32(&mut self) -> Result<u32, BadFrame> {
+        let bytes = self.take(4)?;
+        Ok(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+    }
+
+    /// A `u32` length and that many bytes.
+    fn chunk(&mut self) -> Result<&'a [u8], BadFrame> {
+        let n = self.u32()? as usize;
+        self.take(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(op: u8, payload: &[u8]) -> Vec<u8> {
+        frame(op, payload)
+    }
+
+    fn chunk(bytes: &[u8]) -> Vec<u8> {
+        let mut out = (bytes.len() as u32).to_le_bytes().to_vec();
+        out.extend_from_slice(bytes);
+        out
+    }
+
+    #[test]
+    fn a_report_is_decoded_only_once_whole() {
+        let json = br#"{"v":1,"exit_code":0,"signal":null,"wall_ns":5,"timed_out":false,"exec_errno":0,"cgroup":"v1","cpu_ns":3,"memory_peak":4096,"oom_kills":0,"output_exceeded":false}"#;
+        let mut payload = chunk(json);
+        payload.extend(chunk(b"out"));
+        payload.extend(chunk(b"err"));
+        let whole = reply(b'R', &payload);
+        let mut buffer = whole[..whole.len() - 1].to_vec();
+        assert_eq!(take_reply(&mut buffer), Ok(None));
+        buffer.push(*whole.last().unwrap());
+        buffer.extend(reply(b'H', b"scrc-guard 1"));
+        let Some(Reply::Report { report, stdout, stderr }) = take_reply(&mut buffer).unwrap() else {
+            panic!("not a report");
+        };
+        assert_eq!((report.exit_code, report.wall_ns, report.memory_peak), (Some(0), 5, Some(4096)));
+        assert_eq!((stdout.as_slice(), stderr.as_slice()), (&b"out"[..], &b"err"[..]));
+        assert_eq!(take_reply(&mut buffer), Ok(Some(Reply::Hello)), "the next frame stays");
+        assert!(buffer.is_empty());
+    }
+
+    #[test]
+    fn a_setup_failure_report_has_only_its_errno() {
+        let mut payload = chunk(br#"{"v":1,"setup_errno":28}"#);
+        payload.extend(chunk(b""));
+        payload.extend(chunk(b""));
+        let mut buffer = reply(b'R', &payload);
+        let Some(Reply::Report { report, .. }) = take_reply(&mut buffer).unwrap() else {
+            panic!("not a report");
+        };
+        assert_eq!(report.setup_errno, 28);
+    }
+
+    #[test]
+    fn a_file_frame_carries_mode_mtime_path_and_contents() {
+        let frame = put(&File {
+            path: "/box/main.py",
+            mode: 0o444,
+            mtime: 9,
+            contents: b"print(1)",
+        });
+        assert_eq!(frame[0], b'F');
+        let payload = &frame[HEADER..];
+        assert_eq!(u32::from_le_bytes(frame[1..5].try_into().unwrap()) as usize, payload.len());
+        assert_eq!(u32::from_le_bytes(payload[..4].try_into().unwrap()), 0o444);
+        assert_eq!(i64::from_le_bytes(payload[4..12].try_into().unwrap()), 9);
+        assert_eq!(u32::from_le_bytes(payload[12..16].try_into().unwrap()), 12);
+        assert_eq!(&payload[16..], b"/box/main.pyprint(1)");
+    }
+
+    #[test]
+    fn an_exec_frame_carries_strings_then_stdin() {
+        let argv = vec!["python3".to_owned(), "/box/main.py".to_owned()];
+        let env = vec!["HOME=/tmp".to_owned()];
+        let frame = exec(&Exec {
+            limit_ms: 1500,
+            output_limit: 64,
+            workdir: "/box",
+            argv: &argv,
+            env: &env,
+            stdin: b"1 2\n",
+        });
+        assert_eq!(frame[0], b'X');
+        let payload = &frame[HEADER..];
+        let field = |i: usize| u32::from_le_bytes(payload[i * 4..i * 4 + 4].try_into().unwrap());
+        assert_eq!((field(0), field(1), field(2), field(3)), (1500, 64, 2, 1));
+        let strings = &payload[20..20 + field(4) as usize];
+        assert_eq!(strings, b"/box\0python3\0/box/main.py\0HOME=/tmp\0");
+        assert_eq!(&payload[20 + field(4) as usize..], b"1 2\n");
+    }
+
+    #[test]
+    fn an_oversized_or_unknown_reply_is_refused() {
+        let mut buffer = vec![b'R', 0xff, 0xff, 0xff, 0xff];
+        assert!(take_reply(&mut buffer).is_err());
+        let mut buffer = reply(b'?', b"");
+        assert!(take_reply(&mut buffer).is_err());
+    }
+}

@@ -1,0 +1,275 @@
+//! One started sandbox container whose PID 1 is the supervisor in serve mode, driven over the container's attached
+//! streams (the frames of [`super::protocol`]). It serves one script: its build, or every test of it one after
+//! another, each test starting from a wiped sandbox.
+//!
+//! The server is never handed to a second script. Dropping it removes the container in the background (and then
+//! lets go of the script's program volume), so no path out of a script (an error, a cancellation, a panic) leaves a
+//! container running.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bollard::container::LogOutput;
+use futures::{Stream, StreamExt};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+use super::engine::Engine;
+use super::protocol::{self, Exec, File, Reply, ServedReport};
+use crate::ports::RuntimeError;
+
+type Output = Pin<Box<dyn Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>;
+type Input = Pin<Box<dyn AsyncWrite + Send>>;
+
+/// How long a started supervisor may take to say hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a put, wipe or gather may take: they move at most the artifact limit through a local socket.
+const TRANSFER_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub struct Server {
+    engine: Engine,
+    /// The container's id.
+    id: String,
+    input: Input,
+    output: Output,
+    /// Reply bytes read but not yet decoded.
+    buffer: Vec<u8>,
+    /// Set once the stream is out of step or the container misbehaved: the server must not be used again.
+    broken: bool,
+    /// When the container was started, so that an idle one can be retired before its expiry label passes.
+    pub started: Instant,
+    /// The memory limit the container has now, in bytes.
+    pub memory: u64,
+    /// The script's program volume, let go of only after the container is removed.
+    volume: Option<Arc<ProgramVolume>>,
+}
+
+/// A per-script volume holding the program, removed once the last container using it is gone.
+pub struct ProgramVolume {
+    engine: Engine,
+    pub name: String,
+}
+
+impl ProgramVolume {
+    pub fn new(engine: Engine, name: String) -> Self {
+        Self { engine, name }
+    }
+}
+
+impl Drop for ProgramVolume {
+    fn drop(&mut self) {
+        let engine = self.engine.clone();
+        let name = std::mem::take(&mut self.name);
+        spawn(async move {
+            if let Err(error) = engine.remove_volume(&name).await {
+                tracing::warn!(%error, volume = %name, "cannot remove a program volume; the reaper will retry");
+            }
+        });
+    }
+}
+
+/// What a test or build left: the supervisor's report and the output it kept.
+pub struct Served {
+    pub report: ServedReport,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// How waiting for a test's report ended.
+pub enum Waited {
+    Served(Served),
+    /// No report by the backstop: the container was killed and is gone.
+    Backstop,
+    /// The container ran out of memory and the kernel killed the supervisor with the test (memory a test holds
+    /// outside any process, such as files in `/tmp`, is not freed by killing the test).
+    OutOfMemory,
+}
+
+impl Server {
+    /// Attaches to a created container, starts it and waits for the supervisor's hello.
+    ///
+    /// # Errors
+    /// [`RuntimeError`] when Docker fails or the supervisor does not answer; the container is removed.
+    pub async fn start(
+        engine: Engine,
+        id: String,
+        memory: u64,
+        volume: Option<Arc<ProgramVolume>>,
+    ) -> Result<Self, RuntimeError> {
+        let attached = match engine.attach(&id).await {
+            Ok(attached) => attached,
+            Err(error) => {
+                discard(engine, id, volume);
+                return Err(error);
+            }
+        };
+        let mut server = Self {
+            engine,
+            id,
+            input: attached.input,
+            output: attached.output,
+            buffer: Vec::new(),
+            broken: false,
+            started: Instant::now(),
+            memory,
+            volume,
+        };
+        server.engine.start(&server.id).await?;
+        match tokio::time::timeout(HELLO_TIMEOUT, server.reply()).await {
+            Ok(Ok(Reply::Hello)) => Ok(server),
+            Ok(Ok(_)) => Err(server.fail("the supervisor did not start with a hello")),
+            Ok(Err(error)) => Err(error),
+            Err(_) => Err(server.fail("the supervisor did not say hello within 30 s")),
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn is_broken(&self) -> bool {
+        self.broken
+    }
+
+    /// Sets the container's memory limit (and swap, equal to it), when it differs.
+    ///
+    /// # Errors
+    /// [`RuntimeError`] when Docker refuses; the server is then broken.
+    pub async fn limit_memory(&mut self, bytes: u64) -> Result<(), RuntimeError> {
+        if bytes == self.memory {
+            return Ok(());
+        }
+        if let Err(error) = self.engine.update_memory(&self.id, bytes).await {
+            self.broken = true;
+            return Err(error);
+        }
+        self.memory = bytes;
+        Ok(())
+    }
+
+    /// Kills what the last run left, empties the writable directories, and puts `files` in.
+    ///
+    /// # Errors
+    /// [`RuntimeError`] when the stream fails; a failure inside the container comes back with the next report.
+    pub async fn reset(&mut self, files: &[File<'_>]) -> Result<(), RuntimeError> {
+        let mut frames = protocol::wipe();
+        for file in files {
+            frames.extend(protocol::put(file));
+        }
+        self.send(&frames).await
+    }
+
+    /// Runs one test and waits for its report until `backstop`. On cancellation the container is killed.
+    ///
+    /// # Errors
+    /// [`RuntimeError`] when the stream fails or is out of step, or [`RuntimeError::Cancelled`].
+    pub async fn exec(
+        &mut self,
+        request: &Exec<'_>,
+        backstop: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<Waited, RuntimeError> {
+        self.send(&protocol::exec(request)).await?;
+        enum Event {
+            Cancelled,
+            Backstop,
+            Reply(Result<Reply, RuntimeError>),
+        }
+        let event = tokio::select! {
+            biased;
+            () = cancel.cancelled() => Event::Cancelled,
+            () = tokio::time::sleep(backstop) => Event::Backstop,
+            reply = self.reply() => Event::Reply(reply),
+        };
+        match event {
+            Event::Cancelled => {
+                self.broken = true;
+                Err(RuntimeError::Cancelled)
+            }
+            Event::Backstop => {
+                self.broken = true;
+                let _ = self.engine.kill(&self.id).await;
+                Ok(Waited::Backstop)
+            }
+            Event::Reply(Ok(Reply::Report { report, stdout, stderr })) => {
+                Ok(Waited::Served(Served { report, stdout, stderr }))
+            }
+            Event::Reply(Ok(_)) => Err(self.fail("the supervisor answered a test with something else")),
+            Event::Reply(Err(error)) => match self.engine.state(&self.id).await {
+                Ok(state) if state.oom_killed == Some(true) => Ok(Waited::OutOfMemory),
+                _ => Err(error),
+            },
+        }
+    }
+
+    async fn send(&mut self, bytes: &[u8]) -> Result<(), RuntimeError> {
+        let written = tokio::time::timeout(TRANSFER_TIMEOUT, async {
+            self.input.write_all(bytes).await?;
+            self.input.flush().await
+        })
+        .await;
+        match written {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(self.fail(&format!("writing to the supervisor: {error}"))),
+            Err(_) => Err(self.fail("writing to the supervisor timed out")),
+        }
+    }
+
+    /// The next whole reply. The supervisor's own stderr (never a test's) is logged.
+    async fn reply(&mut self) -> Result<Reply, RuntimeError> {
+        loop {
+            match protocol::take_reply(&mut self.buffer) {
+                Ok(Some(reply)) => return Ok(reply),
+                Ok(None) => {}
+                Err(error) => return Err(self.fail(&error.to_string())),
+            }
+            match self.output.next().await {
+                Some(Ok(LogOutput::StdOut { message } | LogOutput::Console { message })) => {
+                    self.buffer.extend_from_slice(&message);
+                }
+                Some(Ok(LogOutput::StdErr { message })) => {
+                    tracing::warn!(container = %self.id, message = %String::from_utf8_lossy(&message), "supervisor");
+                }
+                Some(Ok(LogOutput::StdIn { .. })) => {}
+                Some(Err(error)) => return Err(self.fail_unavailable(&format!("reading the supervisor: {error}"))),
+                None => return Err(self.fail("the supervisor's container stopped")),
+            }
+        }
+    }
+
+    fn fail(&mut self, why: &str) -> RuntimeError {
+        self.broken = true;
+        RuntimeError::Sandbox(format!("warm sandbox {}: {why}", self.id))
+    }
+
+    fn fail_unavailable(&mut self, why: &str) -> RuntimeError {
+        self.broken = true;
+        RuntimeError::Unavailable(format!("warm sandbox {}: {why}", self.id))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        discard(self.engine.clone(), std::mem::take(&mut self.id), self.volume.take());
+    }
+}
+
+/// Removes a container in the background, then lets go of its program volume. The supervisor also exits when its
+/// stream closes, so even a removal that fails (a dead engine) leaves no process running; the reaper removes the
+/// stopped container and the expired volume later.
+fn discard(engine: Engine, id: String, volume: Option<Arc<ProgramVolume>>) {
+    spawn(async move {
+        if let Err(error) = engine.remove_container(&id).await {
+            tracing::warn!(%error, container = %id, "cannot remove a warm sandbox; the reaper will retry");
+        }
+        drop(volume);
+    });
+}
+
+/// Spawns cleanup on the current runtime; without one (the process is ending) the reaper cleans up instead.
+fn spawn(cleanup: impl Future<Output = ()> + Send + 'static) {
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(cleanup);
+    }
+}
