@@ -5,7 +5,8 @@
 # the real engine, the simulator and benchmark harness, and the deployment against an out-of-process broker and
 # Compose.
 #
-# Tests that need Docker skip on a machine without it, except under CI=true, where they fail instead.
+# Tests that need Docker skip on a machine without it, except under CI=true, where they fail instead. The sandbox
+# suites run twice: on the default warm path, then on the fresh path (RUNNER_SANDBOX=fresh).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -19,4 +20,10 @@ else
   echo "test.sh: no Docker engine: the Docker tests will skip" >&2
 fi
 
-cargo test --workspace --locked --no-fail-fast "$@"
+status=0
+cargo test --workspace --locked --no-fail-fast "$@" || status=$?
+# The Docker suites again on the earlier sandbox path, a fresh container per test: both paths must give the same
+# verdicts and prove the same isolation.
+RUNNER_SANDBOX=fresh cargo test --locked --no-fail-fast --test docker_verdicts --test docker_adversarial \
+  --test docker_warm --test docker_reaper "$@" || status=$?
+exit "$status"

@@ -31,6 +31,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         runtime.probe(),
         reporting.clone(),
     ));
+    runtime.prime();
+    let cleanup = runtime.cleanup();
     let breaker = Arc::new(CircuitBreaker::new(config.breaker_threshold, config.breaker_cool_down));
     let judge = Judge::new(runtime, config.policy, breaker, config.retry);
     tracing::info!(
@@ -46,6 +48,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .await;
     reporting.cancel();
     let _ = health.await;
+    cleanup.run().await;
     tracing::info!(
         reason = ?summary.stop,
         published = ?summary.published,

@@ -112,7 +112,7 @@ async fn a_dead_engine_gives_ie_opens_the_breaker_and_the_runner_recovers() {
         "the runner recovers with the engine: {report:#?}"
     );
     assert!(judge.breaker().open_until().is_none(), "a success closes the breaker");
-    assert_eq!(leftovers(&config.instance).await, (0, 0));
+    assert_eq!(busy_leftovers(judge.runtime(), &config.instance).await, (0, 0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -126,7 +126,7 @@ async fn a_missing_image_gives_ie_naming_the_image() {
     assert!(report.error.contains("missing"), "{}", report.error);
     let other = judged(&judge, &script(Language::C, "int main(void){return 0;}\n", &[("", "")])).await;
     assert_eq!(other.status, Status::Ok, "other languages keep working");
-    assert_eq!(leftovers(&config.instance).await, (0, 0));
+    assert_eq!(busy_leftovers(judge.runtime(), &config.instance).await, (0, 0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

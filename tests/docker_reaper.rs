@@ -47,6 +47,23 @@ async fn labelled_container(engine: &Engine, instance: &str, expires_in: Duratio
     name
 }
 
+/// A container labelled as a warm sandbox of `instance`, not expired for an hour, that exits as soon as it starts.
+async fn warm_container(engine: &Engine, instance: &str) -> String {
+    let body = ContainerCreateBody {
+        image: Some("scrc-local/python:bookworm".into()),
+        cmd: Some(vec!["python3".into(), "-c".into(), "pass".into()]),
+        labels: Some(labels::for_warm(
+            instance,
+            SystemTime::now() + Duration::from_secs(3600),
+        )),
+        ..Default::default()
+    };
+    engine
+        .create_container(&format!("scrc-reaper-test-{}", unique()), body)
+        .await
+        .expect("create a warm-labelled container")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_runner_removes_its_own_and_expired_leftovers_but_not_a_live_neighbours() {
     let config = config(&[]);
@@ -81,6 +98,22 @@ async fn a_restarted_runner_removes_its_own_and_expired_leftovers_but_not_a_live
     );
     drop(runtime);
 
+    // A warm sandbox stops only when the runner driving it closed its stream (it ended or was killed), so a stopped
+    // one is removed whoever made it and whatever its expiry; one not started yet belongs to a live runner.
+    let dead = format!("dead-{}", unique());
+    let stopped = warm_container(&engine, &dead).await;
+    engine.start(&stopped).await.expect("start");
+    engine
+        .wait_stopped(&stopped, Duration::from_secs(30))
+        .await
+        .expect("it exits");
+    let starting = format!("starting-{}", unique());
+    let created = warm_container(&engine, &starting).await;
+    scrc::adapters::docker::reaper::sweep(&engine, None).await;
+    assert_eq!(leftovers(&dead).await, (0, 0), "a stopped warm sandbox is removed");
+    assert_eq!(leftovers(&starting).await, (1, 0), "one not started yet is left alone");
+    engine.remove_container(&created).await.unwrap();
+
     for container in engine
         .containers_with_label(&format!("scrc.instance={neighbour}"))
         .await
@@ -97,6 +130,14 @@ async fn a_restarted_runner_removes_its_own_and_expired_leftovers_but_not_a_live
     }
 }
 
+/// The sandbox path of this test process, for the runner processes it starts.
+fn mode() -> Vec<(&'static str, &'static str)> {
+    match std::env::var("RUNNER_SANDBOX").as_deref() {
+        Ok("fresh") => vec![("RUNNER_SANDBOX", "fresh")],
+        _ => vec![("RUNNER_SANDBOX", "warm")],
+    }
+}
+
 /// A runner process, killed when dropped so that a failing test leaves none behind.
 struct Killed(Child);
 
@@ -107,7 +148,9 @@ impl Drop for Killed {
     }
 }
 
-fn runner(brokers: &str, instance: &str, extra: &[(&str, &str)]) -> Killed {
+/// Starts a runner whose JSON log goes to `log`.
+fn runner(brokers: &str, instance: &str, log: &std::path::Path, extra: &[(&str, &str)]) -> Killed {
+    let log = std::fs::File::create(log).expect("a log file");
     let mut command = Command::new(env!("CARGO_BIN_EXE_scrc"));
     command
         .arg("run")
@@ -121,29 +164,21 @@ fn runner(brokers: &str, instance: &str, extra: &[(&str, &str)]) -> Killed {
         .env("RDKAFKA_HEARTBEAT_INTERVAL_MS", "500")
         .envs(extra.iter().copied())
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(log);
     Killed(command.spawn().expect("start the scrc binary"))
 }
 
-async fn wait_for_run_container(engine: &Engine, instance: &str) {
+/// Waits until the runner is judging a script, and a little longer so that its program runs.
+async fn wait_for_judging(log: &std::path::Path) {
     let started = Instant::now();
-    loop {
-        let containers = engine
-            .containers_with_label(&format!("scrc.instance={instance}"))
-            .await
-            .unwrap_or_default();
-        if containers
-            .iter()
-            .any(|c| c.labels.get(labels::ROLE).map(String::as_str) == Some("run"))
-        {
-            return;
-        }
+    while !std::fs::read_to_string(log).is_ok_and(|text| text.contains("\"judging\"")) {
         assert!(
             started.elapsed() < Duration::from_secs(90),
             "the runner never started the script"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    tokio::time::sleep(Duration::from_millis(2000)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -175,8 +210,9 @@ async fn after_sigkill_the_program_still_ends_and_a_restarted_runner_cleans_up_a
 
     let instance = format!("killed-{}", unique());
     let engine = Engine::connect(None).await.unwrap();
-    let mut doomed = runner(&brokers, &instance, &[]);
-    wait_for_run_container(&engine, &instance).await;
+    let log = std::env::temp_dir().join(format!("{instance}.log"));
+    let mut doomed = runner(&brokers, &instance, &log, &mode());
+    wait_for_judging(&log).await;
     doomed.0.kill().expect("SIGKILL the runner");
     doomed.0.wait().unwrap();
     let (containers, volumes) = leftovers(&instance).await;
@@ -185,7 +221,8 @@ async fn after_sigkill_the_program_still_ends_and_a_restarted_runner_cleans_up_a
         "the killed runner could not clean up: {containers} {volumes}"
     );
 
-    // The program ends on its own at its 4 s limit: the supervisor inside kills it, runner or not.
+    // The program ends on its own at its 4 s limit: the supervisor inside kills it, runner or not. A warm
+    // sandbox's supervisor ends it sooner, when the runner's stream closes; idle pooled ones stop the same way.
     let started = Instant::now();
     loop {
         let running = engine
@@ -213,7 +250,9 @@ async fn after_sigkill_the_program_still_ends_and_a_restarted_runner_cleans_up_a
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    let mut restarted = runner(&brokers, &instance, &[("SCRIPT_EXPECTED", "1")]);
+    let mut extra = mode();
+    extra.push(("SCRIPT_EXPECTED", "1"));
+    let mut restarted = runner(&brokers, &instance, &log, &extra);
     let started = Instant::now();
     let status = loop {
         if let Some(status) = restarted.0.try_wait().unwrap() {

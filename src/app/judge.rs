@@ -70,6 +70,12 @@ impl<R: Runtime> Judge<R> {
                 ));
             }
         };
+        tracing::info!(
+            script_id = %script.id,
+            language = %script.language,
+            tests = script.tests.len(),
+            "judging"
+        );
         let preparation = self
             .with_retries("build", cancel, || self.runtime.prepare(script, limits, cancel))
             .await;

@@ -66,7 +66,7 @@ pub struct Program {
 #[derive(Debug)]
 enum Prepared {
     Fresh(Workspace),
-    Warm(WarmWorkspace),
+    Warm(Box<WarmWorkspace>),
 }
 
 impl DockerRuntime {
@@ -100,10 +100,6 @@ impl DockerRuntime {
                 settings.sandbox.pool_idle,
                 reaper.child_token(),
             );
-            pool.prime(settings.toolchains.values().map(|toolchain| Images {
-                build: toolchain.build_image.clone(),
-                run: toolchain.run_image.clone(),
-            }));
             WarmSandbox::new(pool, settings.sandbox.clone(), observer.clone())
         });
         let mut sandbox = Sandbox::new(engine, settings.sandbox);
@@ -116,6 +112,25 @@ impl DockerRuntime {
             toolchains: settings.toolchains,
             reaper,
         })
+    }
+
+    /// Starts warm sandboxes for every configured language ahead of its first script. Without this, a language's
+    /// pool fills after its first script.
+    pub fn prime(&self) {
+        if let Some(warm) = &self.warm {
+            warm.prime(self.toolchains.values().map(|toolchain| Images {
+                build: toolchain.build_image.clone(),
+                run: toolchain.run_image.clone(),
+            }));
+        }
+    }
+
+    /// A handle that removes everything of this instance, for the end of a run, once no script is in flight.
+    pub fn cleanup(&self) -> Cleanup {
+        Cleanup {
+            engine: self.sandbox.engine().clone(),
+            instance: self.sandbox.settings().instance.clone(),
+        }
     }
 
     /// A handle that checks the engine answers, for health checks running beside the executor.
@@ -133,6 +148,20 @@ impl DockerRuntime {
         self.toolchains
             .get(&language)
             .ok_or_else(|| RuntimeError::Sandbox(format!("no images are configured for {language}")))
+    }
+}
+
+/// Removes every container and volume of one runner instance: the idle warm sandboxes, and anything a script
+/// dropped at shutdown is still removing in the background. A process that exits right after its last script
+/// would otherwise leave them to the next start of the instance or to the reaper.
+pub struct Cleanup {
+    engine: Engine,
+    instance: String,
+}
+
+impl Cleanup {
+    pub async fn run(self) {
+        reaper::sweep(&self.engine, Some(&self.instance)).await;
     }
 }
 
@@ -212,13 +241,15 @@ impl Runtime for DockerRuntime {
         };
         let language = script.language;
         if let Some(warm) = &self.warm {
-            return Ok(match warm.build(script.source.as_str(), build, run, limits, cancel).await? {
-                WarmBuilt::Ready(workspace) => Preparation::Ready(Program {
-                    workspace: Prepared::Warm(workspace),
-                    language,
-                }),
-                WarmBuilt::Failed(failure) => Preparation::BuildFailed(failure),
-            });
+            return Ok(
+                match warm.build(script.source.as_str(), build, run, limits, cancel).await? {
+                    WarmBuilt::Ready(workspace) => Preparation::Ready(Program {
+                        workspace: Prepared::Warm(workspace),
+                        language,
+                    }),
+                    WarmBuilt::Failed(failure) => Preparation::BuildFailed(failure),
+                },
+            );
         }
         let built = self
             .sandbox
@@ -243,11 +274,7 @@ impl Runtime for DockerRuntime {
         let reports_out_of_memory = |stderr: &[u8]| module.reports_out_of_memory(stderr);
         match (&program.workspace, &self.warm) {
             (Prepared::Warm(workspace), Some(warm)) => warm.run(workspace, input, reports_out_of_memory, cancel).await,
-            (Prepared::Fresh(workspace), _) => {
-                self.sandbox
-                    .run(workspace, input, reports_out_of_memory, cancel)
-                    .await
-            }
+            (Prepared::Fresh(workspace), _) => self.sandbox.run(workspace, input, reports_out_of_memory, cancel).await,
             (Prepared::Warm(_), None) => Err(RuntimeError::Sandbox("a warm program without a warm sandbox".into())),
         }
     }

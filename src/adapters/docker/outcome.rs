@@ -59,7 +59,7 @@ pub fn execution(
     stdout.truncate(output_limit);
     stderr.truncate(output_limit);
     let exit = match (exit_code, signal) {
-        _ if !reported && !(killed_by_runner || oom_killed) => return Err(NoReport),
+        _ if !(reported || killed_by_runner || oom_killed) => return Err(NoReport),
         (Some(code), _) if reported => Exit::Code(code),
         (None, Some(signal)) if reported => Exit::Signal(signal),
         // Killed with SIGKILL by the supervisor, the runner, or the kernel.
@@ -173,7 +173,11 @@ mod tests {
         assert!(execution(failed, 64, |e| e == b"MemoryError").unwrap().memory_exceeded);
         let mut succeeded = exited(0);
         succeeded.stderr = b"MemoryError".to_vec();
-        assert!(!execution(succeeded, 64, |e| e == b"MemoryError").unwrap().memory_exceeded);
+        assert!(
+            !execution(succeeded, 64, |e| e == b"MemoryError")
+                .unwrap()
+                .memory_exceeded
+        );
     }
 
     #[test]
@@ -214,7 +218,12 @@ mod tests {
         assert!(build_failure(&observed, LIMITS).unwrap().unwrap().contains("30 s"));
         observed.timed_out = false;
         observed.output_exceeded = true;
-        assert!(build_failure(&observed, LIMITS).unwrap().unwrap().contains("output limit"));
+        assert!(
+            build_failure(&observed, LIMITS)
+                .unwrap()
+                .unwrap()
+                .contains("output limit")
+        );
         observed.output_exceeded = false;
         assert_eq!(
             build_failure(&observed, LIMITS).unwrap().as_deref(),

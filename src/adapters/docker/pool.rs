@@ -172,7 +172,12 @@ impl Inner {
         let bytes = settings.artifact_limit as u64;
         let expires = self.expiry();
         self.engine
-            .create_program_volume(&name, bytes, SANDBOX_USER, labels::for_warm(&settings.instance, expires))
+            .create_program_volume(
+                &name,
+                bytes,
+                SANDBOX_USER,
+                labels::for_warm(&settings.instance, expires),
+            )
             .await?;
         let volume = Arc::new(ProgramVolume::new(self.engine.clone(), name));
         let (builder, runner) = tokio::join!(
@@ -270,7 +275,11 @@ async fn guard_volume(engine: &Engine, image: &str) -> Result<String, RuntimeErr
         labels: Some(labels::for_guard_volume()),
         ..Default::default()
     };
-    let filler = format!("{name}-fill-{}-{}", std::process::id(), fnv1a(format!("{:?}", SystemTime::now()).as_bytes()));
+    let filler = format!(
+        "{name}-fill-{}-{}",
+        std::process::id(),
+        fnv1a(format!("{:?}", SystemTime::now()).as_bytes())
+    );
     let id = engine.create_container(&filler, body).await?;
     let filled = fill(engine, &id).await;
     if let Err(error) = engine.remove_container(&id).await {

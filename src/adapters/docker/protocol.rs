@@ -215,7 +215,10 @@ mod tests {
         let Some(Reply::Report { report, stdout, stderr }) = take_reply(&mut buffer).unwrap() else {
             panic!("not a report");
         };
-        assert_eq!((report.exit_code, report.wall_ns, report.memory_peak), (Some(0), 5, Some(4096)));
+        assert_eq!(
+            (report.exit_code, report.wall_ns, report.memory_peak),
+            (Some(0), 5, Some(4096))
+        );
         assert_eq!((stdout.as_slice(), stderr.as_slice()), (&b"out"[..], &b"err"[..]));
         assert_eq!(take_reply(&mut buffer), Ok(Some(Reply::Hello)), "the next frame stays");
         assert!(buffer.is_empty());
@@ -243,7 +246,10 @@ mod tests {
         });
         assert_eq!(frame[0], b'F');
         let payload = &frame[HEADER..];
-        assert_eq!(u32::from_le_bytes(frame[1..5].try_into().unwrap()) as usize, payload.len());
+        assert_eq!(
+            u32::from_le_bytes(frame[1..5].try_into().unwrap()) as usize,
+            payload.len()
+        );
         assert_eq!(u32::from_le_bytes(payload[..4].try_into().unwrap()), 0o444);
         assert_eq!(i64::from_le_bytes(payload[4..12].try_into().unwrap()), 9);
         assert_eq!(u32::from_le_bytes(payload[12..16].try_into().unwrap()), 12);

@@ -32,8 +32,8 @@ use super::engine::{Download, Engine};
 use super::guard::{self, GUARD_BINARY, GUARD_FILE, GuardReport, REPORT_ALLOWANCE};
 use super::hardening::{ContainerSpec, HardeningSettings, VolumeMount, hardened};
 use super::labels;
-use super::outcome::{self, CompileLimits, NoReport, Observed};
 use super::languages::PROGRAM_DIR;
+use super::outcome::{self, CompileLimits, NoReport, Observed};
 use crate::domain::{Execution, Limits, ScriptId};
 use crate::ports::{BuildFailure, RuntimeError};
 

@@ -62,7 +62,7 @@ impl Drop for ProgramVolume {
         let engine = self.engine.clone();
         let name = std::mem::take(&mut self.name);
         spawn(async move {
-            if let Err(error) = engine.remove_volume(&name).await {
+            if let Err(error) = persist(|| engine.remove_volume(&name)).await {
                 tracing::warn!(%error, volume = %name, "cannot remove a program volume; the reaper will retry");
             }
         });
@@ -260,11 +260,30 @@ impl Drop for Server {
 /// stopped container and the expired volume later.
 fn discard(engine: Engine, id: String, volume: Option<Arc<ProgramVolume>>) {
     spawn(async move {
-        if let Err(error) = engine.remove_container(&id).await {
+        if let Err(error) = persist(|| engine.remove_container(&id)).await {
             tracing::warn!(%error, container = %id, "cannot remove a warm sandbox; the reaper will retry");
         }
         drop(volume);
     });
+}
+
+/// Retries a removal through an engine hiccup for up to a minute, so that a short outage does not leave
+/// containers and volumes for the reaper.
+async fn persist<F: Future<Output = Result<(), RuntimeError>>>(
+    mut removal: impl FnMut() -> F,
+) -> Result<(), RuntimeError> {
+    const PATIENCE: Duration = Duration::from_secs(60);
+    let started = Instant::now();
+    let mut delay = Duration::from_millis(250);
+    loop {
+        match removal().await {
+            Err(RuntimeError::Unavailable(_)) if started.elapsed() < PATIENCE => {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+            result => return result,
+        }
+    }
 }
 
 /// Spawns cleanup on the current runtime; without one (the process is ending) the reaper cleans up instead.

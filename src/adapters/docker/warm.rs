@@ -55,7 +55,7 @@ impl std::fmt::Debug for WarmWorkspace {
 }
 
 pub enum WarmBuilt {
-    Ready(WarmWorkspace),
+    Ready(Box<WarmWorkspace>),
     Failed(BuildFailure),
 }
 
@@ -68,7 +68,12 @@ impl WarmSandbox {
         }
     }
 
-    /// Containers started and waiting in the pool.
+    /// Starts pairs for these images ahead of their first script.
+    pub fn prime(&self, images: impl IntoIterator<Item = Images>) {
+        self.pool.prime(images);
+    }
+
+    /// Pairs started and waiting in the pool.
     pub fn idle(&self) -> usize {
         self.pool.idle_pairs()
     }
@@ -147,12 +152,12 @@ impl WarmSandbox {
             Err(NoReport) => return Err(RuntimeError::Sandbox("the build supervisor sent no report".into())),
         }
 
-        Ok(WarmBuilt::Ready(WarmWorkspace {
+        Ok(WarmBuilt::Ready(Box::new(WarmWorkspace {
             volume,
             run,
             limits,
             server: tokio::sync::Mutex::new(Some(runner)),
-        }))
+        })))
     }
 
     /// Runs one test of a built script in its run container, from a wiped sandbox.

@@ -1,0 +1,301 @@
+//! Carry-over between the tests of one script, on real Docker. On the warm path every test of a script runs in the
+//! same container, so each hostile program of `ADVERSARIAL.md` runs here as test 1 of a two-test script, and test 2
+//! (a probe that reports what it can see of the sandbox) must be judged exactly as if it had run alone: no process
+//! of test 1 alive, nothing in `/tmp` or `/dev/shm`, no SysV shared memory, the program unchanged, and its own
+//! small CPU time and memory peak. The same suite passes on the fresh path (`RUNNER_SANDBOX=fresh`).
+
+mod support;
+
+use scrc::domain::{Language, RunReport, Script, Status};
+use support::*;
+
+/// The program every script here runs: test 1 does the hostile thing its input names, test 2 probes.
+const PROGRAM: &str = r#"# warm probe
+import ctypes, os, signal, sys, time
+
+def probe():
+    me = os.getpid()
+    others = [p for p in os.listdir('/proc') if p.isdigit() and int(p) not in (1, me)]
+    try:
+        with open('/proc/sysvipc/shm') as f:
+            sysv = len(f.read().splitlines()) - 1
+    except OSError:
+        sysv = 'unreadable'
+    with open('/box/main.py') as f:
+        program = f.read().startswith('# warm probe')
+    print('procs', len(others), 'tmp', len(os.listdir('/tmp')), 'shm', len(os.listdir('/dev/shm')),
+          'sysv', sysv, 'program', program)
+
+def daemon(action):
+    if os.fork() == 0:
+        os.setsid()
+        if os.fork() == 0:
+            action()
+            os._exit(0)
+        os._exit(0)
+    time.sleep(0.2)
+
+def hold_memory():
+    held = bytearray(96 * 1024 * 1024)
+    for i in range(0, len(held), 4096):
+        held[i] = 1
+    time.sleep(3600)
+
+def write_forever():
+    n = 0
+    while True:
+        n += 1
+        with open('/tmp/daemon-%d' % (n % 8), 'w') as f:
+            f.write('still here')
+        time.sleep(0.01)
+
+def plant_files():
+    os.makedirs('/tmp/a/b/c')
+    for path in ['/tmp/marker', '/tmp/a/b/c/deep', '/dev/shm/marker']:
+        with open(path, 'w') as f:
+            f.write('left behind')
+    os.chmod('/tmp/a/b/c', 0)
+    os.chmod('/tmp/a', 0o500)
+    os.symlink('/box/main.py', '/tmp/link')
+
+def sysv_shm():
+    libc = ctypes.CDLL(None, use_errno=True)
+    segment = libc.shmget(0, 1 << 20, 0o1600)
+    print('segment', segment >= 0)
+
+def overwrite_program():
+    for attempt in (lambda: os.remove('/box/main.py'), lambda: open('/box/main.py', 'w').write('x'),
+                    lambda: os.chmod('/box/main.py', 0o777), lambda: os.rename('/box/main.py', '/box/moved')):
+        try:
+            attempt()
+            print('changed the program')
+        except OSError:
+            pass
+
+def deep_recursion(n=0):
+    return deep_recursion(n + 1) + 1
+
+action = sys.stdin.readline().strip()
+if action == 'probe':
+    probe()
+elif action == 'daemons':
+    daemon(write_forever)
+    daemon(lambda: time.sleep(3600))
+    print('forked')
+elif action == 'held-memory':
+    daemon(hold_memory)
+    time.sleep(1)
+elif action == 'big-then-exit':
+    big = bytearray(150 * 1024 * 1024)
+    for i in range(0, len(big), 4096):
+        big[i] = 1
+elif action == 'busy':
+    while True:
+        pass
+elif action == 'sleep':
+    time.sleep(3600)
+elif action == 'stop-parent':
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    for target in (os.getppid(), 1):
+        for sig in (signal.SIGSTOP, signal.SIGKILL):
+            try:
+                os.kill(target, sig)
+            except OSError:
+                pass
+    while True:
+        pass
+elif action == 'stdout-flood':
+    while True:
+        sys.stdout.write('x' * 65536)
+elif action == 'stderr-flood':
+    while True:
+        sys.stderr.write('x' * 65536)
+elif action == 'fill-tmp':
+    with open('/tmp/big', 'wb') as f:
+        while True:
+            f.write(b'\0' * (1 << 20))
+            f.flush()
+elif action == 'allocate':
+    chunks = []
+    while True:
+        chunks.append(bytearray(16 * 1024 * 1024))
+        for i in range(0, len(chunks[-1]), 4096):
+            chunks[-1][i] = 1
+elif action == 'recursion':
+    sys.setrecursionlimit(10 ** 8)
+    deep_recursion()
+elif action == 'fork-bomb':
+    while True:
+        try:
+            os.fork()
+        except OSError:
+            pass
+elif action == 'zombies':
+    while True:
+        try:
+            if os.fork() == 0:
+                os._exit(0)
+        except OSError:
+            time.sleep(3600)
+elif action == 'files':
+    plant_files()
+elif action == 'sysv':
+    sysv_shm()
+elif action == 'program':
+    overwrite_program()
+"#;
+
+const CLEAN: &str = "procs 0 tmp 0 shm 0 sysv 0 program True\n";
+
+fn after(action: &str, time_ms: u64, memory_mib: u64) -> Script {
+    let mut script = with_limits(
+        script(
+            Language::Python,
+            PROGRAM,
+            &[(&format!("{action}\n"), ""), ("probe\n", CLEAN)],
+        ),
+        time_ms,
+        memory_mib,
+    );
+    script.run_all_tests = true;
+    script
+}
+
+/// Test 2 of `report` was judged as if it ran alone.
+fn assert_probe_clean(action: &str, report: &RunReport) {
+    let probe = &report.tests[1];
+    assert_eq!(
+        probe.status,
+        Status::Ok,
+        "after {action}: {}\n{report:#?}",
+        String::from_utf8_lossy(&probe.stdout)
+    );
+    let peak = probe.memory_peak.expect("the probe's memory peak is measured");
+    assert!(peak < 48 << 20, "after {action}: the probe's peak is {peak} bytes");
+    let cpu = probe.cpu_time.expect("the probe's CPU time is measured");
+    assert!(
+        cpu < std::time::Duration::from_millis(500),
+        "after {action}: the probe's CPU time is {cpu:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_hostile_test_leaves_nothing_for_the_next_test_of_its_script() {
+    let Some((judge, config)) = judge(&[("RUNNER_MAX_PARALLEL", "4")]).await else {
+        return;
+    };
+    // (action, time limit, memory limit, what test 1 itself may get)
+    let cases: [(&str, u64, u64, &[Status]); 16] = [
+        ("daemons", 2000, 128, &[Status::WrongAnswer]),
+        ("held-memory", 3000, 256, &[Status::Ok]),
+        ("big-then-exit", 5000, 256, &[Status::Ok]),
+        ("busy", 1000, 64, &[Status::TimeLimit]),
+        ("sleep", 1000, 64, &[Status::TimeLimit]),
+        ("stop-parent", 1000, 64, &[Status::TimeLimit]),
+        ("stdout-flood", 5000, 64, &[Status::OutputLimit]),
+        ("stderr-flood", 5000, 64, &[Status::OutputLimit]),
+        ("fill-tmp", 5000, 64, &[Status::RuntimeError, Status::MemoryLimit]),
+        ("allocate", 5000, 64, &[Status::MemoryLimit]),
+        (
+            "recursion",
+            5000,
+            64,
+            &[Status::RuntimeError, Status::MemoryLimit, Status::TimeLimit],
+        ),
+        (
+            "fork-bomb",
+            1000,
+            64,
+            &[Status::TimeLimit, Status::RuntimeError, Status::MemoryLimit],
+        ),
+        (
+            "zombies",
+            1000,
+            64,
+            &[Status::TimeLimit, Status::RuntimeError, Status::MemoryLimit],
+        ),
+        ("files", 2000, 64, &[Status::Ok]),
+        ("sysv", 2000, 64, &[Status::WrongAnswer]),
+        ("program", 2000, 64, &[Status::Ok]),
+    ];
+    let scripts: Vec<Script> = cases
+        .iter()
+        .map(|(action, time, memory, _)| after(action, *time, *memory))
+        .collect();
+    let reports = futures::future::join_all(scripts.iter().map(|script| judged(&judge, script))).await;
+    for ((action, _, _, allowed), report) in cases.iter().zip(&reports) {
+        assert!(
+            allowed.contains(&report.tests[0].status),
+            "{action}: test 1 got {:?}\n{report:#?}",
+            report.tests[0].status
+        );
+        assert_probe_clean(action, report);
+    }
+    let daemons = &reports[0].tests[0];
+    assert_eq!(String::from_utf8_lossy(&daemons.stdout), "forked\n");
+    let sysv = &reports[14].tests[0];
+    assert_eq!(
+        String::from_utf8_lossy(&sysv.stdout),
+        "segment True\n",
+        "the segment was made, and is gone for test 2"
+    );
+    let program = &reports[15].tests[0];
+    assert!(
+        !String::from_utf8_lossy(&program.stdout).contains("changed"),
+        "a test changed the program: {program:#?}"
+    );
+    let big = &reports[2].tests[0];
+    assert!(
+        big.memory_peak.is_some_and(|peak| peak > 150 << 20),
+        "the big test reports its own peak: {big:#?}"
+    );
+    assert_clean_and_serving(&judge, &config.instance).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oom_kill_is_ml_for_its_own_test_only() {
+    let Some((judge, config)) = judge(&[]).await else {
+        return;
+    };
+    let mut script = with_limits(
+        script(
+            Language::Python,
+            PROGRAM,
+            &[("probe\n", CLEAN), ("allocate\n", ""), ("probe\n", CLEAN)],
+        ),
+        5000,
+        64,
+    );
+    script.run_all_tests = true;
+    let report = judged(&judge, &script).await;
+    let statuses: Vec<Status> = report.tests.iter().map(|test| test.status).collect();
+    assert_eq!(statuses, [Status::Ok, Status::MemoryLimit, Status::Ok], "{report:#?}");
+    assert_eq!(report.status, Status::MemoryLimit);
+    assert_clean_and_serving(&judge, &config.instance).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compiled_program_cannot_be_deleted_or_overwritten_by_its_tests() {
+    let Some((judge, config)) = judge(&[]).await else {
+        return;
+    };
+    let source = "#include <errno.h>\n#include <stdio.h>\n#include <string.h>\n#include <unistd.h>\n\
+        #include <fcntl.h>\n#include <sys/stat.h>\n\
+        int main(void){char a[16]={0};if(!fgets(a,sizeof a,stdin))return 2;\n\
+        if(strncmp(a,\"plant\",5)==0){int changed=0;\n\
+        if(unlink(\"/box/prog\")==0)changed++;\n\
+        if(open(\"/box/prog\",O_WRONLY|O_TRUNC)>=0)changed++;\n\
+        if(chmod(\"/box/prog\",0)==0)changed++;\n\
+        if(open(\"/box/new\",O_WRONLY|O_CREAT,0755)>=0)changed++;\n\
+        printf(\"changed %d\\n\",changed);return 0;}\n\
+        puts(\"intact\");return 0;}\n";
+    let mut script = script(
+        Language::C,
+        source,
+        &[("plant\n", "changed 0\n"), ("check\n", "intact\n")],
+    );
+    script.run_all_tests = true;
+    let report = judged(&judge, &script).await;
+    assert_eq!(report.status, Status::Ok, "{report:#?}");
+    assert_clean_and_serving(&judge, &config.instance).await;
+}
