@@ -457,3 +457,62 @@ async fn a_reused_id_with_different_content_is_rejected_but_a_redelivery_is_judg
     assert_eq!(statuses, [Status::Ok, Status::Ok, Status::Rejected]);
     assert!(harness.publisher.reports()[2].error.contains("duplicate id"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_dead_letter_the_broker_refuses_as_too_large_still_goes_out_and_the_offset_moves_on() {
+    let harness = Harness::new();
+    // The broker takes nothing over 1,000 bytes; the unreadable message alone is 4,000.
+    harness.publisher.limit_record_bytes(1000);
+    harness.source.push(Inbound::Unreadable(DeadLetter {
+        reason: "the message is not valid JSON".into(),
+        id: None,
+        origin: "scripts:0:0".into(),
+        payload: Some(vec![b'{'; 4000]),
+        key: Some(b"k".to_vec()),
+        headers: vec![("trace".into(), Some(b"abc".to_vec()))],
+    }));
+    harness
+        .source
+        .push(Inbound::Script(script("after", "echo", &[("a", "a")])));
+    let mut settings = settings_for(1);
+    settings.script_expected = Some(2);
+    let summary = harness.run(settings).await;
+
+    let letters = harness.publisher.dead_letters();
+    assert_eq!(letters.len(), 1, "the unreadable message is still dead-lettered");
+    assert_eq!(letters[0].origin, "scripts:0:0", "the origin survives");
+    assert_eq!(letters[0].payload, None, "the content that did not fit is left out");
+    assert!(letters[0].reason.contains("not valid JSON"), "{}", letters[0].reason);
+    assert!(letters[0].reason.contains("4000 bytes"), "{}", letters[0].reason);
+    assert_eq!(summary.dead_letters, 1);
+    assert_eq!(status_of(&harness.publisher, "after"), Status::Ok);
+    assert_eq!(
+        harness.source.committed(0),
+        Some(2),
+        "the dead-lettered offset finished, so everything after it is committed"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_record_that_fits_nowhere_still_finishes_its_offset() {
+    let harness = Harness::new();
+    // Not even the bare reason fits: the message is logged and given up rather than blocking the partition.
+    harness.publisher.limit_record_bytes(10);
+    harness.source.push(Inbound::Unreadable(DeadLetter {
+        reason: "the message is not valid JSON".into(),
+        id: None,
+        origin: "scripts:0:0".into(),
+        payload: Some(vec![b'{'; 100]),
+        key: None,
+        headers: Vec::new(),
+    }));
+    let mut settings = settings_for(1);
+    settings.script_expected = Some(1);
+    harness.run(settings).await;
+    assert!(
+        harness.publisher.attempts() <= 3,
+        "{} attempts",
+        harness.publisher.attempts()
+    );
+    assert_eq!(harness.source.committed(0), Some(1));
+}

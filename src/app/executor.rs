@@ -241,7 +241,40 @@ fn record(summary: &mut Summary, joined: Result<Outcome, tokio::task::JoinError>
 /// A record the task must see acknowledged before its offset may be committed.
 enum Record {
     Report(RunReport),
+    /// A short IE report standing in for a report the broker refused as invalid.
+    Replacement(RunReport),
     DeadLetter(DeadLetter),
+}
+
+impl Record {
+    /// What to publish instead of this record when the broker refuses it as invalid: something smaller that still
+    /// says what happened. `None` when nothing smaller is left; the offset then finishes without a record, because
+    /// a record that can never be published must not stop its partition.
+    fn smaller(&self, reason: &str) -> Option<Record> {
+        match self {
+            Record::Report(report) => Some(Record::Replacement(RunReport::internal_error(
+                report.id.clone(),
+                report.language,
+                format!("the result could not be published: {reason}"),
+                Vec::new(),
+            ))),
+            Record::Replacement(_) => None,
+            Record::DeadLetter(letter) if letter.has_content() => {
+                Some(Record::DeadLetter(letter.without_content(reason)))
+            }
+            Record::DeadLetter(_) => None,
+        }
+    }
+}
+
+/// How publishing one record ended.
+enum Published {
+    /// The broker acknowledged this record: the original, or the smaller stand-in it finally took.
+    Acknowledged(Record),
+    /// The broker refused the record in every form as invalid. It was logged; the offset finishes anyway.
+    Refused,
+    /// Shutdown came first: the offset must stay unfinished so that another instance gets the message.
+    Abandoned,
 }
 
 impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Shared<S, P, R> {
@@ -281,12 +314,14 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Shared<S, P, R> {
             status: None,
             dead_letter: false,
         };
-        for record in &records {
-            if !self.publish_until_acknowledged(record).await {
-                return Outcome::Abandoned;
-            }
-            match record {
-                Record::Report(report) => {
+        for record in records {
+            let record = match self.publish_until_acknowledged(position, record).await {
+                Published::Acknowledged(record) => record,
+                Published::Refused => continue,
+                Published::Abandoned => return Outcome::Abandoned,
+            };
+            match &record {
+                Record::Report(report) | Record::Replacement(report) => {
                     tracing::info!(
                         script_id = %report.id,
                         partition = position.partition,
@@ -345,37 +380,43 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Shared<S, P, R> {
         }
     }
 
-    /// Publishes `record`, retrying until the broker acknowledges it. Returns false when shutdown abandoned it.
-    async fn publish_until_acknowledged(&self, record: &Record) -> bool {
+    /// Publishes `record`, retrying until the broker acknowledges it. A record the broker refuses as invalid is
+    /// replaced by a smaller one ([`Record::smaller`]) a bounded number of times, never retried as it is.
+    async fn publish_until_acknowledged(&self, position: Position, mut record: Record) -> Published {
         let mut attempt = 0u32;
-        let mut replacement: Option<RunReport> = None;
         loop {
-            let result = match (record, &replacement) {
-                (_, Some(report)) => self.publisher.publish(report).await,
-                (Record::Report(report), None) => self.publisher.publish(report).await,
-                (Record::DeadLetter(letter), None) => self.publisher.dead_letter(letter).await,
+            let result = match &record {
+                Record::Report(report) | Record::Replacement(report) => self.publisher.publish(report).await,
+                Record::DeadLetter(letter) => self.publisher.dead_letter(letter).await,
             };
             match result {
-                Ok(()) => return true,
-                Err(PublishError::Invalid(reason)) => {
-                    let Record::Report(report) = record else {
-                        tracing::error!(%reason, "dead-letter record cannot be published; it stays uncommitted");
-                        return false;
-                    };
-                    tracing::error!(script_id = %report.id, %reason, "result cannot be published; sending IE instead");
-                    replacement = Some(RunReport::internal_error(
-                        report.id.clone(),
-                        report.language,
-                        format!("the result could not be published: {reason}"),
-                        Vec::new(),
-                    ));
-                }
+                Ok(()) => return Published::Acknowledged(record),
+                Err(PublishError::Invalid(reason)) => match record.smaller(&reason) {
+                    Some(smaller) => {
+                        tracing::error!(
+                            partition = position.partition,
+                            offset = position.offset,
+                            %reason,
+                            "record refused as invalid; publishing a smaller one in its place"
+                        );
+                        record = smaller;
+                    }
+                    None => {
+                        tracing::error!(
+                            partition = position.partition,
+                            offset = position.offset,
+                            %reason,
+                            "record refused as invalid in every form; its offset finishes without it"
+                        );
+                        return Published::Refused;
+                    }
+                },
                 Err(PublishError::NotAcknowledged(reason)) => {
                     let delay = self.backoff.delay(attempt);
                     attempt = attempt.saturating_add(1);
                     tracing::warn!(error = %reason, attempt, retry_in_ms = delay.as_millis() as u64, "publish failed; retrying");
                     tokio::select! {
-                        () = self.abort.cancelled() => return false,
+                        () = self.abort.cancelled() => return Published::Abandoned,
                         () = tokio::time::sleep(delay) => {}
                     }
                 }
