@@ -516,3 +516,42 @@ async fn a_record_that_fits_nowhere_still_finishes_its_offset() {
     );
     assert_eq!(harness.source.committed(0), Some(1));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_result_the_broker_refuses_forever_ends_in_a_dead_letter_and_the_offset_moves_on() {
+    let harness = Harness::new();
+    // Neither the report nor its IE replacement (same id) can ever be published.
+    harness.publisher.refuse_reports_for("stuck");
+    harness
+        .source
+        .push(Inbound::Script(script("stuck", "echo", &[("a", "a")])));
+    harness
+        .source
+        .push(Inbound::Script(script("after", "echo", &[("a", "a")])));
+    let mut settings = settings_for(1);
+    settings.script_expected = Some(2);
+    let summary = harness.run(settings).await;
+
+    let letters = harness.publisher.dead_letters();
+    assert_eq!(
+        letters.len(),
+        1,
+        "the unpublishable result ends in the dead-letter topic"
+    );
+    assert_eq!(letters[0].key.as_deref(), Some(&b"stuck"[..]), "keyed by the script id");
+    assert!(
+        letters[0].reason.contains("result") && letters[0].reason.contains("could not be published"),
+        "{}",
+        letters[0].reason
+    );
+    assert!(letters[0].reason.len() < 300, "a short reason: {}", letters[0].reason);
+    assert_eq!(letters[0].origin, "scripts:0:0");
+    assert!(
+        harness.publisher.attempts() <= 5,
+        "bounded: report, IE, dead letter, then the next script ({} attempts)",
+        harness.publisher.attempts()
+    );
+    assert_eq!(summary.dead_letters, 1);
+    assert_eq!(status_of(&harness.publisher, "after"), Status::Ok);
+    assert_eq!(harness.source.committed(0), Some(2));
+}

@@ -248,9 +248,10 @@ enum Record {
 
 impl Record {
     /// What to publish instead of this record when the broker refuses it as invalid: something smaller that still
-    /// says what happened. `None` when nothing smaller is left; the offset then finishes without a record, because
-    /// a record that can never be published must not stop its partition.
-    fn smaller(&self, reason: &str) -> Option<Record> {
+    /// says what happened. A report becomes a short IE report, that a dead letter keyed by the script id, and a
+    /// dead letter one without the original's content. `None` when nothing smaller is left; the offset then
+    /// finishes without a record, because a record that can never be published must not stop its partition.
+    fn smaller(&self, reason: &str, origin: &str) -> Option<Record> {
         match self {
             Record::Report(report) => Some(Record::Replacement(RunReport::internal_error(
                 report.id.clone(),
@@ -258,7 +259,14 @@ impl Record {
                 format!("the result could not be published: {reason}"),
                 Vec::new(),
             ))),
-            Record::Replacement(_) => None,
+            Record::Replacement(report) => Some(Record::DeadLetter(DeadLetter {
+                reason: format!("the result of this script could not be published: {reason}"),
+                id: None,
+                origin: origin.to_owned(),
+                payload: None,
+                key: Some(report.id.as_str().as_bytes().to_vec()),
+                headers: Vec::new(),
+            })),
             Record::DeadLetter(letter) if letter.has_content() => {
                 Some(Record::DeadLetter(letter.without_content(reason)))
             }
@@ -340,7 +348,7 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Shared<S, P, R> {
                         reason = %letter.reason,
                         partition = position.partition,
                         offset = position.offset,
-                        "unreadable message sent to the dead-letter topic"
+                        "record sent to the dead-letter topic"
                     );
                     if let Outcome::Published { dead_letter, .. } = &mut outcome {
                         *dead_letter = true;
@@ -391,7 +399,7 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Shared<S, P, R> {
             };
             match result {
                 Ok(()) => return Published::Acknowledged(record),
-                Err(PublishError::Invalid(reason)) => match record.smaller(&reason) {
+                Err(PublishError::Invalid(reason)) => match record.smaller(&reason, &self.source.origin(position)) {
                     Some(smaller) => {
                         tracing::error!(
                             partition = position.partition,

@@ -118,6 +118,12 @@ pub trait ScriptSource: Send + Sync + 'static {
     /// [`CommitError`] when the source refuses the position.
     fn commit(&self, partition: i32, generation: u64, next_offset: i64) -> Result<(), CommitError>;
 
+    /// Names a position the way the source's users know it, for dead-letter records and logs. Kafka says
+    /// `topic:partition:offset`.
+    fn origin(&self, position: Position) -> String {
+        format!("{}:{}", position.partition, position.offset)
+    }
+
     /// Makes the recorded positions durable and leaves the consumer group.
     ///
     /// # Errors

@@ -93,6 +93,11 @@ impl ScriptSource for FakeSource {
         Ok(())
     }
 
+    /// As the Kafka source names it, for a topic called `scripts`.
+    fn origin(&self, position: Position) -> String {
+        format!("scripts:{}:{}", position.partition, position.offset)
+    }
+
     async fn close(&self) -> Result<(), CloseError> {
         self.closed.store(true, Ordering::SeqCst);
         Ok(())

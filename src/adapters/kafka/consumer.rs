@@ -199,6 +199,10 @@ impl ScriptSource for KafkaSource {
             .map_err(|e| error(e.to_string()))
     }
 
+    fn origin(&self, position: Position) -> String {
+        format!("{}:{}:{}", self.topic, position.partition, position.offset)
+    }
+
     async fn close(&self) -> Result<(), CloseError> {
         let consumer = Arc::clone(&self.consumer);
         let committed = tokio::task::spawn_blocking(move || {

@@ -91,6 +91,11 @@ impl KafkaPublisher {
                 Ok(())
             }
             Err((error, _)) => {
+                let error = classify(error);
+                if let PublishError::Invalid(_) = error {
+                    // The record's fault, not the producer's: a fresh producer would refuse it the same way.
+                    return Err(error);
+                }
                 let failures = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
                 let fatal = producer.client().fatal_error();
                 if fatal.is_some() || failures >= RESET_AFTER {
@@ -98,7 +103,7 @@ impl KafkaPublisher {
                         fatal.map_or_else(|| format!("{failures} sends failed in a row"), |(_, reason)| reason),
                     );
                 }
-                Err(classify(error))
+                Err(error)
             }
         }
     }
