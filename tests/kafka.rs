@@ -505,3 +505,59 @@ async fn an_unreadable_message_just_under_the_size_limit_is_dead_lettered_shorte
     wait_for_commits(&broker, 2).await;
     runner.stop().await;
 }
+
+/// Adds a header whose name is the raw `name` bytes. rdkafka's `OwnedHeaders::insert` takes the name as `&str`,
+/// but other clients may send any bytes; librdkafka itself accepts them.
+fn with_raw_header(headers: OwnedHeaders, name: &[u8], value: &[u8]) -> OwnedHeaders {
+    // rdkafka 0.39's `BorrowedHeaders` is the native `rd_kafka_headers_t` behind a reference.
+    let native = std::ptr::from_ref(headers.as_borrowed())
+        .cast::<rdkafka::bindings::rd_kafka_headers_t>()
+        .cast_mut();
+    // SAFETY: `native` is the live, writable header list `headers` owns; librdkafka copies name and value.
+    let error = unsafe {
+        rdkafka::bindings::rd_kafka_header_add(
+            native,
+            name.as_ptr().cast(),
+            name.len() as isize,
+            value.as_ptr().cast(),
+            value.len() as isize,
+        )
+    };
+    assert_eq!(error, RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR);
+    headers
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_header_name_that_is_not_utf8_is_dead_lettered_without_a_panic() {
+    let broker = DevBroker::start(&topics()).unwrap();
+    let headers = with_raw_header(
+        OwnedHeaders::new().insert(Header {
+            key: "trace-id",
+            value: Some("t-1"),
+        }),
+        b"bad\xff\xfename",
+        b"v",
+    );
+    produce(&broker, "scripts", Some("bad-header-1"), b"{not json", Some(headers)).await;
+    produce(&broker, "scripts", None, &script_json("after-bad-header", "echo"), None).await;
+    let runner = Runner::start(&broker, "runner-a", 1, FakeRuntime::new());
+
+    let dead = read_until(&broker, "scripts-dlq", |records| !records.is_empty()).await;
+    let (key, payload, headers) = &dead[0];
+    assert_eq!(key.as_deref(), Some(&b"bad-header-1"[..]));
+    assert_eq!(payload, b"{not json");
+    let names: Vec<&str> = headers.iter().map(|(name, _)| name.as_str()).collect();
+    assert!(names.contains(&"trace-id"), "{names:?}");
+    assert!(
+        names.contains(&"bad\u{fffd}\u{fffd}name"),
+        "the name is kept, its invalid bytes replaced: {names:?}"
+    );
+
+    let results = read_results(&broker, 2).await;
+    let by_id: BTreeMap<&str, &str> = results.iter().map(|r| (r.id.as_str(), r.status.as_str())).collect();
+    assert_eq!(by_id.get("bad-header-1"), Some(&"RJ"));
+    assert_eq!(by_id.get("after-bad-header"), Some(&"OK"), "the runner is still up");
+    wait_for_commits(&broker, 2).await;
+    let summary = runner.stop().await;
+    assert_eq!(summary.dead_letters, 1);
+}
