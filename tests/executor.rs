@@ -555,3 +555,33 @@ async fn a_result_the_broker_refuses_forever_ends_in_a_dead_letter_and_the_offse
     assert_eq!(status_of(&harness.publisher, "after"), Status::Ok);
     assert_eq!(harness.source.committed(0), Some(2));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_script_task_is_reported_ie_and_its_offset_finishes() {
+    let harness = Harness::new();
+    harness
+        .source
+        .push(Inbound::Script(script("boom", "echo\npanic", &[("a", "a")])));
+    harness
+        .source
+        .push(Inbound::Script(script("after", "echo", &[("a", "a")])));
+    let mut settings = settings_for(2);
+    settings.script_expected = Some(2);
+    let summary = harness.run(settings).await;
+
+    let reports = harness.publisher.reports();
+    let boom = reports
+        .iter()
+        .find(|r| r.id.as_str() == "boom")
+        .expect("the panicking script gets a result");
+    assert_eq!(boom.status, Status::InternalError);
+    assert!(boom.error.contains("fake runtime told to panic"), "{}", boom.error);
+    assert_eq!(status_of(&harness.publisher, "after"), Status::Ok);
+    assert_eq!(summary.abandoned, 0);
+    assert_eq!(summary.published.get(&Status::InternalError), Some(&1));
+    assert_eq!(
+        harness.source.committed(0),
+        Some(2),
+        "the panicked offset finished, so the partition moves on"
+    );
+}

@@ -6,11 +6,14 @@
 //! lets in-flight scripts finish within the grace period, abandons the rest uncommitted so that another instance
 //! gets them, and closes the source, which commits and leaves the group.
 
+use std::any::Any;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use futures::FutureExt as _;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -18,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use super::judge::Judge;
 use super::offsets::OffsetLedger;
 use super::retry::Backoff;
-use crate::domain::{Checker, RunReport, Script, ScriptId, Status};
+use crate::domain::{Checker, Language, RunReport, Script, ScriptId, Status};
 use crate::ports::{
     DeadLetter, Delivery, Inbound, Position, PublishError, ReportPublisher, Runtime, ScriptSource, SourceError,
 };
@@ -174,7 +177,7 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Executor<S, P, R> {
             taken += 1;
             let shared = Arc::clone(&self.shared);
             tasks.spawn(async move {
-                let outcome = shared.process(position, message).await;
+                let outcome = shared.process_guarded(position, message).await;
                 drop(permit);
                 outcome
             });
@@ -285,7 +288,112 @@ enum Published {
     Abandoned,
 }
 
+/// What a message was about, kept aside so that a task that panics can still say so.
+enum Subject {
+    Script { id: ScriptId, language: Option<Language> },
+    Unreadable,
+    Done,
+}
+
+impl Subject {
+    fn of(message: &Inbound) -> Self {
+        match message {
+            Inbound::Script(script) => Subject::Script {
+                id: script.id.clone(),
+                language: Some(script.language),
+            },
+            Inbound::Rejected { id, language, .. } => Subject::Script {
+                id: id.clone(),
+                language: *language,
+            },
+            Inbound::Unreadable(_) => Subject::Unreadable,
+            Inbound::Done => Subject::Done,
+        }
+    }
+}
+
+/// The text of a panic's payload, which is a `&str` or a `String` for every `panic!` with a message.
+fn panic_text(payload: &(dyn Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|text| (*text).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
+}
+
 impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Shared<S, P, R> {
+    /// Processes a message, turning a panic into an IE result so that the offset still finishes. A task that
+    /// died with its offset unfinished would stop its partition's commits for good.
+    async fn process_guarded(&self, position: Position, message: Inbound) -> Outcome {
+        let subject = Subject::of(&message);
+        let panic = match AssertUnwindSafe(self.process(position, message)).catch_unwind().await {
+            Ok(outcome) => return outcome,
+            Err(panic) => panic_text(&*panic),
+        };
+        tracing::error!(
+            partition = position.partition,
+            offset = position.offset,
+            %panic,
+            "script task panicked; reporting IE"
+        );
+        let record = match subject {
+            Subject::Script { id, language } => Record::Report(RunReport::internal_error(
+                id,
+                language,
+                format!("the runner failed while judging this script: {panic}"),
+                Vec::new(),
+            )),
+            Subject::Unreadable => Record::DeadLetter(DeadLetter {
+                reason: format!("the runner failed while dead-lettering this message: {panic}"),
+                id: None,
+                origin: self.source.origin(position),
+                payload: None,
+                key: None,
+                headers: Vec::new(),
+            }),
+            Subject::Done => {
+                self.finish(position);
+                return Outcome::Published {
+                    status: None,
+                    dead_letter: false,
+                };
+            }
+        };
+        // Publishing is adapter code and may panic too; the offset finishes either way.
+        let published = AssertUnwindSafe(self.publish_until_acknowledged(position, record))
+            .catch_unwind()
+            .await;
+        let outcome = match published {
+            Ok(Published::Acknowledged(Record::DeadLetter(_))) => Outcome::Published {
+                status: None,
+                dead_letter: true,
+            },
+            Ok(Published::Acknowledged(Record::Report(report) | Record::Replacement(report))) => Outcome::Published {
+                status: Some(report.status),
+                dead_letter: false,
+            },
+            Ok(Published::Refused) => Outcome::Published {
+                status: None,
+                dead_letter: false,
+            },
+            Ok(Published::Abandoned) => return Outcome::Abandoned,
+            Err(again) => {
+                tracing::error!(
+                    partition = position.partition,
+                    offset = position.offset,
+                    panic = %panic_text(&*again),
+                    "publishing the IE result panicked too; the offset finishes without it"
+                );
+                Outcome::Published {
+                    status: None,
+                    dead_letter: false,
+                }
+            }
+        };
+        self.finish(position);
+        outcome
+    }
+
     async fn process(&self, position: Position, message: Inbound) -> Outcome {
         let started = Instant::now();
         let records = match message {
