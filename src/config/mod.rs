@@ -664,6 +664,12 @@ fn rdkafka_properties(vars: &[(String, String)]) -> Result<Vec<(String, String)>
         if property.is_empty() {
             continue;
         }
+        if property == "auto.offset.reset" {
+            return Err(ConfigError::Rule(format!(
+                "{name} would override auto.offset.reset, which scrc sets to earliest: with latest, scripts sent \
+                 before the group first commits (or after its committed offsets expire) would never be judged"
+            )));
+        }
         if PROTECTED_PROPERTIES.contains(&property.as_str()) {
             return Err(ConfigError::Rule(format!(
                 "{name} would override {property}, which scrc sets itself (use KAFKA_BROKERS and KAFKA_GROUP_ID for \
@@ -823,5 +829,17 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("enable.auto.offset.store"), "{error}");
+    }
+
+    #[test]
+    fn auto_offset_reset_cannot_be_overridden() {
+        for value in ["latest", "earliest", "error"] {
+            let error = load(&[("RDKAFKA_AUTO_OFFSET_RESET", value)]).unwrap_err().to_string();
+            assert!(
+                error.contains("RDKAFKA_AUTO_OFFSET_RESET") && error.contains("auto.offset.reset"),
+                "{error}"
+            );
+            assert!(error.contains("latest"), "says why: {error}");
+        }
     }
 }
