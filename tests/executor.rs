@@ -585,3 +585,36 @@ async fn a_panicking_script_task_is_reported_ie_and_its_offset_finishes() {
         "the panicked offset finished, so the partition moves on"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_final_commit_that_hangs_cannot_hold_up_shutdown() {
+    let harness = Harness::new();
+    harness.source.hang_on_close();
+    harness.source.push(Inbound::Script(script("quick", "echo", &[])));
+    harness
+        .source
+        .push(Inbound::Script(script("endless", "sleep 100000", &[])));
+    let mut settings = settings_for(2);
+    settings.shutdown_grace = Duration::from_secs(2);
+    settings.cleanup_grace = Duration::from_secs(5);
+    let running = tokio::spawn(harness.executor(settings.clone()).run(harness.stop.clone()));
+    tokio::time::sleep(Duration::from_millis(10)).await;
+
+    let stopping = tokio::time::Instant::now();
+    harness.stop.cancel();
+    let summary = tokio::time::timeout(Duration::from_secs(600), running)
+        .await
+        .expect("the executor returns although the final commit hangs")
+        .unwrap();
+    let took = stopping.elapsed();
+    assert!(
+        took <= settings.shutdown_grace + settings.cleanup_grace * 2,
+        "shutdown took {took:?}, over grace + 2 x cleanup"
+    );
+    assert_eq!(
+        settings.longest_shutdown(),
+        settings.shutdown_grace + settings.cleanup_grace * 2
+    );
+    assert_eq!(summary.abandoned, 1);
+    assert_eq!(status_of(&harness.publisher, "quick"), Status::Ok);
+}

@@ -34,7 +34,8 @@ pub struct ExecutorSettings {
     pub script_expected: Option<u64>,
     /// How long in-flight scripts may run on after shutdown starts (`RUNNER_SHUTDOWN_GRACE`).
     pub shutdown_grace: Duration,
-    /// After the grace period, how long abandoned scripts get to release their containers.
+    /// After the grace period, how long abandoned scripts get to release their containers; and then again, how
+    /// long the final flush and commit may take. Shutdown lasts at most [`ExecutorSettings::longest_shutdown`].
     pub cleanup_grace: Duration,
     /// Retry schedule for publishing and for source hiccups.
     pub backoff: Backoff,
@@ -43,6 +44,15 @@ pub struct ExecutorSettings {
     /// The longest one script may take; past it the script is stopped and reported IE. Kafka's
     /// `max.poll.interval.ms` is set above it, so a slow script never costs the instance its group membership.
     pub script_deadline: Duration,
+}
+
+impl ExecutorSettings {
+    /// The longest shutdown from the moment it starts: the grace period for in-flight scripts, then
+    /// `cleanup_grace` for abandoned ones to release their sandboxes, then `cleanup_grace` for the final flush and
+    /// commit. An orchestrator's stop timeout must be longer.
+    pub fn longest_shutdown(&self) -> Duration {
+        self.shutdown_grace + self.cleanup_grace * 2
+    }
 }
 
 /// Why the executor stopped.
@@ -185,13 +195,35 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Executor<S, P, R> {
 
         tracing::info!(reason = ?summary.stop, in_flight = tasks.len(), "stopped fetching; draining");
         self.drain(&mut tasks, &mut summary).await;
-        if let Err(error) = self.shared.publisher.flush(self.settings.cleanup_grace).await {
-            tracing::error!(%error, "results still unacknowledged at exit; their scripts stay uncommitted");
-        }
-        if let Err(error) = self.shared.source.close().await {
-            tracing::error!(%error, "final commit failed; finished scripts may be delivered again");
-        }
+        self.close().await;
         summary
+    }
+
+    /// Flushes the publisher and closes the source (final commit, leave the group) within one `cleanup_grace`.
+    /// Both talk to the brokers and neither may hang the exit: an orchestrator kills the process at its stop
+    /// grace period anyway, and a commit given up here loses no more than one cut short by the kill.
+    async fn close(&self) {
+        let deadline = tokio::time::Instant::now() + self.settings.cleanup_grace;
+        // Every finished task waited for its acknowledgements, so only abandoned scripts' records can still be
+        // in flight, and their offsets are not committed anyway: half the budget is plenty.
+        let flush = self.shared.publisher.flush(self.settings.cleanup_grace / 2);
+        match tokio::time::timeout_at(deadline, flush).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::error!(%error, "results still unacknowledged at exit; their scripts stay uncommitted");
+            }
+            Err(_) => tracing::error!("flushing the producer hung; giving up on it"),
+        }
+        match tokio::time::timeout_at(deadline, self.shared.source.close()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::error!(%error, "final commit failed; finished scripts may be delivered again");
+            }
+            Err(_) => tracing::error!(
+                cleanup_grace_ms = self.settings.cleanup_grace.as_millis() as u64,
+                "final commit did not finish in time; finished scripts may be delivered again"
+            ),
+        }
     }
 
     async fn drain(&self, tasks: &mut JoinSet<Outcome>, summary: &mut Summary) {

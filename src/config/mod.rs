@@ -586,7 +586,8 @@ impl Config {
                 max_parallel,
                 script_expected: (env.script_expected > 0).then_some(env.script_expected),
                 shutdown_grace,
-                cleanup_grace: Duration::from_secs(20),
+                // With the default 30 s grace, a shutdown lasts at most 40 s: inside compose's 45 s.
+                cleanup_grace: Duration::from_secs(5),
                 backoff: Backoff::new(Duration::from_millis(200), Duration::from_secs(10)),
                 recent_ids: 65_536,
                 script_deadline,
@@ -829,6 +830,22 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("enable.auto.offset.store"), "{error}");
+    }
+
+    #[test]
+    fn the_longest_shutdown_fits_in_composes_stop_grace_period() {
+        // Compose kills the runner after stop_grace_period; a shutdown cut short there commits nothing.
+        let compose = include_str!("../../docker-compose.yml");
+        let period = compose
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("stop_grace_period:"))
+            .map(|value| parse_go_duration(value.trim()).unwrap())
+            .expect("docker-compose.yml sets stop_grace_period for the runner");
+        let longest = load(&[]).unwrap().executor.longest_shutdown();
+        assert!(
+            longest + Duration::from_secs(3) <= period,
+            "shutdown may take {longest:?}, too close to compose's {period:?}"
+        );
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub struct FakeSource {
     commits: Mutex<Vec<(i32, u64, i64)>>,
     delivered: AtomicUsize,
     closed: AtomicBool,
+    /// `close` never returns, as a final commit to an unreachable group coordinator may not.
+    close_hangs: AtomicBool,
     next_offset: Mutex<i64>,
 }
 
@@ -71,6 +73,11 @@ impl FakeSource {
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::SeqCst)
     }
+
+    /// Makes `close` hang forever from now on.
+    pub fn hang_on_close(&self) {
+        self.close_hangs.store(true, Ordering::SeqCst);
+    }
 }
 
 impl ScriptSource for FakeSource {
@@ -99,6 +106,9 @@ impl ScriptSource for FakeSource {
     }
 
     async fn close(&self) -> Result<(), CloseError> {
+        if self.close_hangs.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
         self.closed.store(true, Ordering::SeqCst);
         Ok(())
     }
