@@ -596,11 +596,19 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Shared<S, P, R> {
     }
 }
 
-/// A bounded memory of recent script ids and the fingerprints of their content.
+/// The most memory the recent-ids check may take. Ids are producer-chosen and up to [`ScriptId::MAX_BYTES`]
+/// long, so a bound by count alone (65,536 ids) would let long ids take 40 MiB; 16 MiB holds the full count of
+/// UUID-sized ids and about 27,000 of the longest.
+const RECENT_IDS_MAX_BYTES: usize = 16 * 1024 * 1024;
+
+/// A bounded memory of recent script ids and the fingerprints of their content: at most `capacity` ids and
+/// [`RECENT_IDS_MAX_BYTES`] bytes, the oldest forgotten first.
 struct RecentScripts {
     fingerprints: HashMap<ScriptId, u64>,
     order: VecDeque<ScriptId>,
     capacity: usize,
+    /// What the remembered ids cost, by [`RecentScripts::cost`].
+    bytes: usize,
 }
 
 impl RecentScripts {
@@ -609,7 +617,14 @@ impl RecentScripts {
             fingerprints: HashMap::new(),
             order: VecDeque::new(),
             capacity,
+            bytes: 0,
         }
+    }
+
+    /// The memory one remembered id takes, counted generously: its text twice (map key and queue entry), two
+    /// `String` headers, the fingerprint and the map's own overhead per entry.
+    fn cost(id: &ScriptId) -> usize {
+        2 * id.as_str().len() + 96
     }
 
     fn conflict(&mut self, script: &Script) -> Option<String> {
@@ -630,9 +645,10 @@ impl RecentScripts {
         }
         self.fingerprints.insert(script.id.clone(), fingerprint);
         self.order.push_back(script.id.clone());
-        if self.order.len() > self.capacity
-            && let Some(oldest) = self.order.pop_front()
-        {
+        self.bytes += Self::cost(&script.id);
+        while self.order.len() > self.capacity || self.bytes > RECENT_IDS_MAX_BYTES {
+            let Some(oldest) = self.order.pop_front() else { break };
+            self.bytes -= Self::cost(&oldest);
             self.fingerprints.remove(&oldest);
         }
         None
@@ -654,4 +670,62 @@ fn fingerprint(script: &Script) -> u64 {
         (test.number, &test.input, &test.expected_output).hash(&mut hasher);
     }
     hasher.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{RequestedLimits, Source};
+
+    fn script(id: String, source: &str) -> Script {
+        Script {
+            id: ScriptId::new(id).unwrap(),
+            language: Language::Python,
+            source: Source::new(source).unwrap(),
+            limits: RequestedLimits::default(),
+            tests: Vec::new(),
+            checker: Checker::Exact,
+            run_all_tests: false,
+        }
+    }
+
+    fn long_id(n: usize) -> String {
+        format!("{n:0>256}")
+    }
+
+    #[test]
+    fn the_memory_of_recent_ids_is_bounded_by_bytes_not_only_by_count() {
+        let mut recent = RecentScripts::new(65_536);
+        for n in 0..65_536 {
+            assert_eq!(recent.conflict(&script(long_id(n), "a")), None);
+        }
+        assert!(
+            recent.order.len() < 65_536,
+            "65,536 ids of 256 bytes must not all be kept: {} are",
+            recent.order.len()
+        );
+        assert_eq!(recent.order.len(), recent.fingerprints.len());
+        let kept: usize = recent.order.iter().map(RecentScripts::cost).sum();
+        assert!(kept <= RECENT_IDS_MAX_BYTES, "{kept} bytes kept");
+        assert!(
+            recent.conflict(&script(long_id(65_535), "b")).is_some(),
+            "the newest ids are still remembered"
+        );
+        assert_eq!(
+            recent.conflict(&script(long_id(0), "b")),
+            None,
+            "the oldest were forgotten"
+        );
+    }
+
+    #[test]
+    fn short_ids_are_still_bounded_by_count() {
+        let mut recent = RecentScripts::new(10);
+        for n in 0..20 {
+            recent.conflict(&script(format!("s{n}"), "a"));
+        }
+        assert_eq!(recent.order.len(), 10);
+        assert!(recent.conflict(&script("s19".into(), "b")).is_some());
+        assert_eq!(recent.conflict(&script("s0".into(), "b")), None);
+    }
 }
