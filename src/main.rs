@@ -104,6 +104,9 @@ fn main() -> ExitCode {
             }
         }
     });
+    // A final commit the executor gave up on may still hold a blocking thread; dropping the runtime would wait
+    // for it without limit, outlasting the shutdown bound.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

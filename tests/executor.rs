@@ -457,3 +457,164 @@ async fn a_reused_id_with_different_content_is_rejected_but_a_redelivery_is_judg
     assert_eq!(statuses, [Status::Ok, Status::Ok, Status::Rejected]);
     assert!(harness.publisher.reports()[2].error.contains("duplicate id"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_dead_letter_the_broker_refuses_as_too_large_still_goes_out_and_the_offset_moves_on() {
+    let harness = Harness::new();
+    // The broker takes nothing over 1,000 bytes; the unreadable message alone is 4,000.
+    harness.publisher.limit_record_bytes(1000);
+    harness.source.push(Inbound::Unreadable(DeadLetter {
+        reason: "the message is not valid JSON".into(),
+        id: None,
+        origin: "scripts:0:0".into(),
+        payload: Some(vec![b'{'; 4000]),
+        key: Some(b"k".to_vec()),
+        headers: vec![("trace".into(), Some(b"abc".to_vec()))],
+    }));
+    harness
+        .source
+        .push(Inbound::Script(script("after", "echo", &[("a", "a")])));
+    let mut settings = settings_for(1);
+    settings.script_expected = Some(2);
+    let summary = harness.run(settings).await;
+
+    let letters = harness.publisher.dead_letters();
+    assert_eq!(letters.len(), 1, "the unreadable message is still dead-lettered");
+    assert_eq!(letters[0].origin, "scripts:0:0", "the origin survives");
+    assert_eq!(letters[0].payload, None, "the content that did not fit is left out");
+    assert!(letters[0].reason.contains("not valid JSON"), "{}", letters[0].reason);
+    assert!(letters[0].reason.contains("4000 bytes"), "{}", letters[0].reason);
+    assert_eq!(summary.dead_letters, 1);
+    assert_eq!(status_of(&harness.publisher, "after"), Status::Ok);
+    assert_eq!(
+        harness.source.committed(0),
+        Some(2),
+        "the dead-lettered offset finished, so everything after it is committed"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_record_that_fits_nowhere_still_finishes_its_offset() {
+    let harness = Harness::new();
+    // Not even the bare reason fits: the message is logged and given up rather than blocking the partition.
+    harness.publisher.limit_record_bytes(10);
+    harness.source.push(Inbound::Unreadable(DeadLetter {
+        reason: "the message is not valid JSON".into(),
+        id: None,
+        origin: "scripts:0:0".into(),
+        payload: Some(vec![b'{'; 100]),
+        key: None,
+        headers: Vec::new(),
+    }));
+    let mut settings = settings_for(1);
+    settings.script_expected = Some(1);
+    harness.run(settings).await;
+    assert!(
+        harness.publisher.attempts() <= 3,
+        "{} attempts",
+        harness.publisher.attempts()
+    );
+    assert_eq!(harness.source.committed(0), Some(1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_result_the_broker_refuses_forever_ends_in_a_dead_letter_and_the_offset_moves_on() {
+    let harness = Harness::new();
+    // Neither the report nor its IE replacement (same id) can ever be published.
+    harness.publisher.refuse_reports_for("stuck");
+    harness
+        .source
+        .push(Inbound::Script(script("stuck", "echo", &[("a", "a")])));
+    harness
+        .source
+        .push(Inbound::Script(script("after", "echo", &[("a", "a")])));
+    let mut settings = settings_for(1);
+    settings.script_expected = Some(2);
+    let summary = harness.run(settings).await;
+
+    let letters = harness.publisher.dead_letters();
+    assert_eq!(
+        letters.len(),
+        1,
+        "the unpublishable result ends in the dead-letter topic"
+    );
+    assert_eq!(letters[0].key.as_deref(), Some(&b"stuck"[..]), "keyed by the script id");
+    assert!(
+        letters[0].reason.contains("result") && letters[0].reason.contains("could not be published"),
+        "{}",
+        letters[0].reason
+    );
+    assert!(letters[0].reason.len() < 300, "a short reason: {}", letters[0].reason);
+    assert_eq!(letters[0].origin, "scripts:0:0");
+    assert!(
+        harness.publisher.attempts() <= 5,
+        "bounded: report, IE, dead letter, then the next script ({} attempts)",
+        harness.publisher.attempts()
+    );
+    assert_eq!(summary.dead_letters, 1);
+    assert_eq!(status_of(&harness.publisher, "after"), Status::Ok);
+    assert_eq!(harness.source.committed(0), Some(2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_script_task_is_reported_ie_and_its_offset_finishes() {
+    let harness = Harness::new();
+    harness
+        .source
+        .push(Inbound::Script(script("boom", "echo\npanic", &[("a", "a")])));
+    harness
+        .source
+        .push(Inbound::Script(script("after", "echo", &[("a", "a")])));
+    let mut settings = settings_for(2);
+    settings.script_expected = Some(2);
+    let summary = harness.run(settings).await;
+
+    let reports = harness.publisher.reports();
+    let boom = reports
+        .iter()
+        .find(|r| r.id.as_str() == "boom")
+        .expect("the panicking script gets a result");
+    assert_eq!(boom.status, Status::InternalError);
+    assert!(boom.error.contains("fake runtime told to panic"), "{}", boom.error);
+    assert_eq!(status_of(&harness.publisher, "after"), Status::Ok);
+    assert_eq!(summary.abandoned, 0);
+    assert_eq!(summary.published.get(&Status::InternalError), Some(&1));
+    assert_eq!(
+        harness.source.committed(0),
+        Some(2),
+        "the panicked offset finished, so the partition moves on"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_final_commit_that_hangs_cannot_hold_up_shutdown() {
+    let harness = Harness::new();
+    harness.source.hang_on_close();
+    harness.source.push(Inbound::Script(script("quick", "echo", &[])));
+    harness
+        .source
+        .push(Inbound::Script(script("endless", "sleep 100000", &[])));
+    let mut settings = settings_for(2);
+    settings.shutdown_grace = Duration::from_secs(2);
+    settings.cleanup_grace = Duration::from_secs(5);
+    let running = tokio::spawn(harness.executor(settings.clone()).run(harness.stop.clone()));
+    tokio::time::sleep(Duration::from_millis(10)).await;
+
+    let stopping = tokio::time::Instant::now();
+    harness.stop.cancel();
+    let summary = tokio::time::timeout(Duration::from_secs(600), running)
+        .await
+        .expect("the executor returns although the final commit hangs")
+        .unwrap();
+    let took = stopping.elapsed();
+    assert!(
+        took <= settings.shutdown_grace + settings.cleanup_grace * 2,
+        "shutdown took {took:?}, over grace + 2 x cleanup"
+    );
+    assert_eq!(
+        settings.longest_shutdown(),
+        settings.shutdown_grace + settings.cleanup_grace * 2
+    );
+    assert_eq!(summary.abandoned, 1);
+    assert_eq!(status_of(&harness.publisher, "quick"), Status::Ok);
+}

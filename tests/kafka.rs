@@ -75,7 +75,11 @@ struct Runner {
 
 impl Runner {
     fn start<R: Runtime>(broker: &DevBroker, instance: &str, max_parallel: usize, runtime: R) -> Self {
-        let settings = kafka_settings(broker, instance, max_parallel);
+        Self::start_with(kafka_settings(broker, instance, max_parallel), runtime)
+    }
+
+    fn start_with<R: Runtime>(settings: KafkaSettings, runtime: R) -> Self {
+        let max_parallel = settings.max_parallel;
         let source = Arc::new(KafkaSource::connect(&settings).unwrap());
         let publisher = Arc::new(KafkaPublisher::connect(&settings).unwrap());
         let retry = RetryPolicy {
@@ -113,6 +117,8 @@ impl Runner {
 async fn produce(broker: &DevBroker, topic: &str, key: Option<&str>, payload: &[u8], headers: Option<OwnedHeaders>) {
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", broker.bootstrap_servers())
+        // Room for the message-size tests, which send records near the runner's 1 MiB limit.
+        .set("message.max.bytes", "2000000")
         .create()
         .unwrap();
     let mut record: FutureRecord<'_, str, [u8]> = FutureRecord::to(topic).payload(payload);
@@ -442,4 +448,116 @@ async fn with_produce_errors_injected_no_offset_is_stored_for_an_unpublished_res
     assert_eq!(results[0].status, "OK");
     wait_for_commits(&broker, 1).await;
     runner.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unreadable_message_just_under_the_size_limit_is_dead_lettered_shortened_and_committed() {
+    let broker = DevBroker::start(&topics()).unwrap();
+    let mut settings = kafka_settings(&broker, "runner-a", 1);
+    settings.max_message_bytes = 1 << 20;
+    // Not JSON, 1 KiB under the runner's limit: copied whole with its key and headers, the dead-letter record
+    // would be over the producer's message.max.bytes (1,000,000).
+    let payload = vec![b'x'; (1 << 20) - 1024];
+    let headers = OwnedHeaders::new().insert(Header {
+        key: "trace-id",
+        value: Some("t-1"),
+    });
+    produce(&broker, "scripts", Some("big-1"), &payload, Some(headers)).await;
+    produce(
+        &broker,
+        "scripts",
+        Some("big-1"),
+        &script_json("after-big", "echo"),
+        None,
+    )
+    .await;
+    let runner = Runner::start_with(settings, FakeRuntime::new());
+
+    let dead = read_until(&broker, "scripts-dlq", |records| !records.is_empty()).await;
+    let (key, kept, headers) = &dead[0];
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    };
+    assert_eq!(key.as_deref(), Some(&b"big-1"[..]), "the key is kept");
+    assert!(
+        kept.len() < payload.len() && !kept.is_empty(),
+        "{} bytes kept",
+        kept.len()
+    );
+    assert!(payload.starts_with(kept), "what is kept is the start of the payload");
+    assert_eq!(header("trace-id").as_deref(), Some("t-1"));
+    assert!(header("scrc-error").unwrap().contains("not valid JSON"));
+    assert!(header("scrc-origin").unwrap().starts_with("scripts:"));
+    assert_eq!(header("scrc-original-size"), Some(payload.len().to_string()));
+    assert!(
+        header("scrc-truncated")
+            .unwrap()
+            .contains(&format!("{} of {} bytes", kept.len(), payload.len())),
+        "{:?}",
+        header("scrc-truncated")
+    );
+
+    let results = read_results(&broker, 2).await;
+    assert!(results.iter().any(|r| r.id == "after-big" && r.status == "OK"));
+    wait_for_commits(&broker, 2).await;
+    runner.stop().await;
+}
+
+/// Adds a header whose name is the raw `name` bytes. rdkafka's `OwnedHeaders::insert` takes the name as `&str`,
+/// but other clients may send any bytes; librdkafka itself accepts them.
+fn with_raw_header(headers: OwnedHeaders, name: &[u8], value: &[u8]) -> OwnedHeaders {
+    // rdkafka 0.39's `BorrowedHeaders` is the native `rd_kafka_headers_t` behind a reference.
+    let native = std::ptr::from_ref(headers.as_borrowed())
+        .cast::<rdkafka::bindings::rd_kafka_headers_t>()
+        .cast_mut();
+    // SAFETY: `native` is the live, writable header list `headers` owns; librdkafka copies name and value.
+    let error = unsafe {
+        rdkafka::bindings::rd_kafka_header_add(
+            native,
+            name.as_ptr().cast(),
+            name.len() as isize,
+            value.as_ptr().cast(),
+            value.len() as isize,
+        )
+    };
+    assert_eq!(error, RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR);
+    headers
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_header_name_that_is_not_utf8_is_dead_lettered_without_a_panic() {
+    let broker = DevBroker::start(&topics()).unwrap();
+    let headers = with_raw_header(
+        OwnedHeaders::new().insert(Header {
+            key: "trace-id",
+            value: Some("t-1"),
+        }),
+        b"bad\xff\xfename",
+        b"v",
+    );
+    produce(&broker, "scripts", Some("bad-header-1"), b"{not json", Some(headers)).await;
+    produce(&broker, "scripts", None, &script_json("after-bad-header", "echo"), None).await;
+    let runner = Runner::start(&broker, "runner-a", 1, FakeRuntime::new());
+
+    let dead = read_until(&broker, "scripts-dlq", |records| !records.is_empty()).await;
+    let (key, payload, headers) = &dead[0];
+    assert_eq!(key.as_deref(), Some(&b"bad-header-1"[..]));
+    assert_eq!(payload, b"{not json");
+    let names: Vec<&str> = headers.iter().map(|(name, _)| name.as_str()).collect();
+    assert!(names.contains(&"trace-id"), "{names:?}");
+    assert!(
+        names.contains(&"bad\u{fffd}\u{fffd}name"),
+        "the name is kept, its invalid bytes replaced: {names:?}"
+    );
+
+    let results = read_results(&broker, 2).await;
+    let by_id: BTreeMap<&str, &str> = results.iter().map(|r| (r.id.as_str(), r.status.as_str())).collect();
+    assert_eq!(by_id.get("bad-header-1"), Some(&"RJ"));
+    assert_eq!(by_id.get("after-bad-header"), Some(&"OK"), "the runner is still up");
+    wait_for_commits(&broker, 2).await;
+    let summary = runner.stop().await;
+    assert_eq!(summary.dead_letters, 1);
 }

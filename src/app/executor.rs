@@ -6,11 +6,14 @@
 //! lets in-flight scripts finish within the grace period, abandons the rest uncommitted so that another instance
 //! gets them, and closes the source, which commits and leaves the group.
 
+use std::any::Any;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use futures::FutureExt as _;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -18,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use super::judge::Judge;
 use super::offsets::OffsetLedger;
 use super::retry::Backoff;
-use crate::domain::{Checker, RunReport, Script, ScriptId, Status};
+use crate::domain::{Checker, Language, RunReport, Script, ScriptId, Status};
 use crate::ports::{
     DeadLetter, Delivery, Inbound, Position, PublishError, ReportPublisher, Runtime, ScriptSource, SourceError,
 };
@@ -31,7 +34,8 @@ pub struct ExecutorSettings {
     pub script_expected: Option<u64>,
     /// How long in-flight scripts may run on after shutdown starts (`RUNNER_SHUTDOWN_GRACE`).
     pub shutdown_grace: Duration,
-    /// After the grace period, how long abandoned scripts get to release their containers.
+    /// After the grace period, how long abandoned scripts get to release their containers; and then again, how
+    /// long the final flush and commit may take. Shutdown lasts at most [`ExecutorSettings::longest_shutdown`].
     pub cleanup_grace: Duration,
     /// Retry schedule for publishing and for source hiccups.
     pub backoff: Backoff,
@@ -40,6 +44,15 @@ pub struct ExecutorSettings {
     /// The longest one script may take; past it the script is stopped and reported IE. Kafka's
     /// `max.poll.interval.ms` is set above it, so a slow script never costs the instance its group membership.
     pub script_deadline: Duration,
+}
+
+impl ExecutorSettings {
+    /// The longest shutdown from the moment it starts: the grace period for in-flight scripts, then
+    /// `cleanup_grace` for abandoned ones to release their sandboxes, then `cleanup_grace` for the final flush and
+    /// commit. An orchestrator's stop timeout must be longer.
+    pub fn longest_shutdown(&self) -> Duration {
+        self.shutdown_grace + self.cleanup_grace * 2
+    }
 }
 
 /// Why the executor stopped.
@@ -174,7 +187,7 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Executor<S, P, R> {
             taken += 1;
             let shared = Arc::clone(&self.shared);
             tasks.spawn(async move {
-                let outcome = shared.process(position, message).await;
+                let outcome = shared.process_guarded(position, message).await;
                 drop(permit);
                 outcome
             });
@@ -182,13 +195,35 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Executor<S, P, R> {
 
         tracing::info!(reason = ?summary.stop, in_flight = tasks.len(), "stopped fetching; draining");
         self.drain(&mut tasks, &mut summary).await;
-        if let Err(error) = self.shared.publisher.flush(self.settings.cleanup_grace).await {
-            tracing::error!(%error, "results still unacknowledged at exit; their scripts stay uncommitted");
-        }
-        if let Err(error) = self.shared.source.close().await {
-            tracing::error!(%error, "final commit failed; finished scripts may be delivered again");
-        }
+        self.close().await;
         summary
+    }
+
+    /// Flushes the publisher and closes the source (final commit, leave the group) within one `cleanup_grace`.
+    /// Both talk to the brokers and neither may hang the exit: an orchestrator kills the process at its stop
+    /// grace period anyway, and a commit given up here loses no more than one cut short by the kill.
+    async fn close(&self) {
+        let deadline = tokio::time::Instant::now() + self.settings.cleanup_grace;
+        // Every finished task waited for its acknowledgements, so only abandoned scripts' records can still be
+        // in flight, and their offsets are not committed anyway: half the budget is plenty.
+        let flush = self.shared.publisher.flush(self.settings.cleanup_grace / 2);
+        match tokio::time::timeout_at(deadline, flush).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::error!(%error, "results still unacknowledged at exit; their scripts stay uncommitted");
+            }
+            Err(_) => tracing::error!("flushing the producer hung; giving up on it"),
+        }
+        match tokio::time::timeout_at(deadline, self.shared.source.close()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::error!(%error, "final commit failed; finished scripts may be delivered again");
+            }
+            Err(_) => tracing::error!(
+                cleanup_grace_ms = self.settings.cleanup_grace.as_millis() as u64,
+                "final commit did not finish in time; finished scripts may be delivered again"
+            ),
+        }
     }
 
     async fn drain(&self, tasks: &mut JoinSet<Outcome>, summary: &mut Summary) {
@@ -241,10 +276,156 @@ fn record(summary: &mut Summary, joined: Result<Outcome, tokio::task::JoinError>
 /// A record the task must see acknowledged before its offset may be committed.
 enum Record {
     Report(RunReport),
+    /// A short IE report standing in for a report the broker refused as invalid.
+    Replacement(RunReport),
     DeadLetter(DeadLetter),
 }
 
+impl Record {
+    /// What to publish instead of this record when the broker refuses it as invalid: something smaller that still
+    /// says what happened. A report becomes a short IE report, that a dead letter keyed by the script id, and a
+    /// dead letter one without the original's content. `None` when nothing smaller is left; the offset then
+    /// finishes without a record, because a record that can never be published must not stop its partition.
+    fn smaller(&self, reason: &str, origin: &str) -> Option<Record> {
+        match self {
+            Record::Report(report) => Some(Record::Replacement(RunReport::internal_error(
+                report.id.clone(),
+                report.language,
+                format!("the result could not be published: {reason}"),
+                Vec::new(),
+            ))),
+            Record::Replacement(report) => Some(Record::DeadLetter(DeadLetter {
+                reason: format!("the result of this script could not be published: {reason}"),
+                id: None,
+                origin: origin.to_owned(),
+                payload: None,
+                key: Some(report.id.as_str().as_bytes().to_vec()),
+                headers: Vec::new(),
+            })),
+            Record::DeadLetter(letter) if letter.has_content() => {
+                Some(Record::DeadLetter(letter.without_content(reason)))
+            }
+            Record::DeadLetter(_) => None,
+        }
+    }
+}
+
+/// How publishing one record ended.
+enum Published {
+    /// The broker acknowledged this record: the original, or the smaller stand-in it finally took.
+    Acknowledged(Record),
+    /// The broker refused the record in every form as invalid. It was logged; the offset finishes anyway.
+    Refused,
+    /// Shutdown came first: the offset must stay unfinished so that another instance gets the message.
+    Abandoned,
+}
+
+/// What a message was about, kept aside so that a task that panics can still say so.
+enum Subject {
+    Script { id: ScriptId, language: Option<Language> },
+    Unreadable,
+    Done,
+}
+
+impl Subject {
+    fn of(message: &Inbound) -> Self {
+        match message {
+            Inbound::Script(script) => Subject::Script {
+                id: script.id.clone(),
+                language: Some(script.language),
+            },
+            Inbound::Rejected { id, language, .. } => Subject::Script {
+                id: id.clone(),
+                language: *language,
+            },
+            Inbound::Unreadable(_) => Subject::Unreadable,
+            Inbound::Done => Subject::Done,
+        }
+    }
+}
+
+/// The text of a panic's payload, which is a `&str` or a `String` for every `panic!` with a message.
+fn panic_text(payload: &(dyn Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|text| (*text).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
+}
+
 impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Shared<S, P, R> {
+    /// Processes a message, turning a panic into an IE result so that the offset still finishes. A task that
+    /// died with its offset unfinished would stop its partition's commits for good.
+    async fn process_guarded(&self, position: Position, message: Inbound) -> Outcome {
+        let subject = Subject::of(&message);
+        let panic = match AssertUnwindSafe(self.process(position, message)).catch_unwind().await {
+            Ok(outcome) => return outcome,
+            Err(panic) => panic_text(&*panic),
+        };
+        tracing::error!(
+            partition = position.partition,
+            offset = position.offset,
+            %panic,
+            "script task panicked; reporting IE"
+        );
+        let record = match subject {
+            Subject::Script { id, language } => Record::Report(RunReport::internal_error(
+                id,
+                language,
+                format!("the runner failed while judging this script: {panic}"),
+                Vec::new(),
+            )),
+            Subject::Unreadable => Record::DeadLetter(DeadLetter {
+                reason: format!("the runner failed while dead-lettering this message: {panic}"),
+                id: None,
+                origin: self.source.origin(position),
+                payload: None,
+                key: None,
+                headers: Vec::new(),
+            }),
+            Subject::Done => {
+                self.finish(position);
+                return Outcome::Published {
+                    status: None,
+                    dead_letter: false,
+                };
+            }
+        };
+        // Publishing is adapter code and may panic too; the offset finishes either way.
+        let published = AssertUnwindSafe(self.publish_until_acknowledged(position, record))
+            .catch_unwind()
+            .await;
+        let outcome = match published {
+            Ok(Published::Acknowledged(Record::DeadLetter(_))) => Outcome::Published {
+                status: None,
+                dead_letter: true,
+            },
+            Ok(Published::Acknowledged(Record::Report(report) | Record::Replacement(report))) => Outcome::Published {
+                status: Some(report.status),
+                dead_letter: false,
+            },
+            Ok(Published::Refused) => Outcome::Published {
+                status: None,
+                dead_letter: false,
+            },
+            Ok(Published::Abandoned) => return Outcome::Abandoned,
+            Err(again) => {
+                tracing::error!(
+                    partition = position.partition,
+                    offset = position.offset,
+                    panic = %panic_text(&*again),
+                    "publishing the IE result panicked too; the offset finishes without it"
+                );
+                Outcome::Published {
+                    status: None,
+                    dead_letter: false,
+                }
+            }
+        };
+        self.finish(position);
+        outcome
+    }
+
     async fn process(&self, position: Position, message: Inbound) -> Outcome {
         let started = Instant::now();
         let records = match message {
@@ -281,12 +462,14 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Shared<S, P, R> {
             status: None,
             dead_letter: false,
         };
-        for record in &records {
-            if !self.publish_until_acknowledged(record).await {
-                return Outcome::Abandoned;
-            }
-            match record {
-                Record::Report(report) => {
+        for record in records {
+            let record = match self.publish_until_acknowledged(position, record).await {
+                Published::Acknowledged(record) => record,
+                Published::Refused => continue,
+                Published::Abandoned => return Outcome::Abandoned,
+            };
+            match &record {
+                Record::Report(report) | Record::Replacement(report) => {
                     tracing::info!(
                         script_id = %report.id,
                         partition = position.partition,
@@ -305,7 +488,7 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Shared<S, P, R> {
                         reason = %letter.reason,
                         partition = position.partition,
                         offset = position.offset,
-                        "unreadable message sent to the dead-letter topic"
+                        "record sent to the dead-letter topic"
                     );
                     if let Outcome::Published { dead_letter, .. } = &mut outcome {
                         *dead_letter = true;
@@ -345,37 +528,43 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Shared<S, P, R> {
         }
     }
 
-    /// Publishes `record`, retrying until the broker acknowledges it. Returns false when shutdown abandoned it.
-    async fn publish_until_acknowledged(&self, record: &Record) -> bool {
+    /// Publishes `record`, retrying until the broker acknowledges it. A record the broker refuses as invalid is
+    /// replaced by a smaller one ([`Record::smaller`]) a bounded number of times, never retried as it is.
+    async fn publish_until_acknowledged(&self, position: Position, mut record: Record) -> Published {
         let mut attempt = 0u32;
-        let mut replacement: Option<RunReport> = None;
         loop {
-            let result = match (record, &replacement) {
-                (_, Some(report)) => self.publisher.publish(report).await,
-                (Record::Report(report), None) => self.publisher.publish(report).await,
-                (Record::DeadLetter(letter), None) => self.publisher.dead_letter(letter).await,
+            let result = match &record {
+                Record::Report(report) | Record::Replacement(report) => self.publisher.publish(report).await,
+                Record::DeadLetter(letter) => self.publisher.dead_letter(letter).await,
             };
             match result {
-                Ok(()) => return true,
-                Err(PublishError::Invalid(reason)) => {
-                    let Record::Report(report) = record else {
-                        tracing::error!(%reason, "dead-letter record cannot be published; it stays uncommitted");
-                        return false;
-                    };
-                    tracing::error!(script_id = %report.id, %reason, "result cannot be published; sending IE instead");
-                    replacement = Some(RunReport::internal_error(
-                        report.id.clone(),
-                        report.language,
-                        format!("the result could not be published: {reason}"),
-                        Vec::new(),
-                    ));
-                }
+                Ok(()) => return Published::Acknowledged(record),
+                Err(PublishError::Invalid(reason)) => match record.smaller(&reason, &self.source.origin(position)) {
+                    Some(smaller) => {
+                        tracing::error!(
+                            partition = position.partition,
+                            offset = position.offset,
+                            %reason,
+                            "record refused as invalid; publishing a smaller one in its place"
+                        );
+                        record = smaller;
+                    }
+                    None => {
+                        tracing::error!(
+                            partition = position.partition,
+                            offset = position.offset,
+                            %reason,
+                            "record refused as invalid in every form; its offset finishes without it"
+                        );
+                        return Published::Refused;
+                    }
+                },
                 Err(PublishError::NotAcknowledged(reason)) => {
                     let delay = self.backoff.delay(attempt);
                     attempt = attempt.saturating_add(1);
                     tracing::warn!(error = %reason, attempt, retry_in_ms = delay.as_millis() as u64, "publish failed; retrying");
                     tokio::select! {
-                        () = self.abort.cancelled() => return false,
+                        () = self.abort.cancelled() => return Published::Abandoned,
                         () = tokio::time::sleep(delay) => {}
                     }
                 }
@@ -407,11 +596,19 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Shared<S, P, R> {
     }
 }
 
-/// A bounded memory of recent script ids and the fingerprints of their content.
+/// The most memory the recent-ids check may take. Ids are producer-chosen and up to [`ScriptId::MAX_BYTES`]
+/// long, so a bound by count alone (65,536 ids) would let long ids take 40 MiB; 16 MiB holds the full count of
+/// UUID-sized ids and about 27,000 of the longest.
+const RECENT_IDS_MAX_BYTES: usize = 16 * 1024 * 1024;
+
+/// A bounded memory of recent script ids and the fingerprints of their content: at most `capacity` ids and
+/// [`RECENT_IDS_MAX_BYTES`] bytes, the oldest forgotten first.
 struct RecentScripts {
     fingerprints: HashMap<ScriptId, u64>,
     order: VecDeque<ScriptId>,
     capacity: usize,
+    /// What the remembered ids cost, by [`RecentScripts::cost`].
+    bytes: usize,
 }
 
 impl RecentScripts {
@@ -420,7 +617,14 @@ impl RecentScripts {
             fingerprints: HashMap::new(),
             order: VecDeque::new(),
             capacity,
+            bytes: 0,
         }
+    }
+
+    /// The memory one remembered id takes, counted generously: its text twice (map key and queue entry), two
+    /// `String` headers, the fingerprint and the map's own overhead per entry.
+    fn cost(id: &ScriptId) -> usize {
+        2 * id.as_str().len() + 96
     }
 
     fn conflict(&mut self, script: &Script) -> Option<String> {
@@ -441,9 +645,10 @@ impl RecentScripts {
         }
         self.fingerprints.insert(script.id.clone(), fingerprint);
         self.order.push_back(script.id.clone());
-        if self.order.len() > self.capacity
-            && let Some(oldest) = self.order.pop_front()
-        {
+        self.bytes += Self::cost(&script.id);
+        while self.order.len() > self.capacity || self.bytes > RECENT_IDS_MAX_BYTES {
+            let Some(oldest) = self.order.pop_front() else { break };
+            self.bytes -= Self::cost(&oldest);
             self.fingerprints.remove(&oldest);
         }
         None
@@ -465,4 +670,62 @@ fn fingerprint(script: &Script) -> u64 {
         (test.number, &test.input, &test.expected_output).hash(&mut hasher);
     }
     hasher.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{RequestedLimits, Source};
+
+    fn script(id: String, source: &str) -> Script {
+        Script {
+            id: ScriptId::new(id).unwrap(),
+            language: Language::Python,
+            source: Source::new(source).unwrap(),
+            limits: RequestedLimits::default(),
+            tests: Vec::new(),
+            checker: Checker::Exact,
+            run_all_tests: false,
+        }
+    }
+
+    fn long_id(n: usize) -> String {
+        format!("{n:0>256}")
+    }
+
+    #[test]
+    fn the_memory_of_recent_ids_is_bounded_by_bytes_not_only_by_count() {
+        let mut recent = RecentScripts::new(65_536);
+        for n in 0..65_536 {
+            assert_eq!(recent.conflict(&script(long_id(n), "a")), None);
+        }
+        assert!(
+            recent.order.len() < 65_536,
+            "65,536 ids of 256 bytes must not all be kept: {} are",
+            recent.order.len()
+        );
+        assert_eq!(recent.order.len(), recent.fingerprints.len());
+        let kept: usize = recent.order.iter().map(RecentScripts::cost).sum();
+        assert!(kept <= RECENT_IDS_MAX_BYTES, "{kept} bytes kept");
+        assert!(
+            recent.conflict(&script(long_id(65_535), "b")).is_some(),
+            "the newest ids are still remembered"
+        );
+        assert_eq!(
+            recent.conflict(&script(long_id(0), "b")),
+            None,
+            "the oldest were forgotten"
+        );
+    }
+
+    #[test]
+    fn short_ids_are_still_bounded_by_count() {
+        let mut recent = RecentScripts::new(10);
+        for n in 0..20 {
+            recent.conflict(&script(format!("s{n}"), "a"));
+        }
+        assert_eq!(recent.order.len(), 10);
+        assert!(recent.conflict(&script("s19".into(), "b")).is_some());
+        assert_eq!(recent.conflict(&script("s0".into(), "b")), None);
+    }
 }

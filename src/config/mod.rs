@@ -607,7 +607,8 @@ impl Config {
                 max_parallel,
                 script_expected: (env.script_expected > 0).then_some(env.script_expected),
                 shutdown_grace,
-                cleanup_grace: Duration::from_secs(20),
+                // With the default 30 s grace, a shutdown lasts at most 40 s: inside compose's 45 s.
+                cleanup_grace: Duration::from_secs(5),
                 backoff: Backoff::new(Duration::from_millis(200), Duration::from_secs(10)),
                 recent_ids: 65_536,
                 script_deadline,
@@ -687,6 +688,12 @@ fn rdkafka_properties(vars: &[(String, String)]) -> Result<Vec<(String, String)>
         let property = property.to_ascii_lowercase().replace('_', ".");
         if property.is_empty() {
             continue;
+        }
+        if property == "auto.offset.reset" {
+            return Err(ConfigError::Rule(format!(
+                "{name} would override auto.offset.reset, which scrc sets to earliest: with latest, scripts sent \
+                 before the group first commits (or after its committed offsets expire) would never be judged"
+            )));
         }
         if PROTECTED_PROPERTIES.contains(&property.as_str()) {
             return Err(ConfigError::Rule(format!(
@@ -847,5 +854,33 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("enable.auto.offset.store"), "{error}");
+    }
+
+    #[test]
+    fn the_longest_shutdown_fits_in_composes_stop_grace_period() {
+        // Compose kills the runner after stop_grace_period; a shutdown cut short there commits nothing.
+        let compose = include_str!("../../docker-compose.yml");
+        let period = compose
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("stop_grace_period:"))
+            .map(|value| parse_go_duration(value.trim()).unwrap())
+            .expect("docker-compose.yml sets stop_grace_period for the runner");
+        let longest = load(&[]).unwrap().executor.longest_shutdown();
+        assert!(
+            longest + Duration::from_secs(3) <= period,
+            "shutdown may take {longest:?}, too close to compose's {period:?}"
+        );
+    }
+
+    #[test]
+    fn auto_offset_reset_cannot_be_overridden() {
+        for value in ["latest", "earliest", "error"] {
+            let error = load(&[("RDKAFKA_AUTO_OFFSET_RESET", value)]).unwrap_err().to_string();
+            assert!(
+                error.contains("RDKAFKA_AUTO_OFFSET_RESET") && error.contains("auto.offset.reset"),
+                "{error}"
+            );
+            assert!(error.contains("latest"), "says why: {error}");
+        }
     }
 }

@@ -1,7 +1,8 @@
 //! Results: one per test, and the run report that aggregates them the way SCRC does.
 //!
 //! SCRC's aggregation: the first test that is not OK decides the overall status, and the tests after it are not
-//! run (`-`) unless the script asked for `run_all_tests`. The report's top-level stdout, stderr and exit code are
+//! run (`-`) unless the script asked for `run_all_tests`. One exception: an IE in any test makes the report IE,
+//! since the script could not be judged whatever the other tests said. The report's top-level stdout, stderr and exit code are
 //! those of the last test that produced any, and its duration is the sum of the tests' run times.
 
 use std::time::Duration;
@@ -135,9 +136,13 @@ impl RunReport {
 
     fn aggregate(id: ScriptId, language: Option<Language>, tests: Vec<TestResult>) -> Self {
         let run: Vec<&TestResult> = tests.iter().filter(|t| t.duration.is_some()).collect();
-        let deciding = tests
-            .iter()
-            .find(|t| t.status != Status::Ok && t.status != Status::NotRun);
+        // An IE anywhere decides: it means the script could not be judged, which an earlier failure under
+        // `run_all_tests` must not hide. Otherwise the first failure decides, as in SCRC.
+        let deciding = tests.iter().find(|t| t.status == Status::InternalError).or_else(|| {
+            tests
+                .iter()
+                .find(|t| t.status != Status::Ok && t.status != Status::NotRun)
+        });
         let status = deciding.map_or(Status::Ok, |t| t.status);
         let error = deciding.map_or_else(String::new, |t| format!("test {}: {}", t.number, t.error));
         let exit_code = run
@@ -301,6 +306,24 @@ mod tests {
             report.exit_code,
             Some(2),
             "the last non-zero exit code, as SCRC reports"
+        );
+    }
+
+    #[test]
+    fn under_run_all_tests_an_internal_error_after_a_wrong_answer_decides() {
+        // The suite stops at the IE, but the WA came first: the report must still say we could not judge.
+        let results = vec![
+            ran(1, Status::WrongAnswer, 0, "x", 10),
+            TestResult::internal_error(&case(2), "docker is down"),
+            TestResult::not_run(&case(3)),
+        ];
+        let report = RunReport::suite(id(), Language::C, results);
+        assert_eq!(report.status, Status::InternalError);
+        assert_eq!(report.error, "test 2: docker is down");
+        assert_eq!(
+            report.tests[0].status,
+            Status::WrongAnswer,
+            "each test keeps its own verdict"
         );
     }
 

@@ -9,19 +9,30 @@ use super::checker::Checker;
 use super::limits::RequestedLimits;
 
 /// The identifier a producer gave a submission (or the one derived for it). Results are keyed by it, and consumers
-/// deduplicate by it, so it is never empty.
+/// deduplicate by it, so it is never empty. It is also short ([`ScriptId::MAX_BYTES`]): it travels as the key of
+/// every result and in every log line, and an id of a few hundred KB would make each result unpublishable.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ScriptId(String);
 
 impl ScriptId {
-    /// Wraps a non-empty identifier.
+    /// The longest id accepted, in bytes: room for a UUID, a path-like name or `topic:partition:offset`, far
+    /// below anything that could crowd a result out of a Kafka record.
+    pub const MAX_BYTES: usize = 256;
+
+    /// Wraps a non-empty identifier of at most [`ScriptId::MAX_BYTES`] bytes.
     ///
     /// # Errors
-    /// [`EmptyScriptId`] when `id` is empty.
-    pub fn new(id: impl Into<String>) -> Result<Self, EmptyScriptId> {
+    /// [`InvalidScriptId`] when `id` is empty or too long.
+    pub fn new(id: impl Into<String>) -> Result<Self, InvalidScriptId> {
         let id = id.into();
         if id.is_empty() {
-            return Err(EmptyScriptId);
+            return Err(InvalidScriptId::Empty);
+        }
+        if id.len() > Self::MAX_BYTES {
+            return Err(InvalidScriptId::TooLong {
+                length: id.len(),
+                limit: Self::MAX_BYTES,
+            });
         }
         Ok(Self(id))
     }
@@ -38,8 +49,12 @@ impl fmt::Display for ScriptId {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("a script id cannot be empty")]
-pub struct EmptyScriptId;
+pub enum InvalidScriptId {
+    #[error("a script id cannot be empty")]
+    Empty,
+    #[error("a script id is {length} bytes, over the limit of {limit} bytes")]
+    TooLong { length: usize, limit: usize },
+}
 
 /// The languages scrc runs: SCRC's set, with SCRC's wire names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -174,7 +189,24 @@ mod tests {
 
     #[test]
     fn empty_id_is_rejected() {
-        assert_eq!(ScriptId::new(""), Err(EmptyScriptId));
+        assert_eq!(ScriptId::new(""), Err(InvalidScriptId::Empty));
         assert_eq!(ScriptId::new("a").map(|id| id.to_string()), Ok("a".to_owned()));
+    }
+
+    #[test]
+    fn ids_over_the_limit_are_rejected_naming_the_limit() {
+        assert!(ScriptId::new("x".repeat(ScriptId::MAX_BYTES)).is_ok());
+        let error = ScriptId::new("x".repeat(ScriptId::MAX_BYTES + 1)).unwrap_err();
+        assert_eq!(
+            error,
+            InvalidScriptId::TooLong {
+                length: 257,
+                limit: 256
+            }
+        );
+        assert_eq!(
+            error.to_string(),
+            "a script id is 257 bytes, over the limit of 256 bytes"
+        );
     }
 }

@@ -56,6 +56,30 @@ pub struct DeadLetter {
     pub headers: Vec<(String, Option<Vec<u8>>)>,
 }
 
+impl DeadLetter {
+    /// Whether the letter still carries anything of the original beyond its origin.
+    pub fn has_content(&self) -> bool {
+        self.payload.is_some() || self.key.is_some() || !self.headers.is_empty()
+    }
+
+    /// The letter without the original's payload, key and headers: what is left to publish when the broker
+    /// refuses the whole record. The reason says how large the payload was and why it was left out.
+    pub fn without_content(&self, why: &str) -> Self {
+        let size = self.payload.as_ref().map_or(0, Vec::len);
+        Self {
+            reason: format!(
+                "{}; the original ({size} bytes of payload, with its key and headers) was left out: {why}",
+                self.reason
+            ),
+            id: self.id.clone(),
+            origin: self.origin.clone(),
+            payload: None,
+            key: None,
+            headers: Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     /// The broker or the network failed; the app backs off and tries again.
@@ -93,6 +117,12 @@ pub trait ScriptSource: Send + Sync + 'static {
     /// # Errors
     /// [`CommitError`] when the source refuses the position.
     fn commit(&self, partition: i32, generation: u64, next_offset: i64) -> Result<(), CommitError>;
+
+    /// Names a position the way the source's users know it, for dead-letter records and logs. Kafka says
+    /// `topic:partition:offset`.
+    fn origin(&self, position: Position) -> String {
+        format!("{}:{}", position.partition, position.offset)
+    }
 
     /// Makes the recorded positions durable and leaves the consumer group.
     ///

@@ -1,5 +1,6 @@
 //! In-memory stand-ins for the Kafka adapters: a source fed by the test and a publisher that records what it was
-//! given, with switches to make it fail.
+//! given, with switches to make it fail the ways a broker does: not acknowledging a record (transient), or
+//! refusing one as invalid (permanent, like a record over the broker's `message.max.bytes`).
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -24,6 +25,8 @@ pub struct FakeSource {
     commits: Mutex<Vec<(i32, u64, i64)>>,
     delivered: AtomicUsize,
     closed: AtomicBool,
+    /// `close` never returns, as a final commit to an unreachable group coordinator may not.
+    close_hangs: AtomicBool,
     next_offset: Mutex<i64>,
 }
 
@@ -70,6 +73,11 @@ impl FakeSource {
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::SeqCst)
     }
+
+    /// Makes `close` hang forever from now on.
+    pub fn hang_on_close(&self) {
+        self.close_hangs.store(true, Ordering::SeqCst);
+    }
 }
 
 impl ScriptSource for FakeSource {
@@ -92,7 +100,15 @@ impl ScriptSource for FakeSource {
         Ok(())
     }
 
+    /// As the Kafka source names it, for a topic called `scripts`.
+    fn origin(&self, position: Position) -> String {
+        format!("scripts:{}:{}", position.partition, position.offset)
+    }
+
     async fn close(&self) -> Result<(), CloseError> {
+        if self.close_hangs.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
         self.closed.store(true, Ordering::SeqCst);
         Ok(())
     }
@@ -107,7 +123,51 @@ pub struct FakePublisher {
     failures_left: AtomicUsize,
     /// Every publish call, acknowledged or not.
     attempts: AtomicUsize,
+    /// Records larger than this (by [`record_size`]) are refused as invalid, as a broker refuses a record over
+    /// its `message.max.bytes`. Zero means no limit.
+    max_record_bytes: AtomicUsize,
+    /// Script ids whose reports are always refused as invalid, whatever the report says.
+    refused_ids: Mutex<Vec<String>>,
+    /// Invalid refusals in a row. A test double cannot time out a busy loop under paused time, so past
+    /// [`SPIN_LIMIT`] the fake panics to make a spinning executor fail its test instead of hanging it.
+    invalid_in_a_row: AtomicUsize,
     notify: Notify,
+}
+
+/// Invalid refusals in a row after which [`FakePublisher`] decides the executor is spinning.
+const SPIN_LIMIT: usize = 1000;
+
+/// The bytes a record would take on the wire, roughly: every field the broker would have to carry.
+pub fn record_size(record: RecordRef<'_>) -> usize {
+    match record {
+        RecordRef::Report(report) => {
+            let tests: usize = report
+                .tests
+                .iter()
+                .map(|t| t.stdout.len() + t.stderr.len() + t.input.len() + t.expected_output.len() + t.error.len())
+                .sum();
+            report.id.as_str().len() + report.stdout.len() + report.stderr.len() + report.error.len() + tests
+        }
+        RecordRef::DeadLetter(letter) => {
+            let headers: usize = letter
+                .headers
+                .iter()
+                .map(|(key, value)| key.len() + value.as_ref().map_or(0, Vec::len))
+                .sum();
+            letter.reason.len()
+                + letter.origin.len()
+                + letter.payload.as_ref().map_or(0, Vec::len)
+                + letter.key.as_ref().map_or(0, Vec::len)
+                + headers
+        }
+    }
+}
+
+/// A record offered to the fake publisher.
+#[derive(Debug, Clone, Copy)]
+pub enum RecordRef<'a> {
+    Report(&'a RunReport),
+    DeadLetter(&'a DeadLetter),
 }
 
 impl FakePublisher {
@@ -118,6 +178,19 @@ impl FakePublisher {
     /// Makes the next `count` publish calls fail as unacknowledged.
     pub fn fail_next(&self, count: usize) {
         self.failures_left.store(count, Ordering::SeqCst);
+    }
+
+    /// Refuses every record larger than `bytes` (by [`record_size`]) as invalid from now on.
+    pub fn limit_record_bytes(&self, bytes: usize) {
+        self.max_record_bytes.store(bytes, Ordering::SeqCst);
+    }
+
+    /// Refuses every report of script `id` as invalid from now on, whatever it says.
+    pub fn refuse_reports_for(&self, id: &str) {
+        self.refused_ids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(id.to_owned());
     }
 
     pub fn reports(&self) -> Vec<RunReport> {
@@ -144,8 +217,17 @@ impl FakePublisher {
         }
     }
 
-    fn refuse(&self) -> Result<(), PublishError> {
+    fn refuse(&self, record: RecordRef<'_>) -> Result<(), PublishError> {
         self.attempts.fetch_add(1, Ordering::SeqCst);
+        if let Some(reason) = self.invalid(record) {
+            let in_a_row = self.invalid_in_a_row.fetch_add(1, Ordering::SeqCst) + 1;
+            assert!(
+                in_a_row <= SPIN_LIMIT,
+                "{in_a_row} records in a row refused as invalid: the executor keeps offering what can never be published"
+            );
+            return Err(PublishError::Invalid(reason));
+        }
+        self.invalid_in_a_row.store(0, Ordering::SeqCst);
         let refused = self
             .failures_left
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| left.checked_sub(1))
@@ -155,11 +237,24 @@ impl FakePublisher {
         }
         Ok(())
     }
+
+    /// Why the record can never be published, if it cannot.
+    fn invalid(&self, record: RecordRef<'_>) -> Option<String> {
+        if let RecordRef::Report(report) = record {
+            let refused = self.refused_ids.lock().unwrap_or_else(|p| p.into_inner());
+            if refused.iter().any(|id| id == report.id.as_str()) {
+                return Some("fake broker refuses every report of this script".into());
+            }
+        }
+        let limit = self.max_record_bytes.load(Ordering::SeqCst);
+        let size = record_size(record);
+        (limit > 0 && size > limit).then(|| format!("record of {size} bytes is over the fake broker's {limit} bytes"))
+    }
 }
 
 impl ReportPublisher for FakePublisher {
     async fn publish(&self, report: &RunReport) -> Result<(), PublishError> {
-        self.refuse()?;
+        self.refuse(RecordRef::Report(report))?;
         self.reports
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -169,7 +264,7 @@ impl ReportPublisher for FakePublisher {
     }
 
     async fn dead_letter(&self, letter: &DeadLetter) -> Result<(), PublishError> {
-        self.refuse()?;
+        self.refuse(RecordRef::DeadLetter(letter))?;
         self.dead_letters
             .lock()
             .unwrap_or_else(|p| p.into_inner())

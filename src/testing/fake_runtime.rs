@@ -14,6 +14,7 @@
 //! | `build-sleep <ms>` | sleeps during the build |
 //! | `flaky <n>` | the first `<n>` run calls of this script fail as infrastructure errors |
 //! | `broken` | every runtime call fails as an infrastructure error |
+//! | `panic` | the run panics, as a bug in an adapter would |
 //!
 //! Any other line is ignored, so real programs also "run" (and print nothing).
 
@@ -66,6 +67,7 @@ enum Instruction {
     BuildSleep(Duration),
     Flaky(u32),
     Broken,
+    Panic,
 }
 
 impl FakeRuntime {
@@ -96,6 +98,7 @@ fn parse(source: &str) -> Vec<Instruction> {
                 "build-sleep" => Instruction::BuildSleep(millis(rest)),
                 "flaky" => Instruction::Flaky(rest.trim().parse().unwrap_or(1)),
                 "broken" => Instruction::Broken,
+                "panic" => Instruction::Panic,
                 _ => return None,
             })
         })
@@ -195,6 +198,7 @@ impl Runtime for FakeRuntime {
                     execution.exit = Exit::Signal(9);
                 }
                 Instruction::Broken => return Err(RuntimeError::Unavailable("fake engine is broken".into())),
+                Instruction::Panic => panic!("fake runtime told to panic"),
                 Instruction::BuildFail(_) | Instruction::BuildSleep(_) | Instruction::Flaky(_) => {}
             }
         }

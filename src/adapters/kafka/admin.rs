@@ -1,5 +1,7 @@
 //! Topic creation, for deployments that do not auto-create topics: `scrc create-topics` creates the scripts,
-//! results and dead-letter topics with enough partitions for the replicas and parallelism planned. Idempotent.
+//! results and dead-letter topics with enough partitions for the replicas and parallelism planned, and with
+//! `min.insync.replicas` set so that an acknowledged (`acks=all`) record survives the loss of a broker whenever
+//! the replication factor allows it. Idempotent.
 
 use std::time::{Duration, Instant};
 
@@ -8,6 +10,31 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::error::RDKafkaErrorCode;
 
 use super::{KafkaSettings, KafkaSetupError};
+
+/// `min.insync.replicas` for a replication factor: 2 from 3 replicas up, so that an `acks=all` record is on two
+/// brokers before it is acknowledged and one broker may still be down; 1 below that, because with 2 replicas a
+/// setting of 2 would stop every write while either broker is down. Always set, so that a cluster-wide default
+/// above the replication factor cannot make the topics unwritable.
+pub fn min_insync_replicas(replication: i32) -> i32 {
+    if replication >= 3 { 2 } else { 1 }
+}
+
+/// The three topics to create. `min_insync` is [`min_insync_replicas`] as text, borrowed by the specs.
+fn topic_specs<'a>(
+    settings: &'a KafkaSettings,
+    partitions: i32,
+    replication: i32,
+    min_insync: &'a str,
+) -> [NewTopic<'a>; 3] {
+    let topic = |name: &'a str, partitions: i32| {
+        NewTopic::new(name, partitions, TopicReplication::Fixed(replication)).set("min.insync.replicas", min_insync)
+    };
+    [
+        topic(&settings.scripts_topic, partitions),
+        topic(&settings.results_topic, partitions),
+        topic(&settings.dlq_topic, 1),
+    ]
+}
 
 /// Creates the topics, waiting up to `wait` for the broker to answer. Topics that exist are left as they are.
 ///
@@ -28,19 +55,8 @@ pub async fn create_topics(
         client: "admin client",
         source,
     })?;
-    let topics = [
-        NewTopic::new(
-            &settings.scripts_topic,
-            partitions,
-            TopicReplication::Fixed(replication),
-        ),
-        NewTopic::new(
-            &settings.results_topic,
-            partitions,
-            TopicReplication::Fixed(replication),
-        ),
-        NewTopic::new(&settings.dlq_topic, 1, TopicReplication::Fixed(replication)),
-    ];
+    let min_insync = min_insync_replicas(replication).to_string();
+    let topics = topic_specs(settings, partitions, replication, &min_insync);
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let started = Instant::now();
     loop {
@@ -63,5 +79,50 @@ pub async fn create_topics(
             }
             Err(error) => anyhow::bail!("cannot create topics: {error}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> KafkaSettings {
+        KafkaSettings {
+            brokers: "b:9092".into(),
+            scripts_topic: "scripts".into(),
+            group_id: "g".into(),
+            results_topic: "script-results".into(),
+            dlq_topic: "scripts-dlq".into(),
+            client_id: "scrc-test".into(),
+            properties: Vec::new(),
+            max_message_bytes: 1 << 20,
+            max_result_bytes: 950_000,
+            max_poll_interval: Duration::from_secs(600),
+            max_parallel: 1,
+        }
+    }
+
+    #[test]
+    fn min_insync_replicas_is_two_from_three_replicas_up_and_one_below() {
+        let chosen: Vec<i32> = (1..=5).map(min_insync_replicas).collect();
+        assert_eq!(chosen, [1, 1, 2, 2, 2]);
+    }
+
+    #[test]
+    fn every_topic_is_created_with_min_insync_replicas() {
+        let settings = settings();
+        let min_insync = min_insync_replicas(3).to_string();
+        let topics = topic_specs(&settings, 12, 3, &min_insync);
+        let names: Vec<&str> = topics.iter().map(|t| t.name).collect();
+        assert_eq!(names, ["scripts", "script-results", "scripts-dlq"]);
+        for topic in &topics {
+            assert_eq!(topic.config, [("min.insync.replicas", "2")], "{}", topic.name);
+            assert!(matches!(topic.replication, TopicReplication::Fixed(3)));
+        }
+        assert_eq!(topics[0].num_partitions, 12);
+        assert_eq!(
+            topics[2].num_partitions, 1,
+            "one dead-letter partition keeps them in order"
+        );
     }
 }

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
-use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::wire::{self, Coordinates};
@@ -152,19 +152,49 @@ impl KafkaSource {
                 origin: format!("{}:{}:{}", at.topic, at.partition, at.offset),
                 payload: message.payload().map(<[u8]>::to_vec),
                 key: message.key().map(<[u8]>::to_vec),
-                headers: message
-                    .headers()
-                    .map(|headers| {
-                        headers
-                            .iter()
-                            .map(|header| (header.key.to_owned(), header.value.map(<[u8]>::to_vec)))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
+                headers: read_headers(message),
             }),
         };
         Delivery { position, message }
     }
+}
+
+/// A message's headers, names converted lossily to UTF-8 (invalid bytes become U+FFFD).
+///
+/// Any client can send a header name that is not UTF-8, and rdkafka's `Headers::get`, `try_get` and `iter` all
+/// unwrap the name as UTF-8, panicking on such a message. So the headers are read through librdkafka directly.
+fn read_headers(message: &BorrowedMessage<'_>) -> Vec<(String, Option<Vec<u8>>)> {
+    use rdkafka::bindings as rdsys;
+    use rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR;
+
+    let mut headers: *mut rdsys::rd_kafka_headers_t = std::ptr::null_mut();
+    // SAFETY: `message.ptr()` is the live native message for as long as `message` is borrowed. librdkafka keeps
+    // ownership of the header list it hands out, which lives as long as the message.
+    let error = unsafe { rdsys::rd_kafka_message_headers(message.ptr(), &raw mut headers) };
+    if error != RD_KAFKA_RESP_ERR_NO_ERROR || headers.is_null() {
+        return Vec::new();
+    }
+    // SAFETY: `headers` is the message's valid header list (above).
+    let count = unsafe { rdsys::rd_kafka_header_cnt(headers) };
+    (0..count)
+        .filter_map(|index| {
+            let mut name: *const std::ffi::c_char = std::ptr::null();
+            let mut value: *const std::ffi::c_void = std::ptr::null();
+            let mut size = 0usize;
+            // SAFETY: `index` is below the count; the out-pointers are valid locals.
+            let error =
+                unsafe { rdsys::rd_kafka_header_get_all(headers, index, &raw mut name, &raw mut value, &raw mut size) };
+            if error != RD_KAFKA_RESP_ERR_NO_ERROR || name.is_null() {
+                return None;
+            }
+            // SAFETY: librdkafka stores every name NUL-terminated, and a non-null value as `size` bytes; both are
+            // owned by the message and copied here before the borrow ends.
+            let name = unsafe { std::ffi::CStr::from_ptr(name) }.to_string_lossy().into_owned();
+            let value =
+                (!value.is_null()).then(|| unsafe { std::slice::from_raw_parts(value.cast::<u8>(), size) }.to_vec());
+            Some((name, value))
+        })
+        .collect()
 }
 
 impl ScriptSource for KafkaSource {
@@ -197,6 +227,10 @@ impl ScriptSource for KafkaSource {
         self.consumer
             .store_offsets(&positions)
             .map_err(|e| error(e.to_string()))
+    }
+
+    fn origin(&self, position: Position) -> String {
+        format!("{}:{}:{}", self.topic, position.partition, position.offset)
     }
 
     async fn close(&self) -> Result<(), CloseError> {

@@ -20,13 +20,14 @@ pub use dev_broker::DevBroker;
 pub use producer::KafkaPublisher;
 
 /// Properties scrc sets for its guarantees; overriding them through `RDKAFKA_*` is refused at startup.
-pub const PROTECTED_PROPERTIES: [&str; 6] = [
+pub const PROTECTED_PROPERTIES: [&str; 7] = [
     "enable.auto.offset.store",
     "enable.idempotence",
     "acks",
     "request.required.acks",
     "bootstrap.servers",
     "group.id",
+    "auto.offset.reset",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,6 +90,7 @@ impl KafkaSettings {
         self.apply_properties(&mut config);
         config
             .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
             .set("group.id", &self.group_id)
             .set("bootstrap.servers", &self.brokers);
         config
@@ -136,6 +138,7 @@ mod tests {
             properties: vec![
                 ("security.protocol".into(), "SASL_SSL".into()),
                 ("enable.auto.offset.store".into(), "true".into()),
+                ("auto.offset.reset".into(), "latest".into()),
             ],
             max_message_bytes: 1 << 20,
             max_result_bytes: 950_000,
@@ -149,6 +152,7 @@ mod tests {
         let consumer = settings().consumer_config();
         assert_eq!(consumer.get("security.protocol"), Some("SASL_SSL"));
         assert_eq!(consumer.get("enable.auto.offset.store"), Some("false"));
+        assert_eq!(consumer.get("auto.offset.reset"), Some("earliest"));
         assert_eq!(consumer.get("max.poll.interval.ms"), Some("600000"));
         assert_eq!(consumer.get("queued.min.messages"), Some("4"));
         assert_eq!(consumer.get("queued.max.messages.kbytes"), Some("8192"));

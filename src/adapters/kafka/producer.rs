@@ -24,6 +24,20 @@ use crate::ports::{DeadLetter, PublishError, ReportPublisher};
 pub const HEADER_ERROR: &str = "scrc-error";
 pub const HEADER_ORIGIN: &str = "scrc-origin";
 pub const HEADER_RUNNER: &str = "scrc-runner";
+/// The size of the original payload in bytes, so that a shortened record still says what arrived.
+pub const HEADER_ORIGINAL_SIZE: &str = "scrc-original-size";
+/// Present only when part of the original was left out to fit the record size; says what was kept.
+pub const HEADER_TRUNCATED: &str = "scrc-truncated";
+
+/// What a header costs beyond its name and value in librdkafka's size check (two varints and framing), rounded
+/// up, so that the estimate of a record's size never falls short.
+const HEADER_OVERHEAD: usize = 16;
+
+/// Room kept for the [`HEADER_TRUNCATED`] header, whose text is only known once the cuts are made.
+const TRUNCATION_NOTE_ROOM: usize = 160;
+
+/// The longest error text a dead-letter record carries; a reason is a sentence, never a payload.
+const MAX_REASON_BYTES: usize = 2048;
 
 /// How long `send` may wait for room in the local queue before giving up.
 const QUEUE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -77,6 +91,11 @@ impl KafkaPublisher {
                 Ok(())
             }
             Err((error, _)) => {
+                let error = classify(error);
+                if let PublishError::Invalid(_) = error {
+                    // The record's fault, not the producer's: a fresh producer would refuse it the same way.
+                    return Err(error);
+                }
                 let failures = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
                 let fatal = producer.client().fatal_error();
                 if fatal.is_some() || failures >= RESET_AFTER {
@@ -84,7 +103,7 @@ impl KafkaPublisher {
                         fatal.map_or_else(|| format!("{failures} sends failed in a row"), |(_, reason)| reason),
                     );
                 }
-                Err(classify(error))
+                Err(error)
             }
         }
     }
@@ -99,6 +118,100 @@ impl KafkaPublisher {
             Err(error) => tracing::error!(%error, %reason, "cannot replace the stuck Kafka producer"),
         }
     }
+}
+
+/// A dead-letter record as it goes to the broker: the original's key, headers and payload, cut down to fit.
+///
+/// An unreadable message can be as large as the scripts topic allows, and copying it whole with its key and
+/// headers, plus scrc's own headers, can exceed what the producer may send. A record the broker can never take
+/// would leave its offset unfinished and stop the partition, so the record is built to fit: scrc's headers
+/// (reason, origin, runner, original size) always, then the key, the original headers and as much of the payload
+/// as there is room for, in that order. Whatever was cut is said in [`HEADER_TRUNCATED`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct DeadLetterRecord {
+    key: Option<Vec<u8>>,
+    payload: Option<Vec<u8>>,
+    headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+impl DeadLetterRecord {
+    fn fit(letter: &DeadLetter, runner: &str, max_bytes: usize) -> Self {
+        let header_size = |key: &str, value: Option<&[u8]>| key.len() + value.map_or(0, <[u8]>::len) + HEADER_OVERHEAD;
+        let reason = truncate_utf8(&letter.reason, MAX_REASON_BYTES);
+        let payload_size = letter.payload.as_ref().map_or(0, Vec::len);
+        let mut headers = vec![
+            (HEADER_ERROR.to_owned(), Some(reason.as_bytes().to_vec())),
+            (HEADER_ORIGIN.to_owned(), Some(letter.origin.as_bytes().to_vec())),
+            (HEADER_RUNNER.to_owned(), Some(runner.as_bytes().to_vec())),
+            (
+                HEADER_ORIGINAL_SIZE.to_owned(),
+                Some(payload_size.to_string().into_bytes()),
+            ),
+        ];
+        let fixed: usize = headers.iter().map(|(k, v)| header_size(k, v.as_deref())).sum();
+        let mut room = max_bytes.saturating_sub(fixed + TRUNCATION_NOTE_ROOM);
+        let mut cuts = Vec::new();
+
+        let key = letter.key.as_ref().map(|key| {
+            let kept = key.len().min(room);
+            room -= kept;
+            if kept < key.len() {
+                cuts.push(format!("key: kept {kept} of {} bytes", key.len()));
+            }
+            key[..kept].to_vec()
+        });
+        let mut original = Vec::with_capacity(letter.headers.len());
+        let mut dropped = 0;
+        for (name, value) in &letter.headers {
+            let size = header_size(name, value.as_deref());
+            if size <= room {
+                room -= size;
+                original.push((name.clone(), value.clone()));
+            } else {
+                dropped += 1;
+            }
+        }
+        if dropped > 0 {
+            cuts.push(format!("headers: dropped {dropped} of {}", letter.headers.len()));
+        }
+        let payload = letter.payload.as_ref().map(|payload| {
+            let kept = payload.len().min(room);
+            if kept < payload.len() {
+                cuts.push(format!("payload: kept {kept} of {} bytes", payload.len()));
+            }
+            payload[..kept].to_vec()
+        });
+
+        // The original headers first, as they arrived, then scrc's.
+        original.append(&mut headers);
+        let mut headers = original;
+        if !cuts.is_empty() {
+            let note = cuts.join("; ");
+            let note = truncate_utf8(&note, TRUNCATION_NOTE_ROOM - HEADER_OVERHEAD - HEADER_TRUNCATED.len());
+            headers.push((HEADER_TRUNCATED.to_owned(), Some(note.as_bytes().to_vec())));
+        }
+        Self { key, payload, headers }
+    }
+
+    /// The size librdkafka checks against `message.max.bytes`, over-estimated by the header overhead.
+    #[cfg(test)]
+    fn size(&self) -> usize {
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len) + HEADER_OVERHEAD)
+            .sum();
+        self.key.as_ref().map_or(0, Vec::len) + self.payload.as_ref().map_or(0, Vec::len) + headers
+    }
+}
+
+/// The longest prefix of `text` of at most `max` bytes that ends on a character boundary.
+fn truncate_utf8(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let end = (0..=max).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+    &text[..end]
 }
 
 fn classify(error: KafkaError) -> PublishError {
@@ -121,31 +234,19 @@ impl ReportPublisher for KafkaPublisher {
     }
 
     async fn dead_letter(&self, letter: &DeadLetter) -> Result<(), PublishError> {
-        let mut headers = OwnedHeaders::new_with_capacity(letter.headers.len() + 3);
-        for (key, value) in &letter.headers {
+        let fitted = DeadLetterRecord::fit(letter, &self.runner, self.max_result_bytes);
+        let mut headers = OwnedHeaders::new_with_capacity(fitted.headers.len());
+        for (key, value) in &fitted.headers {
             headers = headers.insert(Header {
                 key,
                 value: value.as_deref(),
             });
         }
-        headers = headers
-            .insert(Header {
-                key: HEADER_ERROR,
-                value: Some(letter.reason.as_str()),
-            })
-            .insert(Header {
-                key: HEADER_ORIGIN,
-                value: Some(letter.origin.as_str()),
-            })
-            .insert(Header {
-                key: HEADER_RUNNER,
-                value: Some(self.runner.as_str()),
-            });
         let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&self.dlq_topic).headers(headers);
-        if let Some(payload) = &letter.payload {
+        if let Some(payload) = &fitted.payload {
             record = record.payload(payload.as_slice());
         }
-        if let Some(key) = &letter.key {
+        if let Some(key) = &fitted.key {
             record = record.key(key.as_slice());
         }
         self.send(record).await
@@ -157,5 +258,85 @@ impl ReportPublisher for KafkaPublisher {
             .await
             .map_err(|e| PublishError::NotAcknowledged(e.to_string()))?
             .map_err(|e| PublishError::NotAcknowledged(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn letter(payload: usize, key: usize, headers: usize) -> DeadLetter {
+        DeadLetter {
+            reason: "the message is not valid JSON".into(),
+            id: None,
+            origin: "scripts:3:17".into(),
+            payload: Some(vec![b'p'; payload]),
+            key: Some(vec![b'k'; key]),
+            headers: (0..headers).map(|n| (format!("h{n}"), Some(vec![b'v'; 100]))).collect(),
+        }
+    }
+
+    fn header<'a>(record: &'a DeadLetterRecord, name: &str) -> Option<&'a str> {
+        record
+            .headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.as_deref())
+            .and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    #[test]
+    fn a_small_dead_letter_is_copied_whole_with_scrc_headers() {
+        let record = DeadLetterRecord::fit(&letter(100, 5, 2), "runner-1", 950_000);
+        assert_eq!(record.payload.as_deref(), Some(&[b'p'; 100][..]));
+        assert_eq!(record.key.as_deref(), Some(&b"kkkkk"[..]));
+        assert_eq!(record.headers[0].0, "h0", "the original headers come first");
+        assert_eq!(header(&record, HEADER_ERROR), Some("the message is not valid JSON"));
+        assert_eq!(header(&record, HEADER_ORIGIN), Some("scripts:3:17"));
+        assert_eq!(header(&record, HEADER_RUNNER), Some("runner-1"));
+        assert_eq!(header(&record, HEADER_ORIGINAL_SIZE), Some("100"));
+        assert_eq!(header(&record, HEADER_TRUNCATED), None, "nothing was cut");
+    }
+
+    #[test]
+    fn a_payload_just_under_the_message_limit_is_shortened_to_fit_and_says_so() {
+        let original = letter((1 << 20) - 1024, 64, 3);
+        let record = DeadLetterRecord::fit(&original, "runner-1", 950_000);
+        assert!(record.size() <= 950_000, "{} bytes", record.size());
+        let kept = record.payload.as_ref().map_or(0, Vec::len);
+        assert!(kept > 900_000, "as much of the payload as fits is kept: {kept}");
+        assert_eq!(record.key.as_ref().map(Vec::len), Some(64), "the key is kept whole");
+        assert_eq!(header(&record, HEADER_ORIGINAL_SIZE), Some("1047552"));
+        assert_eq!(
+            header(&record, HEADER_TRUNCATED),
+            Some(format!("payload: kept {kept} of 1047552 bytes").as_str())
+        );
+    }
+
+    proptest! {
+        /// Whatever the letter, the record fits, and it always carries the reason, origin and original size. (The
+        /// budget only has to hold scrc's own headers; the configuration requires at least 16 KiB.)
+        #[test]
+        fn a_dead_letter_record_always_fits(
+            payload in 0usize..5000,
+            key in 0usize..3000,
+            headers in 0usize..40,
+            reason in 0usize..5000,
+            max in 3000usize..8000,
+        ) {
+            let mut original = letter(payload, key, headers);
+            original.reason = "r".repeat(reason);
+            let record = DeadLetterRecord::fit(&original, "runner-1", max);
+            prop_assert!(record.size() <= max, "{} > {}", record.size(), max);
+            prop_assert!(header(&record, HEADER_ERROR).is_some());
+            prop_assert_eq!(header(&record, HEADER_ORIGIN), Some("scripts:3:17"));
+            let size = payload.to_string();
+            prop_assert_eq!(header(&record, HEADER_ORIGINAL_SIZE), Some(size.as_str()));
+            let cut = record.payload.as_ref().map_or(0, Vec::len) < payload
+                || record.key.as_ref().map_or(0, Vec::len) < key
+                || record.headers.iter().filter(|(k, _)| !k.starts_with("scrc-")).count() < headers;
+            prop_assert_eq!(header(&record, HEADER_TRUNCATED).is_some(), cut);
+        }
     }
 }

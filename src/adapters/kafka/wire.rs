@@ -117,6 +117,17 @@ fn read_script(object: &Map<String, Value>, id: &ScriptId) -> Result<Message, Re
     {
         return Err(type_error("id", "a string", value).into());
     }
+    if let Some(Value::String(text)) = object.get("id")
+        && text.len() > ScriptId::MAX_BYTES
+    {
+        // The RJ result goes out under the key or the coordinates (see `parse_message`), never under this id.
+        return Err(format!(
+            "field \"id\" is {} bytes, over the limit of {} bytes",
+            text.len(),
+            ScriptId::MAX_BYTES
+        )
+        .into());
+    }
     let language_name = optional_string(object, "language")?.ok_or_else(|| missing("language"))?;
     let language: Language = language_name
         .parse()
@@ -272,9 +283,17 @@ fn key_id(key: Option<&[u8]>) -> Option<ScriptId> {
         .and_then(|key| ScriptId::new(key).ok())
 }
 
+/// `topic:partition:offset`. A topic name may be 249 bytes, so it is shortened when the whole would be over
+/// [`ScriptId::MAX_BYTES`]; the partition and offset, which make the id unique within the topic, are always kept.
 fn coordinates_id(at: Coordinates<'_>) -> ScriptId {
-    ScriptId::new(format!("{}:{}:{}", at.topic, at.partition, at.offset))
-        .unwrap_or_else(|_| unreachable!("a formatted id is never empty"))
+    let suffix = format!(":{}:{}", at.partition, at.offset);
+    let room = ScriptId::MAX_BYTES.saturating_sub(suffix.len());
+    let end = (0..=room.min(at.topic.len()))
+        .rev()
+        .find(|&i| at.topic.is_char_boundary(i))
+        .unwrap_or(0);
+    ScriptId::new(format!("{}{suffix}", &at.topic[..end]))
+        .unwrap_or_else(|_| unreachable!("the suffix is never empty and the whole fits by construction"))
 }
 
 /// A script message as SCRC producers write it. Used by tests and tools to produce messages; the runner itself
@@ -636,6 +655,55 @@ mod tests {
         assert!(rejection(r#"{"type":"exec","language":"c","source":"x"}"#).contains("unknown message type \"exec\""));
         assert!(rejection(r#"{"language":"c","source":"x","checker":"diff"}"#).contains("unknown checker"));
         assert!(rejection(r#"{"id":7,"language":"c","source":"x"}"#).contains("field \"id\" must be a string"));
+    }
+
+    #[test]
+    fn an_id_over_the_limit_is_rejected_naming_the_limit_under_a_usable_id() {
+        let huge = "i".repeat(300_000);
+        let json = format!(r#"{{"id":"{huge}","language":"c","source":"x"}}"#);
+        let parsed = parse_message(Some(json.as_bytes()), Some(b"key-9"), at(), MAX);
+        let Ok(Inbound::Rejected { id, reason, .. }) = parsed else {
+            panic!("expected a rejection")
+        };
+        assert_eq!(reason, "field \"id\" is 300000 bytes, over the limit of 256 bytes");
+        assert_eq!(id.as_str(), "key-9", "the RJ result goes out under the key");
+        let Ok(Inbound::Rejected { id, .. }) = parse(&json) else {
+            panic!("expected a rejection")
+        };
+        assert_eq!(id.as_str(), "scripts:2:41", "or under the coordinates");
+
+        let longest = "i".repeat(256);
+        let json = format!(r#"{{"id":"{longest}","language":"c","source":"x"}}"#);
+        let Ok(Inbound::Script(script)) = parse(&json) else {
+            panic!("256 bytes is within the limit")
+        };
+        assert_eq!(script.id.as_str(), longest);
+    }
+
+    #[test]
+    fn a_key_over_the_limit_never_becomes_an_id() {
+        let key = vec![b'k'; 1000];
+        let parsed = parse_message(Some(br#"{"language":"go","source":"x"}"#), Some(&key), at(), MAX);
+        let Ok(Inbound::Script(script)) = parsed else { panic!() };
+        assert_eq!(script.id.as_str(), "scripts:2:41");
+        let error = parse_message(Some(b"{oops"), Some(&key), at(), MAX).unwrap_err();
+        assert_eq!(error.id, None, "no RJ result under an id that could never be published");
+    }
+
+    #[test]
+    fn a_coordinates_id_of_a_long_topic_name_still_fits() {
+        let topic = "t".repeat(249);
+        let at = Coordinates {
+            topic: &topic,
+            partition: i32::MAX,
+            offset: i64::MAX,
+        };
+        let Ok(Inbound::Script(script)) = parse_message(Some(br#"{"language":"go","source":"x"}"#), None, at, MAX)
+        else {
+            panic!()
+        };
+        assert!(script.id.as_str().len() <= ScriptId::MAX_BYTES);
+        assert!(script.id.as_str().ends_with(":2147483647:9223372036854775807"));
     }
 
     #[test]
