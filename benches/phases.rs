@@ -1,8 +1,12 @@
-//! Times each phase of the sandbox lifecycle for each language on this machine: container creation, start, the
-//! compiler's run, the program's run, stop, the archive transfers, and removal. Each script is a small sum
-//! program with three tests, built and judged `SCRC_BENCH_ITERATIONS` times (default 5) after one warm-up.
+//! Times each phase of the sandbox lifecycle for each language on this machine, on both sandbox paths side by side
+//! in one run: the fresh path (container creation, start, the compiler's run, the program's run, stop, the archive
+//! transfers and removal, per container) and the warm path (taking a pre-started pair from the pool, putting the
+//! source in, the compiler's run and the program's run; starting and removing containers happens off the script's
+//! path). Each script is a small sum program with three tests, built and judged `SCRC_BENCH_ITERATIONS` times
+//! (default 5) after one warm-up, on an otherwise idle runner.
 //!
 //!     cargo bench --bench phases
+//!     RUNNER_SANDBOX=warm cargo bench --bench phases     # one path only
 //!
 //! Needs Docker and the images of `scripts/build-images.sh` (or whatever `*_IMAGE` variables point at).
 
@@ -74,73 +78,135 @@ fn median(samples: &mut [Duration]) -> Duration {
     samples.get(samples.len() / 2).copied().unwrap_or_default()
 }
 
+/// Per language: the median time of each phase, and of a whole script.
+type Medians = BTreeMap<Language, (BTreeMap<Phase, Duration>, Duration)>;
+
+const PHASES: [Phase; 7] = [
+    Phase::Create,
+    Phase::Start,
+    Phase::Compile,
+    Phase::Run,
+    Phase::Stop,
+    Phase::Transfer,
+    Phase::Remove,
+];
+
+async fn measure(mode: &str, iterations: usize) -> Option<Medians> {
+    // Local images first, the environment on top: `PYTHON_IMAGE=python:3.12-alpine cargo bench` still works.
+    let mut vars = scrc::config::local_images();
+    vars.push((
+        "RUNNER_INSTANCE_ID".into(),
+        format!("bench-{mode}-{}", std::process::id()),
+    ));
+    vars.extend(std::env::vars());
+    vars.push(("RUNNER_SANDBOX".into(), mode.into()));
+    let config = match Config::from_vars(vars) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("bench: {error}");
+            return None;
+        }
+    };
+    let recorder = Arc::new(Recorder::default());
+    let observer: Arc<dyn PhaseObserver> = recorder.clone();
+    let docker = match DockerRuntime::start_observed(config.docker.clone(), Some(observer)).await {
+        Ok(docker) => docker,
+        Err(error) => {
+            eprintln!("bench: skipped, no Docker engine: {error}");
+            return None;
+        }
+    };
+    docker.prime();
+    let breaker = Arc::new(CircuitBreaker::new(config.breaker_threshold, config.breaker_cool_down));
+    let judge = Judge::new(docker, config.policy, breaker, config.retry);
+    let mut medians = Medians::new();
+    for language in Language::ALL {
+        let warm_up = judge.judge(&script(language, 0), &CancellationToken::new()).await;
+        if !matches!(&warm_up, Ok(report) if report.status == Status::Ok) {
+            eprintln!("bench: {language} did not judge OK: {warm_up:?}");
+            continue;
+        }
+        let mut totals = Vec::new();
+        let mut samples = BTreeMap::new();
+        for n in 1..=iterations {
+            // An idle runner: the pool has refilled and removals have finished before the next script arrives.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            recorder.take();
+            let started = Instant::now();
+            let report = judge.judge(&script(language, n), &CancellationToken::new()).await;
+            totals.push(started.elapsed());
+            assert!(
+                matches!(report, Ok(ref r) if r.status == Status::Ok),
+                "{mode} {language}: {report:?}"
+            );
+            for (phase, durations) in recorder.take() {
+                samples.entry(phase).or_insert_with(Vec::new).extend(durations);
+            }
+        }
+        let phases = PHASES
+            .iter()
+            .map(|phase| (*phase, median(samples.entry(*phase).or_default())))
+            .collect();
+        medians.insert(language, (phases, median(&mut totals)));
+    }
+    judge.runtime().cleanup().run().await;
+    Some(medians)
+}
+
+fn print_table(mode: &str, medians: &Medians) {
+    println!("\n{mode} path: median milliseconds per phase and per script (3 tests).");
+    print!("| language |");
+    for phase in PHASES {
+        print!(" {} |", phase.name());
+    }
+    println!(" script total |");
+    println!("|---|{}---|", "---|".repeat(PHASES.len()));
+    for (language, (phases, total)) in medians {
+        print!("| {language} |");
+        for phase in PHASES {
+            print!(" {:.1} |", phases[&phase].as_secs_f64() * 1000.0);
+        }
+        println!(" {:.0} |", total.as_secs_f64() * 1000.0);
+    }
+}
+
 fn main() {
     let iterations: usize = std::env::var("SCRC_BENCH_ITERATIONS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
+    let modes: Vec<String> = match std::env::var("RUNNER_SANDBOX") {
+        Ok(mode) if !mode.is_empty() => vec![mode],
+        _ => vec!["fresh".into(), "warm".into()],
+    };
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     runtime.block_on(async {
-        // Local images first, the environment on top: `PYTHON_IMAGE=python:3.12-alpine cargo bench` still works.
-        let mut vars = scrc::config::local_images();
-        vars.push(("RUNNER_INSTANCE_ID".into(), format!("bench-{}", std::process::id())));
-        vars.extend(std::env::vars());
-        let config = match Config::from_vars(vars) {
-            Ok(config) => config,
-            Err(error) => return eprintln!("bench: {error}"),
-        };
-        let recorder = Arc::new(Recorder::default());
-        let observer: Arc<dyn PhaseObserver> = recorder.clone();
-        let docker = match DockerRuntime::start_observed(config.docker.clone(), Some(observer)).await {
-            Ok(docker) => docker,
-            Err(error) => return eprintln!("bench: skipped, no Docker engine: {error}"),
-        };
-        let breaker = Arc::new(CircuitBreaker::new(config.breaker_threshold, config.breaker_cool_down));
-        let judge = Judge::new(docker, config.policy, breaker, config.retry);
-        let phases = [
-            Phase::Create,
-            Phase::Start,
-            Phase::Compile,
-            Phase::Run,
-            Phase::Stop,
-            Phase::Transfer,
-            Phase::Remove,
-        ];
-
+        println!("{iterations} scripts of 3 tests per language and path, one at a time, after one warm-up.");
+        println!("Fresh: create/start/stop/remove are per container (1 build + 3 runs). Warm: create is taking a");
         println!(
-            "Median milliseconds per phase, {iterations} scripts of 3 tests per language (1 build + 3 runs each)."
+            "started pair from the pool, transfer is putting the source in. Compile and run are the supervisor's."
         );
-        println!("create/start/stop/remove are per container; compile and run are the supervisor's own measure.\n");
-        print!("| language |");
-        for phase in phases {
-            print!(" {} |", phase.name());
+        let mut results = Vec::new();
+        for mode in &modes {
+            if let Some(medians) = measure(mode, iterations).await {
+                print_table(mode, &medians);
+                results.push((mode.clone(), medians));
+            }
         }
-        println!(" script total |");
-        println!("|---|{}---|", "---|".repeat(phases.len()));
-        for language in Language::ALL {
-            let warm_up = judge.judge(&script(language, 0), &CancellationToken::new()).await;
-            if !matches!(&warm_up, Ok(report) if report.status == Status::Ok) {
-                eprintln!("bench: {language} did not judge OK: {warm_up:?}");
-                continue;
+        if let [(_, fresh), (_, warm)] = results.as_slice() {
+            println!("\nPer script, warm against fresh, in one run:");
+            println!("| language | fresh ms | warm ms | warm / fresh |");
+            println!("|---|---|---|---|");
+            for (language, (_, fresh_total)) in fresh {
+                if let Some((_, warm_total)) = warm.get(language) {
+                    println!(
+                        "| {language} | {:.0} | {:.0} | {:.2} |",
+                        fresh_total.as_secs_f64() * 1000.0,
+                        warm_total.as_secs_f64() * 1000.0,
+                        warm_total.as_secs_f64() / fresh_total.as_secs_f64()
+                    );
+                }
             }
-            recorder.take();
-            let mut totals = Vec::new();
-            for n in 1..=iterations {
-                let started = Instant::now();
-                let report = judge.judge(&script(language, n), &CancellationToken::new()).await;
-                totals.push(started.elapsed());
-                assert!(
-                    matches!(report, Ok(ref r) if r.status == Status::Ok),
-                    "{language}: {report:?}"
-                );
-            }
-            let mut samples = recorder.take();
-            print!("| {language} |");
-            for phase in phases {
-                let ms = median(samples.entry(phase).or_default()).as_secs_f64() * 1000.0;
-                print!(" {ms:.1} |");
-            }
-            println!(" {:.0} |", median(&mut totals).as_secs_f64() * 1000.0);
         }
     });
 }

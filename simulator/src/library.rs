@@ -74,6 +74,18 @@ pub fn library() -> Result<Vec<Scenario>, LibraryError> {
 
 impl Scenario {
     /// The script message, exactly as an SCRC producer writes it.
+    /// The same scenario with a comment naming `token` at the end of its source: a program no cache has seen, with
+    /// the same behaviour.
+    pub fn unique(&self, token: &str) -> Scenario {
+        let comment = match self.language.as_str() {
+            "python" => "#",
+            _ => "//",
+        };
+        let mut unique = self.clone();
+        unique.source = format!("{}\n{comment} {token}\n", self.source.trim_end());
+        unique
+    }
+
     pub fn message(&self, id: &str) -> Value {
         let tests: Vec<Value> = self
             .tests
@@ -114,6 +126,21 @@ mod tests {
                 assert_eq!(scenario.expected, outcome.to_uppercase());
                 assert!(!scenario.tests.is_empty());
             }
+        }
+    }
+
+    #[test]
+    fn a_unique_source_differs_only_by_a_trailing_comment() {
+        for scenario in library().unwrap() {
+            let unique = scenario.unique("tok-1");
+            assert_ne!(unique.source, scenario.source);
+            assert!(
+                unique.source.starts_with(scenario.source.trim_end()),
+                "{}",
+                scenario.language
+            );
+            assert!(unique.source.trim_end().ends_with("tok-1"));
+            assert_eq!(unique.tests, scenario.tests);
         }
     }
 

@@ -88,6 +88,22 @@ pub enum Order {
     RoundRobin,
 }
 
+/// Whether each submission's source is made unique (a trailing comment with its id), so that no cache of the
+/// runner can answer it: every submission is compiled and run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sources {
+    AsIs,
+    Unique,
+}
+
+/// What a run sends: which scenario next (drawn with `seed`), and whether sources are made unique.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mix {
+    pub order: Order,
+    pub seed: u64,
+    pub sources: Sources,
+}
+
 /// The timing of one case run.
 #[derive(Debug, Clone, Copy)]
 pub struct Phases {
@@ -96,7 +112,7 @@ pub struct Phases {
     pub cooldown: Duration,
 }
 
-/// Drives one run: sends from `scenarios` (chosen by `order`) keeping `outstanding` submissions in flight during
+/// Drives one run: sends from `scenarios` (as `mix` says) keeping `outstanding` submissions in flight during
 /// warm-up and window, then waits out the cool-down for the window's submissions. Returns every submission.
 ///
 /// # Errors
@@ -104,12 +120,12 @@ pub struct Phases {
 pub async fn closed_loop(
     brokers: &str,
     scenarios: &[Scenario],
-    order: Order,
+    mix: Mix,
     outstanding: usize,
     phases: Phases,
     tag: &str,
-    seed: u64,
 ) -> anyhow::Result<Vec<Sample>> {
+    let Mix { order, seed, sources } = mix;
     let stop = CancellationToken::new();
     let mut results = kafka::results(
         brokers,
@@ -146,7 +162,11 @@ pub async fn closed_loop(
             let scenario = &scenarios[pick];
             sequence += 1;
             let id = format!("{tag}-{sequence}-{}-{}", scenario.language, scenario.outcome);
-            kafka::send(&producer, "scripts", &id, &scenario.message(&id).to_string()).await?;
+            let message = match sources {
+                Sources::AsIs => scenario.message(&id),
+                Sources::Unique => scenario.unique(&id).message(&id),
+            };
+            kafka::send(&producer, "scripts", &id, &message.to_string()).await?;
             let sent = Instant::now();
             index.insert(id.clone(), (samples.len(), sent));
             samples.push(Sample::sent(id, scenario, sent >= window_start));

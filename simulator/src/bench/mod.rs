@@ -15,6 +15,7 @@ pub mod load;
 pub mod output;
 pub mod plan;
 pub mod processes;
+pub mod sandbox;
 pub mod stats;
 
 use std::collections::BTreeMap;
@@ -51,19 +52,38 @@ pub fn main(args: &[String], tools: Tools, default_out: &Path) -> i32 {
         .iter()
         .find(|arg| !arg.starts_with('-'))
         .map_or("quick", String::as_str);
+    let scale = std::env::var("SCRC_BENCH_SCALE")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok());
+    // `sandbox` compares the sandbox paths (see `sandbox.rs`); it has no windows of the other plans.
+    if name == "sandbox" {
+        let out = std::env::var("SCRC_BENCH_OUT")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| default_out.join("sandbox"));
+        let outcome = tokio::runtime::Runtime::new()
+            .map_err(anyhow::Error::from)
+            .and_then(|runtime| runtime.block_on(sandbox::run(&tools, &out, scale.unwrap_or(1.0))));
+        return match outcome {
+            Ok(manifest) => {
+                println!("{}", serde_json::to_string_pretty(&manifest).unwrap_or_default());
+                0
+            }
+            Err(error) => {
+                eprintln!("harness: {error:#}");
+                1
+            }
+        };
+    }
     // `school` is the full plan's burst alone: the load-test report's scenario without the hours of the full plan.
     let (plan_name, school_only) = match name {
         "school" => ("full", true),
         other => (other, false),
     };
     let Some(mut plan) = Plan::named(plan_name) else {
-        eprintln!("harness: unknown plan {name:?}; use quick, full or school");
+        eprintln!("harness: unknown plan {name:?}; use quick, full, school or sandbox");
         return 2;
     };
-    if let Some(factor) = std::env::var("SCRC_BENCH_SCALE")
-        .ok()
-        .and_then(|v| v.parse::<f64>().ok())
-    {
+    if let Some(factor) = scale {
         plan = plan.scaled(factor);
     }
     let out = std::env::var("SCRC_BENCH_OUT")
@@ -417,7 +437,7 @@ async fn school_burst(
         burst.students,
         clock.elapsed().as_secs_f64()
     );
-    let (samples, metrics) = run_burst(burst, library, tools, out, tag).await?;
+    let (samples, metrics) = run_burst(burst, library, tools, out, tag, load::Sources::AsIs).await?;
     csv_files.extend(output::write_case(
         out,
         "school_burst",
@@ -507,11 +527,14 @@ async fn run_case(
     let samples = load::closed_loop(
         &broker.brokers,
         library,
-        draw,
+        load::Mix {
+            order: draw,
+            seed,
+            sources: load::Sources::AsIs,
+        },
         case.outstanding(),
         phases,
         &format!("b-{tag}-{}-{run}", case.name()),
-        seed,
     )
     .await;
     let exited: Vec<String> = runners
@@ -533,7 +556,7 @@ async fn run_case(
 }
 
 /// A classroom: mostly Python, then Java, C, C++ and Go. First attempts fail often; fixes mostly pass.
-fn classroom(students: usize, library: &[Scenario], tag: &str) -> Vec<(String, Scenario)> {
+fn classroom(students: usize, library: &[Scenario], tag: &str, sources: load::Sources) -> Vec<(String, Scenario)> {
     let languages = [
         ("python", 0.60),
         ("java", 0.20),
@@ -573,10 +596,12 @@ fn classroom(students: usize, library: &[Scenario], tag: &str) -> Vec<(String, S
         for (attempt, mix) in [("first", &first), ("fix", &fix)] {
             let outcome = pick(&mut draw, mix);
             if let Some(scenario) = scenario(language, outcome) {
-                submissions.push((
-                    format!("burst-{tag}-s{student}-{attempt}-{language}-{outcome}"),
-                    scenario,
-                ));
+                let id = format!("burst-{tag}-s{student}-{attempt}-{language}-{outcome}");
+                let scenario = match sources {
+                    load::Sources::AsIs => scenario,
+                    load::Sources::Unique => scenario.unique(&id),
+                };
+                submissions.push((id, scenario));
             }
         }
     }
@@ -584,13 +609,15 @@ fn classroom(students: usize, library: &[Scenario], tag: &str) -> Vec<(String, S
 }
 
 /// Sends the whole burst at once to a freshly started runner (after one probe script has come back, so the runner
-/// is in its group) and measures until every result is back.
-async fn run_burst(
+/// is in its group) and measures until every result is back. The metrics include the runners' resident memory
+/// when idle (after the probe) and at their peak (the kernel's high-water mark, at the end).
+pub(crate) async fn run_burst(
     burst: Burst,
     library: &[Scenario],
     tools: &Tools,
     out: &Path,
     tag: &str,
+    sources: load::Sources,
 ) -> anyhow::Result<(Vec<Sample>, Value)> {
     let broker = Broker::start(tools, (burst.replicas * burst.parallelism).max(12)).await?;
     let mut runners = Vec::new();
@@ -621,8 +648,16 @@ async fn run_burst(
             out.join("logs").display()
         );
     }
-    let submissions = classroom(burst.students, library, tag);
+    let idle_rss = runners
+        .iter()
+        .filter_map(|r| processes::memory_kib(r.pid()?, "VmRSS"))
+        .max();
+    let submissions = classroom(burst.students, library, tag, sources);
     let (samples, drain) = load::burst(&broker.brokers, &submissions, burst.timeout, &format!("burst-{tag}")).await?;
+    let peak_rss = runners
+        .iter()
+        .filter_map(|r| processes::memory_kib(r.pid()?, "VmHWM"))
+        .max();
     futures::future::join_all(runners.into_iter().map(Runner::stop)).await;
     broker.stop().await;
 
@@ -652,6 +687,8 @@ async fn run_burst(
         "latency_p99_seconds": distribution.map(|d| d.p99),
         "failure_rate": failures as f64 / total,
         "mismatch_rate": mismatches as f64 / total,
+        "runner_rss_idle_mib": idle_rss.map(|kib| kib as f64 / 1024.0),
+        "runner_rss_peak_mib": peak_rss.map(|kib| kib as f64 / 1024.0),
     });
     Ok((samples, metrics))
 }

@@ -86,6 +86,11 @@ impl Runner {
         Ok(Self { child })
     }
 
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Whether the process has exited (for example on a configuration error).
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
         self.child.try_wait().ok().flatten()
@@ -94,6 +99,15 @@ impl Runner {
     pub async fn stop(mut self) {
         terminate(&mut self.child, Duration::from_secs(40)).await;
     }
+}
+
+/// A memory figure of a process from `/proc/<pid>/status` (`VmRSS` now, `VmHWM` its peak), in KiB.
+pub fn memory_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|value| value.split_whitespace().next()?.parse().ok())
 }
 
 /// SIGTERM, then SIGKILL if the process has not exited within `grace`.

@@ -2,13 +2,15 @@
 //!
 //! [`languages`] knows how each language builds and runs. Two sandbox paths create containers, always through
 //! [`hardening`]: [`warm`] (the default) builds a script in one pre-started container from the [`pool`] and runs all
-//! its tests in another, each driven as a [`server`] over its attached stream ([`protocol`]); [`sandbox`] is the
-//! earlier path, a fresh container per test with files moved through the archive API. Both map what the supervisor
+//! its tests in another, each driven as a [`server`] over its attached stream ([`protocol`]); [`fresh`] is the
+//! earlier path, a fresh container per test with files moved through the archive API. [`sandbox`] holds what
+//! both share. Both map what the supervisor
 //! ([`guard`]) reports to verdict facts the same way ([`outcome`]); [`reaper`] removes what a crashed runner left.
 
 pub mod archive;
 pub mod capture;
 pub mod engine;
+pub mod fresh;
 pub mod guard;
 pub mod hardening;
 pub mod labels;
@@ -30,9 +32,10 @@ use tokio_util::sync::CancellationToken;
 use crate::domain::{Execution, Language, Limits, Script};
 use crate::ports::{Preparation, Runtime, RuntimeError};
 use engine::Engine;
+use fresh::{FreshBuilt, FreshSandbox, FreshWorkspace};
 use languages::Toolchain;
 use pool::{Images, Pool};
-use sandbox::{BuildPlan, Built, PhaseObserver, RunPlan, Sandbox, SandboxMode, SandboxSettings, Workspace};
+use sandbox::{BuildPlan, PhaseObserver, RunPlan, SandboxMode, SandboxSettings};
 use warm::{WarmBuilt, WarmSandbox, WarmWorkspace};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -47,7 +50,7 @@ pub struct DockerSettings {
 
 pub struct DockerRuntime {
     /// The fresh path; also the engine handle and settings for the warm one.
-    sandbox: Sandbox,
+    sandbox: FreshSandbox,
     /// The warm path, when `RUNNER_SANDBOX=warm`.
     warm: Option<WarmSandbox>,
     toolchains: BTreeMap<Language, Toolchain>,
@@ -65,7 +68,7 @@ pub struct Program {
 /// A built program on either sandbox path.
 #[derive(Debug)]
 enum Prepared {
-    Fresh(Workspace),
+    Fresh(FreshWorkspace),
     Warm(Box<WarmWorkspace>),
 }
 
@@ -102,7 +105,7 @@ impl DockerRuntime {
             );
             WarmSandbox::new(pool, settings.sandbox.clone(), observer.clone())
         });
-        let mut sandbox = Sandbox::new(engine, settings.sandbox);
+        let mut sandbox = FreshSandbox::new(engine, settings.sandbox);
         if let Some(observer) = observer {
             sandbox = sandbox.with_observer(observer);
         }
@@ -256,11 +259,11 @@ impl Runtime for DockerRuntime {
             .build(&script.id, script.source.as_str(), build, run, limits, cancel)
             .await?;
         Ok(match built {
-            Built::Ready(workspace) => Preparation::Ready(Program {
+            FreshBuilt::Ready(workspace) => Preparation::Ready(Program {
                 workspace: Prepared::Fresh(workspace),
                 language,
             }),
-            Built::Failed(failure) => Preparation::BuildFailed(failure),
+            FreshBuilt::Failed(failure) => Preparation::BuildFailed(failure),
         })
     }
 
