@@ -16,6 +16,8 @@
  */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <linux/landlock.h>
+#include <sys/syscall.h>
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
@@ -276,10 +278,16 @@ int main(int argc, char **argv) {
  * Runner to guard:
  *   'W'  wipe: kill every process but PID 1, then empty every <writable-dir> (no reply)
  *   'F'  write a file: u32 mode, i64 mtime (s), u32 path length, path, contents (no reply)
- *   'X'  run a test: u32 limit ms, u32 output limit, u32 argc, u32 envc, u32 length of the strings, then workdir,
- *        argv and env as NUL-terminated strings, then stdin to the end of the frame. Reply 'R'.
+ *   'X'  run a test: u32 limit ms, u32 output limit, u32 flags, u32 argc, u32 envc, u32 length of the strings,
+ *        then workdir, argv and env as NUL-terminated strings, then stdin to the end of the frame. Reply 'R'.
+ *        Flag 1, seal: the test may write only beneath the <writable-dir>s and to devices in /dev; everything else,
+ *        the program directory included, is read-only to it (Landlock, unprivileged, applied in the test's own
+ *        process before exec, so it binds the test and everything it starts). Landlock does not cover a file's
+ *        mode and times, so before a sealed test the guard puts back those of the tree 'K' recorded.
+ *   'K'  keep: record the mode and times of every entry under a path (the built program), to restore them before
+ *        every sealed test (no reply)
  * Guard to runner:
- *   'H'  hello, once, when the guard is ready
+ *   'H'  hello, once, when the guard is ready: "scrc-guard 1 landlock=<ABI version, 0 without Landlock>"
  *   'R'  u32 report length, report JSON, u32 stdout length, stdout, u32 stderr length, stderr
  * A failed 'W' or 'F' is remembered and returned in the next reply as "setup_errno"; a test is then not run.
  *
@@ -292,8 +300,24 @@ int main(int argc, char **argv) {
  * ------------------------------------------------------------------------------------------------------------------ */
 
 #define FRAME_LIMIT (256u * 1024u * 1024u)
+#define RUN_HEADER 24
+#define RUN_SEAL 1u
+#ifndef LANDLOCK_ACCESS_FS_TRUNCATE
+#define LANDLOCK_ACCESS_FS_TRUNCATE (1ULL << 14)
+#endif
 
 static int setup_errno = 0;
+
+/* The program tree recorded by 'K': its entries' paths, modes and times, parents before children. */
+struct kept {
+    char *path;
+    mode_t mode;
+    struct timespec times[2];
+};
+static struct kept *kept_entries = NULL;
+static size_t kept_count = 0, kept_capacity = 0;
+static int writable_count = 0;
+static char **writable_dirs = NULL;
 static int64_t test_max_rss_kb = 0;
 static int sigchld_pipe[2] = {-1, -1};
 
@@ -545,6 +569,83 @@ static void op_file(uint32_t length) {
     }
 }
 
+static void keep_entry(const char *path, const struct stat *st) {
+    if (kept_count == kept_capacity) {
+        size_t capacity = kept_capacity ? kept_capacity * 2 : 64;
+        struct kept *grown = realloc(kept_entries, capacity * sizeof *grown);
+        if (!grown) {
+            if (!setup_errno) setup_errno = ENOMEM;
+            return;
+        }
+        kept_entries = grown;
+        kept_capacity = capacity;
+    }
+    char *copy = strdup(path);
+    if (!copy) {
+        if (!setup_errno) setup_errno = ENOMEM;
+        return;
+    }
+    kept_entries[kept_count].path = copy;
+    kept_entries[kept_count].mode = st->st_mode & 07777;
+    kept_entries[kept_count].times[0] = st->st_atim;
+    kept_entries[kept_count].times[1] = st->st_mtim;
+    kept_count++;
+}
+
+/* Records `path` and what is beneath it, parents first, at most `depth` levels down. */
+static void keep_tree(const char *path, int depth) {
+    struct stat st;
+    if (lstat(path, &st) != 0) {
+        if (!setup_errno) setup_errno = errno;
+        return;
+    }
+    if (S_ISLNK(st.st_mode)) return;
+    keep_entry(path, &st);
+    if (!S_ISDIR(st.st_mode)) return;
+    if (depth <= 0) {
+        if (!setup_errno) setup_errno = ELOOP;
+        return;
+    }
+    DIR *dir = opendir(path);
+    if (!dir) {
+        if (!setup_errno) setup_errno = errno;
+        return;
+    }
+    struct dirent *entry;
+    while ((entry = readdir(dir)) != NULL) {
+        if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0) continue;
+        char child[PATH_MAX];
+        int n = snprintf(child, sizeof child, "%s/%s", path, entry->d_name);
+        if (n < 0 || n >= (int)sizeof child) {
+            if (!setup_errno) setup_errno = ENAMETOOLONG;
+            continue;
+        }
+        keep_tree(child, depth - 1);
+    }
+    closedir(dir);
+}
+
+static void op_keep(uint32_t length) {
+    char path[PATH_MAX + 1];
+    if (length == 0 || length > PATH_MAX) {
+        if (skip(length) != 0) _exit(0);
+        if (!setup_errno) setup_errno = EINVAL;
+        return;
+    }
+    if (read_full(0, path, length) != 0) _exit(0);
+    path[length] = '\0';
+    keep_tree(path, 32);
+}
+
+/* Puts back the recorded modes and times, parents first so that every path is reachable again. */
+static int restore_kept(void) {
+    for (size_t i = 0; i < kept_count; i++) {
+        if (fchmodat(AT_FDCWD, kept_entries[i].path, kept_entries[i].mode, 0) != 0) return errno;
+        if (utimensat(AT_FDCWD, kept_entries[i].path, kept_entries[i].times, AT_SYMLINK_NOFOLLOW) != 0) return errno;
+    }
+    return 0;
+}
+
 /* Output of one stream of a test, kept up to the limit. */
 struct stream {
     int fd;
@@ -598,6 +699,43 @@ static void send_report(const char *json, struct stream *out, struct stream *err
     free(reply.data);
 }
 
+/* The Landlock ABI version the kernel offers, or 0. */
+static int landlock_abi(void) {
+    long abi = syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
+    return abi < 0 ? 0 : (int)abi;
+}
+
+/* Applies the seal in the test's process: from here on it may write only beneath the writable directories, and to
+ * device files under /dev (/dev/null); everything else is read-only to it and to whatever it starts. 0 or errno. */
+static int seal(void) {
+    int abi = landlock_abi();
+    if (abi < 3) return EOPNOTSUPP;
+    __u64 write = LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_REMOVE_DIR | LANDLOCK_ACCESS_FS_REMOVE_FILE |
+                  LANDLOCK_ACCESS_FS_MAKE_CHAR | LANDLOCK_ACCESS_FS_MAKE_DIR | LANDLOCK_ACCESS_FS_MAKE_REG |
+                  LANDLOCK_ACCESS_FS_MAKE_SOCK | LANDLOCK_ACCESS_FS_MAKE_FIFO | LANDLOCK_ACCESS_FS_MAKE_BLOCK |
+                  LANDLOCK_ACCESS_FS_MAKE_SYM | LANDLOCK_ACCESS_FS_REFER | LANDLOCK_ACCESS_FS_TRUNCATE;
+    struct landlock_ruleset_attr attr;
+    memset(&attr, 0, sizeof attr);
+    attr.handled_access_fs = write;
+    int ruleset = (int)syscall(SYS_landlock_create_ruleset, &attr, sizeof attr, 0);
+    if (ruleset < 0) return errno;
+    for (int i = 0; i <= writable_count; i++) {
+        const char *dir = i < writable_count ? writable_dirs[i] : "/dev";
+        struct landlock_path_beneath_attr beneath;
+        memset(&beneath, 0, sizeof beneath);
+        beneath.allowed_access =
+            i < writable_count ? write : LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_TRUNCATE;
+        beneath.parent_fd = open(dir, O_PATH | O_CLOEXEC);
+        if (beneath.parent_fd < 0) return errno;
+        if (syscall(SYS_landlock_add_rule, ruleset, LANDLOCK_RULE_PATH_BENEATH, &beneath, 0) != 0) return errno;
+        close(beneath.parent_fd);
+    }
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return errno;
+    if (syscall(SYS_landlock_restrict_self, ruleset, 0) != 0) return errno;
+    close(ruleset);
+    return 0;
+}
+
 static int64_t rusage_cpu_ns(const struct rusage *usage) {
     return ((int64_t)usage->ru_utime.tv_sec + usage->ru_stime.tv_sec) * 1000000000LL +
            ((int64_t)usage->ru_utime.tv_usec + usage->ru_stime.tv_usec) * 1000LL;
@@ -605,23 +743,23 @@ static int64_t rusage_cpu_ns(const struct rusage *usage) {
 
 static void op_run(uint32_t length) {
     struct stream out = {-1, {0}, 0}, err = {-1, {0}, 0};
-    unsigned char fixed[20];
-    if (length < 20) {
+    unsigned char fixed[RUN_HEADER] = {0};
+    int whole = length >= RUN_HEADER;
+    if (!whole) {
         if (skip(length) != 0) _exit(0);
         if (!setup_errno) setup_errno = EINVAL;
-    } else if (read_full(0, fixed, 20) != 0) {
+    } else if (read_full(0, fixed, RUN_HEADER) != 0) {
         _exit(0);
     }
-    uint32_t limit_ms = length < 20 ? 0 : get_u32(fixed), output_limit = length < 20 ? 0 : get_u32(fixed + 4);
-    uint32_t argc = length < 20 ? 0 : get_u32(fixed + 8), envc = length < 20 ? 0 : get_u32(fixed + 12);
-    uint32_t strings_length = length < 20 ? 0 : get_u32(fixed + 16);
-    uint32_t rest = length < 20 ? 0 : length - 20;
+    uint32_t limit_ms = get_u32(fixed), output_limit = get_u32(fixed + 4), flags = get_u32(fixed + 8);
+    uint32_t argc = get_u32(fixed + 12), envc = get_u32(fixed + 16), strings_length = get_u32(fixed + 20);
+    uint32_t rest = whole ? length - RUN_HEADER : 0;
     char *strings = NULL;
-    if (length >= 20 && (strings_length > rest || strings_length > 1024 * 1024 || argc == 0 || argc + envc > 65536)) {
+    if (whole && (strings_length > rest || strings_length > 1024 * 1024 || argc == 0 || argc + envc > 65536)) {
         if (skip(rest) != 0) _exit(0);
         rest = 0;
         if (!setup_errno) setup_errno = EINVAL;
-    } else if (length >= 20) {
+    } else if (whole) {
         strings = malloc(strings_length + 1);
         if (!strings || read_full(0, strings, strings_length) != 0) _exit(0);
         strings[strings_length] = '\0';
@@ -636,6 +774,10 @@ static void op_run(uint32_t length) {
         if (read_full(0, buffer, chunk) != 0) _exit(0);
         if (input >= 0 && write_full(input, buffer, chunk) != 0 && !setup_errno) setup_errno = errno ? errno : EIO;
         rest -= (uint32_t)chunk;
+    }
+    if ((flags & RUN_SEAL) && !setup_errno) {
+        int restored = restore_kept();
+        if (restored) setup_errno = restored;
     }
     char **vector = NULL;
     const char *workdir = strings;
@@ -694,6 +836,16 @@ static void op_run(uint32_t length) {
         dup2(out_pipe[1], 1);
         dup2(err_pipe[1], 2);
         int error = 0;
+        if (flags & RUN_SEAL) {
+            /* A test that cannot be sealed must not run unsealed: report it as a sandbox failure (negative). */
+            int sealed = seal();
+            if (sealed != 0) {
+                int failure = -sealed;
+                ssize_t ignored = write(exec_pipe[1], &failure, sizeof failure);
+                (void)ignored;
+                _exit(127);
+            }
+        }
         if (chdir(workdir) != 0) error = errno;
         if (!error) {
             /* The image's variables, with the test's own over them. */
@@ -736,6 +888,8 @@ static void op_run(uint32_t length) {
         break;
     }
     close(exec_pipe[0]);
+    int seal_errno = exec_errno < 0 ? -exec_errno : 0;
+    if (seal_errno) exec_errno = 0;
 
     int64_t limit_ns = (int64_t)(limit_ms ? limit_ms : 1) * 1000000LL;
     int status = 0, timed_out = 0, finished_child = 0;
@@ -786,7 +940,8 @@ static void op_run(uint32_t length) {
     append_optional(&at, end, "cpu_ns", cpu_ns);
     append_optional(&at, end, "memory_peak", peak);
     append_optional(&at, end, "oom_kills", oom_kills);
-    append(&at, end, ",\"output_exceeded\":%s}", out.exceeded || err.exceeded ? "true" : "false");
+    append(&at, end, ",\"output_exceeded\":%s", out.exceeded || err.exceeded ? "true" : "false");
+    append(&at, end, ",\"setup_errno\":%d}", seal_errno);
     send_report(json, &out, &err);
     free(out.kept.data);
     free(err.kept.data);
@@ -817,8 +972,12 @@ static int serve(int argc, char **argv) {
             return 124;
         }
     }
+    writable_count = argc - 2;
+    writable_dirs = argv + 2;
+    char greeting[64];
+    int greeting_length = snprintf(greeting, sizeof greeting, "scrc-guard 1 landlock=%d", landlock_abi());
     struct bytes hello = {0};
-    bytes_add(&hello, "scrc-guard 1", 12);
+    bytes_add(&hello, greeting, (size_t)greeting_length);
     send_frame('H', &hello);
     free(hello.data);
     for (;;) {
@@ -829,13 +988,16 @@ static int serve(int argc, char **argv) {
         switch (header[0]) {
         case 'W':
             if (skip(length) != 0) goto done;
-            op_wipe(argc - 2, argv + 2);
+            op_wipe(writable_count, writable_dirs);
             break;
         case 'F':
             op_file(length);
             break;
         case 'X':
             op_run(length);
+            break;
+        case 'K':
+            op_keep(length);
             break;
         default:
             goto done;

@@ -22,7 +22,7 @@ def probe():
     except OSError:
         sysv = 'unreadable'
     with open('/box/main.py') as f:
-        program = f.read().startswith('# warm probe')
+        program = f.read().startswith('# warm probe') and os.stat('/box/main.py').st_mode & 0o777 == 0o444
     print('procs', len(others), 'tmp', len(os.listdir('/tmp')), 'shm', len(os.listdir('/dev/shm')),
           'sysv', sysv, 'program', program)
 
@@ -65,10 +65,17 @@ def sysv_shm():
 
 def overwrite_program():
     for attempt in (lambda: os.remove('/box/main.py'), lambda: open('/box/main.py', 'w').write('x'),
-                    lambda: os.chmod('/box/main.py', 0o777), lambda: os.rename('/box/main.py', '/box/moved')):
+                    lambda: os.truncate('/box/main.py', 0), lambda: os.rename('/box/main.py', '/box/moved'),
+                    lambda: os.link('/box/main.py', '/box/linked'), lambda: open('/box/new', 'w')):
         try:
             attempt()
             print('changed the program')
+        except OSError:
+            pass
+    # Where the program directory is writable but sealed, a test may change modes; the next test gets them back.
+    for path, mode in (('/box/main.py', 0), ('/box', 0)):
+        try:
+            os.chmod(path, mode)
         except OSError:
             pass
 

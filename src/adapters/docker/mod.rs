@@ -143,8 +143,7 @@ impl DockerRuntime {
 
     /// Containers and volumes of warm sandboxes started and waiting for a script; none on the fresh path.
     pub fn idle_sandboxes(&self) -> (usize, usize) {
-        let pairs = self.warm.as_ref().map_or(0, WarmSandbox::idle);
-        (2 * pairs, pairs)
+        self.warm.as_ref().map_or((0, 0), WarmSandbox::idle)
     }
 
     fn toolchain(&self, language: Language) -> Result<&Toolchain, RuntimeError> {

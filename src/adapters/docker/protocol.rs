@@ -3,7 +3,7 @@
 //! here and the I/O in [`super::server`] stays a loop.
 //!
 //! A frame is one op byte, a little-endian `u32` payload length, and the payload. Requests: `W` wipe, `F` write a
-//! file, `X` run a test. Replies: `H` hello, `R` a test's report and output.
+//! file, `K` keep a tree's modes and times, `X` run a test. Replies: `H` hello, `R` a test's report and output.
 
 use serde::Deserialize;
 
@@ -33,6 +33,22 @@ pub struct Exec<'a> {
     pub argv: &'a [String],
     pub env: &'a [String],
     pub stdin: &'a [u8],
+    /// Let the test write only to the supervisor's writable directories (and `/dev`), so that a program directory
+    /// mounted writable for the build is read-only to the tests.
+    pub seal: bool,
+}
+
+/// What the supervisor says of itself when it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hello {
+    /// The kernel's Landlock ABI version, 0 without Landlock; sealing needs 3 (truncation is restricted from 3).
+    pub landlock: u32,
+}
+
+impl Hello {
+    pub fn can_seal(self) -> bool {
+        self.landlock >= 3
+    }
 }
 
 /// The supervisor's account of one test.
@@ -65,7 +81,7 @@ pub struct ServedReport {
 /// A decoded reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
-    Hello,
+    Hello(Hello),
     Report {
         report: ServedReport,
         stdout: Vec<u8>,
@@ -106,6 +122,11 @@ pub fn put(file: &File<'_>) -> Vec<u8> {
     frame(b'F', &payload)
 }
 
+/// Records the modes and times of the tree under `path`, to be put back before every sealed test.
+pub fn keep(path: &str) -> Vec<u8> {
+    frame(b'K', path.as_bytes())
+}
+
 pub fn exec(request: &Exec<'_>) -> Vec<u8> {
     let mut strings = Vec::new();
     for string in std::iter::once(request.workdir)
@@ -116,10 +137,11 @@ pub fn exec(request: &Exec<'_>) -> Vec<u8> {
         strings.extend(string.bytes().filter(|&b| b != 0));
         strings.push(0);
     }
-    let mut payload = Vec::with_capacity(20 + strings.len() + request.stdin.len());
+    let mut payload = Vec::with_capacity(24 + strings.len() + request.stdin.len());
     for value in [
         request.limit_ms,
         request.output_limit,
+        u32::from(request.seal),
         length(request.argv.len()),
         length(request.env.len()),
         length(strings.len()),
@@ -150,7 +172,13 @@ pub fn take_reply(buffer: &mut Vec<u8>) -> Result<Option<Reply>, BadFrame> {
     let payload: Vec<u8> = buffer.drain(..HEADER + size).skip(HEADER).collect();
     let mut reader = Reader(&payload);
     let reply = match op {
-        b'H' => Reply::Hello,
+        b'H' => Reply::Hello(Hello {
+            landlock: String::from_utf8_lossy(&payload)
+                .split_whitespace()
+                .find_map(|word| word.strip_prefix("landlock="))
+                .and_then(|abi| abi.parse().ok())
+                .unwrap_or(0),
+        }),
         b'R' => {
             let json = reader.chunk()?;
             let report = serde_json::from_slice(json).map_err(|e| BadFrame(format!("report: {e}")))?;
@@ -211,7 +239,7 @@ mod tests {
         let mut buffer = whole[..whole.len() - 1].to_vec();
         assert_eq!(take_reply(&mut buffer), Ok(None));
         buffer.push(*whole.last().unwrap());
-        buffer.extend(reply(b'H', b"scrc-guard 1"));
+        buffer.extend(reply(b'H', b"scrc-guard 1 landlock=7"));
         let Some(Reply::Report { report, stdout, stderr }) = take_reply(&mut buffer).unwrap() else {
             panic!("not a report");
         };
@@ -220,7 +248,11 @@ mod tests {
             (Some(0), 5, Some(4096))
         );
         assert_eq!((stdout.as_slice(), stderr.as_slice()), (&b"out"[..], &b"err"[..]));
-        assert_eq!(take_reply(&mut buffer), Ok(Some(Reply::Hello)), "the next frame stays");
+        assert_eq!(
+            take_reply(&mut buffer),
+            Ok(Some(Reply::Hello(Hello { landlock: 7 }))),
+            "the next frame stays"
+        );
         assert!(buffer.is_empty());
     }
 
@@ -267,14 +299,30 @@ mod tests {
             argv: &argv,
             env: &env,
             stdin: b"1 2\n",
+            seal: true,
         });
         assert_eq!(frame[0], b'X');
         let payload = &frame[HEADER..];
         let field = |i: usize| u32::from_le_bytes(payload[i * 4..i * 4 + 4].try_into().unwrap());
-        assert_eq!((field(0), field(1), field(2), field(3)), (1500, 64, 2, 1));
-        let strings = &payload[20..20 + field(4) as usize];
+        assert_eq!((field(0), field(1), field(2), field(3), field(4)), (1500, 64, 1, 2, 1));
+        let strings = &payload[24..24 + field(5) as usize];
         assert_eq!(strings, b"/box\0python3\0/box/main.py\0HOME=/tmp\0");
-        assert_eq!(&payload[20 + field(4) as usize..], b"1 2\n");
+        assert_eq!(&payload[24 + field(5) as usize..], b"1 2\n");
+    }
+
+    #[test]
+    fn the_hello_tells_whether_tests_can_be_sealed() {
+        for (greeting, landlock, seals) in [
+            (&b"scrc-guard 1 landlock=7"[..], 7, true),
+            (b"scrc-guard 1 landlock=2", 2, false),
+            (b"scrc-guard 1", 0, false),
+        ] {
+            let mut buffer = reply(b'H', greeting);
+            let Some(Reply::Hello(hello)) = take_reply(&mut buffer).unwrap() else {
+                panic!("not a hello");
+            };
+            assert_eq!((hello.landlock, hello.can_seal()), (landlock, seals));
+        }
     }
 
     #[test]

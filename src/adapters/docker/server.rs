@@ -16,7 +16,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 use super::engine::Engine;
-use super::protocol::{self, Exec, File, Reply, ServedReport};
+use super::protocol::{self, Exec, File, Hello, Reply, ServedReport};
 use crate::ports::RuntimeError;
 
 type Output = Pin<Box<dyn Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>;
@@ -41,6 +41,10 @@ pub struct Server {
     pub started: Instant,
     /// The memory limit the container has now, in bytes.
     pub memory: u64,
+    /// What the supervisor said when it started.
+    pub hello: Hello,
+    /// Whether tests run here sealed: the container built the program into a volume it mounts writable.
+    pub seal_tests: bool,
     /// The script's program volume, let go of only after the container is removed.
     volume: Option<Arc<ProgramVolume>>,
 }
@@ -113,11 +117,16 @@ impl Server {
             broken: false,
             started: Instant::now(),
             memory,
+            hello: Hello { landlock: 0 },
+            seal_tests: false,
             volume,
         };
         server.engine.start(&server.id).await?;
         match tokio::time::timeout(HELLO_TIMEOUT, server.reply()).await {
-            Ok(Ok(Reply::Hello)) => Ok(server),
+            Ok(Ok(Reply::Hello(hello))) => {
+                server.hello = hello;
+                Ok(server)
+            }
             Ok(Ok(_)) => Err(server.fail("the supervisor did not start with a hello")),
             Ok(Err(error)) => Err(error),
             Err(_) => Err(server.fail("the supervisor did not say hello within 30 s")),
@@ -158,6 +167,15 @@ impl Server {
             frames.extend(protocol::put(file));
         }
         self.send(&frames).await
+    }
+
+    /// Records the modes and times of the built program under `path`: Landlock keeps sealed tests from writing it,
+    /// not from changing those, so the supervisor puts them back before every sealed test.
+    ///
+    /// # Errors
+    /// [`RuntimeError`] when the stream fails; a failure inside the container comes back with the next report.
+    pub async fn keep(&mut self, path: &str) -> Result<(), RuntimeError> {
+        self.send(&protocol::keep(path)).await
     }
 
     /// Runs one test and waits for its report until `backstop`. On cancellation the container is killed.

@@ -73,9 +73,9 @@ impl WarmSandbox {
         self.pool.prime(images);
     }
 
-    /// Pairs started and waiting in the pool.
-    pub fn idle(&self) -> usize {
-        self.pool.idle_pairs()
+    /// Containers and volumes started and waiting in the pool.
+    pub fn idle(&self) -> (usize, usize) {
+        self.pool.idle()
     }
 
     fn observe(&self, phase: Phase, since: Instant) {
@@ -124,6 +124,7 @@ impl WarmSandbox {
             argv: &plan.command,
             env: &plan.env,
             stdin: b"",
+            seal: false,
         };
         let observed = match builder.exec(&request, limit + BACKSTOP, cancel).await? {
             Waited::Served(served) => {
@@ -136,7 +137,6 @@ impl WarmSandbox {
             Waited::Backstop => backstopped(limit),
             Waited::OutOfMemory => out_of_memory(),
         };
-        drop(builder);
         let limits_of_build = CompileLimits {
             time: limit,
             memory: self.settings.compile_memory_limit,
@@ -152,6 +152,15 @@ impl WarmSandbox {
             Err(NoReport) => return Err(RuntimeError::Sandbox("the build supervisor sent no report".into())),
         }
 
+        // The tests run in the run container, or sealed in the builder, under the script's own memory limit.
+        let runner = match runner {
+            Some(runner) => runner,
+            None => {
+                builder.keep(PROGRAM_DIR).await?;
+                builder.limit_memory(limits.memory.bytes()).await?;
+                builder
+            }
+        };
         Ok(WarmBuilt::Ready(Box::new(WarmWorkspace {
             volume,
             run,
@@ -197,6 +206,7 @@ impl WarmSandbox {
             argv: &workspace.run.command,
             env: &workspace.run.env,
             stdin: input,
+            seal: server.seal_tests,
         };
         let observed = match server.exec(&request, limit + BACKSTOP, cancel).await? {
             Waited::Served(served) => {
