@@ -150,10 +150,10 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Executor<S, P, R> {
                     Err(_) => break StopReason::Requested,
                 },
             };
-            tokio::select! {
-                biased;
-                () = stop.cancelled() => break StopReason::Requested,
-                () = self.shared.judge.breaker().wait_until_allowed() => {}
+            // Not raced against `stop`: a probe under way is given `stop` to cancel it and release its sandbox.
+            self.shared.judge.wait_until_ready(&stop).await;
+            if stop.is_cancelled() {
+                break StopReason::Requested;
             }
             let delivery = tokio::select! {
                 biased;
