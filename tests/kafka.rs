@@ -561,3 +561,50 @@ async fn a_header_name_that_is_not_utf8_is_dead_lettered_without_a_panic() {
     let summary = runner.stop().await;
     assert_eq!(summary.dead_letters, 1);
 }
+
+/// Polls a plain group member built from the runner's own consumer settings until it owns a partition.
+async fn wait_for_assignment(consumer: &StreamConsumer, within: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < within {
+        // Polling serves the group protocol; the messages themselves do not matter here.
+        let _ = tokio::time::timeout(Duration::from_millis(100), consumer.recv()).await;
+        if consumer.assignment().is_ok_and(|owned| owned.count() > 0) {
+            return Some(started.elapsed());
+        }
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_member_joining_while_every_slot_is_busy_gets_its_partitions_without_waiting_for_the_script() {
+    let broker = DevBroker::start(&topics()).unwrap();
+    produce_scripts(&broker, &ids("long", 4), "sleep 60000\necho").await;
+    let runtime = FakeRuntime::new();
+    let busy = Runner::start(&broker, "runner-busy", 1, runtime.clone());
+    let started = Instant::now();
+    while runtime.stats().active.load(Ordering::SeqCst) == 0 {
+        assert!(started.elapsed() < WAIT, "the runner never took a script");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Its only slot now holds a script that runs for a minute.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let joiner: StreamConsumer = kafka_settings(&broker, "joiner", 1).consumer_config().create().unwrap();
+    joiner.subscribe(&["scripts"]).unwrap();
+    let joined = wait_for_assignment(&joiner, Duration::from_secs(20)).await;
+    // The mock cluster itself takes about 5 s to form a group; a runner that does not poll while busy holds the
+    // rebalance up until the mock throws it out of the group (about 11 s, the joiner then owning everything), and
+    // a real broker for up to max.poll.interval.ms.
+    assert!(
+        joined.is_some_and(|took| took < Duration::from_secs(8)),
+        "the rebalance must not wait for the busy runner's 60 s script: joined after {joined:?}"
+    );
+    let owned = joiner.assignment().map(|owned| owned.count()).unwrap_or_default();
+    assert!(
+        owned < PARTITIONS as usize,
+        "the busy runner took part in the rebalance and kept a share, rather than being thrown out of the \
+         group: the joiner owns {owned} of {PARTITIONS} partitions"
+    );
+    assert!(!busy.handle.is_finished(), "the busy runner is still up");
+    busy.handle.abort();
+}
