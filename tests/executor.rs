@@ -439,7 +439,7 @@ async fn a_script_past_the_per_script_deadline_is_stopped_and_reported_ie() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_reused_id_with_different_content_is_rejected_but_a_redelivery_is_judged_again() {
+async fn a_reused_id_with_different_content_is_rejected_but_a_redelivery_is_answered_again() {
     let harness = Harness::new();
     harness
         .source
@@ -714,4 +714,57 @@ async fn a_missing_image_does_not_turn_its_languages_queue_into_ie_at_full_speed
     harness.stop.cancel();
     running.await.unwrap();
     assert_eq!(harness.source.committed(0), Some(7));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_script_delivered_twice_is_judged_once_and_gets_the_same_report_twice() {
+    let harness = Harness::new();
+    let twice = script("twice", "sleep 10\necho", &[("a", "a"), ("b", "b")]);
+    harness.source.push(Inbound::Script(twice.clone()));
+    // The redelivery a rebalance causes: the same offset again, under the partition's next generation.
+    harness.source.push_at(
+        scrc::ports::Position {
+            partition: 0,
+            offset: 0,
+            generation: 2,
+        },
+        Inbound::Script(twice),
+    );
+    let mut settings = settings_for(1);
+    settings.script_expected = Some(2);
+    harness.run(settings).await;
+
+    assert_eq!(
+        harness.runtime.stats().prepare_calls.load(Ordering::SeqCst),
+        1,
+        "the second delivery is answered from the report already produced"
+    );
+    let reports = harness.publisher.reports();
+    assert_eq!(reports.len(), 2);
+    assert_eq!(reports[0].status, Status::Ok);
+    assert_eq!(reports[0], reports[1], "both deliveries get the identical report");
+    assert_eq!(harness.source.commits(), [(0, 1, 1), (0, 2, 1)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_script_delivered_again_while_being_judged_waits_for_that_report() {
+    let harness = Harness::new();
+    let twice = script("overlap", "sleep 1000\necho", &[("a", "a")]);
+    harness.source.push(Inbound::Script(twice.clone()));
+    harness.source.push_at(
+        scrc::ports::Position {
+            partition: 0,
+            offset: 0,
+            generation: 2,
+        },
+        Inbound::Script(twice),
+    );
+    let mut settings = settings_for(2);
+    settings.script_expected = Some(2);
+    harness.run(settings).await;
+
+    assert_eq!(harness.runtime.stats().prepare_calls.load(Ordering::SeqCst), 1);
+    let reports = harness.publisher.reports();
+    assert_eq!(reports.len(), 2);
+    assert_eq!(reports[0], reports[1]);
 }
