@@ -76,6 +76,9 @@ pub struct Summary {
     /// Results published, by overall status.
     pub published: BTreeMap<Status, u64>,
     pub dead_letters: u64,
+    /// Messages whose offset finished without any record acknowledged: the broker refused every form of their
+    /// result or dead letter as invalid. Zero unless the broker's limits are below what scrc sends.
+    pub unanswered: u64,
     /// Scripts abandoned at the shutdown deadline, left uncommitted.
     pub abandoned: u64,
 }
@@ -142,6 +145,7 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Executor<S, P, R> {
             stop: StopReason::Requested,
             published: BTreeMap::new(),
             dead_letters: 0,
+            unanswered: 0,
             abandoned: 0,
         };
         let mut taken = 0u64;
@@ -276,6 +280,7 @@ fn record(summary: &mut Summary, joined: Result<Outcome, tokio::task::JoinError>
                 *summary.published.entry(status).or_default() += 1;
             }
             summary.dead_letters += u64::from(dead_letter);
+            summary.unanswered += u64::from(status.is_none() && !dead_letter);
         }
         Ok(Outcome::Abandoned) => summary.abandoned += 1,
         Err(error) => {

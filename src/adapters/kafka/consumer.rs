@@ -11,8 +11,11 @@
 //! The consumer is polled all the time by a task of its own, the poller, because librdkafka serves the group
 //! protocol (rebalances) only while it is polled: a runner whose slots are all busy with long scripts would
 //! otherwise hold up every rebalance of the group for as long as its longest script. The app asks for messages
-//! through [`ScriptSource::next`] only when it has a free slot, so a message that arrives while nobody asks is held
-//! and the assigned partitions are paused; they are resumed when the app asks again.
+//! through [`ScriptSource::next`] only when it has a free slot, so messages that arrive while nobody asks are held,
+//! up to one per slot (the prefetch librdkafka is allowed anyway), and then the assigned partitions are paused. They
+//! are resumed once half of the held messages are taken: pausing drops librdkafka's prefetched messages and
+//! resuming fetches them again, so pausing at every message that finds no free slot would cost a fetch round trip
+//! per message.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -162,6 +165,8 @@ struct Poller {
     max_message_bytes: usize,
     /// Messages received while nobody asked, oldest first.
     held: VecDeque<Delivery>,
+    /// How many messages may be held before the assignment is paused: the app's parallelism.
+    hold_limit: usize,
 }
 
 impl Poller {
@@ -171,7 +176,7 @@ impl Poller {
             if let Some(reply) = waiting.take() {
                 waiting = self.answer(reply);
             }
-            if waiting.is_some() && self.consumer.context().paused.load(Ordering::SeqCst) {
+            if self.held.len() <= self.hold_limit / 2 && self.consumer.context().paused.load(Ordering::SeqCst) {
                 self.set_paused(false);
             }
             tokio::select! {
@@ -188,7 +193,7 @@ impl Poller {
                         let delivery = classify(&message, self.max_message_bytes, self.consumer.context());
                         drop(message);
                         self.held.push_back(delivery);
-                        if waiting.is_none() {
+                        if self.held.len() >= self.hold_limit {
                             self.set_paused(true);
                         }
                     }
@@ -230,8 +235,8 @@ impl Poller {
         Some(reply)
     }
 
-    /// Pauses (or resumes) every partition assigned now. Pausing is repeated for each message that arrives while
-    /// nobody asks, which covers partitions assigned by a rebalance in between.
+    /// Pauses (or resumes) every partition assigned now. Pausing is repeated for each message that arrives over the
+    /// hold limit, which covers partitions assigned by a rebalance in between.
     fn set_paused(&self, paused: bool) {
         let context = self.consumer.context();
         let was = context.paused.swap(paused, Ordering::SeqCst);
@@ -287,6 +292,7 @@ impl KafkaSource {
             consumer: Arc::clone(&consumer),
             max_message_bytes: settings.max_message_bytes,
             held: VecDeque::new(),
+            hold_limit: settings.max_parallel.max(1),
         };
         Ok(Self {
             consumer,

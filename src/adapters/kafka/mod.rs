@@ -90,7 +90,11 @@ impl KafkaSettings {
             .set("partition.assignment.strategy", "cooperative-sticky")
             .set("max.poll.interval.ms", self.max_poll_interval.as_millis().to_string())
             .set("queued.min.messages", self.max_parallel.max(1).to_string())
-            .set("queued.max.messages.kbytes", prefetch_kbytes.to_string());
+            .set("queued.max.messages.kbytes", prefetch_kbytes.to_string())
+            // With thresholds this low, librdkafka's default of 1 s between fetches once they are reached leaves
+            // the slots idle for a second after every pause and whenever scripts are short; librdkafka's own
+            // documentation advises lowering it in that case.
+            .set("fetch.queue.backoff.ms", "20");
         self.apply_properties(&mut config);
         config
             .set("enable.auto.offset.store", "false")
