@@ -439,7 +439,7 @@ async fn a_script_past_the_per_script_deadline_is_stopped_and_reported_ie() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_reused_id_with_different_content_is_rejected_but_a_redelivery_is_judged_again() {
+async fn a_reused_id_with_different_content_is_rejected_but_a_redelivery_is_answered_again() {
     let harness = Harness::new();
     harness
         .source
@@ -617,4 +617,154 @@ async fn a_final_commit_that_hangs_cannot_hold_up_shutdown() {
     );
     assert_eq!(summary.abandoned, 1);
     assert_eq!(status_of(&harness.publisher, "quick"), Status::Ok);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_long_engine_outage_costs_only_the_in_flight_scripts_and_one_probe_reopens_fetching() {
+    let harness = Harness::new();
+    harness.runtime.set_engine_down(true);
+    for n in 0..10 {
+        harness.source.push(Inbound::Script(script(
+            &format!("o{n}"),
+            "sleep 100\necho",
+            &[("a", "a")],
+        )));
+    }
+    let running = tokio::spawn(harness.executor(settings_for(2)).run(harness.stop.clone()));
+
+    // Sixty cool-downs of the harness's breaker (1 s each).
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let calls_before = harness.runtime.stats().prepare_calls.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(50)).await;
+    let probes = harness.runtime.stats().prepare_calls.load(Ordering::SeqCst) - calls_before;
+    assert!(
+        (40..=51).contains(&probes),
+        "one probe per cool-down while the engine is down, not a burst: {probes} calls in 50 s"
+    );
+    assert_eq!(
+        harness.source.delivered(),
+        2,
+        "only the two scripts in flight when the engine died were fetched; the rest wait in the queue"
+    );
+    let reports = harness.publisher.reports();
+    assert_eq!(reports.len(), 2, "{reports:#?}");
+    assert!(reports.iter().all(|r| r.status == Status::InternalError));
+
+    harness.runtime.set_engine_down(false);
+    let reports = tokio::time::timeout(Duration::from_secs(30), harness.publisher.wait_for_reports(10))
+        .await
+        .expect("after the engine comes back, one successful probe reopens fetching");
+    for n in 2..10 {
+        assert_eq!(status_of(&harness.publisher, &format!("o{n}")), Status::Ok);
+    }
+    assert_eq!(reports.len(), 10);
+    harness.stop.cancel();
+    running.await.unwrap();
+    assert_eq!(harness.source.committed(0), Some(10));
+    let stats = harness.runtime.stats();
+    assert_eq!(
+        stats.released.load(Ordering::SeqCst),
+        stats.prepared.load(Ordering::SeqCst),
+        "the probe's program was released too"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_missing_image_does_not_turn_its_languages_queue_into_ie_at_full_speed() {
+    let harness = Harness::new();
+    harness.runtime.remove_image(Language::Python);
+    for n in 0..6 {
+        harness
+            .source
+            .push(Inbound::Script(script(&format!("py{n}"), "echo", &[("a", "a")])));
+    }
+    let mut c = script("c-after", "echo", &[("a", "a")]);
+    c.language = Language::C;
+    harness.source.push(Inbound::Script(c));
+    let running = tokio::spawn(harness.executor(settings_for(2)).run(harness.stop.clone()));
+
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let early = harness.publisher.reports();
+    assert!(
+        early.len() <= 2,
+        "at most the scripts already in flight fail at once: {} reports after 1 s",
+        early.len()
+    );
+    assert!(
+        early
+            .iter()
+            .all(|r| r.status == Status::InternalError && r.error.contains("fake/python"))
+    );
+
+    tokio::time::sleep(Duration::from_secs(19)).await;
+    let ie = harness.publisher.reports().len();
+    assert!(
+        (3..=4).contains(&ie),
+        "the image is re-checked at a bounded rate, one script at a time: {ie} IE in 20 s"
+    );
+
+    harness.runtime.restore_image(Language::Python);
+    tokio::time::timeout(Duration::from_secs(120), harness.publisher.wait_for_reports(7))
+        .await
+        .expect("once the image is back, the rest of the queue is judged");
+    let reports = harness.publisher.reports();
+    let ok = reports.iter().filter(|r| r.status == Status::Ok).count();
+    assert_eq!(ok, 7 - ie, "every script after the image came back is OK: {reports:#?}");
+    assert_eq!(status_of(&harness.publisher, "c-after"), Status::Ok);
+    harness.stop.cancel();
+    running.await.unwrap();
+    assert_eq!(harness.source.committed(0), Some(7));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_script_delivered_twice_is_judged_once_and_gets_the_same_report_twice() {
+    let harness = Harness::new();
+    let twice = script("twice", "sleep 10\necho", &[("a", "a"), ("b", "b")]);
+    harness.source.push(Inbound::Script(twice.clone()));
+    // The redelivery a rebalance causes: the same offset again, under the partition's next generation.
+    harness.source.push_at(
+        scrc::ports::Position {
+            partition: 0,
+            offset: 0,
+            generation: 2,
+        },
+        Inbound::Script(twice),
+    );
+    let mut settings = settings_for(1);
+    settings.script_expected = Some(2);
+    harness.run(settings).await;
+
+    assert_eq!(
+        harness.runtime.stats().prepare_calls.load(Ordering::SeqCst),
+        1,
+        "the second delivery is answered from the report already produced"
+    );
+    let reports = harness.publisher.reports();
+    assert_eq!(reports.len(), 2);
+    assert_eq!(reports[0].status, Status::Ok);
+    assert_eq!(reports[0], reports[1], "both deliveries get the identical report");
+    assert_eq!(harness.source.commits(), [(0, 1, 1), (0, 2, 1)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_script_delivered_again_while_being_judged_waits_for_that_report() {
+    let harness = Harness::new();
+    let twice = script("overlap", "sleep 1000\necho", &[("a", "a")]);
+    harness.source.push(Inbound::Script(twice.clone()));
+    harness.source.push_at(
+        scrc::ports::Position {
+            partition: 0,
+            offset: 0,
+            generation: 2,
+        },
+        Inbound::Script(twice),
+    );
+    let mut settings = settings_for(2);
+    settings.script_expected = Some(2);
+    harness.run(settings).await;
+
+    assert_eq!(harness.runtime.stats().prepare_calls.load(Ordering::SeqCst), 1);
+    let reports = harness.publisher.reports();
+    assert_eq!(reports.len(), 2);
+    assert_eq!(reports[0], reports[1]);
 }

@@ -561,3 +561,258 @@ async fn a_header_name_that_is_not_utf8_is_dead_lettered_without_a_panic() {
     let summary = runner.stop().await;
     assert_eq!(summary.dead_letters, 1);
 }
+
+/// Polls a plain group member built from the runner's own consumer settings until it owns a partition.
+async fn wait_for_assignment(consumer: &StreamConsumer, within: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < within {
+        // Polling serves the group protocol; the messages themselves do not matter here.
+        let _ = tokio::time::timeout(Duration::from_millis(100), consumer.recv()).await;
+        if consumer.assignment().is_ok_and(|owned| owned.count() > 0) {
+            return Some(started.elapsed());
+        }
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_member_joining_while_every_slot_is_busy_gets_its_partitions_without_waiting_for_the_script() {
+    let broker = DevBroker::start(&topics()).unwrap();
+    produce_scripts(&broker, &ids("long", 4), "sleep 60000\necho").await;
+    let runtime = FakeRuntime::new();
+    let busy = Runner::start(&broker, "runner-busy", 1, runtime.clone());
+    let started = Instant::now();
+    while runtime.stats().active.load(Ordering::SeqCst) == 0 {
+        assert!(started.elapsed() < WAIT, "the runner never took a script");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Its only slot now holds a script that runs for a minute.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let joiner: StreamConsumer = kafka_settings(&broker, "joiner", 1).consumer_config().create().unwrap();
+    joiner.subscribe(&["scripts"]).unwrap();
+    let joined = wait_for_assignment(&joiner, Duration::from_secs(30)).await;
+    // The mock cluster itself takes about 10 s for a cooperative rebalance (two rounds), busy runner or not. A
+    // runner that does not poll while busy holds the rebalance up until the mock throws it out of the group (the
+    // joiner then owns every partition), and a real broker for up to max.poll.interval.ms.
+    assert!(
+        joined.is_some_and(|took| took < Duration::from_secs(20)),
+        "the rebalance must not wait for the busy runner's 60 s script: joined after {joined:?}"
+    );
+    let owned = joiner.assignment().map(|owned| owned.count()).unwrap_or_default();
+    assert!(
+        owned < PARTITIONS as usize,
+        "the busy runner took part in the rebalance and kept a share, rather than being thrown out of the \
+         group: the joiner owns {owned} of {PARTITIONS} partitions"
+    );
+    assert!(!busy.handle.is_finished(), "the busy runner is still up");
+    busy.handle.abort();
+}
+
+/// A small deterministic generator (xorshift64*), so that a failing fuzz run can be repeated from its seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// One fuzzed message: key, payload and raw headers.
+struct Fuzzed {
+    key: Option<Vec<u8>>,
+    payload: Vec<u8>,
+    headers: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+fn odd_value(rng: &mut Rng) -> serde_json::Value {
+    use serde_json::json;
+    match rng.below(12) {
+        0 => json!(null),
+        1 => json!(true),
+        2 => json!(-1),
+        3 => json!(i64::MIN),
+        4 => json!(u64::MAX),
+        5 => json!(1e308),
+        6 => json!(-0.5),
+        7 => json!("x".repeat(rng.below(3000))),
+        8 => json!([1, "two", null, {"three": 3}]),
+        9 => json!({"nested": {"deeper": [[[]]]}}),
+        10 => json!(""),
+        _ => json!("\u{0}\u{fffd}\u{1f600}"),
+    }
+}
+
+/// A valid script (the fake runtime's `echo`), then one mutation of it. Never a `done` message, which would stop
+/// the runner.
+fn fuzzed(rng: &mut Rng, n: usize) -> Fuzzed {
+    let language = ["python", "go", "c", "cpp", "java"][rng.below(5)];
+    let mut script = serde_json::json!({
+        "id": format!("fuzz-{n}"),
+        "language": language,
+        "source": "echo",
+        "limits": {"time_limit_ms": 1000, "memory_limit_bytes": 67_108_864},
+        "tests": [{"number": 1, "input": "1\n", "expected_output": "1\n"}],
+    });
+    let mut message = Fuzzed {
+        key: Some(format!("fuzz-{n}").into_bytes()),
+        payload: Vec::new(),
+        headers: Vec::new(),
+    };
+    let fields = [
+        "id",
+        "language",
+        "source",
+        "limits",
+        "tests",
+        "checker",
+        "float_tolerance",
+        "run_all_tests",
+        "type",
+    ];
+    match rng.below(12) {
+        // Odd field types, at the top or inside the limits and tests.
+        0 => script[fields[rng.below(fields.len())]] = odd_value(rng),
+        1 => script["limits"][["time_limit_ms", "memory_limit_bytes"][rng.below(2)]] = odd_value(rng),
+        2 => script["tests"][0][["number", "input", "expected_output"][rng.below(3)]] = odd_value(rng),
+        // Deep nesting, past serde_json's recursion limit or just under it.
+        3 => {
+            let depth = [100, 127, 129, 5000][rng.below(4)];
+            let nested = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+            script["tests"] = serde_json::from_str(&nested).unwrap_or(serde_json::Value::Null);
+            if depth > 127 {
+                message.payload =
+                    format!(r#"{{"id":"fuzz-{n}","language":"c","source":"echo","tests":{nested}}}"#).into_bytes();
+            }
+        }
+        // Huge ids, over the 256-byte cap and over the message size limit.
+        4 => script["id"] = serde_json::json!("i".repeat([257, 10_000, 70_000][rng.below(3)])),
+        // Many tests, over the runner's maximum.
+        5 => script["tests"] = serde_json::json!(vec![serde_json::json!({"input": "", "expected_output": ""}); 40]),
+        _ => {}
+    }
+    if message.payload.is_empty() {
+        message.payload = script.to_string().into_bytes();
+    }
+    match rng.below(10) {
+        // Truncation.
+        0 => {
+            let at = rng.below(message.payload.len());
+            message.payload.truncate(at);
+        }
+        // Byte flips.
+        1 => {
+            for _ in 0..=rng.below(8) {
+                let at = rng.below(message.payload.len());
+                message.payload[at] ^= 1 << rng.below(8);
+            }
+        }
+        // Invalid UTF-8 inside a string.
+        2 => {
+            let at = message.payload.len() / 2;
+            message.payload.splice(at..at, [0xff, 0xfe, 0xc0, 0x80]);
+        }
+        // Oversize: past the runner's 64 KiB message limit.
+        3 => message.payload.extend(std::iter::repeat_n(b' ', 70_000)),
+        _ => {}
+    }
+    match rng.below(8) {
+        0 => message.key = None,
+        1 => message.key = Some(vec![0xff, 0x00, 0xfe, b'k']),
+        2 => message.key = Some(vec![b'k'; 5_000]),
+        3 => message.headers.push((b"bad\xff\xfename".to_vec(), b"v".to_vec())),
+        4 => message.headers.push((b"trace".to_vec(), vec![0xff; 100])),
+        _ => {}
+    }
+    message
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fuzzed_messages_are_each_answered_committed_and_the_runner_stays_up() {
+    const MESSAGES: usize = 3000;
+    const SEED: u64 = 0x5eed_5c2c;
+    let started = Instant::now();
+    let broker = DevBroker::start(&topics()).unwrap();
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap_servers())
+        .set("message.max.bytes", "2000000")
+        .set("linger.ms", "20")
+        .create()
+        .unwrap();
+    let mut rng = Rng(SEED);
+    let messages: Vec<Fuzzed> = (0..MESSAGES).map(|n| fuzzed(&mut rng, n)).collect();
+    for chunk in messages.chunks(500) {
+        let sends = chunk.iter().map(|message| {
+            let mut headers = OwnedHeaders::new();
+            for (name, value) in &message.headers {
+                headers = with_raw_header(headers, name, value);
+            }
+            let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to("scripts")
+                .payload(message.payload.as_slice())
+                .headers(headers);
+            if let Some(key) = &message.key {
+                record = record.key(key.as_slice());
+            }
+            producer.send(record, Duration::from_secs(30))
+        });
+        for sent in futures::future::join_all(sends).await {
+            sent.unwrap();
+        }
+    }
+    produce(
+        &broker,
+        "scripts",
+        Some("fuzz-final"),
+        &script_json("fuzz-final", "echo"),
+        None,
+    )
+    .await;
+    let total = MESSAGES + 1;
+
+    let runner = Runner::start(&broker, "runner-fuzz", 8, FakeRuntime::new());
+    let committed = wait_for_commits(&broker, total as i64).await;
+    assert_eq!(
+        committed.values().sum::<i64>(),
+        total as i64,
+        "every offset is committed"
+    );
+    assert!(!runner.handle.is_finished(), "the runner is still up");
+
+    let results = read_until(&broker, "script-results", |records| {
+        records
+            .iter()
+            .any(|(key, _, _)| key.as_deref() == Some(&b"fuzz-final"[..]))
+    })
+    .await;
+    let last: ResultMessage = results
+        .iter()
+        .rev()
+        .find(|(key, _, _)| key.as_deref() == Some(&b"fuzz-final"[..]))
+        .and_then(|(_, payload, _)| serde_json::from_slice(payload).ok())
+        .expect("the valid script sent last gets a result");
+    assert_eq!(last.status, "OK", "{last:?}");
+
+    let summary = runner.stop().await;
+    assert_eq!(summary.stop, scrc::app::StopReason::Requested);
+    assert_eq!(summary.abandoned, 0);
+    assert_eq!(
+        summary.unanswered, 0,
+        "every message got a result or a dead letter: {summary:?}"
+    );
+    let answered = summary.published.values().sum::<u64>() + summary.dead_letters;
+    assert!(
+        answered >= total as u64,
+        "{answered} answers for {total} messages: {summary:?}"
+    );
+    eprintln!(
+        "fuzz: {total} messages (seed {SEED:#x}) in {:.1} s: {summary:?}",
+        started.elapsed().as_secs_f64()
+    );
+}

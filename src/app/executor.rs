@@ -14,12 +14,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use futures::FutureExt as _;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::judge::Judge;
 use super::offsets::OffsetLedger;
+use super::report_cache::ReportCache;
 use super::retry::Backoff;
 use crate::domain::{Checker, Language, RunReport, Script, ScriptId, Status};
 use crate::ports::{
@@ -75,6 +76,9 @@ pub struct Summary {
     /// Results published, by overall status.
     pub published: BTreeMap<Status, u64>,
     pub dead_letters: u64,
+    /// Messages whose offset finished without any record acknowledged: the broker refused every form of their
+    /// result or dead letter as invalid. Zero unless the broker's limits are below what scrc sends.
+    pub unanswered: u64,
     /// Scripts abandoned at the shutdown deadline, left uncommitted.
     pub abandoned: u64,
 }
@@ -91,11 +95,20 @@ struct Shared<S, P, R: Runtime> {
     judge: Judge<R>,
     ledger: Mutex<OffsetLedger>,
     recent: Mutex<RecentScripts>,
+    /// Reports produced recently, so that a script delivered again is answered without a second judging.
+    reports: Mutex<ReportCache>,
+    /// Scripts being judged now, by id, with their fingerprint: a redelivery of one (a rebalance while it runs)
+    /// waits for its report instead of judging it a second time alongside.
+    judging: Mutex<HashMap<ScriptId, UnderWay>>,
     /// Fired at the end of the grace period: in-flight scripts stop and release their sandboxes.
     abort: CancellationToken,
     backoff: Backoff,
     script_deadline: Duration,
 }
+
+/// A judging under way: the script's fingerprint, and where its report will appear (`None` until it is done; the
+/// sender is dropped without a report if the judging is abandoned).
+type UnderWay = (u64, watch::Receiver<Option<RunReport>>);
 
 /// How one message's task ended.
 enum Outcome {
@@ -111,6 +124,8 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Executor<S, P, R> {
             judge,
             ledger: Mutex::new(OffsetLedger::default()),
             recent: Mutex::new(RecentScripts::new(settings.recent_ids)),
+            reports: Mutex::new(ReportCache::default()),
+            judging: Mutex::new(HashMap::new()),
             abort: CancellationToken::new(),
             backoff: settings.backoff,
             script_deadline: settings.script_deadline,
@@ -130,6 +145,7 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Executor<S, P, R> {
             stop: StopReason::Requested,
             published: BTreeMap::new(),
             dead_letters: 0,
+            unanswered: 0,
             abandoned: 0,
         };
         let mut taken = 0u64;
@@ -150,10 +166,10 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Executor<S, P, R> {
                     Err(_) => break StopReason::Requested,
                 },
             };
-            tokio::select! {
-                biased;
-                () = stop.cancelled() => break StopReason::Requested,
-                () = self.shared.judge.breaker().wait_until_allowed() => {}
+            // Not raced against `stop`: a probe under way is given `stop` to cancel it and release its sandbox.
+            self.shared.judge.wait_until_ready(&stop).await;
+            if stop.is_cancelled() {
+                break StopReason::Requested;
             }
             let delivery = tokio::select! {
                 biased;
@@ -264,6 +280,7 @@ fn record(summary: &mut Summary, joined: Result<Outcome, tokio::task::JoinError>
                 *summary.published.entry(status).or_default() += 1;
             }
             summary.dead_letters += u64::from(dead_letter);
+            summary.unanswered += u64::from(status.is_none() && !dead_letter);
         }
         Ok(Outcome::Abandoned) => summary.abandoned += 1,
         Err(error) => {
@@ -435,7 +452,7 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Shared<S, P, R> {
                     Some(script.language),
                     reason,
                 ))],
-                None => match self.judge_within_deadline(&script).await {
+                None => match self.judge_once(&script).await {
                     Some(report) => vec![Record::Report(report)],
                     None => {
                         tracing::warn!(script_id = %script.id, partition = position.partition, offset = position.offset, "script abandoned at shutdown");
@@ -498,6 +515,68 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Shared<S, P, R> {
         }
         self.finish(position);
         outcome
+    }
+
+    /// Judges a script once: a script this instance already has a report for (same id, same content) gets that
+    /// report again, and one it is judging right now waits for that judging's report. `None` means shutdown
+    /// abandoned it.
+    async fn judge_once(&self, script: &Script) -> Option<RunReport> {
+        let fingerprint = fingerprint(script);
+        loop {
+            let cached = self.reports().get(&script.id, fingerprint);
+            if let Some(report) = cached {
+                tracing::info!(script_id = %script.id, status = %report.status, "delivered again: publishing the report already produced");
+                return Some(report);
+            }
+            // Decided under the lock, which must not be held across an await.
+            let under_way = {
+                let mut judging = self.judging();
+                match judging.get(&script.id) {
+                    Some((seen, other)) if *seen == fingerprint => Err(other.clone()),
+                    _ => {
+                        let (done, receiver) = watch::channel(None);
+                        judging.insert(script.id.clone(), (fingerprint, receiver));
+                        Ok(done)
+                    }
+                }
+            };
+            let mut other = match under_way {
+                Ok(done) => {
+                    let report = self.judge_within_deadline(script).await;
+                    if let Some(report) = &report {
+                        self.reports().insert(fingerprint, report);
+                    }
+                    self.judging().remove(&script.id);
+                    done.send_replace(report.clone());
+                    return report;
+                }
+                Err(other) => other,
+            };
+            tracing::info!(script_id = %script.id, "delivered again while being judged: waiting for that report");
+            let shared = tokio::select! {
+                () = self.abort.cancelled() => return None,
+                shared = other.wait_for(Option::is_some) => shared.ok().and_then(|report| report.clone()),
+            };
+            if shared.is_some() {
+                return shared;
+            }
+            // That judging was abandoned or its task died without a report: forget it and judge here.
+            let mut judging = self.judging();
+            if judging
+                .get(&script.id)
+                .is_some_and(|(_, seen)| seen.same_channel(&other))
+            {
+                judging.remove(&script.id);
+            }
+        }
+    }
+
+    fn reports(&self) -> MutexGuard<'_, ReportCache> {
+        self.reports.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn judging(&self) -> MutexGuard<'_, HashMap<ScriptId, UnderWay>> {
+        self.judging.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Judges a script, stopping it at the per-script deadline. `None` means shutdown abandoned it.
@@ -588,7 +667,7 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Shared<S, P, R> {
     }
 
     /// An RJ reason when this script reuses the id of a *different* script judged recently by this instance. The
-    /// same script delivered again (a redelivery after a crash or rebalance) is judged again, as at-least-once
+    /// same script delivered again (a redelivery after a crash or rebalance) is answered again, as at-least-once
     /// delivery requires.
     fn conflicting_id(&self, script: &Script) -> Option<String> {
         let mut recent = self.recent.lock().unwrap_or_else(|poisoned| poisoned.into_inner());

@@ -3,18 +3,34 @@
 //!
 //! Infrastructure failures are retried here with backoff, gated by the circuit breaker, and become IE only when the
 //! retries run out. Whatever happens, a built program is released before the report is returned.
+//!
+//! While the breaker is open the judge remembers the last script whose build or run failed for the engine's sake,
+//! its *canary*: [`Judge::wait_until_ready`] rebuilds it as the breaker's probe, so that a long outage is probed
+//! without taking a single new script from the queue.
+//!
+//! A missing image is not an outage (the engine answered) and retrying it at once does not help. After one, the
+//! next script of that language waits out a back-off ([`IMAGE_RECHECK`]) and re-checks the image, one script of
+//! the language at a time, so a language without its image drains into IE at a bounded rate rather than at full
+//! speed, and is judged again as soon as the image is back.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::breaker::CircuitBreaker;
+use super::breaker::{CircuitBreaker, Pass};
 use super::retry::Backoff;
 use crate::domain::report::keeps_running;
-use crate::domain::{LimitPolicy, Limits, RunReport, Script, TestResult, judge};
+use crate::domain::{Language, LimitPolicy, Limits, RunReport, Script, TestResult, judge};
 use crate::ports::{Preparation, Runtime, RuntimeError};
+
+/// How long the next script of a language waits after its image was found missing before re-checking it: doubling
+/// from 5 s up to a minute, so an operator who pulls the image sees the queue judged again within a minute, and a
+/// queue of that language meanwhile costs one IE per interval instead of draining into IE at full speed.
+pub const IMAGE_RECHECK: Backoff = Backoff::new(Duration::from_secs(5), Duration::from_secs(60));
 
 /// How the judge retries runtime calls that failed for infrastructure reasons.
 #[derive(Debug, Clone, Copy)]
@@ -35,6 +51,22 @@ pub struct Judge<R: Runtime> {
     policy: LimitPolicy,
     breaker: Arc<CircuitBreaker>,
     retry: RetryPolicy,
+    /// The last script whose runtime call failed for infrastructure reasons: rebuilt as the breaker's probe when
+    /// no script is there to probe, so that probing never takes a new script from the queue.
+    canary: Mutex<Option<Script>>,
+    /// Languages whose image was found missing, and when to re-check it.
+    missing_images: Mutex<HashMap<Language, MissingImage>>,
+    /// One turn per language: while its image is missing, its scripts re-check it one at a time.
+    image_turns: HashMap<Language, tokio::sync::Mutex<()>>,
+}
+
+/// A language's image was found missing.
+#[derive(Debug, Clone, Copy)]
+struct MissingImage {
+    /// Re-checks that found it missing, in a row.
+    found_missing: u32,
+    /// The next script of the language waits until then.
+    recheck_at: Instant,
 }
 
 impl<R: Runtime> Judge<R> {
@@ -44,6 +76,12 @@ impl<R: Runtime> Judge<R> {
             policy,
             breaker,
             retry,
+            canary: Mutex::new(None),
+            missing_images: Mutex::new(HashMap::new()),
+            image_turns: Language::ALL
+                .iter()
+                .map(|&language| (language, tokio::sync::Mutex::new(())))
+                .collect(),
         }
     }
 
@@ -76,9 +114,7 @@ impl<R: Runtime> Judge<R> {
             tests = script.tests.len(),
             "judging"
         );
-        let preparation = self
-            .with_retries("build", cancel, || self.runtime.prepare(script, limits, cancel))
-            .await;
+        let preparation = self.prepare(script, limits, cancel).await;
         let program = match preparation {
             Ok(Preparation::Ready(program)) => program,
             Ok(Preparation::BuildFailed(failure)) => {
@@ -115,7 +151,7 @@ impl<R: Runtime> Judge<R> {
     ) -> Result<RunReport, Abandoned> {
         if script.tests.is_empty() {
             let execution = self
-                .with_retries("run", cancel, || self.runtime.run(program, b"", cancel))
+                .with_retries("run", script, cancel, || self.runtime.run(program, b"", cancel))
                 .await;
             return match execution {
                 Ok(execution) => {
@@ -144,7 +180,7 @@ impl<R: Runtime> Judge<R> {
                 continue;
             }
             let execution = self
-                .with_retries("run", cancel, || {
+                .with_retries("run", script, cancel, || {
                     self.runtime.run(program, test.input.as_bytes(), cancel)
                 })
                 .await;
@@ -168,10 +204,128 @@ impl<R: Runtime> Judge<R> {
         Ok(RunReport::suite(script.id.clone(), script.language, results))
     }
 
-    /// Runs `operation`, retrying transient failures with backoff while the breaker allows.
+    /// Waits until the breaker is closed, which is when the executor may take a new script. Whenever the breaker
+    /// is half-open and no call is probing, the canary is rebuilt (and released) as the probe; without a canary
+    /// it returns at once, and the next script taken is the probe. Returns early when `cancel` fires.
+    pub async fn wait_until_ready(&self, cancel: &CancellationToken) {
+        while !self.breaker.is_closed() && !cancel.is_cancelled() {
+            let Some(canary) = self.canary() else { return };
+            let Ok(limits) = self.policy.resolve(&canary.limits, canary.tests.len()) else {
+                return;
+            };
+            let pass = tokio::select! {
+                () = cancel.cancelled() => return,
+                pass = self.breaker.pass() => pass,
+            };
+            if !pass.is_probe() {
+                return;
+            }
+            tracing::info!(script_id = %canary.id, "probing the sandbox engine with a rebuild");
+            match self.runtime.prepare(&canary, limits, cancel).await {
+                Ok(Preparation::Ready(program)) => {
+                    self.runtime.release(program).await;
+                    pass.succeeded();
+                }
+                Ok(Preparation::BuildFailed(_)) | Err(RuntimeError::ImageMissing { .. }) => pass.succeeded(),
+                Err(RuntimeError::Cancelled) => return,
+                Err(error) => {
+                    tracing::warn!(%error, "probe failed; the breaker stays open");
+                    pass.failed();
+                }
+            }
+        }
+        if self.breaker.is_closed() {
+            *self.canary.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        }
+    }
+
+    fn canary(&self) -> Option<Script> {
+        self.canary.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Builds a script, first waiting out the back-off of its language's missing image, if any.
+    async fn prepare(
+        &self,
+        script: &Script,
+        limits: Limits,
+        cancel: &CancellationToken,
+    ) -> Result<Preparation<R::Program>, RuntimeError> {
+        let build = || self.runtime.prepare(script, limits, cancel);
+        let language = script.language;
+        if self.missing_image(language).is_none() {
+            let prepared = self.with_retries("build", script, cancel, build).await;
+            self.note_image(language, &prepared);
+            return prepared;
+        }
+        // The image was missing: one script of the language at a time waits for the re-check and makes it.
+        let Some(turn) = self.image_turns.get(&language) else {
+            return self.with_retries("build", script, cancel, build).await;
+        };
+        let _turn = tokio::select! {
+            () = cancel.cancelled() => return Err(RuntimeError::Cancelled),
+            turn = turn.lock() => turn,
+        };
+        if let Some(missing) = self.missing_image(language) {
+            tracing::info!(
+                %language,
+                recheck_in_ms = missing.recheck_at.saturating_duration_since(Instant::now()).as_millis() as u64,
+                "image missing: waiting before re-checking it"
+            );
+            tokio::select! {
+                () = cancel.cancelled() => return Err(RuntimeError::Cancelled),
+                () = tokio::time::sleep_until(missing.recheck_at) => {}
+            }
+        }
+        let prepared = self.with_retries("build", script, cancel, build).await;
+        self.note_image(language, &prepared);
+        prepared
+    }
+
+    fn missing_image(&self, language: Language) -> Option<MissingImage> {
+        self.missing_images
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&language)
+            .copied()
+    }
+
+    /// Records whether a build found the language's image: missing starts or lengthens its back-off, anything
+    /// else but a failure of the engine ends it.
+    fn note_image<T>(&self, language: Language, prepared: &Result<T, RuntimeError>) {
+        let mut missing = self.missing_images.lock().unwrap_or_else(|p| p.into_inner());
+        match prepared {
+            Err(RuntimeError::ImageMissing { image, .. }) => {
+                let found_missing = missing.get(&language).map_or(0, |m| m.found_missing) + 1;
+                let delay = IMAGE_RECHECK.delay(found_missing - 1);
+                tracing::warn!(
+                    %language,
+                    %image,
+                    recheck_in_ms = delay.as_millis() as u64,
+                    "image missing: the next script of this language waits before re-checking it"
+                );
+                missing.insert(
+                    language,
+                    MissingImage {
+                        found_missing,
+                        recheck_at: Instant::now() + delay,
+                    },
+                );
+            }
+            Err(error) if error.is_transient() || *error == RuntimeError::Cancelled => {}
+            _ => {
+                if missing.remove(&language).is_some() {
+                    tracing::info!(%language, "image found again");
+                }
+            }
+        }
+    }
+
+    /// Runs `operation`, retrying transient failures with backoff while the breaker allows. A failure is
+    /// reported to the breaker and leaves `script` behind as the canary for probing.
     async fn with_retries<T, F, Fut>(
         &self,
         what: &str,
+        script: &Script,
         cancel: &CancellationToken,
         mut operation: F,
     ) -> Result<T, RuntimeError>
@@ -181,18 +335,23 @@ impl<R: Runtime> Judge<R> {
     {
         let mut attempt = 0;
         loop {
-            self.wait_for_breaker(cancel).await?;
+            let pass = self.wait_for_breaker(cancel).await?;
             let error = match operation().await {
                 Ok(value) => {
-                    self.breaker.record_success();
+                    pass.succeeded();
                     return Ok(value);
                 }
                 Err(error) => error,
             };
             if !error.is_transient() {
+                // A missing image is an answer from the engine; a cancelled call says nothing about it.
+                if error != RuntimeError::Cancelled {
+                    pass.succeeded();
+                }
                 return Err(error);
             }
-            self.breaker.record_failure();
+            pass.failed();
+            *self.canary.lock().unwrap_or_else(|p| p.into_inner()) = Some(script.clone());
             attempt += 1;
             if attempt >= self.retry.attempts {
                 return Err(error);
@@ -206,10 +365,10 @@ impl<R: Runtime> Judge<R> {
         }
     }
 
-    async fn wait_for_breaker(&self, cancel: &CancellationToken) -> Result<(), RuntimeError> {
+    async fn wait_for_breaker(&self, cancel: &CancellationToken) -> Result<Pass<'_>, RuntimeError> {
         tokio::select! {
             () = cancel.cancelled() => Err(RuntimeError::Cancelled),
-            waited = tokio::time::timeout(self.retry.breaker_wait, self.breaker.wait_until_allowed()) => {
+            waited = tokio::time::timeout(self.retry.breaker_wait, self.breaker.pass()) => {
                 waited.map_err(|_| RuntimeError::Unavailable(format!(
                     "the circuit breaker stayed open for {} s",
                     self.retry.breaker_wait.as_secs()

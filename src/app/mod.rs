@@ -5,6 +5,7 @@ pub mod breaker;
 pub mod executor;
 pub mod judge;
 pub mod offsets;
+pub mod report_cache;
 pub mod retry;
 
 pub use breaker::CircuitBreaker;

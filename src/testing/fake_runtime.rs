@@ -17,15 +17,19 @@
 //! | `panic` | the run panics, as a bug in an adapter would |
 //!
 //! Any other line is ignored, so real programs also "run" (and print nothing).
+//!
+//! Two switches fail the whole runtime the way the Docker engine fails: [`FakeRuntime::set_engine_down`] makes
+//! every call an infrastructure error (a dead engine), and [`FakeRuntime::remove_image`] makes every build of one
+//! language fail with [`RuntimeError::ImageMissing`].
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::{Execution, Exit, Limits, Script, ScriptId};
+use crate::domain::{Execution, Exit, Language, Limits, Script, ScriptId};
 use crate::ports::{BuildFailure, Preparation, Runtime, RuntimeError};
 
 #[derive(Debug, Default, Clone)]
@@ -33,11 +37,18 @@ pub struct FakeRuntime {
     stats: Arc<FakeRuntimeStats>,
     /// Remaining injected failures per script, from `flaky <n>`.
     flaky: Arc<Mutex<HashMap<ScriptId, u32>>>,
+    /// Every call fails as an infrastructure error while set, as when the Docker engine is down.
+    engine_down: Arc<AtomicBool>,
+    /// Languages whose image is missing: their builds fail with [`RuntimeError::ImageMissing`].
+    missing_images: Arc<Mutex<HashSet<Language>>>,
 }
 
 /// Counters a test can assert on.
 #[derive(Debug, Default)]
 pub struct FakeRuntimeStats {
+    /// Every `prepare` call, whatever came of it.
+    pub prepare_calls: AtomicUsize,
+    /// Successful builds.
     pub prepared: AtomicUsize,
     pub runs: AtomicUsize,
     pub released: AtomicUsize,
@@ -77,6 +88,33 @@ impl FakeRuntime {
 
     pub fn stats(&self) -> &FakeRuntimeStats {
         &self.stats
+    }
+
+    /// Takes the engine down (`true`) or brings it back (`false`).
+    pub fn set_engine_down(&self, down: bool) {
+        self.engine_down.store(down, Ordering::SeqCst);
+    }
+
+    /// Removes the image of `language`: its builds fail with [`RuntimeError::ImageMissing`] until restored.
+    pub fn remove_image(&self, language: Language) {
+        self.missing_images
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(language);
+    }
+
+    pub fn restore_image(&self, language: Language) {
+        self.missing_images
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&language);
+    }
+
+    fn check_engine(&self) -> Result<(), RuntimeError> {
+        if self.engine_down.load(Ordering::SeqCst) {
+            return Err(RuntimeError::Unavailable("fake engine is down".into()));
+        }
+        Ok(())
     }
 }
 
@@ -121,6 +159,19 @@ impl Runtime for FakeRuntime {
         _limits: Limits,
         cancel: &CancellationToken,
     ) -> Result<Preparation<FakeProgram>, RuntimeError> {
+        self.stats.prepare_calls.fetch_add(1, Ordering::SeqCst);
+        self.check_engine()?;
+        let missing = self
+            .missing_images
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&script.language);
+        if missing {
+            return Err(RuntimeError::ImageMissing {
+                image: format!("fake/{}", script.language),
+                detail: "removed by the test".into(),
+            });
+        }
         let instructions = parse(script.source.as_str());
         for instruction in &instructions {
             match instruction {
@@ -155,6 +206,7 @@ impl Runtime for FakeRuntime {
         cancel: &CancellationToken,
     ) -> Result<Execution, RuntimeError> {
         self.stats.runs.fetch_add(1, Ordering::SeqCst);
+        self.check_engine()?;
         {
             let mut flaky = self.flaky.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(remaining) = flaky.get_mut(&program.id).filter(|remaining| **remaining > 0) {

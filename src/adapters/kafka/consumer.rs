@@ -4,26 +4,55 @@
 //! Offsets are never stored automatically (`enable.auto.offset.store=false`): the app stores a position only once
 //! the results of everything before it are acknowledged, and auto-commit then makes stored positions durable. Each
 //! assignment of a partition gets a new generation number; a position from an older generation is dropped, so a
-//! partition revoked mid-script is never committed by the instance that lost it.
+//! partition revoked mid-script is never committed by the instance that lost it. With the cooperative-sticky
+//! assignor a rebalance lists only the partitions that move, so a partition this instance keeps keeps its
+//! generation, and its in-flight scripts are committed as usual.
+//!
+//! The consumer is polled all the time by a task of its own, the poller, because librdkafka serves the group
+//! protocol (rebalances) only while it is polled: a runner whose slots are all busy with long scripts would
+//! otherwise hold up every rebalance of the group for as long as its longest script. The app asks for messages
+//! through [`ScriptSource::next`] only when it has a free slot, so messages that arrive while nobody asks are held,
+//! up to one per slot (the prefetch librdkafka is allowed anyway), and then the assigned partitions are paused. They
+//! are resumed once half of the held messages are taken: pausing drops librdkafka's prefetched messages and
+//! resuming fetches them again, so pausing at every message that finds no free slot would cost a fetch round trip
+//! per message.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol, StreamConsumer};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use super::wire::{self, Coordinates};
 use super::{KafkaSettings, KafkaSetupError};
 use crate::ports::{CloseError, CommitError, DeadLetter, Delivery, Inbound, Position, ScriptSource, SourceError};
 
+/// A request for the next message, answered by the poller.
+type Reply = oneshot::Sender<Result<Delivery, SourceError>>;
+
 pub struct KafkaSource {
     consumer: Arc<StreamConsumer<SourceContext>>,
     topic: String,
-    max_message_bytes: usize,
+    /// Where [`ScriptSource::next`] asks the poller for a message.
+    requests: mpsc::Sender<Reply>,
+    /// The poller, started by the first [`ScriptSource::next`] (which runs inside the Tokio runtime it needs).
+    poller: Mutex<PollerState>,
+    /// Stops the poller before the final commit.
+    stop_polling: CancellationToken,
+}
+
+enum PollerState {
+    NotStarted(Box<Poller>, mpsc::Receiver<Reply>),
+    Running(JoinHandle<()>),
+    Stopped,
 }
 
 /// Tracks which partitions this instance owns, under which generation.
@@ -31,6 +60,9 @@ pub struct KafkaSource {
 struct SourceContext {
     owned: Mutex<HashMap<i32, u64>>,
     generations: AtomicU64,
+    /// Whether the poller has paused the assignment because nobody asks for messages: partitions assigned
+    /// meanwhile are paused too, so that they do not deliver into a runner that has no free slot.
+    paused: AtomicBool,
 }
 
 impl SourceContext {
@@ -41,6 +73,28 @@ impl SourceContext {
             .get(&partition)
             .copied()
     }
+
+    fn assigned(&self, partitions: &TopicPartitionList) {
+        let mut owned = self.owned.lock().unwrap_or_else(|p| p.into_inner());
+        let assigned: Vec<i32> = partitions.elements().iter().map(|e| e.partition()).collect();
+        for partition in &assigned {
+            let generation = self.generations.fetch_add(1, Ordering::SeqCst) + 1;
+            owned.insert(*partition, generation);
+        }
+        tracing::info!(?assigned, "partitions assigned");
+    }
+
+    fn revoked(&self, partitions: &TopicPartitionList) {
+        let mut owned = self.owned.lock().unwrap_or_else(|p| p.into_inner());
+        let revoked: Vec<i32> = partitions.elements().iter().map(|e| e.partition()).collect();
+        for partition in &revoked {
+            owned.remove(partition);
+        }
+        tracing::info!(
+            ?revoked,
+            "partitions revoked; their in-flight results will not be committed here"
+        );
+    }
 }
 
 impl ClientContext for SourceContext {
@@ -50,33 +104,48 @@ impl ClientContext for SourceContext {
 }
 
 impl ConsumerContext for SourceContext {
-    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(partitions) = rebalance {
-            let mut owned = self.owned.lock().unwrap_or_else(|p| p.into_inner());
-            let revoked: Vec<i32> = partitions.elements().iter().map(|e| e.partition()).collect();
-            for partition in &revoked {
-                owned.remove(partition);
-            }
-            tracing::info!(
-                ?revoked,
-                "partitions revoked; their in-flight results will not be committed here"
-            );
-        }
-    }
-
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        match rebalance {
-            Rebalance::Assign(partitions) => {
-                let mut owned = self.owned.lock().unwrap_or_else(|p| p.into_inner());
-                let assigned: Vec<i32> = partitions.elements().iter().map(|e| e.partition()).collect();
-                for partition in &assigned {
-                    let generation = self.generations.fetch_add(1, Ordering::SeqCst) + 1;
-                    owned.insert(*partition, generation);
+    /// Applies a rebalance. Under the cooperative protocol an assignment lists only the partitions added and a
+    /// revocation only those lost, applied with `incremental_assign` / `incremental_unassign`; under the eager one
+    /// both list everything. Either way the ownership map follows exactly what the lists say, so a partition kept
+    /// across a cooperative rebalance keeps its generation.
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, error: RDKafkaRespErr, partitions: &mut TopicPartitionList) {
+        let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
+        let applied = match error {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                self.assigned(partitions);
+                let applied = if cooperative {
+                    consumer.incremental_assign(partitions)
+                } else {
+                    consumer.assign(partitions)
+                };
+                if self.paused.load(Ordering::SeqCst) {
+                    // Nobody is asking for messages: the new partitions wait like the others.
+                    applied.and_then(|()| consumer.pause(partitions))
+                } else {
+                    applied
                 }
-                tracing::info!(?assigned, "partitions assigned");
             }
-            Rebalance::Error(error) => tracing::warn!(%error, "rebalance failed"),
-            Rebalance::Revoke(_) => {}
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                self.revoked(partitions);
+                if cooperative {
+                    consumer.incremental_unassign(partitions)
+                } else {
+                    consumer.unassign()
+                }
+            }
+            other => {
+                tracing::warn!(error = %RDKafkaErrorCode::from(other), "rebalance failed; giving up the partitions listed");
+                self.revoked(partitions);
+                if cooperative {
+                    consumer.incremental_unassign(partitions)
+                } else {
+                    consumer.unassign()
+                }
+            }
+        };
+        if let Err(error) = applied {
+            // librdkafka then leaves the group state as it was; the next rebalance applies afresh.
+            tracing::error!(%error, cooperative, "cannot apply the rebalance");
         }
     }
 
@@ -86,6 +155,118 @@ impl ConsumerContext for SourceContext {
             Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
             Err(error) => tracing::warn!(%error, "offset commit failed; it will be retried"),
         }
+    }
+}
+
+/// Polls the consumer for as long as the source lives, handing messages to whoever asks and holding them (with the
+/// assignment paused) while nobody does.
+struct Poller {
+    consumer: Arc<StreamConsumer<SourceContext>>,
+    max_message_bytes: usize,
+    /// Messages received while nobody asked, oldest first.
+    held: VecDeque<Delivery>,
+    /// How many messages may be held before the assignment is paused: the app's parallelism.
+    hold_limit: usize,
+}
+
+impl Poller {
+    async fn run(mut self, mut requests: mpsc::Receiver<Reply>, stop: CancellationToken) {
+        let mut waiting: Option<Reply> = None;
+        loop {
+            if let Some(reply) = waiting.take() {
+                waiting = self.answer(reply);
+            }
+            if self.held.len() <= self.hold_limit / 2 && self.consumer.context().paused.load(Ordering::SeqCst) {
+                self.set_paused(false);
+            }
+            tokio::select! {
+                biased;
+                () = stop.cancelled() => break,
+                // The app stopped waiting (shutdown); the next message is held instead.
+                () = closed(&mut waiting) => waiting = None,
+                request = requests.recv(), if waiting.is_none() => match request {
+                    Some(reply) => waiting = Some(reply),
+                    None => break,
+                },
+                received = self.consumer.recv() => match received {
+                    Ok(message) => {
+                        let delivery = classify(&message, self.max_message_bytes, self.consumer.context());
+                        drop(message);
+                        self.held.push_back(delivery);
+                        if self.held.len() >= self.hold_limit {
+                            self.set_paused(true);
+                        }
+                    }
+                    Err(error) => {
+                        let error = match error {
+                            KafkaError::Canceled => SourceError::Fatal(error.to_string()),
+                            error => SourceError::Transient(error.to_string()),
+                        };
+                        match waiting.take() {
+                            Some(reply) => drop(reply.send(Err(error))),
+                            None => tracing::warn!(%error, "Kafka consumer error while no slot is free"),
+                        }
+                    }
+                },
+            }
+        }
+    }
+
+    /// Hands the oldest held message to `reply`, skipping those whose partition was revoked since they arrived
+    /// (their new owner reads them). Returns the request back when there is nothing to hand over yet.
+    fn answer(&mut self, reply: Reply) -> Option<Reply> {
+        let context = self.consumer.context();
+        while let Some(delivery) = self.held.pop_front() {
+            let position = delivery.position;
+            if context.generation(position.partition) != Some(position.generation) {
+                tracing::debug!(
+                    partition = position.partition,
+                    offset = position.offset,
+                    "held message of a revoked partition dropped"
+                );
+                continue;
+            }
+            if let Err(Ok(delivery)) = reply.send(Ok(delivery)) {
+                // Nobody is waiting any more: keep the message for the next request.
+                self.held.push_front(delivery);
+            }
+            return None;
+        }
+        Some(reply)
+    }
+
+    /// Pauses (or resumes) every partition assigned now. Pausing is repeated for each message that arrives over the
+    /// hold limit, which covers partitions assigned by a rebalance in between.
+    fn set_paused(&self, paused: bool) {
+        let context = self.consumer.context();
+        let was = context.paused.swap(paused, Ordering::SeqCst);
+        let assignment = match self.consumer.assignment() {
+            Ok(assignment) => assignment,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the assignment to pause or resume it");
+                return;
+            }
+        };
+        let applied = if paused {
+            self.consumer.pause(&assignment)
+        } else {
+            self.consumer.resume(&assignment)
+        };
+        match applied {
+            Err(error) => tracing::warn!(%error, paused, "cannot pause or resume the assigned partitions"),
+            Ok(()) if was != paused => {
+                tracing::debug!(paused, partitions = assignment.count(), "consumer flow control")
+            }
+            Ok(()) => {}
+        }
+    }
+}
+
+/// Completes when the app has given up the request it is waiting on; never while there is none.
+async fn closed(waiting: &mut Option<Reply>) {
+    match waiting {
+        Some(reply) => reply.closed().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -104,11 +285,45 @@ impl KafkaSource {
             .create_with_context(SourceContext::default())
             .map_err(setup)?;
         consumer.subscribe(&[&settings.scripts_topic]).map_err(setup)?;
-        Ok(Self {
-            consumer: Arc::new(consumer),
-            topic: settings.scripts_topic.clone(),
+        let consumer = Arc::new(consumer);
+        // One request at a time: the app asks for a message only with a slot in hand.
+        let (requests, receiver) = mpsc::channel(1);
+        let poller = Poller {
+            consumer: Arc::clone(&consumer),
             max_message_bytes: settings.max_message_bytes,
+            held: VecDeque::new(),
+            hold_limit: settings.max_parallel.max(1),
+        };
+        Ok(Self {
+            consumer,
+            topic: settings.scripts_topic.clone(),
+            requests,
+            poller: Mutex::new(PollerState::NotStarted(Box::new(poller), receiver)),
+            stop_polling: CancellationToken::new(),
         })
+    }
+
+    fn start_polling(&self) {
+        let mut state = self.poller.lock().unwrap_or_else(|p| p.into_inner());
+        if let PollerState::NotStarted(..) = *state
+            && let PollerState::NotStarted(poller, receiver) = std::mem::replace(&mut *state, PollerState::Stopped)
+        {
+            *state = PollerState::Running(tokio::spawn(poller.run(receiver, self.stop_polling.clone())));
+        }
+    }
+
+    /// Stops the poller and waits for it, so that nothing polls the consumer during the final commit.
+    async fn stop_polling(&self) {
+        self.stop_polling.cancel();
+        let state = std::mem::replace(
+            &mut *self.poller.lock().unwrap_or_else(|p| p.into_inner()),
+            PollerState::Stopped,
+        );
+        if let PollerState::Running(handle) = state
+            && let Err(error) = handle.await
+        {
+            tracing::warn!(%error, "the consumer's poller failed");
+        }
     }
 
     /// Checks that the brokers answer (a metadata request for the scripts topic) and returns how many of its
@@ -131,32 +346,32 @@ impl KafkaSource {
             .unwrap_or_else(|p| p.into_inner())
             .len())
     }
+}
 
-    fn classify(&self, message: &BorrowedMessage<'_>) -> Delivery {
-        let at = Coordinates {
-            topic: message.topic(),
-            partition: message.partition(),
-            offset: message.offset(),
-        };
-        let position = Position {
-            partition: message.partition(),
-            offset: message.offset(),
-            generation: self.consumer.context().generation(message.partition()).unwrap_or(0),
-        };
-        let parsed = wire::parse_message(message.payload(), message.key(), at, self.max_message_bytes);
-        let message = match parsed {
-            Ok(inbound) => inbound,
-            Err(unreadable) => Inbound::Unreadable(DeadLetter {
-                reason: unreadable.reason,
-                id: unreadable.id,
-                origin: format!("{}:{}:{}", at.topic, at.partition, at.offset),
-                payload: message.payload().map(<[u8]>::to_vec),
-                key: message.key().map(<[u8]>::to_vec),
-                headers: read_headers(message),
-            }),
-        };
-        Delivery { position, message }
-    }
+fn classify(message: &BorrowedMessage<'_>, max_message_bytes: usize, context: &SourceContext) -> Delivery {
+    let at = Coordinates {
+        topic: message.topic(),
+        partition: message.partition(),
+        offset: message.offset(),
+    };
+    let position = Position {
+        partition: message.partition(),
+        offset: message.offset(),
+        generation: context.generation(message.partition()).unwrap_or(0),
+    };
+    let parsed = wire::parse_message(message.payload(), message.key(), at, max_message_bytes);
+    let message = match parsed {
+        Ok(inbound) => inbound,
+        Err(unreadable) => Inbound::Unreadable(DeadLetter {
+            reason: unreadable.reason,
+            id: unreadable.id,
+            origin: format!("{}:{}:{}", at.topic, at.partition, at.offset),
+            payload: message.payload().map(<[u8]>::to_vec),
+            key: message.key().map(<[u8]>::to_vec),
+            headers: read_headers(message),
+        }),
+    };
+    Delivery { position, message }
 }
 
 /// A message's headers, names converted lossily to UTF-8 (invalid bytes become U+FFFD).
@@ -199,11 +414,11 @@ fn read_headers(message: &BorrowedMessage<'_>) -> Vec<(String, Option<Vec<u8>>)>
 
 impl ScriptSource for KafkaSource {
     async fn next(&self) -> Result<Delivery, SourceError> {
-        match self.consumer.recv().await {
-            Ok(message) => Ok(self.classify(&message)),
-            Err(error @ KafkaError::Canceled) => Err(SourceError::Fatal(error.to_string())),
-            Err(error) => Err(SourceError::Transient(error.to_string())),
-        }
+        self.start_polling();
+        let stopped = || SourceError::Fatal("the consumer's poller has stopped".into());
+        let (reply, answer) = oneshot::channel();
+        self.requests.send(reply).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
     }
 
     fn commit(&self, partition: i32, generation: u64, next_offset: i64) -> Result<(), CommitError> {
@@ -234,6 +449,7 @@ impl ScriptSource for KafkaSource {
     }
 
     async fn close(&self) -> Result<(), CloseError> {
+        self.stop_polling().await;
         let consumer = Arc::clone(&self.consumer);
         let committed = tokio::task::spawn_blocking(move || {
             let result = consumer.commit_consumer_state(CommitMode::Sync);

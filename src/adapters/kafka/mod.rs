@@ -84,9 +84,17 @@ impl KafkaSettings {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("enable.partition.eof", "false")
+            // A rebalance moves only the partitions that must move, and the others keep being judged and
+            // committed: with the eager default every rebalance revoked everything, and scripts in flight were
+            // judged again by the partitions' next owners.
+            .set("partition.assignment.strategy", "cooperative-sticky")
             .set("max.poll.interval.ms", self.max_poll_interval.as_millis().to_string())
             .set("queued.min.messages", self.max_parallel.max(1).to_string())
-            .set("queued.max.messages.kbytes", prefetch_kbytes.to_string());
+            .set("queued.max.messages.kbytes", prefetch_kbytes.to_string())
+            // With thresholds this low, librdkafka's default of 1 s between fetches once they are reached leaves
+            // the slots idle for a second after every pause and whenever scripts are short; librdkafka's own
+            // documentation advises lowering it in that case.
+            .set("fetch.queue.backoff.ms", "20");
         self.apply_properties(&mut config);
         config
             .set("enable.auto.offset.store", "false")
@@ -154,6 +162,10 @@ mod tests {
         assert_eq!(consumer.get("enable.auto.offset.store"), Some("false"));
         assert_eq!(consumer.get("auto.offset.reset"), Some("earliest"));
         assert_eq!(consumer.get("max.poll.interval.ms"), Some("600000"));
+        assert_eq!(
+            consumer.get("partition.assignment.strategy"),
+            Some("cooperative-sticky")
+        );
         assert_eq!(consumer.get("queued.min.messages"), Some("4"));
         assert_eq!(consumer.get("queued.max.messages.kbytes"), Some("8192"));
         let producer = settings().producer_config();
