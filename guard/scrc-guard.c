@@ -105,16 +105,38 @@ static struct counters read_cgroup(void) {
     return c;
 }
 
-/* Kills every process in the namespace but this one, until none is left to reap. */
+/* The largest ru_maxrss (KiB) of the processes reaped since the serve mode's last test started. */
+static int64_t test_max_rss_kb = 0;
+
+/* Kills every process in the namespace but this one, until none is left to reap, remembering their peak RSS. */
 static void kill_everything(void) {
     for (int round = 0; round < 10000; round++) {
         kill(-1, SIGKILL);
-        pid_t reaped;
-        while ((reaped = waitpid(-1, NULL, WNOHANG)) > 0) {
+        for (;;) {
+            struct rusage usage;
+            pid_t pid = wait4(-1, NULL, WNOHANG, &usage);
+            if (pid > 0) {
+                if (usage.ru_maxrss > test_max_rss_kb) test_max_rss_kb = usage.ru_maxrss;
+                continue;
+            }
+            if (pid < 0 && errno == ECHILD) return;
+            break;
         }
-        if (reaped < 0 && errno == ECHILD) return;
         usleep(1000);
     }
+}
+
+/* What the child wrote to the close-on-exec pipe before its exec failed: 0 when the exec succeeded. */
+static int read_exec_errno(int fd) {
+    int exec_errno = 0;
+    for (;;) {
+        ssize_t n = read(fd, &exec_errno, sizeof exec_errno);
+        if (n < 0 && errno == EINTR) continue;
+        if (n != (ssize_t)sizeof exec_errno) exec_errno = 0;
+        break;
+    }
+    close(fd);
+    return exec_errno;
 }
 
 static void append(char **at, char *end, const char *format, ...) __attribute__((format(printf, 3, 4)));
@@ -197,14 +219,7 @@ int main(int argc, char **argv) {
     timer.it_value.tv_usec = (limit_ms % 1000) * 1000;
     setitimer(ITIMER_REAL, &timer, NULL);
 
-    int exec_errno = 0;
-    for (;;) {
-        ssize_t n = read(exec_pipe[0], &exec_errno, sizeof exec_errno);
-        if (n < 0 && errno == EINTR) continue;
-        if (n != (ssize_t)sizeof exec_errno) exec_errno = 0;
-        break;
-    }
-    close(exec_pipe[0]);
+    int exec_errno = read_exec_errno(exec_pipe[0]);
 
     int status = 0, timed_out = 0, finished_child = 0;
     struct rusage usage;
@@ -318,7 +333,6 @@ static struct kept *kept_entries = NULL;
 static size_t kept_count = 0, kept_capacity = 0;
 static int writable_count = 0;
 static char **writable_dirs = NULL;
-static int64_t test_max_rss_kb = 0;
 static int sigchld_pipe[2] = {-1, -1};
 
 static void on_sigchld(int signal) {
@@ -432,24 +446,6 @@ static int reap(pid_t child, int *child_status, struct timespec *finished) {
     return reaped_child;
 }
 
-/* Kills every process but PID 1 and reaps them all, remembering their peak RSS. */
-static void kill_all_and_reap(void) {
-    for (int round = 0; round < 10000; round++) {
-        kill(-1, SIGKILL);
-        for (;;) {
-            struct rusage usage;
-            pid_t pid = wait4(-1, NULL, WNOHANG, &usage);
-            if (pid > 0) {
-                if (usage.ru_maxrss > test_max_rss_kb) test_max_rss_kb = usage.ru_maxrss;
-                continue;
-            }
-            if (pid < 0 && errno == ECHILD) return;
-            break;
-        }
-        usleep(1000);
-    }
-}
-
 /* Empties `root` without following links. It walks with chdir, holding one descriptor at a time, so that no depth
  * of nesting a program leaves can exhaust the guard's descriptors or stack; it makes each directory writable before
  * entering it, since the program (same user) may have taken the permissions away. */
@@ -523,7 +519,7 @@ static int wipe_tree(const char *root) {
 }
 
 static void op_wipe(int dirs, char **dir_names) {
-    kill_all_and_reap();
+    kill_everything();
     for (int i = 0; i < dirs; i++) {
         int error = wipe_tree(dir_names[i]);
         if (error && !setup_errno) setup_errno = error;
@@ -880,14 +876,7 @@ static void op_run(uint32_t length) {
     fcntl(out.fd, F_SETFL, O_NONBLOCK);
     fcntl(err.fd, F_SETFL, O_NONBLOCK);
 
-    int exec_errno = 0;
-    for (;;) {
-        ssize_t n = read(exec_pipe[0], &exec_errno, sizeof exec_errno);
-        if (n < 0 && errno == EINTR) continue;
-        if (n != (ssize_t)sizeof exec_errno) exec_errno = 0;
-        break;
-    }
-    close(exec_pipe[0]);
+    int exec_errno = read_exec_errno(exec_pipe[0]);
     int seal_errno = exec_errno < 0 ? -exec_errno : 0;
     if (seal_errno) exec_errno = 0;
 
@@ -910,7 +899,7 @@ static void op_run(uint32_t length) {
         if ((out.fd >= 0 && drain(&out, output_limit)) || (err.fd >= 0 && drain(&err, output_limit))) kill(-1, SIGKILL);
         finished_child = reap(child, &status, &finished);
     }
-    kill_all_and_reap();
+    kill_everything();
     /* Every writer is dead: what is left in the pipes is the last of the output. */
     if (out.fd >= 0) drain(&out, output_limit);
     if (err.fd >= 0) drain(&err, output_limit);

@@ -157,8 +157,18 @@ impl WarmSandbox {
             Some(runner) => runner,
             None => {
                 builder.keep(PROGRAM_DIR).await?;
-                builder.limit_memory(limits.memory.bytes()).await?;
-                builder
+                match builder.limit_memory(limits.memory.bytes()).await {
+                    Ok(()) => builder,
+                    // The kernel could not bring the build's memory under the script's limit: the tests get a
+                    // run container of their own on the same volume instead.
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot lower a warm sandbox to the script's memory limit");
+                        drop(builder);
+                        self.pool
+                            .replace_runner(&run.image, &volume, limits.memory.bytes())
+                            .await?
+                    }
+                }
             }
         };
         Ok(WarmBuilt::Ready(Box::new(WarmWorkspace {
