@@ -51,6 +51,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     cleanup.run().await;
     tracing::info!(
         reason = ?summary.stop,
+        answered = summary.answered,
         published = ?summary.published,
         dead_letters = summary.dead_letters,
         abandoned = summary.abandoned,

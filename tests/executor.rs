@@ -337,6 +337,12 @@ async fn rejected_and_unreadable_messages_get_results_and_dead_letters_and_the_o
         "original headers are kept"
     );
     assert_eq!(summary.dead_letters, 2);
+    assert_eq!(
+        summary.published.values().sum::<u64>() + summary.dead_letters,
+        6,
+        "the unreadable message that names its id counts as a result and a dead letter"
+    );
+    assert_eq!(summary.answered, 5, "but as one message answered");
     assert_eq!(harness.source.committed(0), Some(5));
 }
 

@@ -73,6 +73,10 @@ pub enum StopReason {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Summary {
     pub stop: StopReason,
+    /// Messages answered: their offset finished after at least one record was acknowledged. `answered`,
+    /// `unanswered` and `abandoned` count each message taken exactly once, whereas `published` and `dead_letters`
+    /// count records: an unreadable message that names its id gets both a dead letter and an RJ result.
+    pub answered: u64,
     /// Results published, by overall status.
     pub published: BTreeMap<Status, u64>,
     pub dead_letters: u64,
@@ -143,6 +147,7 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Executor<S, P, R> {
         let mut tasks = JoinSet::new();
         let mut summary = Summary {
             stop: StopReason::Requested,
+            answered: 0,
             published: BTreeMap::new(),
             dead_letters: 0,
             unanswered: 0,
@@ -280,7 +285,9 @@ fn record(summary: &mut Summary, joined: Result<Outcome, tokio::task::JoinError>
                 *summary.published.entry(status).or_default() += 1;
             }
             summary.dead_letters += u64::from(dead_letter);
-            summary.unanswered += u64::from(status.is_none() && !dead_letter);
+            let answered = status.is_some() || dead_letter;
+            summary.answered += u64::from(answered);
+            summary.unanswered += u64::from(!answered);
         }
         Ok(Outcome::Abandoned) => summary.abandoned += 1,
         Err(error) => {

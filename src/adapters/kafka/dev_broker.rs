@@ -1,6 +1,7 @@
 //! An embedded Kafka-protocol broker for development, demos and tests: librdkafka's mock cluster. It listens on
 //! real TCP ports on localhost, supports consumer groups, offset commits and the idempotent producer, and lives
-//! as long as this value. It keeps everything in memory.
+//! as long as this value. It keeps everything in memory, and only about the newest 5 MiB of each partition: that
+//! limit is built into librdkafka's mock cluster, which drops older batches whether or not anyone read them.
 
 use rdkafka::error::KafkaError;
 use rdkafka::mocking::MockCluster;
