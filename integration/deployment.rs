@@ -15,7 +15,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use scrc::adapters::docker::engine::Engine;
-use scrc::adapters::docker::labels;
 use scrc::adapters::kafka::admin::create_topics;
 use scrc_simulator::{SimulationReport, SimulatorConfig};
 use testcontainers::core::IntoContainerPort;
@@ -287,25 +286,17 @@ async fn a_runner_killed_mid_script_loses_nothing_and_leaves_no_sandbox() {
 
     let brokers = broker.brokers.clone();
     let simulation = tokio::spawn(async move { simulate(&brokers).await });
-    let engine = Engine::connect(None).await.expect("Docker");
+    // The runner logs "judging" as a script starts; a second later its build is done and a test runs (on either
+    // sandbox path: a warm runner's containers are started before any script, so they say nothing of one).
     let started = Instant::now();
-    loop {
-        let sandboxes = engine
-            .containers_with_label(&format!("{}={doomed_id}", labels::INSTANCE))
-            .await
-            .unwrap_or_default();
-        if sandboxes
-            .iter()
-            .any(|c| c.labels.get(labels::ROLE).map(String::as_str) == Some("run"))
-        {
-            break;
-        }
+    while !std::fs::read_to_string(&doomed.log).is_ok_and(|log| log.contains("\"judging\"")) {
         assert!(
             started.elapsed() < Duration::from_secs(120),
-            "the doomed runner never ran a test"
+            "the doomed runner never started a script"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    tokio::time::sleep(Duration::from_secs(1)).await;
     doomed.kill();
     // Its orchestrator restarts it under the same identity once the group has noticed the death, and the restart
     // removes what the killed run left. The wait is for tansu 0.6.0: when a live member's heartbeat is what finds a

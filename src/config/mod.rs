@@ -865,7 +865,7 @@ mod tests {
             .find_map(|line| line.trim().strip_prefix("stop_grace_period:"))
             .map(|value| parse_go_duration(value.trim()).unwrap())
             .expect("docker-compose.yml sets stop_grace_period for the runner");
-        let longest = load(&[]).unwrap().executor.longest_shutdown();
+        let longest = load(&[]).unwrap().executor.longest_shutdown() + crate::adapters::docker::CLEANUP_PATIENCE;
         assert!(
             longest + Duration::from_secs(3) <= period,
             "shutdown may take {longest:?}, too close to compose's {period:?}"

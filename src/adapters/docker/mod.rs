@@ -133,6 +133,7 @@ impl DockerRuntime {
         Cleanup {
             engine: self.sandbox.engine().clone(),
             instance: self.sandbox.settings().instance.clone(),
+            stop: self.reaper.clone(),
         }
     }
 
@@ -159,13 +160,34 @@ impl DockerRuntime {
 pub struct Cleanup {
     engine: Engine,
     instance: String,
+    /// Stops the reaper and the pool's refill, so that nothing new is started while the instance is cleared.
+    stop: CancellationToken,
 }
 
 impl Cleanup {
+    /// Sweeps until nothing of the instance is left, or for at most [`CLEANUP_PATIENCE`]: removals the pool
+    /// started in the background may still be under way, and the engine refuses a volume while a container that
+    /// mounts it is being removed.
     pub async fn run(self) {
-        reaper::sweep(&self.engine, Some(&self.instance)).await;
+        self.stop.cancel();
+        let deadline = tokio::time::Instant::now() + CLEANUP_PATIENCE;
+        let label = format!("{}={}", labels::INSTANCE, self.instance);
+        loop {
+            reaper::sweep(&self.engine, Some(&self.instance)).await;
+            let containers = self.engine.containers_with_label(&label).await.map(|c| c.len());
+            let volumes = self.engine.volumes_with_label(&label).await.map(|v| v.len());
+            let cleared = matches!((containers, volumes), (Ok(0), Ok(0)));
+            if cleared || tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
     }
 }
+
+/// How long the end of a run may spend removing the instance's sandboxes; part of the longest shutdown, which
+/// compose's stop grace period must cover.
+pub const CLEANUP_PATIENCE: Duration = Duration::from_secs(5);
 
 /// Checks that the Docker engine answers.
 #[derive(Clone)]
