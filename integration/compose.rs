@@ -142,6 +142,12 @@ fn compose_brings_up_a_broker_and_two_runners_that_judge_the_library() {
         "the runners report healthy: {runners:?}"
     );
 
+    // Stopped first and on their own, so that their logs can say why if they leave a sandbox behind.
+    let stopping = std::time::Instant::now();
+    let stop = project.run(&["stop", "--timeout", "60", "scrc"]);
+    let stop_seconds = stopping.elapsed().as_secs_f64();
+    let stop_logs = project.run(&["logs", "--no-color", "--tail", "40", "scrc"]);
+    assert!(stop.status.success(), "compose stop failed");
     let down = project.run(&["down", "-v", "--remove-orphans", "--timeout", "60"]);
     assert!(
         down.status.success(),
@@ -161,8 +167,17 @@ fn compose_brings_up_a_broker_and_two_runners_that_judge_the_library() {
         docker_lines(&["volume", "ls", "--filter", &label, "-q"]).is_empty(),
         "volumes left"
     );
+    let left = docker_lines(&[
+        "ps",
+        "-a",
+        "--filter",
+        "label=scrc.managed",
+        "--format",
+        "{{.Names}} {{.Status}} {{.Label \"scrc.instance\"}}",
+    ]);
     assert!(
-        docker_lines(&["ps", "-a", "--filter", "label=scrc.managed", "-q"]).is_empty(),
-        "sandbox containers left"
+        left.is_empty(),
+        "sandbox containers left: {left:?}\nthe runners stopped in {stop_seconds:.1} s; their last words:\n{}",
+        String::from_utf8_lossy(&stop_logs.stdout)
     );
 }

@@ -46,7 +46,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let summary = Executor::new(source, publisher, judge, config.executor)
         .run(shutdown)
         .await;
+    // The health reporter may be in the middle of probing Kafka and Docker; shutdown does not wait for a probe.
     reporting.cancel();
+    health.abort();
     let _ = health.await;
     cleanup.run().await;
     tracing::info!(

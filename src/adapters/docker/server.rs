@@ -24,7 +24,7 @@ type Input = Pin<Box<dyn AsyncWrite + Send>>;
 
 /// How long a started supervisor may take to say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long a put, wipe or gather may take: they move at most the artifact limit through a local socket.
+/// How long writing a frame may take: a wipe, a source file or a test's input, through a local socket.
 const TRANSFER_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub struct Server {
