@@ -526,6 +526,18 @@ static void op_wipe(int dirs, char **dir_names) {
     }
 }
 
+/* Copies the next `rest` bytes of the frame into `fd` (or drops them when `fd` is negative), so that the stream
+ * stays in step whatever happens to the file; a failed write is remembered for the next reply. */
+static void stream_into(int fd, uint32_t rest) {
+    char buffer[65536];
+    while (rest > 0) {
+        size_t chunk = rest < sizeof buffer ? rest : sizeof buffer;
+        if (read_full(0, buffer, chunk) != 0) _exit(0);
+        if (fd >= 0 && write_full(fd, buffer, chunk) != 0 && !setup_errno) setup_errno = errno ? errno : EIO;
+        rest -= (uint32_t)chunk;
+    }
+}
+
 /* Writes a file, streaming its contents from stdin so that the guard never holds a whole program in memory. */
 static void op_file(uint32_t length) {
     unsigned char fixed[16];
@@ -551,13 +563,7 @@ static void op_file(uint32_t length) {
     rest -= path_length;
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0 && !setup_errno) setup_errno = errno;
-    char buffer[65536];
-    while (rest > 0) {
-        size_t chunk = rest < sizeof buffer ? rest : sizeof buffer;
-        if (read_full(0, buffer, chunk) != 0) _exit(0);
-        if (fd >= 0 && write_full(fd, buffer, chunk) != 0 && !setup_errno) setup_errno = errno ? errno : EIO;
-        rest -= (uint32_t)chunk;
-    }
+    stream_into(fd, rest);
     if (fd >= 0) {
         struct timespec times[2] = {{mtime, 0}, {mtime, 0}};
         if ((fchmod(fd, mode) != 0 || futimens(fd, times) != 0) && !setup_errno) setup_errno = errno;
@@ -764,13 +770,7 @@ static void op_run(uint32_t length) {
     /* stdin: a memfd the test reads at its own pace, so a program that never reads cannot stall anyone. */
     int input = memfd_create("stdin", MFD_CLOEXEC);
     if (input < 0 && !setup_errno) setup_errno = errno;
-    char buffer[65536];
-    while (rest > 0) {
-        size_t chunk = rest < sizeof buffer ? rest : sizeof buffer;
-        if (read_full(0, buffer, chunk) != 0) _exit(0);
-        if (input >= 0 && write_full(input, buffer, chunk) != 0 && !setup_errno) setup_errno = errno ? errno : EIO;
-        rest -= (uint32_t)chunk;
-    }
+    stream_into(input, rest);
     if ((flags & RUN_SEAL) && !setup_errno) {
         int restored = restore_kept();
         if (restored) setup_errno = restored;
