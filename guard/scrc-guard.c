@@ -301,10 +301,15 @@ int main(int argc, char **argv) {
  *        mode and times, so before a sealed test the guard puts back those of the tree 'K' recorded.
  *   'K'  keep: record the mode and times of every entry under a path (the built program), to restore them before
  *        every sealed test (no reply)
+ *   'D'  u32 mode, path: make a directory of a program put back from the runner's artifact cache (no reply)
+ *   'G'  u32 byte limit, path: gather the built program under path for the artifact cache; reply 'A'
  * Guard to runner:
  *   'H'  hello, once, when the guard is ready: "scrc-guard 1 landlock=<ABI version, 0 without Landlock>"
  *   'R'  u32 report length, report JSON, u32 stdout length, stdout, u32 stderr length, stderr
- * A failed 'W' or 'F' is remembered and returned in the next reply as "setup_errno"; a test is then not run.
+ *   'A'  u32 errno (0: the whole tree follows; a pending setup errno comes first), then per entry, parents first: kind 'd' or 'f', u32 mode, i64
+ *        mtime, u32 path length, path relative to the gathered one, and for a file u32 length and contents.
+ *        Anything but plain files and directories, or more bytes than the limit, makes the errno non-zero.
+ * A failed 'W', 'F' or 'D' is remembered and returned in the next reply as "setup_errno"; a test is then not run.
  *
  * Between tests nothing carries over: every process of the previous test is dead before its report is written,
  * and the writable directories are emptied by the next 'W'. The program itself is on a volume mounted read-only
@@ -637,6 +642,155 @@ static void op_keep(uint32_t length) {
     if (read_full(0, path, length) != 0) _exit(0);
     path[length] = '\0';
     keep_tree(path, 32);
+}
+
+/* Makes a directory of a program put back from the runner's artifact cache. The owner keeps write access, so that
+ * the files beneath it can be put in after it. */
+static void op_directory(uint32_t length) {
+    unsigned char fixed[4];
+    if (length <= 4 || length - 4 > PATH_MAX) {
+        if (skip(length) != 0) _exit(0);
+        if (!setup_errno) setup_errno = EINVAL;
+        return;
+    }
+    if (read_full(0, fixed, 4) != 0) _exit(0);
+    char path[PATH_MAX + 1];
+    if (read_full(0, path, length - 4) != 0) _exit(0);
+    path[length - 4] = '\0';
+    mode_t mode = (get_u32(fixed) & 07777) | S_IRWXU;
+    if ((mkdir(path, mode) != 0 || chmod(path, mode) != 0) && !setup_errno) setup_errno = errno;
+}
+
+/* The program tree gathered by 'G', for the runner's artifact cache. */
+struct gathered {
+    struct bytes out;
+    uint64_t total, limit;
+    int error;
+};
+
+static void gathered_entry(struct gathered *g, char kind, const struct stat *st, const char *relative) {
+    bytes_add(&g->out, &kind, 1);
+    bytes_u32(&g->out, (uint32_t)(st->st_mode & 07777));
+    bytes_u32(&g->out, (uint32_t)((uint64_t)st->st_mtim.tv_sec & 0xffffffffu));
+    bytes_u32(&g->out, (uint32_t)((uint64_t)st->st_mtim.tv_sec >> 32));
+    bytes_u32(&g->out, (uint32_t)strlen(relative));
+    bytes_add(&g->out, relative, strlen(relative));
+}
+
+/* Appends a regular file's metadata and contents; anything that is not a plain file or directory (a link, a
+ * FIFO, a device) makes the tree uncacheable rather than being followed or opened. */
+static void gather_file(struct gathered *g, const char *path, const char *relative) {
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        g->error = errno ? errno : EIO;
+        if (fd >= 0) close(fd);
+        return;
+    }
+    if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > g->limit - g->total) {
+        g->error = S_ISREG(st.st_mode) ? EFBIG : ENOTSUP;
+        close(fd);
+        return;
+    }
+    gathered_entry(g, 'f', &st, relative);
+    size_t at = g->out.length;
+    bytes_u32(&g->out, 0);
+    uint64_t size = 0;
+    char buffer[65536];
+    for (;;) {
+        ssize_t got = read(fd, buffer, sizeof buffer);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) {
+            g->error = errno;
+            break;
+        }
+        if (got == 0) break;
+        size += (uint64_t)got;
+        if (size > g->limit - g->total) {
+            g->error = EFBIG;
+            break;
+        }
+        bytes_add(&g->out, buffer, (size_t)got);
+    }
+    close(fd);
+    g->total += size;
+    if (!g->out.failed) put_u32(g->out.data + at, (uint32_t)size);
+}
+
+/* Walks the tree under `root`, parents before children, at most `depth` levels down. */
+static void gather_tree(struct gathered *g, const char *root, const char *relative, int depth) {
+    char path[PATH_MAX];
+    int n = snprintf(path, sizeof path, "%s/%s", root, relative);
+    if (n < 0 || n >= (int)sizeof path) {
+        g->error = ENAMETOOLONG;
+        return;
+    }
+    DIR *dir = opendir(path);
+    if (!dir) {
+        g->error = errno;
+        return;
+    }
+    struct dirent *entry;
+    while (!g->error && (entry = readdir(dir)) != NULL) {
+        if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0) continue;
+        char child[PATH_MAX], child_relative[PATH_MAX];
+        int a = snprintf(child, sizeof child, "%s/%s", path, entry->d_name);
+        int b = snprintf(child_relative, sizeof child_relative, "%s%s%s", relative, *relative ? "/" : "",
+                         entry->d_name);
+        if (a < 0 || a >= (int)sizeof child || b < 0 || b >= (int)sizeof child_relative) {
+            g->error = ENAMETOOLONG;
+            break;
+        }
+        struct stat st;
+        if (lstat(child, &st) != 0) {
+            g->error = errno;
+        } else if (S_ISDIR(st.st_mode)) {
+            if (depth <= 0) {
+                g->error = ELOOP;
+            } else {
+                gathered_entry(g, 'd', &st, child_relative);
+                gather_tree(g, root, child_relative, depth - 1);
+            }
+        } else {
+            gather_file(g, child, child_relative);
+        }
+    }
+    closedir(dir);
+}
+
+/* Sends the built program back, every file and directory under a path, up to a byte limit: reply 'A' with an
+ * errno (0 when the whole tree is there) and the entries. */
+static void op_gather(uint32_t length) {
+    unsigned char fixed[4];
+    if (length <= 4 || length - 4 > PATH_MAX) {
+        if (skip(length) != 0) _exit(0);
+        struct bytes reply = {0};
+        bytes_u32(&reply, EINVAL);
+        send_frame('A', &reply);
+        free(reply.data);
+        return;
+    }
+    if (read_full(0, fixed, 4) != 0) _exit(0);
+    char root[PATH_MAX + 1];
+    if (read_full(0, root, length - 4) != 0) _exit(0);
+    root[length - 4] = '\0';
+    struct gathered g = {.limit = get_u32(fixed)};
+    bytes_u32(&g.out, 0);
+    /* A 'D' or 'F' that failed before is this reply's errno: the tree is not what the runner put in. */
+    g.error = setup_errno;
+    setup_errno = 0;
+    if (!g.error) gather_tree(&g, root, "", 16);
+    if (g.out.failed) {
+        free(g.out.data);
+        g = (struct gathered){.error = ENOMEM};
+        bytes_u32(&g.out, ENOMEM);
+    }
+    if (g.error) {
+        g.out.length = 0;
+        bytes_u32(&g.out, (uint32_t)g.error);
+    }
+    send_frame('A', &g.out);
+    free(g.out.data);
 }
 
 /* Puts back the recorded modes and times, parents first so that every path is reachable again. */
@@ -987,6 +1141,12 @@ static int serve(int argc, char **argv) {
             break;
         case 'K':
             op_keep(length);
+            break;
+        case 'D':
+            op_directory(length);
+            break;
+        case 'G':
+            op_gather(length);
             break;
         default:
             goto done;

@@ -33,6 +33,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     ));
     runtime.prime();
     let cleanup = runtime.cleanup();
+    let artifacts = runtime.artifact_cache();
     let breaker = Arc::new(CircuitBreaker::new(config.breaker_threshold, config.breaker_cool_down));
     let judge = Judge::new(runtime, config.policy, breaker, config.retry);
     tracing::info!(
@@ -59,6 +60,17 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         abandoned = summary.abandoned,
         "runner stopped"
     );
+    if let Some(cache) = artifacts {
+        let stats = cache.stats();
+        tracing::info!(
+            hits = stats.hits,
+            misses = stats.misses,
+            stored = stats.stored,
+            evicted = stats.evicted,
+            rejected = stats.rejected,
+            "artifact cache"
+        );
+    }
     if let StopReason::SourceFailed(reason) = &summary.stop {
         anyhow::bail!("the Kafka consumer failed: {reason}");
     }

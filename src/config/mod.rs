@@ -151,6 +151,8 @@ struct Env {
     runner_build_tmpfs_size: u64,
     #[serde(default = "defaults::runner_artifact_limit")]
     runner_artifact_limit: usize,
+    #[serde(default = "defaults::runner_artifact_cache_bytes")]
+    runner_artifact_cache_bytes: u64,
     #[serde(default = "defaults::python_image")]
     python_image: String,
     #[serde(default)]
@@ -286,6 +288,10 @@ mod defaults {
     }
     pub const fn runner_artifact_limit() -> usize {
         64 * 1024 * 1024
+    }
+    /// Room for a few hundred compiled programs (a static C++ or Go binary is 1–2 MiB).
+    pub const fn runner_artifact_cache_bytes() -> u64 {
+        256 * MIB
     }
     // SCRC's official image names, so that a host with a registry works out of the box.
     pub fn python_image() -> String {
@@ -653,6 +659,7 @@ impl Config {
                     mode: sandbox_mode,
                     pool_idle,
                     run_memory_default: memory_limit.bytes(),
+                    artifact_cache_bytes: env.runner_artifact_cache_bytes,
                 },
                 toolchains,
                 pull_timeout: Duration::from_secs(120),

@@ -10,6 +10,7 @@
 //! Everything lands in one output directory: a CSV per run, aggregated and summary CSVs, PNG charts and
 //! `benchmark_manifest.json`.
 
+pub mod builds;
 pub mod charts;
 pub mod load;
 pub mod output;
@@ -55,14 +56,24 @@ pub fn main(args: &[String], tools: Tools, default_out: &Path) -> i32 {
     let scale = std::env::var("SCRC_BENCH_SCALE")
         .ok()
         .and_then(|v| v.parse::<f64>().ok());
-    // `sandbox` compares the sandbox paths (see `sandbox.rs`); it has no windows of the other plans.
-    if name == "sandbox" {
+    // `sandbox` compares the sandbox paths (see `sandbox.rs`) and `builds` the toolchains and the artifact cache
+    // (see `builds.rs`); they have no windows of the other plans.
+    if name == "sandbox" || name == "builds" {
         let out = std::env::var("SCRC_BENCH_OUT")
             .map(PathBuf::from)
-            .unwrap_or_else(|_| default_out.join("sandbox"));
+            .unwrap_or_else(|_| default_out.join(name));
+        let scale = scale.unwrap_or(1.0);
         let outcome = tokio::runtime::Runtime::new()
             .map_err(anyhow::Error::from)
-            .and_then(|runtime| runtime.block_on(sandbox::run(&tools, &out, scale.unwrap_or(1.0))));
+            .and_then(|runtime| {
+                runtime.block_on(async {
+                    if name == "sandbox" {
+                        sandbox::run(&tools, &out, scale).await
+                    } else {
+                        builds::run(&tools, &out, scale).await
+                    }
+                })
+            });
         return match outcome {
             Ok(manifest) => {
                 println!("{}", serde_json::to_string_pretty(&manifest).unwrap_or_default());
@@ -80,7 +91,7 @@ pub fn main(args: &[String], tools: Tools, default_out: &Path) -> i32 {
         other => (other, false),
     };
     let Some(mut plan) = Plan::named(plan_name) else {
-        eprintln!("harness: unknown plan {name:?}; use quick, full, school or sandbox");
+        eprintln!("harness: unknown plan {name:?}; use quick, full, school, sandbox or builds");
         return 2;
     };
     if let Some(factor) = scale {

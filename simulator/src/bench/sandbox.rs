@@ -142,14 +142,14 @@ pub async fn run(tools: &Tools, out: &Path, scale: f64) -> anyhow::Result<Value>
     Ok(manifest)
 }
 
-fn ok<'a>(library: &'a [Scenario], language: &str) -> anyhow::Result<&'a Scenario> {
+pub(super) fn ok<'a>(library: &'a [Scenario], language: &str) -> anyhow::Result<&'a Scenario> {
     library
         .iter()
         .find(|s| s.language == language && s.outcome == "ok")
         .with_context(|| format!("the library has no {language} ok scenario"))
 }
 
-fn with_mode(tools: &Tools, mode: &str) -> Tools {
+pub(super) fn with_mode(tools: &Tools, mode: &str) -> Tools {
     let mut tools = tools.clone();
     tools.env.retain(|(name, _)| name != "RUNNER_SANDBOX");
     tools.env.push(("RUNNER_SANDBOX".into(), mode.into()));
@@ -246,7 +246,7 @@ async fn exec(container: &str, command: &str, input: &[u8]) -> anyhow::Result<Du
 
 /// The floor of one language: the median over [`REPEATS`] of compile (if any) plus one exec per test, in a started
 /// container that has run the program once already.
-async fn floor(tools: &Tools, scenario: &Scenario) -> anyhow::Result<f64> {
+pub(super) async fn floor(tools: &Tools, scenario: &Scenario) -> anyhow::Result<f64> {
     let image = build_image(tools, &scenario.language)?;
     let name = format!("scrc-bench-floor-{}-{}", scenario.language, std::process::id());
     let started = Command::new("docker")
@@ -294,7 +294,7 @@ async fn floor(tools: &Tools, scenario: &Scenario) -> anyhow::Result<f64> {
 }
 
 /// Median send-to-result latency per language of an idle runner at parallelism 1 on sandbox path `mode`.
-async fn idle_latency(
+pub(super) async fn idle_latency(
     tools: &Tools,
     mode: &str,
     library: &[Scenario],
@@ -377,16 +377,19 @@ async fn classroom_throughput(
     tag: &str,
 ) -> anyhow::Result<f64> {
     let tools = with_mode(tools, mode);
-    let broker = Broker::start(&tools, 12).await?;
-    let log = out.join("logs").join(format!("throughput-{mode}-runner.log"));
-    let mut runner = Runner::start(
-        &tools,
-        &broker.brokers,
-        4,
-        &format!("bench-{tag}-throughput-{mode}"),
-        &log,
-    )?;
-    let weights: Vec<f64> = library
+    let mix = Mix {
+        order: Order::Weighted(classroom_weights(library)),
+        seed: 0xc1a55,
+        sources: Sources::Unique,
+    };
+    let measured = throughput(&tools, &format!("throughput-{mode}"), library, mix, window, out, tag).await?;
+    output::write_case(out, "sandbox_throughput", mode, std::slice::from_ref(&measured.samples))?;
+    Ok(measured.per_min)
+}
+
+/// The classroom's share of each scenario: 60 % Python, 20 % Java, then C, C++ and Go; 60 % OK, 30 % WA, 10 % TL.
+pub(super) fn classroom_weights(library: &[Scenario]) -> Vec<f64> {
+    library
         .iter()
         .map(|s| {
             let language = match s.language.as_str() {
@@ -403,35 +406,46 @@ async fn classroom_throughput(
             };
             language * outcome
         })
-        .collect();
+        .collect()
+}
+
+/// What one throughput run measured.
+pub(super) struct Measured {
+    pub samples: Vec<super::load::Sample>,
+    pub per_min: f64,
+    /// The runner's log, which ends with its artifact cache's counters.
+    pub log: std::path::PathBuf,
+}
+
+/// Submissions per minute of `mix`, one runner of `tools` at parallelism 4 with two submissions outstanding per
+/// slot, over `window` after a 10 s warm-up.
+pub(super) async fn throughput(
+    tools: &Tools,
+    name: &str,
+    library: &[Scenario],
+    mix: Mix,
+    window: Duration,
+    out: &Path,
+    tag: &str,
+) -> anyhow::Result<Measured> {
+    let broker = Broker::start(tools, 12).await?;
+    let log = out.join("logs").join(format!("{name}-runner.log"));
+    let mut runner = Runner::start(tools, &broker.brokers, 4, &format!("bench-{tag}-{name}"), &log)?;
     let phases = Phases {
         warmup: Duration::from_secs(10),
         window,
         cooldown: Duration::from_secs(60),
     };
-    let samples = load::closed_loop(
-        &broker.brokers,
-        library,
-        Mix {
-            order: Order::Weighted(weights),
-            seed: 0xc1a55,
-            sources: Sources::Unique,
-        },
-        8,
-        phases,
-        &format!("tp-{tag}-{mode}"),
-    )
-    .await;
+    let samples = load::closed_loop(&broker.brokers, library, mix, 8, phases, &format!("tp-{tag}-{name}")).await;
     let exited = runner.exited();
     runner.stop().await;
     broker.stop().await;
     let samples = samples?;
     anyhow::ensure!(
         exited.is_none(),
-        "the {mode} runner exited early; see {}",
+        "the {name} runner exited early; see {}",
         log.display()
     );
-    output::write_case(out, "sandbox_throughput", mode, std::slice::from_ref(&samples))?;
-    let metrics = stats::run_metrics(&samples, window.as_secs_f64());
-    Ok(metrics.throughput_per_min)
+    let per_min = stats::run_metrics(&samples, window.as_secs_f64()).throughput_per_min;
+    Ok(Measured { samples, per_min, log })
 }

@@ -291,6 +291,19 @@ impl Engine {
         }
     }
 
+    /// The id of an image (the digest of its configuration), or `None` when it is not present.
+    ///
+    /// # Errors
+    /// [`RuntimeError::Unavailable`] when the engine does not answer.
+    pub async fn image_id(&self, image: &str) -> Result<Option<String>, RuntimeError> {
+        match tokio::time::timeout(CALL_TIMEOUT, self.docker.inspect_image(image)).await {
+            Err(_) => Err(RuntimeError::Unavailable("inspect image: timed out".into())),
+            Ok(Ok(inspected)) => Ok(inspected.id),
+            Ok(Err(BollardError::DockerResponseServerError { status_code: 404, .. })) => Ok(None),
+            Ok(Err(error)) => Err(classify("inspect image", error)),
+        }
+    }
+
     /// Pulls an image from its registry.
     ///
     /// # Errors

@@ -8,6 +8,7 @@
 //! ([`guard`]) reports to verdict facts the same way ([`outcome`]); [`reaper`] removes what a crashed runner left.
 
 pub mod archive;
+pub mod artifacts;
 pub mod capture;
 pub mod engine;
 pub mod fresh;
@@ -31,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::domain::{Execution, Language, Limits, Script};
 use crate::ports::{Preparation, Runtime, RuntimeError};
+use artifacts::{ArtifactCache, CacheStats};
 use engine::Engine;
 use fresh::{FreshBuilt, FreshSandbox, FreshWorkspace};
 use languages::Toolchain;
@@ -103,7 +105,14 @@ impl DockerRuntime {
                 settings.sandbox.pool_idle,
                 reaper.child_token(),
             );
-            WarmSandbox::new(pool, settings.sandbox.clone(), observer.clone())
+            let artifacts = open_artifact_cache(&settings.sandbox);
+            WarmSandbox::new(
+                pool,
+                engine.clone(),
+                settings.sandbox.clone(),
+                observer.clone(),
+                artifacts,
+            )
         });
         let mut sandbox = FreshSandbox::new(engine, settings.sandbox);
         if let Some(observer) = observer {
@@ -140,6 +149,16 @@ impl DockerRuntime {
     /// A handle that checks the engine answers, for health checks running beside the executor.
     pub fn probe(&self) -> EngineProbe {
         EngineProbe(self.sandbox.engine().clone())
+    }
+
+    /// What the artifact cache did since the runtime started; `None` when it is off.
+    pub fn artifact_cache_stats(&self) -> Option<CacheStats> {
+        self.artifact_cache().map(|cache| cache.stats())
+    }
+
+    /// The artifact cache, when it is on, for reading its counters after the runtime has been handed on.
+    pub fn artifact_cache(&self) -> Option<Arc<ArtifactCache>> {
+        self.warm.as_ref().and_then(WarmSandbox::artifacts)
     }
 
     /// Containers and volumes of warm sandboxes started and waiting for a script; none on the fresh path.
@@ -207,6 +226,22 @@ impl Drop for DockerRuntime {
     }
 }
 
+/// The artifact cache in a directory of this instance's own under the system's temporary directory, or `None`
+/// when it is off or the directory cannot be made (every script is then compiled, as without it).
+fn open_artifact_cache(settings: &SandboxSettings) -> Option<Arc<ArtifactCache>> {
+    if settings.artifact_cache_bytes == 0 {
+        return None;
+    }
+    let dir = std::env::temp_dir().join(format!("scrc-artifacts-{}", settings.instance));
+    match ArtifactCache::open(&dir, settings.artifact_cache_bytes) {
+        Ok(cache) => Some(Arc::new(cache)),
+        Err(error) => {
+            tracing::warn!(%error, dir = %dir.display(), "cannot open the artifact cache; every script is compiled");
+            None
+        }
+    }
+}
+
 /// Checks every configured image, pulls the missing ones, and warns about those that cannot be had: the scripts
 /// of those languages will get IE naming the image until it is present.
 async fn ensure_images(engine: &Engine, toolchains: &BTreeMap<Language, Toolchain>, pull_timeout: Duration) {
@@ -252,6 +287,7 @@ impl Runtime for DockerRuntime {
         let toolchain = self.toolchain(script.language)?;
         let source_file = module.source_file(script.source.as_str());
         let build = BuildPlan {
+            language: script.language.as_str(),
             image: toolchain.build_image.clone(),
             command: module.build_command(&source_file),
             env: module.build_env(),

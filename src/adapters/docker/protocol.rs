@@ -3,7 +3,8 @@
 //! here and the I/O in [`super::server`] stays a loop.
 //!
 //! A frame is one op byte, a little-endian `u32` payload length, and the payload. Requests: `W` wipe, `F` write a
-//! file, `K` keep a tree's modes and times, `X` run a test. Replies: `H` hello, `R` a test's report and output.
+//! file, `D` make a directory, `K` keep a tree's modes and times, `G` gather a tree, `X` run a test. Replies: `H`
+//! hello, `R` a test's report and output, `A` a gathered tree.
 
 use serde::Deserialize;
 
@@ -22,6 +23,17 @@ pub struct File<'a> {
     /// Seconds since the epoch; Python checks its bytecode cache against the source's.
     pub mtime: i64,
     pub contents: &'a [u8],
+}
+
+/// One entry of a program tree gathered from a sandbox: a directory, or a file with its contents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Relative to the gathered directory; parents come before their children.
+    pub path: String,
+    pub mode: u32,
+    pub mtime: i64,
+    /// `None` for a directory.
+    pub contents: Option<Vec<u8>>,
 }
 
 /// What a test asks the supervisor to run.
@@ -87,6 +99,8 @@ pub enum Reply {
         stdout: Vec<u8>,
         stderr: Vec<u8>,
     },
+    /// A gathered tree, or the errno that kept it from being gathered whole.
+    Gathered(Result<Vec<Entry>, i32>),
 }
 
 /// A reply the runner cannot trust: the stream is out of step and the container must go.
@@ -120,6 +134,20 @@ pub fn put(file: &File<'_>) -> Vec<u8> {
     payload.extend_from_slice(file.path.as_bytes());
     payload.extend_from_slice(file.contents);
     frame(b'F', &payload)
+}
+
+/// Makes a directory; the owner keeps write access to it.
+pub fn directory(path: &str, mode: u32) -> Vec<u8> {
+    let mut payload = mode.to_le_bytes().to_vec();
+    payload.extend_from_slice(path.as_bytes());
+    frame(b'D', &payload)
+}
+
+/// Asks for every file and directory under `path`, refused past `limit` bytes of contents.
+pub fn gather(path: &str, limit: u32) -> Vec<u8> {
+    let mut payload = limit.to_le_bytes().to_vec();
+    payload.extend_from_slice(path.as_bytes());
+    frame(b'G', &payload)
 }
 
 /// Records the modes and times of the tree under `path`, to be put back before every sealed test.
@@ -186,9 +214,43 @@ pub fn take_reply(buffer: &mut Vec<u8>) -> Result<Option<Reply>, BadFrame> {
             let stderr = reader.chunk()?.to_vec();
             Reply::Report { report, stdout, stderr }
         }
+        b'A' => Reply::Gathered(gathered(&mut reader)?),
         other => return Err(BadFrame(format!("unknown op {other:#04x}"))),
     };
     Ok(Some(reply))
+}
+
+/// The entries of an `A` reply. A path that is not UTF-8 makes the tree uncacheable, like any other entry the
+/// supervisor refuses (`EILSEQ`).
+fn gathered(reader: &mut Reader<'_>) -> Result<Result<Vec<Entry>, i32>, BadFrame> {
+    const EILSEQ: i32 = 84;
+    let errno = reader.u32()?;
+    if errno != 0 {
+        return Ok(Err(i32::try_from(errno).unwrap_or(i32::MAX)));
+    }
+    let mut entries = Vec::new();
+    let mut readable = true;
+    while !reader.0.is_empty() {
+        let kind = reader.take(1)?[0];
+        let mode = reader.u32()?;
+        let mtime = i64::from(reader.u32()?) | (i64::from(reader.u32()?) << 32);
+        let path = String::from_utf8(reader.chunk()?.to_vec());
+        let contents = match kind {
+            b'd' => None,
+            b'f' => Some(reader.chunk()?.to_vec()),
+            other => return Err(BadFrame(format!("a gathered entry of kind {other:#04x}"))),
+        };
+        match path {
+            Ok(path) => entries.push(Entry {
+                path,
+                mode,
+                mtime,
+                contents,
+            }),
+            Err(_) => readable = false,
+        }
+    }
+    Ok(if readable { Ok(entries) } else { Err(EILSEQ) })
 }
 
 struct Reader<'a>(&'a [u8]);
@@ -323,6 +385,61 @@ mod tests {
             };
             assert_eq!((hello.landlock, hello.can_seal()), (landlock, seals));
         }
+    }
+
+    #[test]
+    fn a_gathered_tree_is_decoded_parents_first() {
+        let mut payload = 0u32.to_le_bytes().to_vec();
+        payload.push(b'd');
+        payload.extend(0o755u32.to_le_bytes());
+        payload.extend((-2i64).to_le_bytes());
+        payload.extend(chunk(b"pkg"));
+        payload.push(b'f');
+        payload.extend(0o644u32.to_le_bytes());
+        payload.extend((1i64 << 33).to_le_bytes());
+        payload.extend(chunk(b"pkg/Main.class"));
+        payload.extend(chunk(b"\xca\xfe"));
+        let mut buffer = reply(b'A', &payload);
+        let Some(Reply::Gathered(Ok(entries))) = take_reply(&mut buffer).unwrap() else {
+            panic!("not a gathered tree");
+        };
+        assert_eq!(
+            entries,
+            vec![
+                Entry {
+                    path: "pkg".into(),
+                    mode: 0o755,
+                    mtime: -2,
+                    contents: None
+                },
+                Entry {
+                    path: "pkg/Main.class".into(),
+                    mode: 0o644,
+                    mtime: 1 << 33,
+                    contents: Some(vec![0xca, 0xfe])
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_tree_that_could_not_be_gathered_whole_is_an_errno() {
+        let mut buffer = reply(b'A', &27u32.to_le_bytes());
+        assert_eq!(take_reply(&mut buffer), Ok(Some(Reply::Gathered(Err(27)))));
+        let mut payload = 0u32.to_le_bytes().to_vec();
+        payload.push(b'f');
+        payload.extend(0o644u32.to_le_bytes());
+        payload.extend(0i64.to_le_bytes());
+        payload.extend(chunk(b"\xff.class"));
+        payload.extend(chunk(b""));
+        let mut buffer = reply(b'A', &payload);
+        assert_eq!(
+            take_reply(&mut buffer),
+            Ok(Some(Reply::Gathered(Err(84)))),
+            "a path that is not UTF-8"
+        );
+        let mut buffer = reply(b'A', &[0, 0, 0, 0, b'f', 1]);
+        assert!(take_reply(&mut buffer).is_err(), "a truncated entry");
     }
 
     #[test]

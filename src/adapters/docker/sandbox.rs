@@ -29,6 +29,8 @@ pub struct SandboxSettings {
     pub pool_idle: usize,
     /// The memory limit most scripts run with (`RUNNER_MEMORY_LIMIT`): pooled run containers start with it.
     pub run_memory_default: u64,
+    /// Bytes the artifact cache may keep (`RUNNER_ARTIFACT_CACHE_BYTES`); 0 turns it off. Warm path only.
+    pub artifact_cache_bytes: u64,
 }
 
 /// How tests are isolated from each other (`RUNNER_SANDBOX`).
@@ -53,6 +55,8 @@ impl SandboxMode {
 /// What a language asks of a build.
 #[derive(Debug, Clone)]
 pub struct BuildPlan {
+    /// The language's name, part of the artifact cache's key.
+    pub language: &'static str,
     pub image: String,
     pub source_file: String,
     pub command: Vec<String>,

@@ -16,7 +16,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 use super::engine::Engine;
-use super::protocol::{self, Exec, File, Hello, Reply, ServedReport};
+use super::protocol::{self, Entry, Exec, File, Hello, Reply, ServedReport};
 use crate::ports::RuntimeError;
 
 type Output = Pin<Box<dyn Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>;
@@ -26,6 +26,8 @@ type Input = Pin<Box<dyn AsyncWrite + Send>>;
 const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long writing a frame may take: a wipe, a source file or a test's input, through a local socket.
 const TRANSFER_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long gathering a built program may take: reading at most the artifact limit from a tmpfs.
+const GATHER_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct Server {
     engine: Engine,
@@ -167,6 +169,43 @@ impl Server {
             frames.extend(protocol::put(file));
         }
         self.send(&frames).await
+    }
+
+    /// Kills what the last run left, empties the writable directories, and puts a program tree gathered earlier
+    /// back under `root`: its directories, then its files.
+    ///
+    /// # Errors
+    /// [`RuntimeError`] when the stream fails; a failure inside the container comes back with the next report.
+    pub async fn restore(&mut self, root: &str, entries: &[Entry]) -> Result<(), RuntimeError> {
+        let mut frames = protocol::wipe();
+        for entry in entries {
+            let path = format!("{root}/{}", entry.path);
+            frames.extend(match &entry.contents {
+                None => protocol::directory(&path, entry.mode),
+                Some(contents) => protocol::put(&File {
+                    path: &path,
+                    mode: entry.mode,
+                    mtime: entry.mtime,
+                    contents,
+                }),
+            });
+        }
+        self.send(&frames).await
+    }
+
+    /// Every file and directory under `path`, for the artifact cache; `Ok(Err(errno))` when the supervisor could
+    /// not gather all of it (more than `limit` bytes, a link, a special file).
+    ///
+    /// # Errors
+    /// [`RuntimeError`] when the stream fails or the supervisor answers something else; the server is then broken.
+    pub async fn gather(&mut self, path: &str, limit: u32) -> Result<Result<Vec<Entry>, i32>, RuntimeError> {
+        self.send(&protocol::gather(path, limit)).await?;
+        match tokio::time::timeout(GATHER_TIMEOUT, self.reply()).await {
+            Ok(Ok(Reply::Gathered(gathered))) => Ok(gathered),
+            Ok(Ok(_)) => Err(self.fail("the supervisor answered a gather with something else")),
+            Ok(Err(error)) => Err(error),
+            Err(_) => Err(self.fail("the supervisor did not gather the program within 30 s")),
+        }
     }
 
     /// Records the modes and times of the built program under `path`: Landlock keeps sealed tests from writing it,

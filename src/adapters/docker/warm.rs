@@ -11,16 +11,23 @@
 //!
 //! A run container whose supervisor stopped answering is dropped (and removed); the next test starts a new one on
 //! the same volume.
+//!
+//! With the artifact cache ([`super::artifacts`]) a build that was done before is not done again: a cached failure
+//! comes back without any container, and a cached program goes into the script's volume through the pair's build
+//! container instead of a compiler run.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use super::artifacts::{ArtifactCache, Cached, Key};
+use super::engine::Engine;
 use super::languages::PROGRAM_DIR;
 use super::outcome::{self, CompileLimits, NoReport, Observed};
 use super::pool::{Images, Pool};
-use super::protocol::{Exec, File, ServedReport};
+use super::protocol::{Entry, Exec, File, ServedReport};
 use super::sandbox::{BuildPlan, Phase, PhaseObserver, RunPlan, SandboxSettings};
 use super::server::{ProgramVolume, Server, Waited};
 use crate::domain::{Execution, Limits};
@@ -28,11 +35,18 @@ use crate::ports::{BuildFailure, RuntimeError};
 
 /// How long past its own limit the runner waits for a report before it kills the container itself.
 const BACKSTOP: Duration = Duration::from_secs(2);
+/// How long an image's id is trusted for the artifact cache's keys before it is looked up again: a tag moved to a
+/// rebuilt image is noticed within this time.
+const IMAGE_ID_TTL: Duration = Duration::from_secs(10);
 
 pub struct WarmSandbox {
     pool: Pool,
     settings: SandboxSettings,
     observer: Option<Arc<dyn PhaseObserver>>,
+    artifacts: Option<Arc<ArtifactCache>>,
+    engine: Engine,
+    /// Image ids by name, with when they were looked up.
+    image_ids: Mutex<HashMap<String, (String, Instant)>>,
 }
 
 /// A built script: the run container its tests use, and the volume holding its program.
@@ -60,12 +74,26 @@ pub enum WarmBuilt {
 }
 
 impl WarmSandbox {
-    pub fn new(pool: Pool, settings: SandboxSettings, observer: Option<Arc<dyn PhaseObserver>>) -> Self {
+    pub fn new(
+        pool: Pool,
+        engine: Engine,
+        settings: SandboxSettings,
+        observer: Option<Arc<dyn PhaseObserver>>,
+        artifacts: Option<Arc<ArtifactCache>>,
+    ) -> Self {
         Self {
             pool,
             settings,
             observer,
+            artifacts,
+            engine,
+            image_ids: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The artifact cache, when it is on.
+    pub fn artifacts(&self) -> Option<Arc<ArtifactCache>> {
+        self.artifacts.clone()
     }
 
     /// Starts pairs for these images ahead of their first script.
@@ -96,6 +124,14 @@ impl WarmSandbox {
         limits: Limits,
         cancel: &CancellationToken,
     ) -> Result<WarmBuilt, RuntimeError> {
+        let key = self.cache_key(source, &plan).await?;
+        if let (Some(cache), Some(key)) = (&self.artifacts, &key) {
+            match cache.get(key).await {
+                Some(Cached::Failed(failure)) => return Ok(WarmBuilt::Failed(failure)),
+                Some(Cached::Program(entries)) => return self.restore(&entries, &plan, run, limits).await,
+                None => {}
+            }
+        }
         let taking = Instant::now();
         let images = Images {
             build: plan.image.clone(),
@@ -144,15 +180,40 @@ impl WarmSandbox {
         match outcome::build_failure(&observed, limits_of_build) {
             Ok(None) => {}
             Ok(Some(reason)) => {
-                return Ok(WarmBuilt::Failed(BuildFailure {
+                let failure = BuildFailure {
                     diagnostics: outcome::diagnostics(&observed),
                     reason,
-                }));
+                };
+                if let (Some(cache), Some(key)) = (&self.artifacts, key)
+                    && refused_by_the_compiler(&observed)
+                {
+                    cache.put(key, &Cached::Failed(failure.clone())).await;
+                }
+                return Ok(WarmBuilt::Failed(failure));
             }
             Err(NoReport) => return Err(RuntimeError::Sandbox("the build supervisor sent no report".into())),
         }
+        if let (Some(cache), Some(key)) = (&self.artifacts, key) {
+            let limit = u32::try_from(self.settings.artifact_limit).unwrap_or(u32::MAX);
+            match builder.gather(PROGRAM_DIR, limit).await? {
+                Ok(entries) => cache.put(key, &Cached::Program(entries)).await,
+                Err(errno) => tracing::debug!(errno, "a built program the artifact cache cannot keep"),
+            }
+        }
 
-        // The tests run in the run container, or sealed in the builder, under the script's own memory limit.
+        self.ready(builder, runner, volume, run, limits).await
+    }
+
+    /// A built script whose tests run in the run container, or sealed in the container that holds the program
+    /// writable, under the script's own memory limit.
+    async fn ready(
+        &self,
+        mut builder: Server,
+        runner: Option<Server>,
+        volume: Arc<ProgramVolume>,
+        run: RunPlan,
+        limits: Limits,
+    ) -> Result<WarmBuilt, RuntimeError> {
         let runner = match runner {
             Some(runner) => runner,
             None => {
@@ -177,6 +238,80 @@ impl WarmSandbox {
             limits,
             server: tokio::sync::Mutex::new(Some(runner)),
         })))
+    }
+
+    /// Puts a cached program into the program volume through the build container, which compiles nothing, and
+    /// checks it arrived whole: the supervisor sends the tree back, which must be the one put in.
+    ///
+    /// The program goes in through the build container because only a container that mounts the volume writable
+    /// can put it there, and the run container must not: a program directory mounted read-only is the one place
+    /// where a test cannot even change its program's mode (Landlock, which seals Python's single container, does
+    /// not cover chmod).
+    async fn restore(
+        &self,
+        entries: &[Entry],
+        plan: &BuildPlan,
+        run: RunPlan,
+        limits: Limits,
+    ) -> Result<WarmBuilt, RuntimeError> {
+        let taking = Instant::now();
+        let images = Images {
+            build: plan.image.clone(),
+            run: run.image.clone(),
+        };
+        let pair = self.pool.take(&images, limits.memory.bytes()).await?;
+        let (mut holder, runner, volume) = (pair.builder, pair.runner, pair.volume);
+        self.observe(Phase::Create, taking);
+        let transferring = Instant::now();
+        holder.restore(PROGRAM_DIR, entries).await?;
+        let limit = u32::try_from(self.settings.artifact_limit).unwrap_or(u32::MAX);
+        match holder.gather(PROGRAM_DIR, limit).await? {
+            Ok(gathered) if same_tree(&gathered, entries) => {}
+            Ok(_) => {
+                return Err(RuntimeError::Sandbox(
+                    "a cached program did not arrive whole in its sandbox".into(),
+                ));
+            }
+            Err(errno) => {
+                return Err(RuntimeError::Sandbox(format!(
+                    "a cached program could not be put into its sandbox (errno {errno})"
+                )));
+            }
+        }
+        self.observe(Phase::Transfer, transferring);
+        self.ready(holder, runner, volume, run, limits).await
+    }
+
+    /// The artifact cache's key for a build, or `None` when the cache is off or the build image is not present
+    /// (the build then fails naming it).
+    async fn cache_key(&self, source: &str, plan: &BuildPlan) -> Result<Option<Key>, RuntimeError> {
+        if self.artifacts.is_none() {
+            return Ok(None);
+        }
+        let Some(image_id) = self.image_id(&plan.image).await? else {
+            return Ok(None);
+        };
+        Ok(Some(Key::of(
+            plan.language,
+            &image_id,
+            &plan.command,
+            &plan.env,
+            &plan.source_file,
+            source.as_bytes(),
+        )))
+    }
+
+    async fn image_id(&self, image: &str) -> Result<Option<String>, RuntimeError> {
+        if let Some((id, looked_up)) = lock(&self.image_ids).get(image)
+            && looked_up.elapsed() < IMAGE_ID_TTL
+        {
+            return Ok(Some(id.clone()));
+        }
+        let id = self.engine.image_id(image).await?;
+        if let Some(id) = &id {
+            lock(&self.image_ids).insert(image.to_owned(), (id.clone(), Instant::now()));
+        }
+        Ok(id)
     }
 
     /// Runs one test of a built script in its run container, from a wiped sandbox.
@@ -241,6 +376,33 @@ impl WarmSandbox {
         outcome::execution(observed, self.settings.output_limit, reports_out_of_memory)
             .map_err(|NoReport| RuntimeError::Sandbox("the sandbox supervisor sent no report".into()))
     }
+}
+
+/// Whether a failed build is the source's doing, so that the same source always fails the same way: the compiler
+/// ran to its end and refused it. Limits, signals and floods of output can depend on the load, and are not cached.
+fn refused_by_the_compiler(observed: &Observed) -> bool {
+    observed.reported
+        && !observed.timed_out
+        && !observed.oom_killed
+        && !observed.output_exceeded
+        && observed.exit_code.is_some_and(|code| code != 0)
+}
+
+/// Whether a tree gathered back is the one put in: the same paths, kinds and contents (the owner may have gained
+/// write access to directories, which a read-only mount or the seal makes moot).
+fn same_tree(gathered: &[Entry], put: &[Entry]) -> bool {
+    fn key(entry: &Entry) -> (&str, Option<&[u8]>) {
+        (entry.path.as_str(), entry.contents.as_deref())
+    }
+    let mut gathered: Vec<_> = gathered.iter().map(key).collect();
+    let mut put: Vec<_> = put.iter().map(key).collect();
+    gathered.sort();
+    put.sort();
+    gathered == put
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A report that says nothing ran: the sandbox could not be prepared, or the image cannot execute the command.
