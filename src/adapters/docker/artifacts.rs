@@ -232,6 +232,13 @@ impl ArtifactCache {
     }
 }
 
+impl Drop for ArtifactCache {
+    /// The entries are worth nothing to another process: a runner that stops takes them along.
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 impl Index {
     /// Drops least recently used entries until at most `capacity` bytes are kept; returns their keys.
     fn evict_to(&mut self, capacity: u64) -> Vec<Key> {
@@ -381,10 +388,11 @@ mod tests {
     }
 
     fn cache(capacity: u64) -> (ArtifactCache, PathBuf) {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let dir = std::env::temp_dir().join(format!(
-            "scrc-artifacts-test-{}-{:?}",
+            "scrc-artifacts-test-{}-{}",
             std::process::id(),
-            std::time::SystemTime::now()
+            NEXT.fetch_add(1, Ordering::Relaxed)
         ));
         (ArtifactCache::open(&dir, capacity).expect("open"), dir)
     }
@@ -494,13 +502,15 @@ mod tests {
 
     #[test]
     fn opening_empties_what_an_earlier_run_left() {
-        let (_, dir) = cache(1);
+        let (earlier, dir) = cache(1);
         std::fs::write(dir.join("stale"), b"x").expect("write");
-        let _cache = ArtifactCache::open(&dir, 1).expect("reopen");
+        let cache = ArtifactCache::open(&dir, 1).expect("reopen");
         assert_eq!(std::fs::read_dir(&dir).expect("read").count(), 0);
         use std::os::unix::fs::PermissionsExt as _;
         let mode = std::fs::metadata(&dir).expect("stat").permissions().mode();
         assert_eq!(mode & 0o777, 0o700);
-        std::fs::remove_dir_all(dir).expect("clean up");
+        std::mem::forget(earlier);
+        drop(cache);
+        assert!(!dir.exists(), "a cache dropped takes its entries along");
     }
 }
