@@ -306,3 +306,63 @@ async fn a_compiled_program_cannot_be_deleted_or_overwritten_by_its_tests() {
     assert_eq!(report.status, Status::Ok, "{report:#?}");
     assert_clean_and_serving(&judge, &config.instance).await;
 }
+
+/// Kills the container of the process that named itself `name`, once it appears: the host sees every sandbox's
+/// processes, and `/proc/<pid>/cgroup` names the container.
+async fn kill_container_of(name: &str) -> String {
+    let engine = scrc::adapters::docker::engine::Engine::connect(None)
+        .await
+        .expect("Docker is reachable");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
+        for entry in std::fs::read_dir("/proc").expect("read /proc").flatten() {
+            let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+            if comm.trim() != name {
+                continue;
+            }
+            let cgroup = std::fs::read_to_string(entry.path().join("cgroup")).unwrap_or_default();
+            let container = cgroup
+                .split(|c: char| !c.is_ascii_hexdigit())
+                .find(|part| part.len() == 64)
+                .map(str::to_owned);
+            if let Some(container) = container {
+                engine.kill(&container).await.expect("kill the sandbox");
+                return container;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no process named {name} appeared");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sandbox_that_dies_mid_script_is_replaced_with_the_program_intact() {
+    let Some((judge, config)) = judge(&[]).await else {
+        return;
+    };
+    let marker = format!("k{}", unique() % 1_000_000_000);
+    let python = format!(
+        "import ctypes, sys, time\n\
+         if sys.stdin.readline().strip() == 'sleep':\n\
+         \x20   ctypes.CDLL(None).prctl(15, b'{marker}p', 0, 0, 0)\n\
+         \x20   time.sleep(2)\n\
+         print('intact')\n"
+    );
+    let c = format!(
+        "#include <stdio.h>\n#include <string.h>\n#include <sys/prctl.h>\n#include <unistd.h>\n\
+         int main(void){{char a[16]={{0}};if(fgets(a,sizeof a,stdin)&&strncmp(a,\"sleep\",5)==0){{\n\
+         prctl(PR_SET_NAME,\"{marker}c\");sleep(2);}}puts(\"intact\");return 0;}}\n"
+    );
+    for (language, source, suffix) in [(Language::Python, python, "p"), (Language::C, c, "c")] {
+        let mut script = with_limits(
+            script(language, &source, &[("sleep\n", "intact\n"), ("check\n", "intact\n")]),
+            10_000,
+            64,
+        );
+        script.run_all_tests = true;
+        let name = format!("{marker}{suffix}");
+        let (report, _) = tokio::join!(judged(&judge, &script), kill_container_of(&name));
+        assert_eq!(report.status, Status::Ok, "{language}: {report:#?}");
+    }
+    assert_clean_and_serving(&judge, &config.instance).await;
+}

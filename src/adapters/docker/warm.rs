@@ -49,19 +49,22 @@ pub struct WarmSandbox {
     image_ids: Mutex<HashMap<String, (String, Instant)>>,
 }
 
-/// A built script: the run container its tests use, and the volume holding its program.
+/// A built script: the container its tests run in, and what is needed to set up another one if it breaks.
 pub struct WarmWorkspace {
-    volume: Arc<ProgramVolume>,
+    images: Images,
     run: RunPlan,
     limits: Limits,
-    /// The run container, taken while the build ran; replaced when it breaks.
-    server: tokio::sync::Mutex<Option<Server>>,
+    /// The built program, gathered from its volume; `None` when it could not be (a tree of more than plain files
+    /// and directories).
+    program: Option<Arc<[Entry]>>,
+    /// The container the tests run in, with its program volume; replaced when it breaks.
+    sandbox: tokio::sync::Mutex<Option<(Server, Arc<ProgramVolume>)>>,
 }
 
 impl std::fmt::Debug for WarmWorkspace {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WarmWorkspace")
-            .field("volume", &self.volume.name)
+            .field("images", &self.images)
             .field("run", &self.run)
             .field("limits", &self.limits)
             .finish_non_exhaustive()
@@ -128,7 +131,15 @@ impl WarmSandbox {
         if let (Some(cache), Some(key)) = (&self.artifacts, &key) {
             match cache.get(key).await {
                 Some(Cached::Failed(failure)) => return Ok(WarmBuilt::Failed(failure)),
-                Some(Cached::Program(entries)) => return self.restore(&entries, &plan, run, limits).await,
+                Some(Cached::Program(entries)) => {
+                    let images = Images {
+                        build: plan.image.clone(),
+                        run: run.image.clone(),
+                    };
+                    let program: Arc<[Entry]> = entries.into();
+                    let (server, volume) = self.load(&program, &images, limits).await?;
+                    return Ok(ready(images, run, limits, Some(program), server, volume));
+                }
                 None => {}
             }
         }
@@ -193,93 +204,97 @@ impl WarmSandbox {
             }
             Err(NoReport) => return Err(RuntimeError::Sandbox("the build supervisor sent no report".into())),
         }
-        if let (Some(cache), Some(key)) = (&self.artifacts, key) {
-            let limit = u32::try_from(self.settings.artifact_limit).unwrap_or(u32::MAX);
-            match builder.gather(PROGRAM_DIR, limit).await? {
-                Ok(entries) => cache.put(key, &Cached::Program(entries)).await,
-                Err(errno) => tracing::debug!(errno, "a built program the artifact cache cannot keep"),
+        // The program is kept outside the sandbox: for the cache, and to set up another sandbox for the remaining
+        // tests if this one dies (the volume is a tmpfs, gone with the last container that mounts it).
+        let limit = u32::try_from(self.settings.artifact_limit).unwrap_or(u32::MAX);
+        let program: Option<Arc<[Entry]>> = match builder.gather(PROGRAM_DIR, limit).await? {
+            Ok(entries) => Some(entries.into()),
+            Err(errno) => {
+                tracing::debug!(errno, "a built program that cannot be kept outside its sandbox");
+                None
             }
+        };
+        if let (Some(cache), Some(key), Some(program)) = (&self.artifacts, key, &program) {
+            cache.put(key, &Cached::Program(program.to_vec())).await;
         }
-
-        self.ready(builder, runner, volume, run, limits).await
+        let server = self
+            .tests_container(builder, runner, &volume, program.as_deref(), &images, limits)
+            .await?;
+        Ok(ready(images, run, limits, program, server, volume))
     }
 
-    /// A built script whose tests run in the run container, or sealed in the container that holds the program
-    /// writable, under the script's own memory limit.
-    async fn ready(
+    /// The container the tests run in: the run container, or the one that holds the program writable, sealed,
+    /// under the script's own memory limit.
+    async fn tests_container(
         &self,
         mut builder: Server,
         runner: Option<Server>,
-        volume: Arc<ProgramVolume>,
-        run: RunPlan,
+        volume: &Arc<ProgramVolume>,
+        program: Option<&[Entry]>,
+        images: &Images,
         limits: Limits,
-    ) -> Result<WarmBuilt, RuntimeError> {
-        let runner = match runner {
-            Some(runner) => runner,
-            None => {
-                builder.keep(PROGRAM_DIR).await?;
-                match builder.limit_memory(limits.memory.bytes()).await {
-                    Ok(()) => builder,
-                    // The kernel could not bring the build's memory under the script's limit: the tests get a
-                    // run container of their own on the same volume instead.
-                    Err(error) => {
-                        tracing::warn!(%error, "cannot lower a warm sandbox to the script's memory limit");
-                        drop(builder);
+    ) -> Result<Server, RuntimeError> {
+        if let Some(runner) = runner {
+            return Ok(runner);
+        }
+        builder.keep(PROGRAM_DIR).await?;
+        match builder.limit_memory(limits.memory.bytes()).await {
+            Ok(()) => Ok(builder),
+            // The kernel could not bring the build's memory under the script's limit: the tests get a run
+            // container of their own on the same volume instead, started before this one goes so that the volume
+            // stays mounted.
+            Err(error) => {
+                tracing::warn!(%error, "cannot lower a warm sandbox to the script's memory limit");
+                let runner = match program {
+                    Some(program) => self.load(program, images, limits).await?.0,
+                    None => {
                         self.pool
-                            .replace_runner(&run.image, &volume, limits.memory.bytes())
+                            .replace_runner(&images.run, volume, limits.memory.bytes())
                             .await?
                     }
-                }
+                };
+                drop(builder);
+                Ok(runner)
             }
-        };
-        Ok(WarmBuilt::Ready(Box::new(WarmWorkspace {
-            volume,
-            run,
-            limits,
-            server: tokio::sync::Mutex::new(Some(runner)),
-        })))
+        }
     }
 
-    /// Puts a cached program into the program volume through the build container, which compiles nothing, and
-    /// checks it arrived whole: the supervisor sends the tree back, which must be the one put in.
+    /// A new sandbox holding `program`: a pair from the pool whose build container compiles nothing but receives
+    /// the program and sends it back for checking. Returns the container the tests run in and its volume.
     ///
     /// The program goes in through the build container because only a container that mounts the volume writable
     /// can put it there, and the run container must not: a program directory mounted read-only is the one place
     /// where a test cannot even change its program's mode (Landlock, which seals Python's single container, does
     /// not cover chmod).
-    async fn restore(
+    async fn load(
         &self,
-        entries: &[Entry],
-        plan: &BuildPlan,
-        run: RunPlan,
+        program: &[Entry],
+        images: &Images,
         limits: Limits,
-    ) -> Result<WarmBuilt, RuntimeError> {
+    ) -> Result<(Server, Arc<ProgramVolume>), RuntimeError> {
         let taking = Instant::now();
-        let images = Images {
-            build: plan.image.clone(),
-            run: run.image.clone(),
-        };
-        let pair = self.pool.take(&images, limits.memory.bytes()).await?;
+        let pair = self.pool.take(images, limits.memory.bytes()).await?;
         let (mut holder, runner, volume) = (pair.builder, pair.runner, pair.volume);
         self.observe(Phase::Create, taking);
         let transferring = Instant::now();
-        holder.restore(PROGRAM_DIR, entries).await?;
+        holder.restore(PROGRAM_DIR, program).await?;
         let limit = u32::try_from(self.settings.artifact_limit).unwrap_or(u32::MAX);
         match holder.gather(PROGRAM_DIR, limit).await? {
-            Ok(gathered) if same_tree(&gathered, entries) => {}
+            Ok(gathered) if same_tree(&gathered, program) => {}
             Ok(_) => {
                 return Err(RuntimeError::Sandbox(
-                    "a cached program did not arrive whole in its sandbox".into(),
+                    "a built program did not arrive whole in its sandbox".into(),
                 ));
             }
             Err(errno) => {
                 return Err(RuntimeError::Sandbox(format!(
-                    "a cached program could not be put into its sandbox (errno {errno})"
+                    "a built program could not be put into its sandbox (errno {errno})"
                 )));
             }
         }
         self.observe(Phase::Transfer, transferring);
-        self.ready(holder, runner, volume, run, limits).await
+        let server = Box::pin(self.tests_container(holder, runner, &volume, None, images, limits)).await?;
+        Ok((server, volume))
     }
 
     /// The artifact cache's key for a build, or `None` when the cache is off or the build image is not present
@@ -325,20 +340,11 @@ impl WarmSandbox {
         reports_out_of_memory: impl Fn(&[u8]) -> bool,
         cancel: &CancellationToken,
     ) -> Result<Execution, RuntimeError> {
-        let mut slot = workspace.server.lock().await;
-        let server = match slot.take() {
-            Some(server) if !server.is_broken() => server,
-            _ => {
-                let taking = Instant::now();
-                let server = self
-                    .pool
-                    .replace_runner(&workspace.run.image, &workspace.volume, workspace.limits.memory.bytes())
-                    .await?;
-                self.observe(Phase::Create, taking);
-                server
-            }
+        let mut slot = workspace.sandbox.lock().await;
+        let (server, _) = match slot.take() {
+            Some((server, volume)) if !server.is_broken() => slot.insert((server, volume)),
+            broken => slot.insert(self.replace(workspace, broken).await?),
         };
-        let server = slot.insert(server);
 
         let transferring = Instant::now();
         server.reset(&[]).await?;
@@ -403,6 +409,53 @@ fn same_tree(gathered: &[Entry], put: &[Entry]) -> bool {
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl WarmSandbox {
+    /// A sandbox for the remaining tests of a script whose container broke (killed at the backstop, or by the
+    /// kernel for memory): a new one loaded with the program, since a program volume is a tmpfs that is gone once
+    /// no container mounts it; without the program, a run container on the old volume, which works only while
+    /// another container still mounts it.
+    async fn replace(
+        &self,
+        workspace: &WarmWorkspace,
+        broken: Option<(Server, Arc<ProgramVolume>)>,
+    ) -> Result<(Server, Arc<ProgramVolume>), RuntimeError> {
+        if let Some(program) = &workspace.program {
+            drop(broken);
+            return self.load(program, &workspace.images, workspace.limits).await;
+        }
+        let Some((server, volume)) = broken else {
+            return Err(RuntimeError::Sandbox(
+                "the sandbox of a script died, and its program could not be kept to set up another".into(),
+            ));
+        };
+        let taking = Instant::now();
+        let replacement = self
+            .pool
+            .replace_runner(&workspace.run.image, &volume, workspace.limits.memory.bytes())
+            .await;
+        drop(server);
+        self.observe(Phase::Create, taking);
+        Ok((replacement?, volume))
+    }
+}
+
+fn ready(
+    images: Images,
+    run: RunPlan,
+    limits: Limits,
+    program: Option<Arc<[Entry]>>,
+    server: Server,
+    volume: Arc<ProgramVolume>,
+) -> WarmBuilt {
+    WarmBuilt::Ready(Box::new(WarmWorkspace {
+        images,
+        run,
+        limits,
+        program,
+        sandbox: tokio::sync::Mutex::new(Some((server, volume))),
+    }))
 }
 
 /// A report that says nothing ran: the sandbox could not be prepared, or the image cannot execute the command.
