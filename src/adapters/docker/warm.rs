@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::languages::PROGRAM_DIR;
-use super::outcome::{self, CompileLimits, NoReport, Observed};
+use super::outcome::{self, CompileLimits, NoReport, Observed, Pressure};
 use super::pool::{Images, Pool};
 use super::protocol::{Exec, File, ServedReport};
 use super::sandbox::{BuildPlan, Phase, PhaseObserver, RunPlan, SandboxSettings};
@@ -276,6 +276,11 @@ fn observed(report: ServedReport, stdout: Vec<u8>, stderr: Vec<u8>) -> Observed 
         killed_by_runner: false,
         oom_killed: report.oom_kills.unwrap_or(0) > 0,
         output_exceeded: report.output_exceeded,
+        pressure_at_timeout: Pressure::from_report(
+            report.memory_limit,
+            report.memory_at_timeout,
+            report.refaulted_before_timeout,
+        ),
         stdout,
         stderr,
     }
