@@ -16,10 +16,10 @@ use scrc::domain::{Language, Status};
 use scrc::ports::Inbound;
 use scrc::testing::{FakePublisher, FakeSource};
 use support::*;
-use tokio_util::sync::CancellationToken;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 struct Proxy {
     path: PathBuf,
@@ -218,9 +218,11 @@ async fn an_outage_of_many_cool_downs_costs_at_most_the_scripts_in_flight() {
 
     // The engine is back: the same runner judges the rest of the queue.
     proxy.restore();
-    eventually("every script answered after the outage", Duration::from_secs(180), || {
-        publisher.reports().len() >= SCRIPTS
-    })
+    eventually(
+        "every script answered after the outage",
+        Duration::from_secs(180),
+        || publisher.reports().len() >= SCRIPTS,
+    )
     .await;
     assert!(!running.is_finished(), "the runner was not restarted");
     let reports = publisher.reports();
@@ -256,7 +258,11 @@ async fn an_outage_of_many_cool_downs_costs_at_most_the_scripts_in_flight() {
     assert_eq!(summary.abandoned, 0);
     // As the runner ends a run: its idle warm sandboxes and anything still being removed go.
     cleanup.run().await;
-    assert_eq!(leftovers(&config.instance).await, (0, 0), "nothing of the runner is left");
+    assert_eq!(
+        leftovers(&config.instance).await,
+        (0, 0),
+        "nothing of the runner is left"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -111,9 +111,8 @@ impl Supervised {
             killed_by_runner: self.killed.is_some(),
             oom_killed,
             output_exceeded: self.killed == Some(Kill::Output),
-            pressure_at_timeout: report.and_then(|r| {
-                Pressure::from_report(r.memory_limit, r.memory_at_timeout, r.refaulted_before_timeout)
-            }),
+            pressure_at_timeout: report
+                .and_then(|r| Pressure::from_report(r.memory_limit, r.memory_at_timeout, r.refaulted_before_timeout)),
             stdout: self.stdout,
             stderr: self.stderr,
         }

@@ -87,7 +87,10 @@ mod tests {
         assert_eq!(report.exit_code, Some(0));
         assert_eq!(report.wall_ns, 14140904);
         assert_eq!(report.oom_kills, Some(0));
-        assert_eq!(report.memory_limit, None, "a run that ended by itself has no pressure facts");
+        assert_eq!(
+            report.memory_limit, None,
+            "a run that ended by itself has no pressure facts"
+        );
         assert_eq!(stderr, b"warning: x\n");
     }
 
@@ -100,7 +103,11 @@ mod tests {
         let mut stderr = format!("\nn1 {stopped}\n").into_bytes();
         let report = take_report(&mut stderr, "n1").unwrap();
         assert_eq!(
-            (report.memory_limit, report.memory_at_timeout, report.refaulted_before_timeout),
+            (
+                report.memory_limit,
+                report.memory_at_timeout,
+                report.refaulted_before_timeout
+            ),
             (Some(16777216), Some(16687104), Some(215871488))
         );
     }

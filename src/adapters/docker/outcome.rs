@@ -265,14 +265,20 @@ mod tests {
     fn stopped_at_the_time_limit_while_thrashing_at_the_memory_limit_is_a_stall() {
         // Measured: a JVM at 16 MiB stood at 16.6 MiB and re-read 200 MiB in the last 500 ms.
         assert!(stalled(stopped(16 * MIB - 100 * 1024, 200 * MIB)));
-        assert!(stalled(stopped(15 * MIB, 2 * MIB)), "a sixteenth below the limit, an eighth re-read");
+        assert!(
+            stalled(stopped(15 * MIB, 2 * MIB)),
+            "a sixteenth below the limit, an eighth re-read"
+        );
     }
 
     #[test]
     fn a_full_tmp_a_quiet_loop_or_a_run_that_ended_is_no_stall() {
         // Measured: 10 MiB in the /tmp tmpfs, then a loop: 14.7 MiB charged, nothing re-read.
         assert!(!stalled(stopped(15 * MIB, 0)), "at the limit, re-reading nothing");
-        assert!(!stalled(stopped(15 * MIB, 2 * MIB - 1)), "re-reading less than an eighth");
+        assert!(
+            !stalled(stopped(15 * MIB, 2 * MIB - 1)),
+            "re-reading less than an eighth"
+        );
         assert!(
             !stalled(stopped(14 * MIB, 200 * MIB)),
             "re-reading far below the limit: the host's pressure, not the limit"

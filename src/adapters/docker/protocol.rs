@@ -275,7 +275,11 @@ mod tests {
             panic!("not a report");
         };
         assert_eq!(
-            (report.memory_limit, report.memory_at_timeout, report.refaulted_before_timeout),
+            (
+                report.memory_limit,
+                report.memory_at_timeout,
+                report.refaulted_before_timeout
+            ),
             (Some(16777216), Some(16687104), Some(215871488))
         );
     }
