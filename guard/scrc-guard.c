@@ -48,6 +48,16 @@ static int64_t elapsed_ns(const struct timespec *from, const struct timespec *to
     return (int64_t)(to->tv_sec - from->tv_sec) * 1000000000LL + (to->tv_nsec - from->tv_nsec);
 }
 
+/* Arms the one-shot SIGALRM `ns` from now (at least 1 us: zero would disarm it). */
+static void arm_alarm(int64_t ns) {
+    struct itimerval timer;
+    memset(&timer, 0, sizeof timer);
+    if (ns < 1000) ns = 1000;
+    timer.it_value.tv_sec = ns / 1000000000LL;
+    timer.it_value.tv_usec = (ns % 1000000000LL) / 1000;
+    setitimer(ITIMER_REAL, &timer, NULL);
+}
+
 /* Reads a whole small file; returns -1 when it cannot. */
 static ssize_t slurp(const char *path, char *buffer, size_t size) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -59,15 +69,16 @@ static ssize_t slurp(const char *path, char *buffer, size_t size) {
     return total;
 }
 
+/* A file holding one number; -1 when it cannot be read or holds a word (cgroup v2 writes "max" for no limit). */
 static int64_t read_number(const char *path) {
     char buffer[64];
-    if (slurp(path, buffer, sizeof buffer) <= 0) return -1;
+    if (slurp(path, buffer, sizeof buffer) <= 0 || buffer[0] < '0' || buffer[0] > '9') return -1;
     return strtoll(buffer, NULL, 10);
 }
 
 /* The value of "<key> <number>" in a flat keyed file such as memory.events or cpu.stat. */
 static int64_t read_key(const char *path, const char *key) {
-    char buffer[4096];
+    char buffer[8192]; /* memory.stat of cgroup v2 runs to some 3 KiB */
     if (slurp(path, buffer, sizeof buffer) <= 0) return -1;
     size_t key_len = strlen(key);
     for (char *line = buffer; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
@@ -103,6 +114,59 @@ static struct counters read_cgroup(void) {
         c.oom_kills = read_key("/sys/fs/cgroup/memory/memory.oom_control", "oom_kill");
     }
     return c;
+}
+
+/* ------------------------------------------------------------------------------------------------------------------
+ * A program stalled at its memory limit. Under a tight limit a program whose working set does not fit is not always
+ * OOM-killed: while part of its memory is file-backed (its code, the libraries and files it maps), the kernel keeps
+ * it under the limit by evicting those pages, the program reads them back, evicts others, and so on until the time
+ * limit. Such a run did not fit in its memory. What tells it from a slow program is the cgroup's refault counter
+ * (pages read back soon after being evicted, memory.stat workingset_refault_*): a program that fits re-reads
+ * nothing, however close to the limit it stands (a full /tmp tmpfs, which the kernel cannot evict, does not make a
+ * program refault). So when the time limit stops a run, the guard reports the cgroup's usage and limit then, and
+ * the bytes refaulted over the last stretch of the run (a quarter of the time limit, 100 ms to 1 s); the runner
+ * decides. The usage and limit count every process of the container, but in a sandbox those are the test's.
+ * ------------------------------------------------------------------------------------------------------------------ */
+
+struct pressure {
+    int64_t usage;    /* bytes charged to the cgroup */
+    int64_t limit;    /* the cgroup's limit in bytes; -1 when unlimited or unknown */
+    int64_t refaults; /* pages read back after eviction since the cgroup was made; -1 when unknown */
+};
+
+/* Refaults from a memory.stat: anon plus file (kernel 5.9 on), else the older single counter. */
+static int64_t read_refaults(const char *path, const char *prefix) {
+    char anon[64], file[64], both[64];
+    snprintf(anon, sizeof anon, "%sworkingset_refault_anon", prefix);
+    snprintf(file, sizeof file, "%sworkingset_refault_file", prefix);
+    snprintf(both, sizeof both, "%sworkingset_refault", prefix);
+    int64_t anon_pages = read_key(path, anon), file_pages = read_key(path, file);
+    if (anon_pages < 0 && file_pages < 0) return read_key(path, both);
+    return (anon_pages > 0 ? anon_pages : 0) + (file_pages > 0 ? file_pages : 0);
+}
+
+static struct pressure read_pressure(void) {
+    struct pressure p = {-1, -1, -1};
+    struct stat st;
+    if (stat("/sys/fs/cgroup/cgroup.controllers", &st) == 0) {
+        p.usage = read_number("/sys/fs/cgroup/memory.current");
+        p.limit = read_number("/sys/fs/cgroup/memory.max");
+        p.refaults = read_refaults("/sys/fs/cgroup/memory.stat", "");
+    } else if (stat("/sys/fs/cgroup/memory", &st) == 0) {
+        p.usage = read_number("/sys/fs/cgroup/memory/memory.usage_in_bytes");
+        p.limit = read_number("/sys/fs/cgroup/memory/memory.limit_in_bytes");
+        p.refaults = read_refaults("/sys/fs/cgroup/memory/memory.stat", "total_");
+    }
+    if (p.limit >= (INT64_C(1) << 62)) p.limit = -1; /* v1 writes a huge number for no limit */
+    return p;
+}
+
+/* How long before the time limit the guard first reads the refault counter. */
+static int64_t stall_window_ns(int64_t limit_ns) {
+    int64_t window = limit_ns / 4;
+    if (window < 100000000LL) window = 100000000LL;
+    if (window > 1000000000LL) window = 1000000000LL;
+    return window < limit_ns ? window : limit_ns;
 }
 
 /* The largest ru_maxrss (KiB) of the processes reaped since the serve mode's last test started. */
@@ -155,6 +219,17 @@ static void append_optional(char **at, char *end, const char *name, int64_t valu
         append(at, end, ",\"%s\":%" PRId64, name, value);
 }
 
+/* The report's memory facts of a run the time limit stopped: usage and limit at the stop, and the bytes refaulted
+ * between `late` (the start of the stall window) and the stop. All null for a run that ended by itself. */
+static void append_pressure(char **at, char *end, int timed_out, const struct pressure *late,
+                            const struct pressure *stopped) {
+    int known = timed_out && late->refaults >= 0 && stopped->refaults >= late->refaults;
+    int64_t refaulted = known ? (stopped->refaults - late->refaults) * sysconf(_SC_PAGESIZE) : -1;
+    append_optional(at, end, "memory_limit", timed_out ? stopped->limit : -1);
+    append_optional(at, end, "memory_at_timeout", timed_out ? stopped->usage : -1);
+    append_optional(at, end, "refaulted_before_timeout", refaulted);
+}
+
 static int serve(int argc, char **argv);
 
 int main(int argc, char **argv) {
@@ -195,6 +270,11 @@ int main(int argc, char **argv) {
 
     /* CPU already charged to the container (runc's setup, this process) is not the program's. */
     struct counters before = read_cgroup();
+    /* The alarm goes off twice: at the start of the stall window, to read the refault counter, then at the limit. */
+    int64_t limit_ns = (int64_t)limit_ms * 1000000LL, late_at_ns = limit_ns - stall_window_ns(limit_ns);
+    struct pressure late = {-1, -1, -1}, stopped = {-1, -1, -1};
+    int late_taken = late_at_ns <= 0;
+    if (late_taken) late = read_pressure();
     struct timespec started, finished;
     clock_gettime(CLOCK_MONOTONIC, &started);
     pid_t child = fork();
@@ -213,11 +293,7 @@ int main(int argc, char **argv) {
     }
     close(exec_pipe[1]);
 
-    struct itimerval timer;
-    memset(&timer, 0, sizeof timer);
-    timer.it_value.tv_sec = limit_ms / 1000;
-    timer.it_value.tv_usec = (limit_ms % 1000) * 1000;
-    setitimer(ITIMER_REAL, &timer, NULL);
+    arm_alarm(late_taken ? limit_ns : late_at_ns);
 
     int exec_errno = read_exec_errno(exec_pipe[0]);
 
@@ -234,8 +310,19 @@ int main(int argc, char **argv) {
             finished_child = 1;
         } else if (reaped < 0 && errno == EINTR) {
             if (expired && !timed_out) {
-                timed_out = 1;
-                kill(-1, SIGKILL);
+                expired = 0;
+                struct timespec now;
+                clock_gettime(CLOCK_MONOTONIC, &now);
+                int64_t elapsed = elapsed_ns(&started, &now);
+                if (!late_taken && elapsed < limit_ns) {
+                    late = read_pressure();
+                    late_taken = 1;
+                    arm_alarm(limit_ns - elapsed);
+                } else {
+                    stopped = read_pressure();
+                    timed_out = 1;
+                    kill(-1, SIGKILL);
+                }
             }
         } else if (reaped < 0) {
             break;
@@ -243,8 +330,9 @@ int main(int argc, char **argv) {
         /* Any other pid is an orphan reparented to us: reaping it is all it needs. */
     }
     clock_gettime(CLOCK_MONOTONIC, &finished);
-    memset(&timer, 0, sizeof timer);
-    setitimer(ITIMER_REAL, &timer, NULL);
+    struct itimerval disarmed;
+    memset(&disarmed, 0, sizeof disarmed);
+    setitimer(ITIMER_REAL, &disarmed, NULL);
     kill_everything();
 
     struct counters counters = read_cgroup();
@@ -269,6 +357,7 @@ int main(int argc, char **argv) {
     append_optional(&at, end, "memory_peak", counters.memory_peak >= 0 ? counters.memory_peak
                                                                        : (int64_t)usage.ru_maxrss * 1024);
     append_optional(&at, end, "oom_kills", counters.oom_kills);
+    append_pressure(&at, end, timed_out, &late, &stopped);
     append(&at, end, "}\n");
     size_t length = (size_t)(at - report), sent = 0;
     while (sent < length) {
@@ -316,7 +405,8 @@ int main(int argc, char **argv) {
  * in the container that runs the tests, so no test can change it.
  * The test's CPU time is the change in RUSAGE_CHILDREN (every process of the test is reaped by then), its memory
  * peak is the cgroup's watermark when the test raised it and otherwise the largest ru_maxrss of its processes (the
- * watermark cannot be reset from inside), and its OOM kills are the change in the cgroup's counter.
+ * watermark cannot be reset from inside), and its OOM kills are the change in the cgroup's counter. A test the time
+ * limit stops also gets the memory facts that tell whether it was stalled at its memory limit (see read_pressure).
  * ------------------------------------------------------------------------------------------------------------------ */
 
 #define FRAME_LIMIT (256u * 1024u * 1024u)
@@ -1035,17 +1125,24 @@ static void op_run(uint32_t length) {
     if (seal_errno) exec_errno = 0;
 
     int64_t limit_ns = (int64_t)(limit_ms ? limit_ms : 1) * 1000000LL;
-    int status = 0, timed_out = 0, finished_child = 0;
+    int64_t late_at_ns = limit_ns - stall_window_ns(limit_ns);
+    struct pressure late = {-1, -1, -1}, stopped = {-1, -1, -1};
+    int status = 0, timed_out = 0, finished_child = 0, late_taken = 0;
     while (!finished_child) {
         struct timespec now;
         clock_gettime(CLOCK_MONOTONIC, &now);
-        int64_t remaining = limit_ns - elapsed_ns(&started, &now);
+        int64_t elapsed = elapsed_ns(&started, &now), remaining = limit_ns - elapsed;
         if (remaining <= 0 && !timed_out) {
+            stopped = read_pressure();
             timed_out = 1;
             kill(-1, SIGKILL);
+        } else if (!timed_out && !late_taken && elapsed >= late_at_ns) {
+            late = read_pressure();
+            late_taken = 1;
         }
+        int64_t until = late_taken ? remaining : late_at_ns - elapsed;
         struct pollfd fds[3] = {{sigchld_pipe[0], POLLIN, 0}, {out.fd, POLLIN, 0}, {err.fd, POLLIN, 0}};
-        int wait_ms = timed_out ? 50 : (int)((remaining + 999999) / 1000000);
+        int wait_ms = timed_out ? 50 : (int)((until + 999999) / 1000000);
         if (poll(fds, 3, wait_ms) < 0 && errno != EINTR) break;
         char sink[64];
         while (read(sigchld_pipe[0], sink, sizeof sink) > 0) {
@@ -1067,7 +1164,7 @@ static void op_run(uint32_t length) {
     int64_t peak = after.memory_peak > before.memory_peak ? after.memory_peak : test_max_rss_kb * 1024;
     int64_t oom_kills = after.oom_kills >= 0 && before.oom_kills >= 0 ? after.oom_kills - before.oom_kills : -1;
 
-    char json[512];
+    char json[768];
     char *at = json, *end = json + sizeof json;
     append(&at, end, "{\"v\":1");
     if (WIFEXITED(status))
@@ -1084,7 +1181,9 @@ static void op_run(uint32_t length) {
     append_optional(&at, end, "memory_peak", peak);
     append_optional(&at, end, "oom_kills", oom_kills);
     append(&at, end, ",\"output_exceeded\":%s", out.exceeded || err.exceeded ? "true" : "false");
-    append(&at, end, ",\"setup_errno\":%d}", seal_errno);
+    append(&at, end, ",\"setup_errno\":%d", seal_errno);
+    append_pressure(&at, end, timed_out, &late, &stopped);
+    append(&at, end, "}");
     send_report(json, &out, &err);
     free(out.kept.data);
     free(err.kept.data);

@@ -1,7 +1,8 @@
 //! The Docker engine failing under the runner. The engine is reached through a Unix-socket proxy that the test can
 //! cut and restore, so the real daemon is never harmed. A cut engine must give IE after bounded retries (never OK
-//! or WA), open the circuit breaker, and let the runner recover when the engine comes back. A missing image must
-//! give IE naming the image.
+//! or WA), open the circuit breaker, and let the runner recover when the engine comes back. An outage of many
+//! cool-downs must cost no more than the scripts in flight when it began: the rest wait in the queue and are judged
+//! once the engine is back, by the same runner. A missing image must give IE naming the image.
 
 mod support;
 
@@ -10,11 +11,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use scrc::app::{CircuitBreaker, Executor, Judge};
 use scrc::domain::{Language, Status};
+use scrc::ports::Inbound;
+use scrc::testing::{FakePublisher, FakeSource};
 use support::*;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 struct Proxy {
     path: PathBuf,
@@ -113,6 +118,151 @@ async fn a_dead_engine_gives_ie_opens_the_breaker_and_the_runner_recovers() {
     );
     assert!(judge.breaker().open_until().is_none(), "a success closes the breaker");
     assert_eq!(busy_leftovers(judge.runtime(), &config.instance).await, (0, 0));
+}
+
+/// Polls `condition` every 20 ms until it holds, failing the test after `limit`.
+async fn eventually(what: &str, limit: Duration, condition: impl Fn() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !condition() {
+        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The whole runner (executor, judge, breaker, the real Docker runtime through the proxy; the queue and the result
+/// topic are the in-memory fakes) with a queue of scripts, and the engine cut for many breaker cool-downs.
+///
+/// The bound, from the breaker's design: a slot is refilled only after the breaker lets the executor fetch, which
+/// is only while it is closed. Once the engine is dead no call succeeds, so the breaker cannot close again before
+/// the engine is back; and a slot cannot free up before it opens, because a script becomes IE only after its
+/// `RUNNER_RETRY_ATTEMPTS` (3) failed calls, which are at least the `RUNNER_BREAKER_THRESHOLD` (2) in a row that
+/// open it, or after waiting out an open breaker. Each cool-down's probe rebuilds the remembered failed script (the
+/// canary), not a script from the queue. So at most the scripts in flight when the engine died become IE, however
+/// many cool-downs the outage lasts: at most `RUNNER_MAX_PARALLEL`. A half-open breaker that let fetching resume
+/// would take new scripts at every cool-down and burn them as IE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_of_many_cool_downs_costs_at_most_the_scripts_in_flight() {
+    const PARALLEL: usize = 2;
+    const SCRIPTS: usize = 12;
+    const COOL_DOWN: Duration = Duration::from_millis(500);
+    let proxy = Proxy::start();
+    let host = proxy.host();
+    let config = config(&[
+        ("DOCKER_HOST", &host),
+        ("RUNNER_MAX_PARALLEL", "2"),
+        ("RUNNER_RETRY_ATTEMPTS", "3"),
+        ("RUNNER_BREAKER_THRESHOLD", "2"),
+        ("RUNNER_BREAKER_COOL_DOWN", "500ms"),
+    ]);
+    let Some(runtime) = docker_runtime(config.docker.clone()).await else {
+        return;
+    };
+    let cleanup = runtime.cleanup();
+    let breaker = Arc::new(CircuitBreaker::new(config.breaker_threshold, config.breaker_cool_down));
+    let judge = Judge::new(runtime, config.policy, Arc::clone(&breaker), config.retry);
+    let (source, publisher) = (Arc::new(FakeSource::new()), Arc::new(FakePublisher::new()));
+    let ids: Vec<String> = (0..SCRIPTS)
+        .map(|n| {
+            let script = script(
+                Language::Python,
+                &format!("import time\ntime.sleep(0.3)\nprint('script {n}')\n"),
+                &[("", &format!("script {n}\n"))],
+            );
+            let id = script.id.to_string();
+            source.push(Inbound::Script(script));
+            id
+        })
+        .collect();
+    let stop = CancellationToken::new();
+    let executor = Executor::new(
+        Arc::clone(&source),
+        Arc::clone(&publisher),
+        judge,
+        config.executor.clone(),
+    );
+    let running = tokio::spawn(executor.run(stop.clone()));
+
+    // The runner is judging normally; then the engine dies under the scripts in flight.
+    eventually("two scripts judged before the outage", Duration::from_secs(120), || {
+        publisher.reports().len() >= 2
+    })
+    .await;
+    proxy.cut().await;
+    let cut_at = Instant::now();
+    eventually("the breaker opens", Duration::from_secs(60), || {
+        breaker.open_until().is_some()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let fetched_when_open = source.delivered();
+    let mut cool_downs = 0;
+    while cut_at.elapsed() < COOL_DOWN * 16 {
+        if breaker.open_until().is_some() {
+            breaker.wait_until_allowed().await;
+            cool_downs += 1;
+        } else {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    assert!(cool_downs >= 5, "the outage lasted {cool_downs} cool-downs");
+    assert!(!breaker.is_closed(), "no call succeeded while the engine was dead");
+    assert_eq!(
+        source.delivered(),
+        fetched_when_open,
+        "no script is taken from the queue while the breaker is open or half-open"
+    );
+    assert!(
+        fetched_when_open - publisher.reports().iter().filter(|r| r.status == Status::Ok).count() <= PARALLEL,
+        "only the scripts in flight were taken before the breaker opened"
+    );
+
+    // The engine is back: the same runner judges the rest of the queue.
+    proxy.restore();
+    eventually(
+        "every script answered after the outage",
+        Duration::from_secs(180),
+        || publisher.reports().len() >= SCRIPTS,
+    )
+    .await;
+    assert!(!running.is_finished(), "the runner was not restarted");
+    let reports = publisher.reports();
+    let mut answered: Vec<&str> = reports.iter().map(|r| r.id.as_str()).collect();
+    answered.sort_unstable();
+    let mut expected: Vec<&str> = ids.iter().map(String::as_str).collect();
+    expected.sort_unstable();
+    assert_eq!(answered, expected, "every script answered exactly once, nothing lost");
+    let internal_errors = reports.iter().filter(|r| r.status == Status::InternalError).count();
+    assert!(
+        internal_errors <= PARALLEL,
+        "{internal_errors} scripts became IE; at most the {PARALLEL} in flight may: {reports:#?}"
+    );
+    assert!(
+        reports
+            .iter()
+            .all(|r| matches!(r.status, Status::Ok | Status::InternalError)),
+        "an outage never gives another verdict: {reports:#?}"
+    );
+    assert_eq!(
+        reports.iter().filter(|r| r.status == Status::Ok).count(),
+        SCRIPTS - internal_errors
+    );
+    assert!(breaker.is_closed(), "a success closed the breaker");
+    eventually("every offset committed", Duration::from_secs(30), || {
+        source.committed(0) == Some(SCRIPTS as i64)
+    })
+    .await;
+
+    stop.cancel();
+    let summary = running.await.expect("the executor ends cleanly");
+    assert_eq!(summary.answered, SCRIPTS as u64);
+    assert_eq!(summary.abandoned, 0);
+    // As the runner ends a run: its idle warm sandboxes and anything still being removed go.
+    cleanup.run().await;
+    assert_eq!(
+        leftovers(&config.instance).await,
+        (0, 0),
+        "nothing of the runner is left"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

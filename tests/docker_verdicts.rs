@@ -143,3 +143,116 @@ async fn java_verdicts() {
     })
     .await;
 }
+
+// A program stalled at its memory limit. Under a tight limit a program whose working set does not fit, but whose
+// code and data are file-backed, is not OOM-killed: the kernel evicts its file pages to stay under the limit, and
+// the program reads them back, evicts others, and so on until the time limit. It did not fit, so it is ML, with an
+// error that says it was stopped at its time limit while using all its memory. A program that merely fills memory
+// the kernel cannot evict (a file in /tmp) and then loops is not stalled: TL.
+
+/// The `error` of a run stopped at its time limit while it was thrashing at its memory limit.
+fn assert_stalled_at_the_memory_limit(report: &scrc::domain::RunReport, what: &str) {
+    assert_eq!(report.status, Status::MemoryLimit, "{what}: {report:#?}");
+    assert_eq!(report.tests[0].status, Status::MemoryLimit, "{what}: {report:#?}");
+    let error = &report.tests[0].error;
+    assert!(
+        error.contains("time limit") && error.contains("memory"),
+        "{what}: the error says it was stopped at its time limit using all its memory: {error:?}"
+    );
+}
+
+/// SCRC's own simulator case: a correct Java program under a 16 MiB limit. The JVM does not fit (its heap alone
+/// is 8 MiB) and, rather than being OOM-killed, re-reads its own evicted code until the time limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn java_at_16_mib_is_ml() {
+    let Some((judge, config)) = judge(&[]).await else {
+        return;
+    };
+    let sum = "import java.util.*;\npublic class Main{public static void main(String[] a){Scanner s=new Scanner(System.in);long x=s.nextLong(),y=s.nextLong();System.out.println(x+y);}}\n";
+    let report = judged(&judge, &with_limits(script(Language::Java, sum, &TESTS), 2000, 16)).await;
+    assert_eq!(report.status, Status::MemoryLimit, "{report:#?}");
+    assert_eq!(
+        report.tests.iter().map(|t| t.status).collect::<Vec<_>>(),
+        [Status::MemoryLimit, Status::NotRun, Status::NotRun],
+        "{report:#?}"
+    );
+    assert_clean_and_serving(&judge, &config.instance).await;
+}
+
+/// A Python program whose file-backed working set (the image's libraries, mapped and read page by page) is 2.5
+/// times its limit. It first drops those files' pages from the page cache so that they are charged to it when it
+/// reads them, whoever read them before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_thrashing_its_mapped_files_is_ml() {
+    let Some((judge, config)) = judge(&[]).await else {
+        return;
+    };
+    let thrash = r#"import mmap, os
+maps, total = [], 0
+for folder in ('/usr/lib/x86_64-linux-gnu', '/usr/bin'):
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        try:
+            if os.path.islink(path) or not os.path.isfile(path) or os.path.getsize(path) < 65536:
+                continue
+            with open(path, 'rb') as f:
+                os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+                maps.append(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))
+        except (OSError, ValueError):
+            continue
+        total += len(maps[-1])
+        if total > 40 << 20:
+            break
+    if total > 40 << 20:
+        break
+print(total >> 20, 'MiB mapped', flush=True)
+while True:
+    for m in maps:
+        for i in range(0, len(m), 4096):
+            m[i]
+"#;
+    let report = judged(
+        &judge,
+        &with_limits(script(Language::Python, thrash, &[("", "")]), 3000, 16),
+    )
+    .await;
+    assert_stalled_at_the_memory_limit(&report, "python mapping 40 MiB under 16 MiB");
+    assert_clean_and_serving(&judge, &config.instance).await;
+}
+
+/// Memory the kernel cannot evict (a 10 MiB file in the /tmp tmpfs, under a 16 MiB limit) and then a loop: the
+/// program stands near its limit but is not stalled by it, so it is TL. So is a plain loop in little memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_tmp_or_a_small_loop_stays_tl() {
+    let Some((judge, config)) = judge(&[]).await else {
+        return;
+    };
+    let fill_then_loop = r#"chunk = b'x' * (1 << 20)
+with open('/tmp/fill', 'wb') as f:
+    for _ in range(10):
+        f.write(chunk)
+        f.flush()
+del chunk
+print('filled', flush=True)
+while True:
+    pass
+"#;
+    let cases = [
+        (Language::Python, fill_then_loop, 16),
+        (Language::Python, "while True:\n    pass\n", 16),
+        (
+            Language::C,
+            "int main(void){volatile unsigned long i=0;for(;;)i++;}\n",
+            16,
+        ),
+    ];
+    for (language, source, memory) in cases {
+        let report = judged(
+            &judge,
+            &with_limits(script(language, source, &[("", "")]), 1000, memory),
+        )
+        .await;
+        assert_eq!(report.status, Status::TimeLimit, "{language} {source:?}: {report:#?}");
+    }
+    assert_clean_and_serving(&judge, &config.instance).await;
+}

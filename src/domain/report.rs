@@ -245,6 +245,7 @@ mod tests {
             stderr: Vec::new(),
             timed_out: false,
             memory_exceeded: false,
+            stalled_at_memory_limit: false,
             output_exceeded: false,
         };
         let detail = if status == Status::Ok { "" } else { "because" };

@@ -1,7 +1,8 @@
 //! From what the sandbox observed to a verdict.
 //!
 //! The order of the rules matters when a run trips several at once: the memory limit first (an OOM kill is the
-//! cause, whatever else followed), then the time limit, then the output limit, then a crash, and only a clean exit
+//! cause, whatever else followed, and so is a run stopped at its time limit while it was stalled at its memory
+//! limit), then the time limit, then the output limit, then a crash, and only a clean exit
 //! within every limit is handed to the checker. Exit code 137 on its own never means ML: a program killed by the
 //! time limit, or one that kills itself, exits 137 too.
 
@@ -50,6 +51,9 @@ pub struct Execution {
     pub timed_out: bool,
     /// The program was OOM-killed, or failed with its language's own out-of-memory error.
     pub memory_exceeded: bool,
+    /// The time limit stopped the program while it stood at its memory limit re-reading its own evicted pages: it
+    /// was not slow, it did not fit, and the kernel kept it alive by thrashing instead of OOM-killing it.
+    pub stalled_at_memory_limit: bool,
     /// The program wrote past the output limit and was killed.
     pub output_exceeded: bool,
 }
@@ -77,6 +81,16 @@ pub fn judge(execution: &Execution, expected: Option<&str>, checker: &Checker, l
         return Verdict::new(
             Status::MemoryLimit,
             format!("memory limit of {} exceeded", limits.memory),
+        );
+    }
+    if execution.stalled_at_memory_limit {
+        return Verdict::new(
+            Status::MemoryLimit,
+            format!(
+                "stopped at the time limit of {} while using all of its memory limit of {}: it was re-reading its \
+                 own evicted pages (thrashing), so it did not fit",
+                limits.time, limits.memory
+            ),
         );
     }
     if execution.timed_out || execution.wall_time > limits.time.as_duration() {
@@ -151,6 +165,7 @@ mod tests {
             stderr: Vec::new(),
             timed_out: false,
             memory_exceeded: false,
+            stalled_at_memory_limit: false,
             output_exceeded: false,
         }
     }
@@ -222,6 +237,28 @@ mod tests {
         assert_eq!(status(&execution, None), Status::TimeLimit);
         execution.memory_exceeded = true;
         assert_eq!(status(&execution, None), Status::MemoryLimit);
+    }
+
+    #[test]
+    fn stopped_at_the_time_limit_while_stalled_at_the_memory_limit_is_ml_and_says_so() {
+        let mut execution = clean("");
+        execution.exit = Exit::Signal(9);
+        execution.timed_out = true;
+        execution.stalled_at_memory_limit = true;
+        let verdict = judge(&execution, Some("5\n"), &Checker::Exact, &limits());
+        assert_eq!(verdict.status, Status::MemoryLimit);
+        assert!(
+            verdict.detail.contains("time limit of 1000 ms") && verdict.detail.contains("memory limit of 64 MiB"),
+            "{}",
+            verdict.detail
+        );
+        execution.memory_exceeded = true;
+        assert!(
+            judge(&execution, None, &Checker::Exact, &limits())
+                .detail
+                .starts_with("memory limit of"),
+            "an OOM kill is named as such first"
+        );
     }
 
     #[test]

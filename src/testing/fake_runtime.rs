@@ -223,6 +223,7 @@ impl Runtime for FakeRuntime {
             stderr: Vec::new(),
             timed_out: false,
             memory_exceeded: false,
+            stalled_at_memory_limit: false,
             output_exceeded: false,
         };
         for instruction in &program.instructions {

@@ -33,6 +33,14 @@ pub struct GuardReport {
     pub memory_peak: Option<u64>,
     /// OOM kills in the container's cgroup; `None` when the cgroup does not expose the counter.
     pub oom_kills: Option<u64>,
+    /// A run the time limit stopped: the cgroup's memory limit, its usage at the stop, and the bytes re-read after
+    /// eviction just before it (see [`super::outcome::Pressure`]). `None` otherwise, or when unknown.
+    #[serde(default)]
+    pub memory_limit: Option<u64>,
+    #[serde(default)]
+    pub memory_at_timeout: Option<u64>,
+    #[serde(default)]
+    pub refaulted_before_timeout: Option<u64>,
 }
 
 /// A fresh, unguessable nonce: 128 bits from the kernel's random pool, as hex.
@@ -79,7 +87,29 @@ mod tests {
         assert_eq!(report.exit_code, Some(0));
         assert_eq!(report.wall_ns, 14140904);
         assert_eq!(report.oom_kills, Some(0));
+        assert_eq!(
+            report.memory_limit, None,
+            "a run that ended by itself has no pressure facts"
+        );
         assert_eq!(stderr, b"warning: x\n");
+    }
+
+    #[test]
+    fn a_run_stopped_at_its_time_limit_carries_the_memory_facts() {
+        let stopped = REPORT.replace(
+            "\"oom_kills\":0}",
+            "\"oom_kills\":0,\"memory_limit\":16777216,\"memory_at_timeout\":16687104,\"refaulted_before_timeout\":215871488}",
+        );
+        let mut stderr = format!("\nn1 {stopped}\n").into_bytes();
+        let report = take_report(&mut stderr, "n1").unwrap();
+        assert_eq!(
+            (
+                report.memory_limit,
+                report.memory_at_timeout,
+                report.refaulted_before_timeout
+            ),
+            (Some(16777216), Some(16687104), Some(215871488))
+        );
     }
 
     #[test]

@@ -23,8 +23,47 @@ pub struct Observed {
     pub oom_killed: bool,
     /// A stream went past the output limit.
     pub output_exceeded: bool,
+    /// The cgroup's memory when the supervisor stopped the run at its time limit; `None` for any other end, or
+    /// where the cgroup does not say.
+    pub pressure_at_timeout: Option<Pressure>,
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
+}
+
+/// What the supervisor read from the cgroup as it stopped a run at its time limit (see `read_pressure` in
+/// `guard/scrc-guard.c`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pressure {
+    /// The cgroup's memory limit, in bytes.
+    pub limit: u64,
+    /// The bytes charged to the cgroup at the stop.
+    pub usage: u64,
+    /// The bytes of pages read back soon after being evicted, over the last stretch of the run (the last quarter of
+    /// the time limit, 100 ms to 1 s).
+    pub refaulted: u64,
+}
+
+impl Pressure {
+    /// The three facts together, or `None` when the supervisor could not read one of them.
+    pub fn from_report(limit: Option<u64>, usage: Option<u64>, refaulted: Option<u64>) -> Option<Self> {
+        Some(Self {
+            limit: limit?,
+            usage: usage?,
+            refaulted: refaulted?,
+        })
+    }
+
+    /// Whether the run was stalled at its memory limit rather than slow: its usage stood within a sixteenth of
+    /// the limit, and over the last stretch it re-read at least an eighth of the limit in pages it had just lost.
+    ///
+    /// Refaults are the signal because usage alone cannot tell: it counts page cache, and a program that fills
+    /// the /tmp tmpfs (which the kernel cannot evict without swap) stands at its limit without being slowed by it.
+    /// A program that fits re-reads nothing; a thrashing one re-reads far more than its limit each second (a JVM
+    /// at 16 MiB some 500 MB/s). The usage condition keeps out refaults caused by the host's own memory pressure.
+    pub fn stalled(self) -> bool {
+        let at_limit = self.limit > 0 && self.usage.saturating_add(self.limit / 16) >= self.limit;
+        at_limit && self.refaulted >= self.limit / 8
+    }
 }
 
 /// Why a supervised run could not be judged at all.
@@ -52,6 +91,7 @@ pub fn execution(
         killed_by_runner,
         oom_killed,
         output_exceeded,
+        pressure_at_timeout,
         mut stdout,
         mut stderr,
     } = observed;
@@ -66,6 +106,7 @@ pub fn execution(
         _ => Exit::Signal(9),
     };
     let memory_exceeded = oom_killed || (!exit.is_success() && reports_out_of_memory(&stderr));
+    let stalled_at_memory_limit = timed_out && pressure_at_timeout.is_some_and(Pressure::stalled);
     Ok(Execution {
         exit,
         wall_time,
@@ -75,6 +116,7 @@ pub fn execution(
         stderr,
         timed_out,
         memory_exceeded,
+        stalled_at_memory_limit,
         output_exceeded,
     })
 }
@@ -196,6 +238,66 @@ mod tests {
         };
         assert!(super::execution(oom, 8, |_| false).unwrap().memory_exceeded);
         assert_eq!(super::execution(Observed::default(), 8, |_| false), Err(NoReport));
+    }
+
+    const MIB: u64 = 1024 * 1024;
+
+    /// A run stopped at its time limit, with the cgroup's memory then.
+    fn stopped(usage: u64, refaulted: u64) -> Observed {
+        Observed {
+            reported: true,
+            signal: Some(9),
+            timed_out: true,
+            pressure_at_timeout: Some(Pressure {
+                limit: 16 * MIB,
+                usage,
+                refaulted,
+            }),
+            ..Observed::default()
+        }
+    }
+
+    fn stalled(observed: Observed) -> bool {
+        execution(observed, 8, |_| false).unwrap().stalled_at_memory_limit
+    }
+
+    #[test]
+    fn stopped_at_the_time_limit_while_thrashing_at_the_memory_limit_is_a_stall() {
+        // Measured: a JVM at 16 MiB stood at 16.6 MiB and re-read 200 MiB in the last 500 ms.
+        assert!(stalled(stopped(16 * MIB - 100 * 1024, 200 * MIB)));
+        assert!(
+            stalled(stopped(15 * MIB, 2 * MIB)),
+            "a sixteenth below the limit, an eighth re-read"
+        );
+    }
+
+    #[test]
+    fn a_full_tmp_a_quiet_loop_or_a_run_that_ended_is_no_stall() {
+        // Measured: 10 MiB in the /tmp tmpfs, then a loop: 14.7 MiB charged, nothing re-read.
+        assert!(!stalled(stopped(15 * MIB, 0)), "at the limit, re-reading nothing");
+        assert!(
+            !stalled(stopped(15 * MIB, 2 * MIB - 1)),
+            "re-reading less than an eighth"
+        );
+        assert!(
+            !stalled(stopped(14 * MIB, 200 * MIB)),
+            "re-reading far below the limit: the host's pressure, not the limit"
+        );
+        let mut ended = stopped(16 * MIB, 200 * MIB);
+        ended.timed_out = false;
+        assert!(!stalled(ended), "only a run the time limit stopped");
+        let mut unknown = stopped(16 * MIB, 200 * MIB);
+        unknown.pressure_at_timeout = None;
+        assert!(!stalled(unknown));
+        assert_eq!(Pressure::from_report(Some(16 * MIB), None, Some(0)), None);
+        assert!(
+            !Pressure {
+                limit: 0,
+                usage: 0,
+                refaulted: 0
+            }
+            .stalled()
+        );
     }
 
     #[test]

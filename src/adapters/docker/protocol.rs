@@ -88,6 +88,14 @@ pub struct ServedReport {
     /// A stream went past the output limit and the test was killed.
     #[serde(default)]
     pub output_exceeded: bool,
+    /// A test the time limit stopped: the cgroup's memory limit, its usage at the stop, and the bytes re-read after
+    /// eviction just before it (see [`super::outcome::Pressure`]). `None` otherwise, or when unknown.
+    #[serde(default)]
+    pub memory_limit: Option<u64>,
+    #[serde(default)]
+    pub memory_at_timeout: Option<u64>,
+    #[serde(default)]
+    pub refaulted_before_timeout: Option<u64>,
 }
 
 /// A decoded reply.
@@ -316,6 +324,26 @@ mod tests {
             "the next frame stays"
         );
         assert!(buffer.is_empty());
+    }
+
+    #[test]
+    fn a_test_stopped_at_its_time_limit_carries_the_memory_facts_at_the_end() {
+        let json = br#"{"v":1,"exit_code":null,"signal":9,"wall_ns":1500000000,"timed_out":true,"exec_errno":0,"cgroup":"v1","cpu_ns":3,"memory_peak":16777216,"oom_kills":0,"output_exceeded":false,"setup_errno":0,"memory_limit":16777216,"memory_at_timeout":16687104,"refaulted_before_timeout":215871488}"#;
+        let mut payload = chunk(json);
+        payload.extend(chunk(b""));
+        payload.extend(chunk(b""));
+        let mut buffer = reply(b'R', &payload);
+        let Some(Reply::Report { report, .. }) = take_reply(&mut buffer).unwrap() else {
+            panic!("not a report");
+        };
+        assert_eq!(
+            (
+                report.memory_limit,
+                report.memory_at_timeout,
+                report.refaulted_before_timeout
+            ),
+            (Some(16777216), Some(16687104), Some(215871488))
+        );
     }
 
     #[test]
