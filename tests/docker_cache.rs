@@ -94,16 +94,7 @@ async fn a_cached_program_is_as_immutable_to_its_tests_as_a_built_one() {
     let Some((judge, config)) = judge(&[]).await else {
         return;
     };
-    let source = "#include <errno.h>\n#include <stdio.h>\n#include <string.h>\n#include <unistd.h>\n\
-        #include <fcntl.h>\n#include <sys/stat.h>\n\
-        int main(void){char a[16]={0};if(!fgets(a,sizeof a,stdin))return 2;\n\
-        if(strncmp(a,\"plant\",5)==0){int changed=0;\n\
-        if(unlink(\"/box/prog\")==0)changed++;\n\
-        if(open(\"/box/prog\",O_WRONLY|O_TRUNC)>=0)changed++;\n\
-        if(chmod(\"/box/prog\",0)==0)changed++;\n\
-        if(open(\"/box/new\",O_WRONLY|O_CREAT,0755)>=0)changed++;\n\
-        printf(\"changed %d\\n\",changed);return 0;}\n\
-        puts(\"intact\");return 0;}\n";
+    let source = TAMPERING_C;
     // Built, then twice from the cache: each run tries to change the program, and the next finds it intact.
     for round in 0..3 {
         let mut script = script(

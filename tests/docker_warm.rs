@@ -287,16 +287,7 @@ async fn a_compiled_program_cannot_be_deleted_or_overwritten_by_its_tests() {
     let Some((judge, config)) = judge(&[]).await else {
         return;
     };
-    let source = "#include <errno.h>\n#include <stdio.h>\n#include <string.h>\n#include <unistd.h>\n\
-        #include <fcntl.h>\n#include <sys/stat.h>\n\
-        int main(void){char a[16]={0};if(!fgets(a,sizeof a,stdin))return 2;\n\
-        if(strncmp(a,\"plant\",5)==0){int changed=0;\n\
-        if(unlink(\"/box/prog\")==0)changed++;\n\
-        if(open(\"/box/prog\",O_WRONLY|O_TRUNC)>=0)changed++;\n\
-        if(chmod(\"/box/prog\",0)==0)changed++;\n\
-        if(open(\"/box/new\",O_WRONLY|O_CREAT,0755)>=0)changed++;\n\
-        printf(\"changed %d\\n\",changed);return 0;}\n\
-        puts(\"intact\");return 0;}\n";
+    let source = TAMPERING_C;
     let mut script = script(
         Language::C,
         source,

@@ -36,6 +36,19 @@ pub fn config(overrides: &[(&str, &str)]) -> Config {
     Config::from_vars(vars).expect("test configuration is valid")
 }
 
+/// A C program whose test given "plant" tries every way to change its own program in `/box` and prints how many
+/// worked ("changed 0" is the only right answer), and whose other tests print "intact".
+pub const TAMPERING_C: &str = "#include <errno.h>\n#include <stdio.h>\n#include <string.h>\n#include <unistd.h>\n\
+    #include <fcntl.h>\n#include <sys/stat.h>\n\
+    int main(void){char a[16]={0};if(!fgets(a,sizeof a,stdin))return 2;\n\
+    if(strncmp(a,\"plant\",5)==0){int changed=0;\n\
+    if(unlink(\"/box/prog\")==0)changed++;\n\
+    if(open(\"/box/prog\",O_WRONLY|O_TRUNC)>=0)changed++;\n\
+    if(chmod(\"/box/prog\",0)==0)changed++;\n\
+    if(open(\"/box/new\",O_WRONLY|O_CREAT,0755)>=0)changed++;\n\
+    printf(\"changed %d\\n\",changed);return 0;}\n\
+    puts(\"intact\");return 0;}\n";
+
 pub fn unique() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
