@@ -8,6 +8,14 @@
 //!     cargo bench --bench phases
 //!     RUNNER_SANDBOX=warm cargo bench --bench phases     # one path only
 //!
+//! Before and after in one run: `SCRC_BENCH_BASELINE_IMAGES` names other images, as `VAR=image` pairs separated by
+//! spaces or commas (for the cold toolchains: `scripts/build-images.sh` images before the warm ones, see README
+//! "Language images"). Each path is then measured with those images ("before") and with the configured ones
+//! ("after"), and a last table compares the compile medians per language.
+//!
+//!     SCRC_BENCH_BASELINE_IMAGES="GO_IMAGE=scrc-local/go:bookworm C_IMAGE=scrc-local/gcc:bookworm \
+//!       CPP_IMAGE=scrc-local/gcc:bookworm JAVA_IMAGE=scrc-local/jdk:bookworm" cargo bench --bench phases
+//!
 //! Needs Docker and the images of `scripts/build-images.sh` (or whatever `*_IMAGE` variables point at).
 
 use std::collections::BTreeMap;
@@ -91,14 +99,37 @@ const PHASES: [Phase; 7] = [
     Phase::Remove,
 ];
 
-async fn measure(mode: &str, iterations: usize) -> Option<Medians> {
+/// The `VAR=image` pairs of `SCRC_BENCH_BASELINE_IMAGES`, or `None` when it is unset or empty.
+fn baseline_images() -> Option<Vec<(String, String)>> {
+    let value = std::env::var("SCRC_BENCH_BASELINE_IMAGES").ok()?;
+    let pairs: Vec<(String, String)> = value
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some((name, image)) => (name.to_owned(), image.to_owned()),
+            None => panic!("SCRC_BENCH_BASELINE_IMAGES: {pair:?} is not VAR=image"),
+        })
+        .collect();
+    (!pairs.is_empty()).then_some(pairs)
+}
+
+/// One measured configuration: a sandbox path and, for the "before" side, the images that replace the configured ones.
+struct Setup<'a> {
+    mode: &'a str,
+    label: &'a str,
+    images: &'a [(String, String)],
+}
+
+async fn measure(setup: &Setup<'_>, iterations: usize) -> Option<Medians> {
+    let Setup { mode, label, images } = *setup;
     // Local images first, the environment on top: `PYTHON_IMAGE=python:3.12-alpine cargo bench` still works.
     let mut vars = scrc::config::local_images();
     vars.push((
         "RUNNER_INSTANCE_ID".into(),
-        format!("bench-{mode}-{}", std::process::id()),
+        format!("bench-{mode}-{label}-{}", std::process::id()),
     ));
     vars.extend(std::env::vars());
+    vars.extend(images.iter().cloned());
     vars.push(("RUNNER_SANDBOX".into(), mode.into()));
     let config = match Config::from_vars(vars) {
         Ok(config) => config,
@@ -153,8 +184,8 @@ async fn measure(mode: &str, iterations: usize) -> Option<Medians> {
     Some(medians)
 }
 
-fn print_table(mode: &str, medians: &Medians) {
-    println!("\n{mode} path: median milliseconds per phase and per script (3 tests).");
+fn print_table(title: &str, medians: &Medians) {
+    println!("\n{title} path: median milliseconds per phase and per script (3 tests).");
     print!("| language |");
     for phase in PHASES {
         print!(" {} |", phase.name());
@@ -167,6 +198,27 @@ fn print_table(mode: &str, medians: &Medians) {
             print!(" {:.1} |", phases[&phase].as_secs_f64() * 1000.0);
         }
         println!(" {:.0} |", total.as_secs_f64() * 1000.0);
+    }
+}
+
+/// Compile medians per language with the baseline images against the configured ones, measured in this run.
+fn print_compile_comparison(mode: &str, before: &Medians, after: &Medians) {
+    println!("\n{mode} path: median compile milliseconds, baseline images (before) against configured (after).");
+    println!("| language | compile before | compile after | after / before | script before | script after |");
+    println!("|---|---|---|---|---|---|");
+    for (language, (phases_after, total_after)) in after {
+        let Some((phases_before, total_before)) = before.get(language) else {
+            continue;
+        };
+        let (compile_before, compile_after) = (phases_before[&Phase::Compile], phases_after[&Phase::Compile]);
+        println!(
+            "| {language} | {:.0} | {:.0} | {:.2} | {:.0} | {:.0} |",
+            compile_before.as_secs_f64() * 1000.0,
+            compile_after.as_secs_f64() * 1000.0,
+            compile_after.as_secs_f64() / compile_before.as_secs_f64().max(f64::EPSILON),
+            total_before.as_secs_f64() * 1000.0,
+            total_after.as_secs_f64() * 1000.0,
+        );
     }
 }
 
@@ -186,12 +238,40 @@ fn main() {
         println!(
             "started pair from the pool, transfer is putting the source in. Compile and run are the supervisor's."
         );
+        let baseline = baseline_images();
         let mut results = Vec::new();
+        let mut compared = Vec::new();
         for mode in &modes {
-            if let Some(medians) = measure(mode, iterations).await {
+            let before = match &baseline {
+                Some(images) => {
+                    let setup = Setup {
+                        mode,
+                        label: "before",
+                        images,
+                    };
+                    let medians = measure(&setup, iterations).await;
+                    if let Some(medians) = &medians {
+                        print_table(&format!("{mode} (before: baseline images)"), medians);
+                    }
+                    medians
+                }
+                None => None,
+            };
+            let setup = Setup {
+                mode,
+                label: "after",
+                images: &[],
+            };
+            if let Some(medians) = measure(&setup, iterations).await {
                 print_table(mode, &medians);
+                if let Some(before) = before {
+                    compared.push((mode.clone(), before, medians.clone()));
+                }
                 results.push((mode.clone(), medians));
             }
+        }
+        for (mode, before, after) in &compared {
+            print_compile_comparison(mode, before, after);
         }
         if let [(_, fresh), (_, warm)] = results.as_slice() {
             println!("\nPer script, warm against fresh, in one run:");

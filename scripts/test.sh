@@ -25,5 +25,5 @@ cargo test --workspace --locked --no-fail-fast "$@" || status=$?
 # The Docker suites again on the earlier sandbox path, a fresh container per test: both paths must give the same
 # verdicts and prove the same isolation.
 RUNNER_SANDBOX=fresh cargo test --locked --no-fail-fast --test docker_verdicts --test docker_adversarial \
-  --test docker_warm --test docker_reaper "$@" || status=$?
+  --test docker_warm --test docker_reaper --test docker_toolchains "$@" || status=$?
 exit "$status"
