@@ -24,11 +24,13 @@ impl LanguageModule for Go {
     }
 
     /// `sh -c` with the source file as the positional `$1`, never spliced into the script. A failed copy (a full
-    /// `/tmp`) leaves an empty cache rather than a partial one.
+    /// `/tmp`) leaves an empty cache rather than a partial one. `-s -w` leaves out the symbol table and DWARF, which
+    /// no judged run reads (a panic's trace comes from the runtime's own tables, unchanged) and which cost the linker
+    /// about a third of the build.
     fn build_command(&self, source_file: &str) -> Vec<String> {
         let script = format!(
             "[ ! -d {WARM_CACHE} ] || cp -R {WARM_CACHE} {BUILD_CACHE} || rm -rf {BUILD_CACHE}; \
-             exec go build -o prog \"$1\""
+             exec go build -ldflags='-s -w' -o prog \"$1\""
         );
         let mut command = strings(&["sh", "-c", &script, "sh"]);
         command.push(source_file.to_owned());
@@ -80,7 +82,11 @@ mod tests {
         assert_eq!(command[4], hostile, "$1");
         assert_eq!(command.len(), 5);
         assert!(!command[2].contains(hostile));
-        assert!(command[2].ends_with("exec go build -o prog \"$1\""), "{}", command[2]);
+        assert!(
+            command[2].ends_with("exec go build -ldflags='-s -w' -o prog \"$1\""),
+            "{}",
+            command[2]
+        );
     }
 
     #[test]
