@@ -48,17 +48,26 @@ declare -A warmers=(
   [scrc-local/jdk:bookworm-2]=warm_jdk
 )
 
-# Runs the shell script on stdin as root inside the image root, with /proc and /dev (the JVM and the go command need
-# them), in a clean environment.
+# Runs the shell script on stdin as root inside the image root, with /proc (the JVM and the go command need it) and
+# device nodes (debootstrap makes them, except where it cannot and leaves /dev empty), in a clean environment.
 in_root() {
   local root="$1" status=0
   mount -t proc proc "$root/proc"
-  mount --bind /dev "$root/dev"
+  if [ ! -c "$root/dev/null" ]; then
+    mount --bind /dev "$root/dev"
+  fi
   env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp TMPDIR=/tmp LANG=C.UTF-8 \
     chroot "$root" /bin/sh -eu || status=$?
-  umount "$root/dev" "$root/proc"
+  release_mounts "$root"
   rm -rf "${root:?}"/tmp/*
   return "$status"
+}
+
+# Unmounts what in_root mounted, also after an interrupted run, before anything deletes the root: `rm -rf` must
+# never reach the host's /dev through a bind mount.
+release_mounts() {
+  umount "$1/dev" 2>/dev/null || true
+  umount "$1/proc" 2>/dev/null || true
 }
 
 # C and C++: precompiled headers for the two headers students start programs with, next to each header, so g++
@@ -231,6 +240,7 @@ fill_cache() {
 build_debian() {
   local image="$1" include="$2" name="${1//[\/:]/-}"
   local root="$work/$name" private="$cache/build-$name"
+  release_mounts "$root"
   rm -rf "$root" "$private"
   mkdir -p "$root" "$private"
   # A private cache of hard links to the shared one: whatever this build still downloads or deletes stays its own.
