@@ -8,6 +8,14 @@
 //!     cargo bench --bench phases
 //!     RUNNER_SANDBOX=warm cargo bench --bench phases     # one path only
 //!
+//! Before and after in one run: `SCRC_BENCH_BASELINE_IMAGES` names other images, as `VAR=image` pairs separated by
+//! spaces or commas (for the cold toolchains: `scripts/build-images.sh` images before the warm ones, see README
+//! "Language images"). Each path is then measured with those images ("before") and with the configured ones
+//! ("after"), one script of each in turn, and a last table compares the compile medians per language.
+//!
+//!     SCRC_BENCH_BASELINE_IMAGES="GO_IMAGE=scrc-local/go:bookworm C_IMAGE=scrc-local/gcc:bookworm \
+//!       CPP_IMAGE=scrc-local/gcc:bookworm JAVA_IMAGE=scrc-local/jdk:bookworm" cargo bench --bench phases
+//!
 //! Needs Docker and the images of `scripts/build-images.sh` (or whatever `*_IMAGE` variables point at).
 
 use std::collections::BTreeMap;
@@ -91,14 +99,42 @@ const PHASES: [Phase; 7] = [
     Phase::Remove,
 ];
 
-async fn measure(mode: &str, iterations: usize) -> Option<Medians> {
+/// The `VAR=image` pairs of `SCRC_BENCH_BASELINE_IMAGES`, or `None` when it is unset or empty.
+fn baseline_images() -> Option<Vec<(String, String)>> {
+    let value = std::env::var("SCRC_BENCH_BASELINE_IMAGES").ok()?;
+    let pairs: Vec<(String, String)> = value
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some((name, image)) => (name.to_owned(), image.to_owned()),
+            None => panic!("SCRC_BENCH_BASELINE_IMAGES: {pair:?} is not VAR=image"),
+        })
+        .collect();
+    (!pairs.is_empty()).then_some(pairs)
+}
+
+/// One measured configuration of a sandbox path: the configured images ("after"), or those with the baseline images
+/// in their place ("before").
+struct Setup<'a> {
+    label: &'a str,
+    images: &'a [(String, String)],
+}
+
+/// A runtime of one setup, with the recorder of its phases.
+struct Bench {
+    judge: Judge<DockerRuntime>,
+    recorder: Arc<Recorder>,
+}
+
+async fn start(mode: &str, setup: &Setup<'_>) -> Option<Bench> {
     // Local images first, the environment on top: `PYTHON_IMAGE=python:3.12-alpine cargo bench` still works.
     let mut vars = scrc::config::local_images();
     vars.push((
         "RUNNER_INSTANCE_ID".into(),
-        format!("bench-{mode}-{}", std::process::id()),
+        format!("bench-{mode}-{}-{}", setup.label, std::process::id()),
     ));
     vars.extend(std::env::vars());
+    vars.extend(setup.images.iter().cloned());
     vars.push(("RUNNER_SANDBOX".into(), mode.into()));
     let config = match Config::from_vars(vars) {
         Ok(config) => config,
@@ -119,42 +155,65 @@ async fn measure(mode: &str, iterations: usize) -> Option<Medians> {
     docker.prime();
     let breaker = Arc::new(CircuitBreaker::new(config.breaker_threshold, config.breaker_cool_down));
     let judge = Judge::new(docker, config.policy, breaker, config.retry);
-    let mut medians = Medians::new();
+    Some(Bench { judge, recorder })
+}
+
+/// The medians of each setup on one sandbox path. With several setups their scripts alternate (one of each in
+/// turn), so that a change in the machine's load weighs on all of them alike.
+async fn measure(mode: &str, setups: &[Setup<'_>], iterations: usize) -> Option<Vec<Medians>> {
+    let mut benches = Vec::new();
+    for setup in setups {
+        benches.push(start(mode, setup).await?);
+    }
+    let mut medians = vec![Medians::new(); benches.len()];
     for language in Language::ALL {
-        let warm_up = judge.judge(&script(language, 0), &CancellationToken::new()).await;
-        if !matches!(&warm_up, Ok(report) if report.status == Status::Ok) {
-            eprintln!("bench: {language} did not judge OK: {warm_up:?}");
-            continue;
-        }
-        let mut totals = Vec::new();
-        let mut samples = BTreeMap::new();
-        for n in 1..=iterations {
-            // An idle runner: the pool has refilled and removals have finished before the next script arrives.
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            recorder.take();
-            let started = Instant::now();
-            let report = judge.judge(&script(language, n), &CancellationToken::new()).await;
-            totals.push(started.elapsed());
-            assert!(
-                matches!(report, Ok(ref r) if r.status == Status::Ok),
-                "{mode} {language}: {report:?}"
-            );
-            for (phase, durations) in recorder.take() {
-                samples.entry(phase).or_insert_with(Vec::new).extend(durations);
+        let mut ready = true;
+        for bench in &benches {
+            let warm_up = bench.judge.judge(&script(language, 0), &CancellationToken::new()).await;
+            if !matches!(&warm_up, Ok(report) if report.status == Status::Ok) {
+                eprintln!("bench: {language} did not judge OK: {warm_up:?}");
+                ready = false;
             }
         }
-        let phases = PHASES
-            .iter()
-            .map(|phase| (*phase, median(samples.entry(*phase).or_default())))
-            .collect();
-        medians.insert(language, (phases, median(&mut totals)));
+        if !ready {
+            continue;
+        }
+        let mut totals = vec![Vec::new(); benches.len()];
+        let mut samples = vec![BTreeMap::new(); benches.len()];
+        for n in 1..=iterations {
+            for (index, bench) in benches.iter().enumerate() {
+                // An idle runner: the pool has refilled and removals have finished before the next script arrives.
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                bench.recorder.take();
+                let started = Instant::now();
+                let report = bench.judge.judge(&script(language, n), &CancellationToken::new()).await;
+                totals[index].push(started.elapsed());
+                assert!(
+                    matches!(report, Ok(ref r) if r.status == Status::Ok),
+                    "{mode} {} {language}: {report:?}",
+                    setups[index].label
+                );
+                for (phase, durations) in bench.recorder.take() {
+                    samples[index].entry(phase).or_insert_with(Vec::new).extend(durations);
+                }
+            }
+        }
+        for (index, samples) in samples.iter_mut().enumerate() {
+            let phases = PHASES
+                .iter()
+                .map(|phase| (*phase, median(samples.entry(*phase).or_default())))
+                .collect();
+            medians[index].insert(language, (phases, median(&mut totals[index])));
+        }
     }
-    judge.runtime().cleanup().run().await;
+    for bench in &benches {
+        bench.judge.runtime().cleanup().run().await;
+    }
     Some(medians)
 }
 
-fn print_table(mode: &str, medians: &Medians) {
-    println!("\n{mode} path: median milliseconds per phase and per script (3 tests).");
+fn print_table(title: &str, medians: &Medians) {
+    println!("\n{title} path: median milliseconds per phase and per script (3 tests).");
     print!("| language |");
     for phase in PHASES {
         print!(" {} |", phase.name());
@@ -167,6 +226,27 @@ fn print_table(mode: &str, medians: &Medians) {
             print!(" {:.1} |", phases[&phase].as_secs_f64() * 1000.0);
         }
         println!(" {:.0} |", total.as_secs_f64() * 1000.0);
+    }
+}
+
+/// Compile medians per language with the baseline images against the configured ones, measured in this run.
+fn print_compile_comparison(mode: &str, before: &Medians, after: &Medians) {
+    println!("\n{mode} path: median compile milliseconds, baseline images (before) against configured (after).");
+    println!("| language | compile before | compile after | after / before | script before | script after |");
+    println!("|---|---|---|---|---|---|");
+    for (language, (phases_after, total_after)) in after {
+        let Some((phases_before, total_before)) = before.get(language) else {
+            continue;
+        };
+        let (compile_before, compile_after) = (phases_before[&Phase::Compile], phases_after[&Phase::Compile]);
+        println!(
+            "| {language} | {:.0} | {:.0} | {:.2} | {:.0} | {:.0} |",
+            compile_before.as_secs_f64() * 1000.0,
+            compile_after.as_secs_f64() * 1000.0,
+            compile_after.as_secs_f64() / compile_before.as_secs_f64().max(f64::EPSILON),
+            total_before.as_secs_f64() * 1000.0,
+            total_after.as_secs_f64() * 1000.0,
+        );
     }
 }
 
@@ -186,12 +266,34 @@ fn main() {
         println!(
             "started pair from the pool, transfer is putting the source in. Compile and run are the supervisor's."
         );
+        let baseline = baseline_images();
+        let mut setups = Vec::new();
+        if let Some(images) = &baseline {
+            setups.push(Setup {
+                label: "before",
+                images,
+            });
+        }
+        setups.push(Setup {
+            label: "after",
+            images: &[],
+        });
         let mut results = Vec::new();
+        let mut compared = Vec::new();
         for mode in &modes {
-            if let Some(medians) = measure(mode, iterations).await {
-                print_table(mode, &medians);
-                results.push((mode.clone(), medians));
+            let Some(mut medians) = measure(mode, &setups, iterations).await else {
+                continue;
+            };
+            let after = medians.pop().unwrap_or_default();
+            if let Some(before) = medians.pop() {
+                print_table(&format!("{mode} (before: baseline images)"), &before);
+                compared.push((mode.clone(), before, after.clone()));
             }
+            print_table(mode, &after);
+            results.push((mode.clone(), after));
+        }
+        for (mode, before, after) in &compared {
+            print_compile_comparison(mode, before, after);
         }
         if let [(_, fresh), (_, warm)] = results.as_slice() {
             println!("\nPer script, warm against fresh, in one run:");

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Builds scrc's language images from Debian packages, for hosts without a container registry (this one, CI,
 # air-gapped contest servers). Each image is a debootstrap'd Debian bookworm root imported with `docker import`.
-# Idempotent: an image that already exists is skipped; pass --force to rebuild.
+# Idempotent: an image that already exists is skipped; pass --force to rebuild. An image whose content changes gets a
+# new tag (`bookworm-2`), so that hosts holding the old one build the new one.
+#
+# The build images come warm: what every build would otherwise redo is done once here, inside the image's root,
+# into read-only files that builds only read (see "Warm toolchains" below and README "Language images").
 #
 #   scripts/build-images.sh              build what is missing
 #   scripts/build-images.sh --print-env  print the variables that point scrc at these images
@@ -28,11 +32,180 @@ esac
 declare -A packages=(
   [scrc-local/debian:bookworm]=""
   [scrc-local/python:bookworm]="python3"
-  [scrc-local/gcc:bookworm]="gcc g++ libc6-dev"
-  [scrc-local/go:bookworm]="golang-go"
-  [scrc-local/jdk:bookworm]="openjdk-17-jdk-headless"
+  [scrc-local/gcc:bookworm-2]="gcc g++ libc6-dev"
+  [scrc-local/go:bookworm-2]="golang-go"
+  [scrc-local/jdk:bookworm-2]="openjdk-17-jdk-headless"
   [scrc-local/jre:bookworm]="openjdk-17-jre-headless"
 )
+
+# Warm toolchains: image name -> the function that prepares it inside its root, after debootstrap. Each writes only
+# root-owned files that builds (uid 65534, read-only root filesystem) can read but never change, so no build can alter
+# what the next one starts from. Each must use exactly the flags and environment of the build command in
+# src/adapters/docker/languages/, or what it prepares is silently not used.
+declare -A warmers=(
+  [scrc-local/gcc:bookworm-2]=warm_gcc
+  [scrc-local/go:bookworm-2]=warm_go
+  [scrc-local/jdk:bookworm-2]=warm_jdk
+)
+
+# Runs the shell script on stdin as root inside the image root, with /proc (the JVM and the go command need it) and
+# device nodes (debootstrap makes them, except where it cannot and leaves /dev empty), in a clean environment.
+in_root() {
+  local root="$1" status=0
+  mount -t proc proc "$root/proc"
+  if [ ! -c "$root/dev/null" ]; then
+    mount --bind /dev "$root/dev"
+  fi
+  env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp TMPDIR=/tmp LANG=C.UTF-8 \
+    chroot "$root" /bin/sh -eu || status=$?
+  release_mounts "$root"
+  rm -rf "${root:?}"/tmp/*
+  return "$status"
+}
+
+# Unmounts what in_root mounted, also after an interrupted run, before anything deletes the root: `rm -rf` must
+# never reach the host's /dev through a bind mount.
+release_mounts() {
+  umount "$1/dev" 2>/dev/null || true
+  umount "$1/proc" 2>/dev/null || true
+}
+
+# C and C++: precompiled headers for the two headers students start programs with, next to each header, so g++
+# finds and uses them by itself when a program includes the header first (gcc checks each is valid for the
+# compile's flags and ignores it otherwise). Built with the flags of `gcc()` in languages/mod.rs that matter to a PCH
+# (-O2 -std=gnu++17); each is compiled through a one-line wrapper so the header is an include, as in a program, and
+# its `#pragma GCC system_header` holds. Programs that include neither parse their headers as before.
+# The default linker becomes gold: it links the static libstdc++ programs in half the time of ld.bfd.
+warm_gcc() {
+  in_root "$1" <<'SCRIPT'
+flags="-O2 -std=gnu++17"
+pch() {
+  printf '#include <%s>\n' "$1" >/tmp/pch.h
+  g++ $flags -x c++-header /tmp/pch.h -o "$2.gch"
+}
+pch bits/stdc++.h /usr/include/x86_64-linux-gnu/c++/12/bits/stdc++.h
+pch iostream /usr/include/c++/12/iostream
+ln -sf x86_64-linux-gnu-ld.gold /usr/bin/ld
+SCRIPT
+}
+
+# Go: a build cache holding the standard library packages programs use, built with the environment of go.rs's
+# build_env (only GOCACHE differs). Each build copies it into its own GOCACHE under /tmp before `go build`.
+warm_go() {
+  in_root "$1" <<'SCRIPT'
+export CGO_ENABLED=0 GOCACHE=/opt/scrc/go-cache GOPATH=/tmp/go GOFLAGS=-buildvcs=false GOTOOLCHAIN=local GOPROXY=off
+mkdir -p /opt/scrc /tmp/warm
+cd /tmp/warm
+cat >main.go <<'GO'
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"container/heap"
+	"container/list"
+	"container/ring"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/big"
+	"math/bits"
+	"math/rand"
+	"os"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+type ints []int
+
+func (h ints) Len() int            { return len(h) }
+func (h ints) Less(i, j int) bool  { return h[i] < h[j] }
+func (h ints) Swap(i, j int)       { h[i], h[j] = h[j], h[i] }
+func (h *ints) Push(x interface{}) { *h = append(*h, x.(int)) }
+func (h *ints) Pop() interface{}   { old := *h; x := old[len(old)-1]; *h = old[:len(old)-1]; return x }
+
+func main() {
+	in := bufio.NewReader(os.Stdin)
+	out := bufio.NewWriter(os.Stdout)
+	defer out.Flush()
+	var n int
+	fmt.Fscan(in, &n)
+	h := &ints{3, 1, 2}
+	heap.Init(h)
+	l := list.New()
+	l.PushBack(ring.New(2).Len())
+	var once sync.Once
+	once.Do(func() {})
+	b := new(big.Int).Exp(big.NewInt(2), big.NewInt(64), nil)
+	s := strings.Fields(strconv.Itoa(n) + " " + b.String())
+	sort.Strings(s)
+	_, _ = io.WriteString(out, string(bytes.ToUpper([]byte(s[0]))))
+	fmt.Fprintln(out, math.Sqrt(2), bits.OnesCount(uint(n)), rand.Intn(10), time.Second, unicode.IsDigit('1'),
+		utf8.RuneLen('x'), regexp.MustCompile("a+").MatchString("aa"), errors.New("e"), l.Len())
+}
+GO
+go build -o prog main.go
+SCRIPT
+}
+
+# Java: a class-data sharing archive of the classes javac loads, dumped at the exit of a compile of a representative
+# program with java.rs's javac flags. Builds map it with -J-XX:SharedArchiveFile; with -Xshare:auto a missing or
+# mismatched archive is silently not used.
+warm_jdk() {
+  in_root "$1" <<'SCRIPT'
+mkdir -p /opt/scrc /tmp/warm
+cd /tmp/warm
+cat >Main.java <<'JAVA'
+import java.io.*;
+import java.util.*;
+import java.util.stream.*;
+
+public class Main {
+    record Pair(int a, long b) {}
+
+    public static void main(String[] args) throws IOException {
+        BufferedReader in = new BufferedReader(new InputStreamReader(System.in));
+        StringTokenizer st = new StringTokenizer(in.readLine());
+        Scanner scanner = new Scanner(System.in);
+        int n = Integer.parseInt(st.nextToken());
+        List<Integer> list = new ArrayList<>();
+        Map<String, Long> map = new HashMap<>();
+        Deque<int[]> queue = new ArrayDeque<>();
+        PriorityQueue<Pair> heap = new PriorityQueue<>(Comparator.comparingLong(Pair::b));
+        TreeMap<Integer, Integer> tree = new TreeMap<>();
+        for (int i = 0; i < n; i++) {
+            list.add(i);
+            map.merge("k" + i % 3, (long) i, Long::sum);
+            heap.add(new Pair(i, i * 2L));
+            tree.put(i, i);
+        }
+        queue.add(new int[] {n});
+        Collections.sort(list, Collections.reverseOrder());
+        String joined = list.stream().map(String::valueOf).collect(Collectors.joining(" "));
+        long sum = IntStream.range(0, n).asLongStream().sum();
+        StringBuilder out = new StringBuilder();
+        out.append(String.format("%d %.3f%n", sum, Math.sqrt(sum))).append(joined).append('\n');
+        List raw = new ArrayList(); // unchecked: the "Note:" diagnostics path is archived too
+        raw.add(scanner.hasNext() ? scanner.next() : "");
+        PrintWriter pw = new PrintWriter(new BufferedWriter(new OutputStreamWriter(System.out)));
+        pw.print(out);
+        pw.println(Arrays.toString(new int[] {queue.size(), heap.size(), tree.size(), map.size(), raw.size()}));
+        pw.flush();
+    }
+}
+JAVA
+javac -J-XX:+UseSerialGC -J-XX:TieredStopAtLevel=1 -J-XX:-UsePerfData -J-Xshare:auto \
+  -J-XX:ArchiveClassesAtExit=/opt/scrc/javac.jsa -encoding UTF-8 -d . Main.java
+chmod 0644 /opt/scrc/javac.jsa
+SCRIPT
+}
 
 log() { printf '[build-images] %s\n' "$*" >&2; }
 
@@ -67,6 +240,7 @@ fill_cache() {
 build_debian() {
   local image="$1" include="$2" name="${1//[\/:]/-}"
   local root="$work/$name" private="$cache/build-$name"
+  release_mounts "$root"
   rm -rf "$root" "$private"
   mkdir -p "$root" "$private"
   # A private cache of hard links to the shared one: whatever this build still downloads or deletes stays its own.
@@ -82,6 +256,11 @@ build_debian() {
     return 1
   fi
   rm -rf "$private"
+  if [ -n "${warmers[$image]:-}" ] && ! "${warmers[$image]}" "$root" >"$root.log" 2>&1; then
+    log "warming $image failed"
+    tail -n 30 "$root.log" >&2
+    return 1
+  fi
   slim "$root"
   tar --numeric-owner -C "$root" -c . | docker import \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \

@@ -25,9 +25,9 @@ status=0
 cargo test --workspace --locked --no-fail-fast "$@" || status=$?
 # The verdict suites again with the artifact cache off: a program the suites send twice is compiled twice.
 RUNNER_ARTIFACT_CACHE_BYTES=0 cargo test --locked --no-fail-fast --test docker_verdicts --test docker_adversarial \
-  --test docker_warm "$@" || status=$?
+  --test docker_warm --test docker_toolchains "$@" || status=$?
 # The Docker suites again on the earlier sandbox path, a fresh container per test: both paths must give the same
 # verdicts and prove the same isolation.
 RUNNER_SANDBOX=fresh cargo test --locked --no-fail-fast --test docker_verdicts --test docker_adversarial \
-  --test docker_warm --test docker_reaper --test docker_cache "$@" || status=$?
+  --test docker_warm --test docker_reaper --test docker_cache --test docker_toolchains "$@" || status=$?
 exit "$status"

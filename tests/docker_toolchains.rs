@@ -1,0 +1,90 @@
+//! The warm toolchains of scrc's build images (README "Language images") on real Docker: what the image prepared
+//! (Go's standard-library cache, javac's class-data archive, the precompiled C++ headers) changes no verdict, and no
+//! build can change what the next one starts from.
+//!
+//! What the images guarantee by construction: the prepared files are root-owned in a read-only root filesystem and
+//! builds run as uid 65534, and Go copies its cache into the build's private `/tmp`. What these tests add: a
+//! failed build in between leaves the next build of a valid program OK, and g++ refuses a precompiled header that a
+//! macro defined before it would have changed, so the program means what its source says.
+
+mod support;
+
+use scrc::domain::{Language, Status};
+use support::*;
+
+const SUM: [(&str, &str); 2] = [("2 3\n", "5\n"), ("-1 1\n", "0\n")];
+
+/// (language, a source the compiler rejects, a valid sum program).
+const PROGRAMS: [(Language, &str, &str); 3] = [
+    (
+        Language::Go,
+        "package main\nfunc main() { undefined() }\n",
+        "package main\nimport \"fmt\"\nfunc main(){var a,b int64;fmt.Scan(&a,&b);fmt.Println(a+b)}\n",
+    ),
+    (
+        Language::Java,
+        "public class Main { public static void main(String[] a) { undefined(); } }\n",
+        "import java.util.*;\npublic class Main{public static void main(String[] a){Scanner s=new Scanner(System.in);\
+         System.out.println(s.nextLong()+s.nextLong());}}\n",
+    ),
+    (
+        Language::Cpp,
+        "#include <bits/stdc++.h>\nint main() { undefined(); }\n",
+        "#include <bits/stdc++.h>\nint main(){long a,b;std::cin>>a>>b;std::cout<<a+b<<\"\\n\";}\n",
+    ),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_build_leaves_the_next_build_of_each_warm_language_ok() {
+    let Some((judge, config)) = judge(&[]).await else {
+        return;
+    };
+    for (language, broken, valid) in PROGRAMS {
+        for round in 0..2 {
+            let failed = judged(&judge, &script(language, broken, &SUM)).await;
+            assert_eq!(failed.status, Status::BuildFailure, "{language} {round}: {failed:#?}");
+            let diagnostics = String::from_utf8_lossy(&failed.stderr);
+            assert!(
+                diagnostics.contains("undefined"),
+                "{language}: the compiler's own diagnostic, not the toolchain's set-up: {diagnostics}"
+            );
+            let ok = judged(&judge, &script(language, valid, &SUM)).await;
+            assert_eq!(ok.status, Status::Ok, "{language} {round}: {ok:#?}");
+        }
+    }
+    assert_clean_and_serving(&judge, &config.instance).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_macro_defined_before_a_precompiled_header_still_shapes_the_program() {
+    let Some((judge, config)) = judge(&[]).await else {
+        return;
+    };
+    // Each macro changes what the header declares; the image's headers were precompiled without it, so using them
+    // would print the other word.
+    let programs = [
+        (
+            "#define _GLIBCXX_DEBUG\n#include <bits/stdc++.h>\nint main() {\n\
+             std::string name = typeid(std::vector<int>).name();\n\
+             std::cout << (name.find(\"__debug\") != std::string::npos ? \"debug\" : \"release\") << \"\\n\";\n}\n",
+            "debug\n",
+        ),
+        (
+            "#define _GLIBCXX_USE_CXX11_ABI 0\n#include <iostream>\n#include <typeinfo>\nint main() {\n\
+             std::string name = typeid(std::string).name();\n\
+             std::cout << (name.find(\"__cxx11\") == std::string::npos ? \"old\" : \"new\") << \"\\n\";\n}\n",
+            "old\n",
+        ),
+        (
+            "#include <bits/stdc++.h>\nint main() {\n\
+             std::string name = typeid(std::vector<int>).name();\n\
+             std::cout << (name.find(\"__debug\") != std::string::npos ? \"debug\" : \"release\") << \"\\n\";\n}\n",
+            "release\n",
+        ),
+    ];
+    for (source, expected) in programs {
+        let report = judged(&judge, &script(Language::Cpp, source, &[("", expected)])).await;
+        assert_eq!(report.status, Status::Ok, "{source}: {report:#?}");
+    }
+    assert_clean_and_serving(&judge, &config.instance).await;
+}
