@@ -3,7 +3,8 @@
 //! transfers and removal, per container) and the warm path (taking a pre-started pair from the pool, putting the
 //! source in, the compiler's run and the program's run; starting and removing containers happens off the script's
 //! path). Each script is a small sum program with three tests, built and judged `SCRC_BENCH_ITERATIONS` times
-//! (default 5) after one warm-up, on an otherwise idle runner.
+//! (default 5) after one warm-up, on an otherwise idle runner; each source is unique, so the artifact cache never
+//! spares a compile.
 //!
 //!     cargo bench --bench phases
 //!     RUNNER_SANDBOX=warm cargo bench --bench phases     # one path only
@@ -61,11 +62,22 @@ fn program(language: Language) -> &'static str {
     }
 }
 
+/// The program with a comment naming the iteration, so that the artifact cache never answers: every script is
+/// compiled, as the compile medians need.
+fn unique_source(language: Language, n: usize) -> String {
+    let comment = if language == Language::Python { "#" } else { "//" };
+    format!(
+        "{}{comment} phases bench {n} {}\n",
+        program(language),
+        std::process::id()
+    )
+}
+
 fn script(language: Language, n: usize) -> Script {
     Script {
         id: ScriptId::new(format!("bench-{language}-{n}")).expect("non-empty"),
         language,
-        source: Source::new(program(language)).expect("non-empty"),
+        source: Source::new(unique_source(language, n)).expect("non-empty"),
         limits: RequestedLimits::default(),
         tests: [("2 3\n", "5\n"), ("10 20\n", "30\n"), ("-1 1\n", "0\n")]
             .iter()

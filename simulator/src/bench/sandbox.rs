@@ -3,8 +3,9 @@
 //!
 //! - **Latency floor**: each latency program (the library's OK program of every language) run the cheapest way
 //!   Docker allows: one `docker exec` per test into a container of the same image that is already started and has
-//!   run the program once, after one `docker exec` of the compiler for compiled languages (Go with an empty build
-//!   cache each time, as scrc builds). Median of five.
+//!   run the program once, after one `docker exec` of the compiler for compiled languages, with the toolchain as
+//!   scrc uses it (Go from a private copy of the image's prepared build cache each time, javac with its class-data
+//!   archive). Median of five.
 //! - **Latency**: an idle runner at parallelism 1, each program sent alone (unique source, so no cache helps) and
 //!   timed from send to result through Kafka. Median per language and path, and its ratio to the floor.
 //! - **Throughput**: the classroom mix (60 % Python, 20 % Java, then C, C++ and Go; OK, WA and TL) with unique
@@ -198,8 +199,10 @@ fn commands(language: &str, attempt: usize) -> (&'static str, Option<String>, &'
         "go" => (
             "main.go",
             Some(format!(
-                "CGO_ENABLED=0 GOCACHE=/tmp/gocache-{attempt} GOPATH=/tmp/go GOFLAGS=-buildvcs=false \
-                 GOTOOLCHAIN=local GOPROXY=off go build -o prog main.go"
+                "rm -rf /tmp/gocache-{attempt}; [ ! -d /opt/scrc/go-cache ] || \
+                 cp -R /opt/scrc/go-cache /tmp/gocache-{attempt}; \
+                 CGO_ENABLED=0 GOCACHE=/tmp/gocache-{attempt} GOPATH=/tmp/go GOFLAGS=-buildvcs=false \
+                 GOTOOLCHAIN=local GOPROXY=off go build -ldflags='-s -w' -o prog main.go"
             )),
             "./prog",
         ),
@@ -207,7 +210,7 @@ fn commands(language: &str, attempt: usize) -> (&'static str, Option<String>, &'
             "Main.java",
             Some(
                 "javac -J-XX:+UseSerialGC -J-XX:TieredStopAtLevel=1 -J-XX:-UsePerfData -J-Xshare:auto \
-                 -encoding UTF-8 -d . Main.java"
+                 -J-XX:SharedArchiveFile=/opt/scrc/javac.jsa -encoding UTF-8 -d . Main.java"
                     .into(),
             ),
             "java -XX:+UseSerialGC -XX:-UsePerfData -Xshare:auto -Xmx64m -cp . Main",
