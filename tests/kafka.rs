@@ -645,7 +645,14 @@ async fn a_partition_revoked_while_paused_delivers_again_when_it_comes_back() {
     let broker = DevBroker::start(&topics()).unwrap();
     // One slot: the long script fills it and the short one behind it (same key, same partition) is held, which
     // pauses the whole assignment.
-    produce(&broker, "scripts", Some("same"), &script_json("long", "sleep 30000\necho"), None).await;
+    produce(
+        &broker,
+        "scripts",
+        Some("same"),
+        &script_json("long", "sleep 30000\necho"),
+        None,
+    )
+    .await;
     produce(&broker, "scripts", Some("same"), &script_json("behind", "echo"), None).await;
     let runtime = FakeRuntime::new();
     let runner = Runner::start(&broker, "runner-paused", 1, runtime.clone());
@@ -669,7 +676,10 @@ async fn a_partition_revoked_while_paused_delivers_again_when_it_comes_back() {
 
     // The long script ends; the runner resumes what it owns now. Then the joiner leaves and its partitions return.
     while runtime.stats().active.load(Ordering::SeqCst) > 0 {
-        assert!(started.elapsed() < Duration::from_secs(50), "the long script never ended");
+        assert!(
+            started.elapsed() < Duration::from_secs(50),
+            "the long script never ended"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
