@@ -4,6 +4,9 @@
 //!     cargo bench --bench harness              the quick plan (under 5 minutes on 2 cores) into logs/benchmarks/quick
 //!     cargo bench --bench harness -- full      SCRC's full method (hours)
 //!     cargo bench --bench harness -- school    the full plan's school burst alone (500 submissions at once)
+//!     cargo bench --bench harness -- sandbox   fresh and warm sandboxes against the Docker floor
+//!     cargo bench --bench harness -- chaos     1,000 submissions to three runners against tansu, 20 SIGKILLs and
+//!                                              restarts, a rebalance while busy (`SCRC_CHAOS_SEED` repeats a run)
 //!
 //! `SCRC_BENCH_OUT` changes the output directory, `SCRC_BENCH_SCALE` scales every window and the burst.
 //! The runners get the images of `images/local.env` unless `*_IMAGE` variables say otherwise.

@@ -636,6 +636,67 @@ async fn a_member_joining_while_every_slot_is_busy_gets_its_partitions_without_w
     busy.handle.abort();
 }
 
+/// librdkafka keeps the application's pause on a partition across its revocation and a later assignment. A runner
+/// whose slots are all busy pauses its assignment; a rebalance then moves a paused partition to another member; the
+/// runner resumes what it owns once a slot frees; when the partition comes back (the other member leaves, is killed,
+/// or the broker restarts and the group forms again), it must deliver again rather than stay paused for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_partition_revoked_while_paused_delivers_again_when_it_comes_back() {
+    let broker = DevBroker::start(&topics()).unwrap();
+    // One slot: the long script fills it and the short one behind it (same key, same partition) is held, which
+    // pauses the whole assignment.
+    produce(
+        &broker,
+        "scripts",
+        Some("same"),
+        &script_json("long", "sleep 30000\necho"),
+        None,
+    )
+    .await;
+    produce(&broker, "scripts", Some("same"), &script_json("behind", "echo"), None).await;
+    let runtime = FakeRuntime::new();
+    let runner = Runner::start(&broker, "runner-paused", 1, runtime.clone());
+    let started = Instant::now();
+    while runtime.stats().active.load(Ordering::SeqCst) == 0 {
+        assert!(started.elapsed() < WAIT, "the runner never took a script");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // Another member takes some of the paused partitions while the slot is busy.
+    let joiner: StreamConsumer = kafka_settings(&broker, "joiner", 1).consumer_config().create().unwrap();
+    joiner.subscribe(&["scripts"]).unwrap();
+    let joined = wait_for_assignment(&joiner, Duration::from_secs(25)).await;
+    assert!(joined.is_some(), "the joiner never got a partition");
+    assert_eq!(
+        runtime.stats().active.load(Ordering::SeqCst),
+        1,
+        "the partitions moved while the runner was still busy and paused"
+    );
+
+    // The long script ends; the runner resumes what it owns now. Then the joiner leaves and its partitions return.
+    while runtime.stats().active.load(Ordering::SeqCst) > 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(50),
+            "the long script never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    joiner.unsubscribe();
+    drop(joiner);
+
+    // Twelve keys reach every partition but with a chance of 6 x 2^-12, so some land on those that came back.
+    let after = ids("after", 12);
+    produce_scripts(&broker, &after, "echo").await;
+    let results = read_results(&broker, after.len() + 2).await;
+    let returned: BTreeSet<String> = results.iter().map(|r| r.id.clone()).collect();
+    for id in after.iter().map(String::as_str).chain(["long", "behind"]) {
+        assert!(returned.contains(id), "{id} never came back: {returned:?}");
+    }
+    runner.stop().await;
+}
+
 /// librdkafka's mock cluster, which `scrc dev-broker` and `scrc demo` run, keeps only about the newest 5 MiB of each
 /// partition and drops older batches, read or not. What it dropped before the runner came is gone: the runner starts
 /// at the oldest message kept, answers each kept message once and commits to the end. A test that counts what it

@@ -11,6 +11,7 @@
 //! `benchmark_manifest.json`.
 
 pub mod builds;
+pub mod chaos;
 pub mod charts;
 pub mod load;
 pub mod output;
@@ -85,13 +86,33 @@ pub fn main(args: &[String], tools: Tools, default_out: &Path) -> i32 {
             }
         };
     }
+    // `chaos` kills and restarts runners against tansu (see `chaos/mod.rs`); it has no windows either.
+    if name == "chaos" {
+        let out = std::env::var("SCRC_BENCH_OUT")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| default_out.join("chaos"));
+        let plan = chaos::ChaosPlan::full(chaos::seed_from_env()).scaled(scale.unwrap_or(1.0));
+        let outcome = tokio::runtime::Runtime::new()
+            .map_err(anyhow::Error::from)
+            .and_then(|runtime| runtime.block_on(run_chaos(&plan, &tools, &out)));
+        return match outcome {
+            Ok(summary) => {
+                println!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default());
+                0
+            }
+            Err(error) => {
+                eprintln!("harness: {error:#}");
+                1
+            }
+        };
+    }
     // `school` is the full plan's burst alone: the load-test report's scenario without the hours of the full plan.
     let (plan_name, school_only) = match name {
         "school" => ("full", true),
         other => (other, false),
     };
     let Some(mut plan) = Plan::named(plan_name) else {
-        eprintln!("harness: unknown plan {name:?}; use quick, full, school, sandbox or builds");
+        eprintln!("harness: unknown plan {name:?}; use quick, full, school, sandbox, builds or chaos");
         return 2;
     };
     if let Some(factor) = scale {
@@ -398,6 +419,34 @@ pub async fn run(plan: &Plan, tools: &Tools, out: &Path) -> anyhow::Result<Value
         out.display()
     );
     Ok(manifest)
+}
+
+/// Runs the chaos plan and writes its summary under `out` (runner logs under `out/logs`). Returns the summary.
+///
+/// # Errors
+/// When tansu is missing or a process cannot start. A run that lost or double-judged something is written and
+/// printed like any other, then reported as an error.
+pub async fn run_chaos(plan: &chaos::ChaosPlan, tools: &Tools, out: &Path) -> anyhow::Result<Value> {
+    if !processes::Tansu::image_present().await {
+        anyhow::bail!(
+            "the chaos plan needs {} (scripts/build-deploy-images.sh)",
+            processes::TANSU_IMAGE
+        );
+    }
+    let report = chaos::run(plan, tools, &out.join("logs")).await?;
+    chaos::write_summary(&report, out)?;
+    let summary = report.summary();
+    eprintln!(
+        "bench: chaos done in {:.0} s; summary in {}",
+        report.duration_seconds,
+        out.display()
+    );
+    let problems = report.problems();
+    if !problems.is_empty() {
+        println!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default());
+        anyhow::bail!("chaos run (seed {:#x}) failed: {}", plan.seed, problems.join("; "));
+    }
+    Ok(summary)
 }
 
 /// Runs only the school burst `burst`, writing its CSV, chart and a manifest under `out`. Returns the manifest.

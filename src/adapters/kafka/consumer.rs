@@ -118,11 +118,15 @@ impl ConsumerContext for SourceContext {
                 } else {
                     consumer.assign(partitions)
                 };
+                // Each new partition takes the poller's current state explicitly. librdkafka keeps the
+                // application's pause on a partition across its revocation and a later assignment, and the poller
+                // resumes only what is assigned when it resumes: a partition revoked while paused and assigned
+                // again after the resume would otherwise never deliver again.
                 if self.paused.load(Ordering::SeqCst) {
                     // Nobody is asking for messages: the new partitions wait like the others.
                     applied.and_then(|()| consumer.pause(partitions))
                 } else {
-                    applied
+                    applied.and_then(|()| consumer.resume(partitions))
                 }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
