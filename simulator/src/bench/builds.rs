@@ -138,7 +138,8 @@ fn cache_counts(log: &Path) -> Option<(u64, u64)> {
     let text = std::fs::read_to_string(log).ok()?;
     text.lines().rev().find_map(|line| {
         let record: Value = serde_json::from_str(line).ok()?;
-        let fields = record.get("fields")?;
+        // scrc's JSON logs put the fields beside the message; tracing's default nests them under "fields".
+        let fields = record.get("fields").unwrap_or(&record);
         if fields.get("message")?.as_str()? != "artifact cache" {
             return None;
         }
