@@ -24,7 +24,7 @@ pub mod sandbox;
 pub mod server;
 pub mod warm;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,7 +36,7 @@ use artifacts::{ArtifactCache, CacheStats};
 use engine::Engine;
 use fresh::{FreshBuilt, FreshSandbox, FreshWorkspace};
 use languages::Toolchain;
-use pool::{Images, Pool, WarmUp};
+use pool::{Images, Pool};
 use sandbox::{BuildPlan, PhaseObserver, RunPlan, SandboxMode, SandboxSettings};
 use warm::{WarmBuilt, WarmSandbox, WarmWorkspace};
 
@@ -103,7 +103,6 @@ impl DockerRuntime {
                 engine.clone(),
                 settings.sandbox.clone(),
                 settings.sandbox.pool_idle,
-                warm_ups(&settings.toolchains),
                 reaper.child_token(),
             );
             let artifacts = open_artifact_cache(&settings.sandbox);
@@ -225,21 +224,6 @@ impl Drop for DockerRuntime {
     fn drop(&mut self) {
         self.reaper.cancel();
     }
-}
-
-/// The warm-ups of the languages that have one, by build image.
-fn warm_ups(toolchains: &BTreeMap<Language, Toolchain>) -> HashMap<String, WarmUp> {
-    toolchains
-        .iter()
-        .filter_map(|(language, toolchain)| {
-            let module = languages::module(*language);
-            let warm_up = WarmUp {
-                command: module.warm_up_command()?,
-                env: module.build_env(),
-            };
-            Some((toolchain.build_image.clone(), warm_up))
-        })
-        .collect()
 }
 
 /// The artifact cache in a directory of this instance's own under the system's temporary directory, or `None`

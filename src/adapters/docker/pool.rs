@@ -31,9 +31,8 @@ use super::guard::GUARD_BINARY;
 use super::hardening::{ContainerSpec, SANDBOX_USER, VolumeMount, hardened};
 use super::labels;
 use super::languages::PROGRAM_DIR;
-use super::protocol::Exec;
 use super::sandbox::SandboxSettings;
-use super::server::{ProgramVolume, Server, Waited};
+use super::server::{ProgramVolume, Server};
 use crate::ports::RuntimeError;
 
 /// Where the supervisor's volume is mounted, read-only, in every warm sandbox.
@@ -52,14 +51,6 @@ const REFILL_BACKOFF: Duration = Duration::from_secs(5);
 pub struct Images {
     pub build: String,
     pub run: String,
-}
-
-/// A command a build image's pre-started containers run before any script gets them (see
-/// [`super::languages::LanguageModule::warm_up_command`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WarmUp {
-    pub command: Vec<String>,
-    pub env: Vec<String>,
 }
 
 /// What one script gets: a build container and a run container sharing a fresh program volume, or one container
@@ -97,8 +88,6 @@ struct Inner {
     wake: Notify,
     /// The supervisor's volume, made once.
     guard_volume: OnceCell<String>,
-    /// Warm-ups by build image.
-    warm_ups: HashMap<String, WarmUp>,
     /// Cleared when a supervisor reports that it cannot seal tests (no Landlock): every script then gets a pair.
     sealing: AtomicBool,
     sequence: AtomicU64,
@@ -108,19 +97,12 @@ struct Inner {
 impl Pool {
     /// A pool keeping `idle_target` pairs per pair of images (0 keeps none: every take starts one). Its refill task
     /// runs until `stop` fires.
-    pub fn new(
-        engine: Engine,
-        settings: SandboxSettings,
-        idle_target: usize,
-        warm_ups: HashMap<String, WarmUp>,
-        stop: CancellationToken,
-    ) -> Self {
+    pub fn new(engine: Engine, settings: SandboxSettings, idle_target: usize, stop: CancellationToken) -> Self {
         let pool = Self {
             inner: Arc::new(Inner {
                 engine,
                 settings,
                 idle_target,
-                warm_ups,
                 idle: Mutex::new(HashMap::new()),
                 wanted: Mutex::new(HashMap::new()),
                 wake: Notify::new(),
@@ -238,43 +220,11 @@ impl Inner {
             self.start(&images.build, Role::Build, &volume, settings.compile_memory_limit),
             self.start(&images.run, Role::Run, &volume, memory),
         );
-        let (mut builder, runner) = (builder?, runner?);
-        if let Some(warm_up) = self.warm_ups.get(&images.build) {
-            self.warm_up(&mut builder, warm_up).await?;
-        }
         Ok(Pair {
-            builder,
-            runner: Some(runner),
+            builder: builder?,
+            runner: Some(runner?),
             volume,
         })
-    }
-
-    /// Runs a build image's warm-up in a new build container. What it leaves in `/tmp` is wiped before the
-    /// script's build; a warm-up that fails only costs its time.
-    async fn warm_up(&self, builder: &mut Server, warm_up: &WarmUp) -> Result<(), RuntimeError> {
-        let limit = self.settings.compile_time_limit;
-        let request = Exec {
-            limit_ms: u32::try_from(limit.as_millis()).unwrap_or(u32::MAX),
-            output_limit: 4096,
-            workdir: "/tmp",
-            argv: &warm_up.command,
-            env: &warm_up.env,
-            stdin: b"",
-            seal: false,
-        };
-        match builder
-            .exec(&request, limit + Duration::from_secs(2), &self.stop)
-            .await?
-        {
-            Waited::Served(served) if served.report.exit_code == Some(0) => Ok(()),
-            Waited::Served(served) => {
-                tracing::debug!(report = ?served.report, "a build container's warm-up failed");
-                Ok(())
-            }
-            Waited::Backstop | Waited::OutOfMemory => {
-                Err(RuntimeError::Sandbox("a build container's warm-up did not end".into()))
-            }
-        }
     }
 
     fn name(&self) -> String {

@@ -37,17 +37,6 @@ impl LanguageModule for Go {
         command
     }
 
-    /// Builds a small program in `/tmp` (emptied before the script's build), which reads the toolchain and the
-    /// standard packages a script's build needs: the first build in a new container is otherwise 150 ms slower.
-    fn warm_up_command(&self) -> Option<Vec<String>> {
-        let script = format!(
-            "cd /tmp && printf 'package main\\nimport \"fmt\"\\nfunc main() {{ fmt.Println() }}\\n' > warm.go && \
-             {{ [ ! -d {WARM_CACHE} ] || cp -R {WARM_CACHE} {BUILD_CACHE}; }} && \
-             exec go build -ldflags='-s -w' -o warm warm.go"
-        );
-        Some(strings(&["sh", "-c", &script]))
-    }
-
     /// `scripts/build-images.sh` (`warm_go`) prepares the image's cache with this same environment; a change here
     /// needs one there, or the cache silently stops matching (the test below checks they agree).
     fn build_env(&self) -> Vec<String> {

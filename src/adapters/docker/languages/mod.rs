@@ -35,13 +35,6 @@ pub trait LanguageModule: Send + Sync {
         vec!["HOME=/tmp".into(), "TMPDIR=/tmp".into()]
     }
 
-    /// A command run, with the build environment, in each pre-started build container before any script gets it,
-    /// so that the compiler's first read of its own files is not on a script's path. Only where it measurably
-    /// helps: on a FUSE storage driver every container reads its image's files cold.
-    fn warm_up_command(&self) -> Option<Vec<String>> {
-        None
-    }
-
     /// The command that runs the built program from [`PROGRAM_DIR`].
     fn run_command(&self, source_file: &str, memory: MemoryLimit) -> Vec<String>;
 
