@@ -115,7 +115,8 @@ impl WarmSandbox {
         }
     }
 
-    /// Builds a script in a warm build container while its run container is taken.
+    /// Builds a script in a warm build container while its run container is taken, or loads the program (or the
+    /// compile error) the artifact cache kept from an earlier build of the same source.
     ///
     /// # Errors
     /// [`RuntimeError`] when Docker fails or an image is missing; the containers are removed.
@@ -127,15 +128,15 @@ impl WarmSandbox {
         limits: Limits,
         cancel: &CancellationToken,
     ) -> Result<WarmBuilt, RuntimeError> {
+        let images = Images {
+            build: plan.image.clone(),
+            run: run.image.clone(),
+        };
         let key = self.cache_key(source, &plan).await?;
         if let (Some(cache), Some(key)) = (&self.artifacts, &key) {
             match cache.get(key).await {
                 Some(Cached::Failed(failure)) => return Ok(WarmBuilt::Failed(failure)),
                 Some(Cached::Program(entries)) => {
-                    let images = Images {
-                        build: plan.image.clone(),
-                        run: run.image.clone(),
-                    };
                     let program: Arc<[Entry]> = entries.into();
                     let (server, volume) = self.load(&program, &images, limits).await?;
                     return Ok(ready(images, run, limits, Some(program), server, volume));
@@ -144,10 +145,6 @@ impl WarmSandbox {
             }
         }
         let taking = Instant::now();
-        let images = Images {
-            build: plan.image.clone(),
-            run: run.image.clone(),
-        };
         let pair = self.pool.take(&images, limits.memory.bytes()).await?;
         let (mut builder, runner, volume) = (pair.builder, pair.runner, pair.volume);
         self.observe(Phase::Create, taking);
