@@ -33,7 +33,7 @@ use super::guard::{self, GUARD_BINARY, GUARD_FILE, GuardReport, REPORT_ALLOWANCE
 use super::hardening::{ContainerSpec, VolumeMount, hardened};
 use super::labels;
 use super::languages::PROGRAM_DIR;
-use super::outcome::{self, CompileLimits, NoReport, Observed, Pressure};
+use super::outcome::{self, CompileLimits, NoReport, Observed};
 use super::sandbox::{BuildPlan, Phase, PhaseObserver, RunPlan, SandboxSettings};
 use crate::domain::{Execution, Limits, ScriptId};
 use crate::ports::{BuildFailure, RuntimeError};
@@ -111,8 +111,7 @@ impl Supervised {
             killed_by_runner: self.killed.is_some(),
             oom_killed,
             output_exceeded: self.killed == Some(Kill::Output),
-            pressure_at_timeout: report
-                .and_then(|r| Pressure::from_report(r.memory_limit, r.memory_at_timeout, r.refaulted_before_timeout)),
+            pressure_at_timeout: report.and_then(|r| r.at_timeout.pressure()),
             stdout: self.stdout,
             stderr: self.stderr,
         }

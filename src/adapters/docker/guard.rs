@@ -9,6 +9,8 @@ use std::io::Read;
 
 use serde::Deserialize;
 
+use super::outcome::MemoryAtTimeout;
+
 /// The static supervisor binary, built by `build.rs`.
 pub const GUARD_BINARY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/scrc-guard"));
 
@@ -33,14 +35,9 @@ pub struct GuardReport {
     pub memory_peak: Option<u64>,
     /// OOM kills in the container's cgroup; `None` when the cgroup does not expose the counter.
     pub oom_kills: Option<u64>,
-    /// A run the time limit stopped: the cgroup's memory limit, its usage at the stop, and the bytes re-read after
-    /// eviction just before it (see [`super::outcome::Pressure`]). `None` otherwise, or when unknown.
-    #[serde(default)]
-    pub memory_limit: Option<u64>,
-    #[serde(default)]
-    pub memory_at_timeout: Option<u64>,
-    #[serde(default)]
-    pub refaulted_before_timeout: Option<u64>,
+    /// What the cgroup said of memory when the time limit stopped the run.
+    #[serde(flatten)]
+    pub at_timeout: MemoryAtTimeout,
 }
 
 /// A fresh, unguessable nonce: 128 bits from the kernel's random pool, as hex.
@@ -88,7 +85,7 @@ mod tests {
         assert_eq!(report.wall_ns, 14140904);
         assert_eq!(report.oom_kills, Some(0));
         assert_eq!(
-            report.memory_limit, None,
+            report.at_timeout.memory_limit, None,
             "a run that ended by itself has no pressure facts"
         );
         assert_eq!(stderr, b"warning: x\n");
@@ -104,9 +101,9 @@ mod tests {
         let report = take_report(&mut stderr, "n1").unwrap();
         assert_eq!(
             (
-                report.memory_limit,
-                report.memory_at_timeout,
-                report.refaulted_before_timeout
+                report.at_timeout.memory_limit,
+                report.at_timeout.memory_at_timeout,
+                report.at_timeout.refaulted_before_timeout
             ),
             (Some(16777216), Some(16687104), Some(215871488))
         );

@@ -30,6 +30,25 @@ pub struct Observed {
     pub stderr: Vec<u8>,
 }
 
+/// The fields both of the supervisor's reports carry when the time limit stopped a run: the cgroup's memory
+/// limit, its usage at the stop, and the bytes re-read after eviction just before it. `None` otherwise, or when
+/// unknown.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+pub struct MemoryAtTimeout {
+    #[serde(default)]
+    pub memory_limit: Option<u64>,
+    #[serde(default)]
+    pub memory_at_timeout: Option<u64>,
+    #[serde(default)]
+    pub refaulted_before_timeout: Option<u64>,
+}
+
+impl MemoryAtTimeout {
+    pub fn pressure(self) -> Option<Pressure> {
+        Pressure::from_report(self.memory_limit, self.memory_at_timeout, self.refaulted_before_timeout)
+    }
+}
+
 /// What the supervisor read from the cgroup as it stopped a run at its time limit (see `read_pressure` in
 /// `guard/scrc-guard.c`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,6 +8,8 @@
 
 use serde::Deserialize;
 
+use super::outcome::MemoryAtTimeout;
+
 /// The header of every frame: the op and the payload length.
 pub const HEADER: usize = 5;
 
@@ -88,14 +90,9 @@ pub struct ServedReport {
     /// A stream went past the output limit and the test was killed.
     #[serde(default)]
     pub output_exceeded: bool,
-    /// A test the time limit stopped: the cgroup's memory limit, its usage at the stop, and the bytes re-read after
-    /// eviction just before it (see [`super::outcome::Pressure`]). `None` otherwise, or when unknown.
-    #[serde(default)]
-    pub memory_limit: Option<u64>,
-    #[serde(default)]
-    pub memory_at_timeout: Option<u64>,
-    #[serde(default)]
-    pub refaulted_before_timeout: Option<u64>,
+    /// What the cgroup said of memory when the time limit stopped the run.
+    #[serde(flatten)]
+    pub at_timeout: MemoryAtTimeout,
 }
 
 /// A decoded reply.
@@ -338,9 +335,9 @@ mod tests {
         };
         assert_eq!(
             (
-                report.memory_limit,
-                report.memory_at_timeout,
-                report.refaulted_before_timeout
+                report.at_timeout.memory_limit,
+                report.at_timeout.memory_at_timeout,
+                report.at_timeout.refaulted_before_timeout
             ),
             (Some(16777216), Some(16687104), Some(215871488))
         );

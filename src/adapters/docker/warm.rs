@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use super::artifacts::{ArtifactCache, Cached, Key};
 use super::engine::Engine;
 use super::languages::PROGRAM_DIR;
-use super::outcome::{self, CompileLimits, NoReport, Observed, Pressure};
+use super::outcome::{self, CompileLimits, NoReport, Observed};
 use super::pool::{Images, Pool};
 use super::protocol::{Entry, Exec, File, ServedReport};
 use super::sandbox::{BuildPlan, Phase, PhaseObserver, RunPlan, SandboxSettings};
@@ -488,11 +488,7 @@ fn observed(report: ServedReport, stdout: Vec<u8>, stderr: Vec<u8>) -> Observed 
         killed_by_runner: false,
         oom_killed: report.oom_kills.unwrap_or(0) > 0,
         output_exceeded: report.output_exceeded,
-        pressure_at_timeout: Pressure::from_report(
-            report.memory_limit,
-            report.memory_at_timeout,
-            report.refaulted_before_timeout,
-        ),
+        pressure_at_timeout: report.at_timeout.pressure(),
         stdout,
         stderr,
     }
