@@ -94,16 +94,9 @@ async fn a_cached_program_is_as_immutable_to_its_tests_as_a_built_one() {
     let Some((judge, config)) = judge(&[]).await else {
         return;
     };
-    let source = TAMPERING_C;
     // Built, then twice from the cache: each run tries to change the program, and the next finds it intact.
     for round in 0..3 {
-        let mut script = script(
-            Language::C,
-            source,
-            &[("plant\n", "changed 0\n"), ("check\n", "intact\n")],
-        );
-        script.run_all_tests = true;
-        let report = judged(&judge, &script).await;
+        let report = judged(&judge, &tampering_script()).await;
         assert_eq!(report.status, Status::Ok, "round {round}: {report:#?}");
     }
     if warm(&config) {

@@ -287,14 +287,7 @@ async fn a_compiled_program_cannot_be_deleted_or_overwritten_by_its_tests() {
     let Some((judge, config)) = judge(&[]).await else {
         return;
     };
-    let source = TAMPERING_C;
-    let mut script = script(
-        Language::C,
-        source,
-        &[("plant\n", "changed 0\n"), ("check\n", "intact\n")],
-    );
-    script.run_all_tests = true;
-    let report = judged(&judge, &script).await;
+    let report = judged(&judge, &tampering_script()).await;
     assert_eq!(report.status, Status::Ok, "{report:#?}");
     assert_clean_and_serving(&judge, &config.instance).await;
 }

@@ -36,9 +36,19 @@ pub fn config(overrides: &[(&str, &str)]) -> Config {
     Config::from_vars(vars).expect("test configuration is valid")
 }
 
-/// A C program whose test given "plant" tries every way to change its own program in `/box` and prints how many
-/// worked ("changed 0" is the only right answer), and whose other tests print "intact".
-pub const TAMPERING_C: &str = "#include <errno.h>\n#include <stdio.h>\n#include <string.h>\n#include <unistd.h>\n\
+/// A C script whose first test tries every way to change its own program in `/box` and prints how many worked
+/// ("changed 0" is the only right answer), and whose second test checks the program still runs ("intact").
+pub fn tampering_script() -> Script {
+    let mut script = script(
+        Language::C,
+        TAMPERING_C,
+        &[("plant\n", "changed 0\n"), ("check\n", "intact\n")],
+    );
+    script.run_all_tests = true;
+    script
+}
+
+const TAMPERING_C: &str = "#include <errno.h>\n#include <stdio.h>\n#include <string.h>\n#include <unistd.h>\n\
     #include <fcntl.h>\n#include <sys/stat.h>\n\
     int main(void){char a[16]={0};if(!fgets(a,sizeof a,stdin))return 2;\n\
     if(strncmp(a,\"plant\",5)==0){int changed=0;\n\
