@@ -2,7 +2,7 @@
 # Builds scrc's language images from Debian packages, for hosts without a container registry (this one, CI,
 # air-gapped contest servers). Each image is a debootstrap'd Debian bookworm root imported with `docker import`.
 # Idempotent: an image that already exists is skipped; pass --force to rebuild. An image whose content changes gets a
-# new tag (`bookworm-2`), so that hosts holding the old one build the new one.
+# new tag (`bookworm-3`), so that hosts holding the old one build the new one.
 #
 # The build images come warm: what every build would otherwise redo is done once here, inside the image's root,
 # into read-only files that builds only read (see "Warm toolchains" below and README "Language images").
@@ -33,8 +33,8 @@ declare -A packages=(
   [scrc-local/debian:bookworm]=""
   [scrc-local/python:bookworm]="python3"
   [scrc-local/gcc:bookworm-2]="gcc g++ libc6-dev"
-  [scrc-local/go:bookworm-2]="golang-go"
-  [scrc-local/jdk:bookworm-2]="openjdk-17-jdk-headless"
+  [scrc-local/go:bookworm-3]="golang-go"
+  [scrc-local/jdk:bookworm-3]="openjdk-17-jdk-headless"
   [scrc-local/jre:bookworm]="openjdk-17-jre-headless"
 )
 
@@ -44,8 +44,18 @@ declare -A packages=(
 # src/adapters/docker/languages/, or what it prepares is silently not used.
 declare -A warmers=(
   [scrc-local/gcc:bookworm-2]=warm_gcc
-  [scrc-local/go:bookworm-2]=warm_go
-  [scrc-local/jdk:bookworm-2]=warm_jdk
+  [scrc-local/go:bookworm-3]=warm_go
+  [scrc-local/jdk:bookworm-3]=warm_jdk
+)
+
+# Toolchain directories: image name -> the directories, separated by `:`, that no build writes and that every build
+# reads. They become the image's `org.scrc.shared-dirs` label; on a storage driver whose containers do not share the
+# image's page cache (fuse-overlayfs), the runner copies them into volumes once and mounts those read-only into
+# every sandbox of the image, so a new container does not read its toolchain from disk again (README "Language
+# images", src/adapters/docker/shared_dirs.rs).
+declare -A shared_dirs=(
+  [scrc-local/go:bookworm-3]="/usr/lib/go-1.19:/usr/share/go-1.19:/opt/scrc"
+  [scrc-local/jdk:bookworm-3]="/usr/lib/jvm:/opt/scrc"
 )
 
 # Runs the shell script on stdin as root inside the image root, with /proc (the JVM and the go command need it) and
@@ -262,9 +272,11 @@ build_debian() {
     return 1
   fi
   slim "$root"
-  tar --numeric-owner -C "$root" -c . | docker import \
-    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-    --change 'ENV LANG=C.UTF-8' - "$image" >/dev/null
+  local changes=(--change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' --change 'ENV LANG=C.UTF-8')
+  if [ -n "${shared_dirs[$image]:-}" ]; then
+    changes+=(--change "LABEL org.scrc.shared-dirs=${shared_dirs[$image]}")
+  fi
+  tar --numeric-owner -C "$root" -c . | docker import "${changes[@]}" - "$image" >/dev/null
   rm -rf "$root" "$root.log"
   log "built $image"
 }

@@ -88,3 +88,71 @@ async fn a_macro_defined_before_a_precompiled_header_still_shapes_the_program() 
     }
     assert_clean_and_serving(&judge, &config.instance).await;
 }
+
+/// On a storage driver whose containers do not share the image's page cache, the Go and Java build images'
+/// toolchain directories come from volumes of this instance, copied from the image once and mounted read-only into
+/// every sandbox of the image; on overlay2 nothing is shared (README "Language images").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn toolchain_directories_are_shared_read_only_only_where_the_page_cache_is_not() {
+    let Some((judge, config)) = judge(&[]).await else {
+        return;
+    };
+    for (language, _, valid) in &PROGRAMS[..2] {
+        let ok = judged(&judge, &script(*language, valid, &SUM)).await;
+        assert_eq!(ok.status, Status::Ok, "{language}: {ok:#?}");
+    }
+    let docker = bollard::Docker::connect_with_unix_defaults().expect("Docker");
+    let driver = docker.info().await.expect("info").driver.unwrap_or_default();
+    let instance = format!("scrc.instance={}", config.instance);
+    let filters = std::collections::HashMap::from([(
+        "label".to_owned(),
+        vec![instance.clone(), "scrc.role=toolchain".to_owned()],
+    )]);
+    let options = bollard::query_parameters::ListVolumesOptionsBuilder::default()
+        .filters(&filters)
+        .build();
+    let volumes: Vec<String> = (docker.list_volumes(Some(options)).await.expect("list volumes").volumes)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|volume| volume.name)
+        .collect();
+    if driver == "overlay2" {
+        assert!(volumes.is_empty(), "overlay2 shares the page cache: {volumes:?}");
+        assert_clean_and_serving(&judge, &config.instance).await;
+        return;
+    }
+    // Go's root, its source and its prepared cache; the JDK and javac's archive.
+    assert_eq!(volumes.len(), 5, "{volumes:?}");
+    // The pool keeps sandboxes of both images started: each mounts every volume of its image, read-only.
+    let filters = std::collections::HashMap::from([("label".to_owned(), vec![instance.clone()])]);
+    let options = bollard::query_parameters::ListContainersOptionsBuilder::default()
+        .all(true)
+        .filters(&filters)
+        .build();
+    let mut checked = std::collections::BTreeSet::new();
+    for summary in docker.list_containers(Some(options)).await.expect("list") {
+        let inspected = docker
+            .inspect_container(summary.id.as_deref().unwrap_or_default(), None)
+            .await
+            .expect("inspect");
+        let mounts = inspected.mounts.unwrap_or_default();
+        for mount in &mounts {
+            let name = mount.name.clone().unwrap_or_default();
+            if !volumes.contains(&name) {
+                continue;
+            }
+            assert_eq!(mount.rw, Some(false), "{name} is writable: {mount:?}");
+            let destination = mount.destination.clone().unwrap_or_default();
+            let image = inspected.config.as_ref().and_then(|config| config.image.as_deref());
+            assert!(
+                image.is_some_and(|image| image.starts_with("sha256:")),
+                "a sandbox with shared directories is created from its image's id"
+            );
+            checked.insert(destination);
+        }
+    }
+    for dir in ["/usr/lib/go-1.19", "/usr/share/go-1.19", "/usr/lib/jvm", "/opt/scrc"] {
+        assert!(checked.contains(dir), "no sandbox mounts {dir}: {checked:?}");
+    }
+    assert_clean_and_serving(&judge, &config.instance).await;
+}

@@ -304,6 +304,30 @@ impl Engine {
         }
     }
 
+    /// The id and labels of an image, or `None` when it is not present.
+    ///
+    /// # Errors
+    /// [`RuntimeError::Unavailable`] when the engine does not answer.
+    pub async fn image_labels(&self, image: &str) -> Result<Option<(String, HashMap<String, String>)>, RuntimeError> {
+        match tokio::time::timeout(CALL_TIMEOUT, self.docker.inspect_image(image)).await {
+            Err(_) => Err(RuntimeError::Unavailable("inspect image: timed out".into())),
+            Ok(Ok(inspected)) => Ok(inspected.id.map(|id| {
+                let labels = inspected.config.and_then(|config| config.labels).unwrap_or_default();
+                (id, labels)
+            })),
+            Ok(Err(BollardError::DockerResponseServerError { status_code: 404, .. })) => Ok(None),
+            Ok(Err(error)) => Err(classify("inspect image", error)),
+        }
+    }
+
+    /// The engine's storage driver (`overlay2`, `fuse-overlayfs`, …), when it says.
+    ///
+    /// # Errors
+    /// [`RuntimeError::Unavailable`] when the engine does not answer.
+    pub async fn storage_driver(&self) -> Result<Option<String>, RuntimeError> {
+        bounded("info", self.docker.info()).await.map(|info| info.driver)
+    }
+
     /// Pulls an image from its registry.
     ///
     /// # Errors

@@ -20,23 +20,29 @@ pub const WARM: &str = "warm";
 pub const EXPIRES: &str = "scrc.expires";
 
 pub fn for_resource(instance: &str, script: &ScriptId, role: &str, expires: SystemTime) -> HashMap<String, String> {
-    let expires = expires.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs();
-    HashMap::from([
-        (MANAGED.to_owned(), "1".to_owned()),
-        (INSTANCE.to_owned(), instance.to_owned()),
-        (SCRIPT.to_owned(), script.as_str().to_owned()),
-        (ROLE.to_owned(), role.to_owned()),
-        (EXPIRES.to_owned(), expires.to_string()),
-    ])
+    let mut labels = of_instance(instance, role, expires);
+    labels.insert(SCRIPT.to_owned(), script.as_str().to_owned());
+    labels
 }
 
 /// Labels of a warm sandbox: it belongs to no script until one takes it, and it is never handed to a second.
 pub fn for_warm(instance: &str, expires: SystemTime) -> HashMap<String, String> {
+    of_instance(instance, WARM, expires)
+}
+
+/// Labels of a volume holding a copy of an image's toolchain directory (see `shared_dirs`): this instance's, read
+/// by its sandboxes until `expires`.
+pub fn for_toolchain(instance: &str, expires: SystemTime) -> HashMap<String, String> {
+    of_instance(instance, "toolchain", expires)
+}
+
+/// Labels of what belongs to an instance but to no script.
+fn of_instance(instance: &str, role: &str, expires: SystemTime) -> HashMap<String, String> {
     let expires = expires.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs();
     HashMap::from([
         (MANAGED.to_owned(), "1".to_owned()),
         (INSTANCE.to_owned(), instance.to_owned()),
-        (ROLE.to_owned(), WARM.to_owned()),
+        (ROLE.to_owned(), role.to_owned()),
         (EXPIRES.to_owned(), expires.to_string()),
     ])
 }

@@ -4,8 +4,9 @@
 //! [`hardening`]: [`warm`] (the default) builds a script in one pre-started container from the [`pool`] and runs all
 //! its tests in another, each driven as a [`server`] over its attached stream ([`protocol`]); [`fresh`] is the
 //! earlier path, a fresh container per test with files moved through the archive API. [`sandbox`] holds what
-//! both share. Both map what the supervisor
-//! ([`guard`]) reports to verdict facts the same way ([`outcome`]); [`reaper`] removes what a crashed runner left.
+//! both share; [`shared_dirs`] lets the pool's sandboxes share their toolchain's page cache where the storage driver
+//! does not. Both map what the supervisor ([`guard`]) reports to verdict facts the same way ([`outcome`]); [`reaper`]
+//! removes what a crashed runner left.
 
 pub mod archive;
 pub mod artifacts;
@@ -22,6 +23,7 @@ pub mod protocol;
 pub mod reaper;
 pub mod sandbox;
 pub mod server;
+pub mod shared_dirs;
 pub mod warm;
 
 use std::collections::{BTreeMap, BTreeSet};

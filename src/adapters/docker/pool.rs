@@ -33,6 +33,7 @@ use super::labels;
 use super::languages::PROGRAM_DIR;
 use super::sandbox::SandboxSettings;
 use super::server::{ProgramVolume, Server};
+use super::shared_dirs::SharedDirs;
 use crate::ports::RuntimeError;
 
 /// Where the supervisor's volume is mounted, read-only, in every warm sandbox.
@@ -88,6 +89,8 @@ struct Inner {
     wake: Notify,
     /// The supervisor's volume, made once.
     guard_volume: OnceCell<String>,
+    /// The images' toolchain directories, where the storage driver needs them shared.
+    shared_dirs: SharedDirs,
     /// Cleared when a supervisor reports that it cannot seal tests (no Landlock): every script then gets a pair.
     sealing: AtomicBool,
     sequence: AtomicU64,
@@ -98,6 +101,7 @@ impl Pool {
     /// A pool keeping `idle_target` pairs per pair of images (0 keeps none: every take starts one). Its refill task
     /// runs until `stop` fires.
     pub fn new(engine: Engine, settings: SandboxSettings, idle_target: usize, stop: CancellationToken) -> Self {
+        let shared_dirs = SharedDirs::new(engine.clone(), settings.instance.clone(), lifetime(&settings));
         let pool = Self {
             inner: Arc::new(Inner {
                 engine,
@@ -107,6 +111,7 @@ impl Pool {
                 wanted: Mutex::new(HashMap::new()),
                 wake: Notify::new(),
                 guard_volume: OnceCell::new(),
+                shared_dirs,
                 sealing: AtomicBool::new(true),
                 sequence: AtomicU64::new(0),
                 stop,
@@ -165,12 +170,14 @@ impl Pool {
         self.inner.start(image, Role::Run, volume, memory).await
     }
 
-    /// How many containers and volumes are idle now.
+    /// How many containers and volumes are idle now. The toolchain volumes count as idle: every script of their
+    /// image mounts them, and they outlive each.
     pub fn idle(&self) -> (usize, usize) {
         let idle = lock(&self.inner.idle);
         let pairs = idle.values().flatten();
         let containers = pairs.clone().map(|pair| 1 + usize::from(pair.runner.is_some())).sum();
-        (containers, idle.values().map(VecDeque::len).sum())
+        let volumes = idle.values().map(VecDeque::len).sum::<usize>() + self.inner.shared_dirs.volumes();
+        (containers, volumes)
     }
 }
 
@@ -233,7 +240,7 @@ impl Inner {
     }
 
     fn expiry(&self) -> SystemTime {
-        SystemTime::now() + IDLE_MAX + self.settings.script_deadline + Duration::from_secs(60)
+        SystemTime::now() + lifetime(&self.settings)
     }
 
     /// Creates and starts one warm container on `volume`.
@@ -258,24 +265,26 @@ impl Inner {
         };
         let mut command = vec!["--serve".to_owned()];
         command.extend(writable.iter().map(|dir| (*dir).to_owned()));
+        let mut mounts = self.shared_dirs.for_image(image).await?;
+        mounts.volumes.extend([
+            VolumeMount {
+                volume: guard_volume.clone(),
+                target: GUARD_DIR.into(),
+                read_only: true,
+            },
+            VolumeMount {
+                volume: volume.name.clone(),
+                target: PROGRAM_DIR.into(),
+                read_only,
+            },
+        ]);
         let spec = ContainerSpec {
-            image: image.to_owned(),
+            image: mounts.image,
             entrypoint: format!("{GUARD_DIR}/{GUARD_NAME}"),
             command,
             env: Vec::new(),
             workdir: "/".into(),
-            volumes: vec![
-                VolumeMount {
-                    volume: guard_volume.clone(),
-                    target: GUARD_DIR.into(),
-                    read_only: true,
-                },
-                VolumeMount {
-                    volume: volume.name.clone(),
-                    target: PROGRAM_DIR.into(),
-                    read_only,
-                },
-            ],
+            volumes: mounts.volumes,
             memory,
             tmpfs_bytes,
             labels: labels::for_warm(&settings.instance, self.expiry()),
@@ -288,6 +297,11 @@ impl Inner {
         server.seal_tests = role == Role::Both;
         Ok(server)
     }
+}
+
+/// The longest a warm container can live after it is started: idle in the pool, then one script, then a margin.
+fn lifetime(settings: &SandboxSettings) -> Duration {
+    IDLE_MAX + settings.script_deadline + Duration::from_secs(60)
 }
 
 /// The file name of the supervisor in its volume.
