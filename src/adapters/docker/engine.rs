@@ -1,5 +1,6 @@
-//! A thin wrapper over bollard: one method per Docker operation the sandbox uses, each bounded by a timeout and
-//! translating bollard's errors into the runtime's vocabulary. Nothing here knows about scripts or languages.
+//! A thin wrapper over bollard: one method per Docker operation the sandbox uses, each bounded by a timeout. Each
+//! fails with an [`EngineError`] naming its operation and holding bollard's error; one conversion into the runtime
+//! port's [`RuntimeError`] decides what is worth retrying. Nothing here knows about scripts or languages.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -23,6 +24,123 @@ use crate::ports::RuntimeError;
 /// How long a single API call may take before the engine counts as unavailable.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// A Docker operation the sandbox uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Connect,
+    Ping,
+    Info,
+    CreateContainer,
+    Attach,
+    UpdateContainer,
+    StartContainer,
+    KillContainer,
+    WaitContainer,
+    InspectContainer,
+    RemoveContainer,
+    Upload,
+    Download,
+    CreateVolume,
+    InspectVolume,
+    RemoveVolume,
+    ListContainers,
+    ListVolumes,
+    InspectImage,
+    Pull,
+}
+
+impl std::fmt::Display for Operation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = match self {
+            Operation::Connect => "connect",
+            Operation::Ping => "ping",
+            Operation::Info => "info",
+            Operation::CreateContainer => "create container",
+            Operation::Attach => "attach",
+            Operation::UpdateContainer => "update container",
+            Operation::StartContainer => "start container",
+            Operation::KillContainer => "kill container",
+            Operation::WaitContainer => "wait for container",
+            Operation::InspectContainer => "inspect container",
+            Operation::RemoveContainer => "remove container",
+            Operation::Upload => "upload to container",
+            Operation::Download => "download from container",
+            Operation::CreateVolume => "create volume",
+            Operation::InspectVolume => "inspect volume",
+            Operation::RemoveVolume => "remove volume",
+            Operation::ListContainers => "list containers",
+            Operation::ListVolumes => "list volumes",
+            Operation::InspectImage => "inspect image",
+            Operation::Pull => "pull image",
+        };
+        f.write_str(text)
+    }
+}
+
+/// Why a Docker operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The engine answered with an error, or the transport failed.
+    #[error("{operation}: {source}")]
+    Api {
+        operation: Operation,
+        #[source]
+        source: BollardError,
+    },
+    /// No answer within the operation's bound.
+    #[error("{operation}: no answer within {} s", after.as_secs())]
+    TimedOut { operation: Operation, after: Duration },
+    /// The engine answered, but without what the operation needs.
+    #[error("{operation}: {what}")]
+    Incomplete { operation: Operation, what: &'static str },
+    /// A container's image is not on the engine.
+    #[error("image {image:?} is missing: {detail}")]
+    NoSuchImage { image: String, detail: String },
+    /// `DOCKER_HOST` names a scheme bollard cannot speak.
+    #[error("DOCKER_HOST {0:?} is not supported: use unix://, tcp:// or http://")]
+    UnsupportedHost(String),
+}
+
+impl EngineError {
+    /// The one place that decides what is worth retrying. Server errors, transport failures and silence mean the
+    /// engine is unwell: retry, and count toward the circuit breaker. Client errors mean this request is wrong for
+    /// this container (a fresh attempt in a fresh container may still work, see [`RuntimeError::Sandbox`]); a
+    /// missing image stays missing.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            EngineError::Api {
+                source: BollardError::DockerResponseServerError { status_code, .. },
+                ..
+            } => *status_code >= 500,
+            EngineError::Api { .. } | EngineError::TimedOut { .. } => true,
+            EngineError::Incomplete { .. } | EngineError::NoSuchImage { .. } | EngineError::UnsupportedHost(_) => false,
+        }
+    }
+
+    /// The engine's HTTP status, when it answered with one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            EngineError::Api {
+                source: BollardError::DockerResponseServerError { status_code, .. },
+                ..
+            } => Some(*status_code),
+            _ => None,
+        }
+    }
+}
+
+impl From<EngineError> for RuntimeError {
+    fn from(error: EngineError) -> Self {
+        if error.is_retryable() {
+            return RuntimeError::Unavailable(error.to_string());
+        }
+        match error {
+            EngineError::NoSuchImage { image, detail } => RuntimeError::ImageMissing { image, detail },
+            other => RuntimeError::Sandbox(other.to_string()),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Engine {
     docker: Docker,
@@ -43,8 +161,8 @@ impl Engine {
     /// 1.41) are spoken to in their own version.
     ///
     /// # Errors
-    /// [`RuntimeError::Unavailable`] when the engine cannot be reached or `host` is not understood.
-    pub async fn connect(host: Option<&str>) -> Result<Self, RuntimeError> {
+    /// [`EngineError`] when the engine cannot be reached or `host` is not understood.
+    pub async fn connect(host: Option<&str>) -> Result<Self, EngineError> {
         const CLIENT_TIMEOUT: u64 = 120;
         let docker = match host {
             None => Docker::connect_with_unix_defaults(),
@@ -54,39 +172,40 @@ impl Engine {
             Some(host) if host.starts_with("tcp://") || host.starts_with("http://") => {
                 Docker::connect_with_http(host, CLIENT_TIMEOUT, bollard::API_DEFAULT_VERSION)
             }
-            Some(other) => {
-                return Err(RuntimeError::Unavailable(format!(
-                    "DOCKER_HOST {other:?} is not supported: use unix://, tcp:// or http://"
-                )));
-            }
+            Some(other) => return Err(EngineError::UnsupportedHost(other.to_owned())),
         }
-        .map_err(unavailable("connect"))?;
-        let docker = tokio::time::timeout(CALL_TIMEOUT, docker.negotiate_version())
-            .await
-            .map_err(|_| RuntimeError::Unavailable("the Docker engine did not answer within 30 s".into()))?
-            .map_err(unavailable("negotiate the API version"))?;
+        .map_err(api(Operation::Connect))?;
+        let docker = bounded(Operation::Connect, docker.negotiate_version()).await?;
         Ok(Self { docker })
     }
 
-    pub async fn ping(&self) -> Result<(), RuntimeError> {
-        bounded("ping", self.docker.ping()).await.map(|_| ())
+    pub async fn ping(&self) -> Result<(), EngineError> {
+        bounded(Operation::Ping, self.docker.ping()).await.map(|_| ())
     }
 
-    pub async fn create_container(&self, name: &str, body: ContainerCreateBody) -> Result<String, RuntimeError> {
+    pub async fn create_container(&self, name: &str, body: ContainerCreateBody) -> Result<String, EngineError> {
         let image = body.image.clone().unwrap_or_default();
         let options = CreateContainerOptionsBuilder::default().name(name).build();
-        match tokio::time::timeout(CALL_TIMEOUT, self.docker.create_container(Some(options), body)).await {
-            Err(_) => Err(RuntimeError::Unavailable("create container: timed out".into())),
-            Ok(Ok(created)) => Ok(created.id),
-            Ok(Err(BollardError::DockerResponseServerError {
-                status_code: 404,
-                message,
-            })) => Err(RuntimeError::ImageMissing { image, detail: message }),
-            Ok(Err(error)) => Err(classify("create container", error)),
+        match bounded(
+            Operation::CreateContainer,
+            self.docker.create_container(Some(options), body),
+        )
+        .await
+        {
+            Ok(created) => Ok(created.id),
+            Err(EngineError::Api {
+                source:
+                    BollardError::DockerResponseServerError {
+                        status_code: 404,
+                        message,
+                    },
+                ..
+            }) => Err(EngineError::NoSuchImage { image, detail: message }),
+            Err(error) => Err(error),
         }
     }
 
-    pub async fn attach(&self, id: &str) -> Result<AttachContainerResults, RuntimeError> {
+    pub async fn attach(&self, id: &str) -> Result<AttachContainerResults, EngineError> {
         let options = AttachContainerOptionsBuilder::default()
             .stdin(true)
             .stdout(true)
@@ -94,67 +213,77 @@ impl Engine {
             .stream(true)
             .logs(false)
             .build();
-        bounded("attach", self.docker.attach_container(id, Some(options))).await
+        bounded(Operation::Attach, self.docker.attach_container(id, Some(options))).await
     }
 
     /// Sets a container's memory limit, with swap equal to it (as [`super::hardening`] does).
-    pub async fn update_memory(&self, id: &str, bytes: u64) -> Result<(), RuntimeError> {
+    pub async fn update_memory(&self, id: &str, bytes: u64) -> Result<(), EngineError> {
         let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
         let body = ContainerUpdateBody {
             memory: Some(bytes),
             memory_swap: Some(bytes),
             ..Default::default()
         };
-        bounded("update container", self.docker.update_container(id, body)).await
+        bounded(Operation::UpdateContainer, self.docker.update_container(id, body)).await
     }
 
-    pub async fn start(&self, id: &str) -> Result<(), RuntimeError> {
-        bounded("start container", self.docker.start_container(id, None)).await
+    pub async fn start(&self, id: &str) -> Result<(), EngineError> {
+        bounded(Operation::StartContainer, self.docker.start_container(id, None)).await
     }
 
-    /// Sends SIGKILL. A container that already stopped is not an error.
-    pub async fn kill(&self, id: &str) -> Result<(), RuntimeError> {
+    /// Sends SIGKILL. A container that already stopped (409, "is not running") is not an error.
+    pub async fn kill(&self, id: &str) -> Result<(), EngineError> {
         let options = KillContainerOptionsBuilder::default().signal("KILL").build();
-        match bounded("kill container", self.docker.kill_container(id, Some(options))).await {
-            Err(RuntimeError::Sandbox(message)) if message.contains("is not running") => Ok(()),
+        match bounded(Operation::KillContainer, self.docker.kill_container(id, Some(options))).await {
+            Err(error) if error.status() == Some(409) => Ok(()),
             other => other,
         }
     }
 
     /// Waits until the container is not running and returns its exit code.
-    pub async fn wait_stopped(&self, id: &str, timeout: Duration) -> Result<i64, RuntimeError> {
+    pub async fn wait_stopped(&self, id: &str, timeout: Duration) -> Result<i64, EngineError> {
+        let operation = Operation::WaitContainer;
         let options = WaitContainerOptionsBuilder::default().condition("not-running").build();
         let mut stream = self.docker.wait_container(id, Some(options));
         match tokio::time::timeout(timeout, stream.next()).await {
-            Err(_) => Err(RuntimeError::Unavailable("wait for container: timed out".into())),
-            Ok(None) => Err(RuntimeError::Unavailable("wait for container: no answer".into())),
+            Err(_) => Err(EngineError::TimedOut {
+                operation,
+                after: timeout,
+            }),
+            Ok(None) => Err(EngineError::Incomplete {
+                operation,
+                what: "the stream ended without an answer",
+            }),
             Ok(Some(Ok(response))) => Ok(response.status_code),
             Ok(Some(Err(BollardError::DockerContainerWaitError { code, .. }))) => Ok(code),
-            Ok(Some(Err(error))) => Err(classify("wait for container", error)),
+            Ok(Some(Err(source))) => Err(EngineError::Api { operation, source }),
         }
     }
 
-    pub async fn state(&self, id: &str) -> Result<ContainerState, RuntimeError> {
-        let inspected = bounded("inspect container", self.docker.inspect_container(id, None)).await?;
-        inspected
-            .state
-            .ok_or_else(|| RuntimeError::Sandbox("inspect container: no state".into()))
+    pub async fn state(&self, id: &str) -> Result<ContainerState, EngineError> {
+        let operation = Operation::InspectContainer;
+        let inspected = bounded(operation, self.docker.inspect_container(id, None)).await?;
+        inspected.state.ok_or(EngineError::Incomplete {
+            operation,
+            what: "no state",
+        })
     }
 
     /// Removes a container and whatever it holds, running or not. A container already gone is not an error.
-    pub async fn remove_container(&self, id: &str) -> Result<(), RuntimeError> {
+    pub async fn remove_container(&self, id: &str) -> Result<(), EngineError> {
         let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
-        match tokio::time::timeout(CALL_TIMEOUT, self.docker.remove_container(id, Some(options))).await {
-            Err(_) => Err(RuntimeError::Unavailable("remove container: timed out".into())),
-            Ok(Ok(())) | Ok(Err(BollardError::DockerResponseServerError { status_code: 404, .. })) => Ok(()),
-            Ok(Err(error)) => Err(classify("remove container", error)),
-        }
+        let removed = bounded(
+            Operation::RemoveContainer,
+            self.docker.remove_container(id, Some(options)),
+        )
+        .await;
+        gone_is_fine(removed)
     }
 
-    pub async fn upload(&self, id: &str, path: &str, tar: Vec<u8>) -> Result<(), RuntimeError> {
+    pub async fn upload(&self, id: &str, path: &str, tar: Vec<u8>) -> Result<(), EngineError> {
         let options = UploadToContainerOptionsBuilder::default().path(path).build();
         bounded(
-            "upload to container",
+            Operation::Upload,
             self.docker
                 .upload_to_container(id, Some(options), bollard::body_full(tar.into())),
         )
@@ -162,13 +291,13 @@ impl Engine {
     }
 
     /// Downloads `path` as a tar archive, refusing more than `max_bytes`.
-    pub async fn download(&self, id: &str, path: &str, max_bytes: usize) -> Result<Download, RuntimeError> {
+    pub async fn download(&self, id: &str, path: &str, max_bytes: usize) -> Result<Download, EngineError> {
         let options = DownloadFromContainerOptionsBuilder::default().path(path).build();
         let mut stream = self.docker.download_from_container(id, Some(options));
         let mut tar = Vec::new();
         let collect = async {
             while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|e| classify("download from container", e))?;
+                let chunk = chunk?;
                 if tar.len() + chunk.len() > max_bytes {
                     return Ok(false);
                 }
@@ -176,21 +305,19 @@ impl Engine {
             }
             Ok(true)
         };
-        match tokio::time::timeout(CALL_TIMEOUT, collect).await {
-            Err(_) => Err(RuntimeError::Unavailable("download from container: timed out".into())),
-            Ok(Err(error)) => Err(error),
-            Ok(Ok(true)) => Ok(Download::Complete(tar)),
-            Ok(Ok(false)) => Ok(Download::TooLarge),
+        match bounded(Operation::Download, collect).await? {
+            true => Ok(Download::Complete(tar)),
+            false => Ok(Download::TooLarge),
         }
     }
 
-    pub async fn create_volume(&self, name: &str, labels: HashMap<String, String>) -> Result<(), RuntimeError> {
+    pub async fn create_volume(&self, name: &str, labels: HashMap<String, String>) -> Result<(), EngineError> {
         let request = VolumeCreateRequest {
             name: Some(name.to_owned()),
             labels: Some(labels),
             ..Default::default()
         };
-        bounded("create volume", self.docker.create_volume(request))
+        bounded(Operation::CreateVolume, self.docker.create_volume(request))
             .await
             .map(|_| ())
     }
@@ -203,7 +330,7 @@ impl Engine {
         bytes: u64,
         owner: &str,
         labels: HashMap<String, String>,
-    ) -> Result<(), RuntimeError> {
+    ) -> Result<(), EngineError> {
         let (uid, gid) = owner.split_once(':').unwrap_or((owner, owner));
         let request = VolumeCreateRequest {
             name: Some(name.to_owned()),
@@ -219,38 +346,29 @@ impl Engine {
             labels: Some(labels),
             ..Default::default()
         };
-        bounded("create volume", self.docker.create_volume(request))
+        bounded(Operation::CreateVolume, self.docker.create_volume(request))
             .await
             .map(|_| ())
     }
 
-    pub async fn volume_exists(&self, name: &str) -> Result<bool, RuntimeError> {
-        match tokio::time::timeout(CALL_TIMEOUT, self.docker.inspect_volume(name)).await {
-            Err(_) => Err(RuntimeError::Unavailable("inspect volume: timed out".into())),
-            Ok(Ok(_)) => Ok(true),
-            Ok(Err(BollardError::DockerResponseServerError { status_code: 404, .. })) => Ok(false),
-            Ok(Err(error)) => Err(classify("inspect volume", error)),
-        }
+    pub async fn volume_exists(&self, name: &str) -> Result<bool, EngineError> {
+        found(bounded(Operation::InspectVolume, self.docker.inspect_volume(name)).await).map(|volume| volume.is_some())
     }
 
     /// Removes a volume. One already gone is not an error; one still in use is.
-    pub async fn remove_volume(&self, name: &str) -> Result<(), RuntimeError> {
+    pub async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
         let options = RemoveVolumeOptionsBuilder::default().force(true).build();
-        match tokio::time::timeout(CALL_TIMEOUT, self.docker.remove_volume(name, Some(options))).await {
-            Err(_) => Err(RuntimeError::Unavailable("remove volume: timed out".into())),
-            Ok(Ok(())) | Ok(Err(BollardError::DockerResponseServerError { status_code: 404, .. })) => Ok(()),
-            Ok(Err(error)) => Err(classify("remove volume", error)),
-        }
+        gone_is_fine(bounded(Operation::RemoveVolume, self.docker.remove_volume(name, Some(options))).await)
     }
 
     /// Every container (running or not) carrying `label`.
-    pub async fn containers_with_label(&self, label: &str) -> Result<Vec<Labelled>, RuntimeError> {
+    pub async fn containers_with_label(&self, label: &str) -> Result<Vec<Labelled>, EngineError> {
         let filters = HashMap::from([("label".to_owned(), vec![label.to_owned()])]);
         let options = ListContainersOptionsBuilder::default()
             .all(true)
             .filters(&filters)
             .build();
-        let listed = bounded("list containers", self.docker.list_containers(Some(options))).await?;
+        let listed = bounded(Operation::ListContainers, self.docker.list_containers(Some(options))).await?;
         Ok(listed
             .into_iter()
             .filter_map(|c| {
@@ -266,10 +384,10 @@ impl Engine {
             .collect())
     }
 
-    pub async fn volumes_with_label(&self, label: &str) -> Result<Vec<Labelled>, RuntimeError> {
+    pub async fn volumes_with_label(&self, label: &str) -> Result<Vec<Labelled>, EngineError> {
         let filters = HashMap::from([("label".to_owned(), vec![label.to_owned()])]);
         let options = ListVolumesOptionsBuilder::default().filters(&filters).build();
-        let listed = bounded("list volumes", self.docker.list_volumes(Some(options))).await?;
+        let listed = bounded(Operation::ListVolumes, self.docker.list_volumes(Some(options))).await?;
         Ok(listed
             .volumes
             .unwrap_or_default()
@@ -282,68 +400,60 @@ impl Engine {
             .collect())
     }
 
-    pub async fn image_exists(&self, image: &str) -> Result<bool, RuntimeError> {
-        match tokio::time::timeout(CALL_TIMEOUT, self.docker.inspect_image(image)).await {
-            Err(_) => Err(RuntimeError::Unavailable("inspect image: timed out".into())),
-            Ok(Ok(_)) => Ok(true),
-            Ok(Err(BollardError::DockerResponseServerError { status_code: 404, .. })) => Ok(false),
-            Ok(Err(error)) => Err(classify("inspect image", error)),
-        }
+    pub async fn image_exists(&self, image: &str) -> Result<bool, EngineError> {
+        Ok(self.image_labels(image).await?.is_some())
     }
 
     /// The id of an image (the digest of its configuration), or `None` when it is not present.
     ///
     /// # Errors
-    /// [`RuntimeError::Unavailable`] when the engine does not answer.
-    pub async fn image_id(&self, image: &str) -> Result<Option<String>, RuntimeError> {
-        match tokio::time::timeout(CALL_TIMEOUT, self.docker.inspect_image(image)).await {
-            Err(_) => Err(RuntimeError::Unavailable("inspect image: timed out".into())),
-            Ok(Ok(inspected)) => Ok(inspected.id),
-            Ok(Err(BollardError::DockerResponseServerError { status_code: 404, .. })) => Ok(None),
-            Ok(Err(error)) => Err(classify("inspect image", error)),
-        }
+    /// [`EngineError`] when the engine does not answer.
+    pub async fn image_id(&self, image: &str) -> Result<Option<String>, EngineError> {
+        Ok(self.image_labels(image).await?.map(|(id, _)| id))
     }
 
     /// The id and labels of an image, or `None` when it is not present.
     ///
     /// # Errors
-    /// [`RuntimeError::Unavailable`] when the engine does not answer.
-    pub async fn image_labels(&self, image: &str) -> Result<Option<(String, HashMap<String, String>)>, RuntimeError> {
-        match tokio::time::timeout(CALL_TIMEOUT, self.docker.inspect_image(image)).await {
-            Err(_) => Err(RuntimeError::Unavailable("inspect image: timed out".into())),
-            Ok(Ok(inspected)) => Ok(inspected.id.map(|id| {
-                let labels = inspected.config.and_then(|config| config.labels).unwrap_or_default();
-                (id, labels)
-            })),
-            Ok(Err(BollardError::DockerResponseServerError { status_code: 404, .. })) => Ok(None),
-            Ok(Err(error)) => Err(classify("inspect image", error)),
-        }
+    /// [`EngineError`] when the engine does not answer.
+    pub async fn image_labels(&self, image: &str) -> Result<Option<(String, HashMap<String, String>)>, EngineError> {
+        let inspected = found(bounded(Operation::InspectImage, self.docker.inspect_image(image)).await)?;
+        Ok(inspected.and_then(|inspected| {
+            let labels = inspected.config.and_then(|config| config.labels).unwrap_or_default();
+            inspected.id.map(|id| (id, labels))
+        }))
     }
 
     /// The engine's storage driver (`overlay2`, `fuse-overlayfs`, …), when it says.
     ///
     /// # Errors
-    /// [`RuntimeError::Unavailable`] when the engine does not answer.
-    pub async fn storage_driver(&self) -> Result<Option<String>, RuntimeError> {
-        bounded("info", self.docker.info()).await.map(|info| info.driver)
+    /// [`EngineError`] when the engine does not answer.
+    pub async fn storage_driver(&self) -> Result<Option<String>, EngineError> {
+        bounded(Operation::Info, self.docker.info())
+            .await
+            .map(|info| info.driver)
     }
 
     /// Pulls an image from its registry.
     ///
     /// # Errors
-    /// The registry's or the engine's refusal, as text.
-    pub async fn pull(&self, image: &str, timeout: Duration) -> Result<(), String> {
+    /// [`EngineError`] with the registry's or the engine's refusal.
+    pub async fn pull(&self, image: &str, timeout: Duration) -> Result<(), EngineError> {
         let options = CreateImageOptionsBuilder::default().from_image(image).build();
         let mut progress = self.docker.create_image(Some(options), None, None);
         let pull = async {
             while let Some(step) = progress.next().await {
-                step.map_err(|e| e.to_string())?;
+                step?;
             }
             Ok(())
         };
-        tokio::time::timeout(timeout, pull)
-            .await
-            .map_err(|_| format!("no answer from the registry within {} s", timeout.as_secs()))?
+        match tokio::time::timeout(timeout, pull).await {
+            Err(_) => Err(EngineError::TimedOut {
+                operation: Operation::Pull,
+                after: timeout,
+            }),
+            Ok(result) => result.map_err(api(Operation::Pull)),
+        }
     }
 }
 
@@ -353,28 +463,86 @@ pub enum Download {
     TooLarge,
 }
 
+/// `call`, bounded by [`CALL_TIMEOUT`], its failure named by `operation`.
 async fn bounded<T>(
-    what: &'static str,
+    operation: Operation,
     call: impl Future<Output = Result<T, BollardError>>,
-) -> Result<T, RuntimeError> {
+) -> Result<T, EngineError> {
     match tokio::time::timeout(CALL_TIMEOUT, call).await {
-        Err(_) => Err(RuntimeError::Unavailable(format!("{what}: timed out"))),
-        Ok(result) => result.map_err(|error| classify(what, error)),
+        Err(_) => Err(EngineError::TimedOut {
+            operation,
+            after: CALL_TIMEOUT,
+        }),
+        Ok(result) => result.map_err(api(operation)),
     }
 }
 
-fn unavailable(what: &'static str) -> impl Fn(BollardError) -> RuntimeError {
-    move |error| RuntimeError::Unavailable(format!("{what}: {error}"))
+fn api(operation: Operation) -> impl Fn(BollardError) -> EngineError {
+    move |source| EngineError::Api { operation, source }
 }
 
-/// Server errors and transport failures mean the engine is unwell (retry); client errors mean this request is
-/// wrong for this container (a fresh attempt in a fresh container may still work).
-fn classify(what: &str, error: BollardError) -> RuntimeError {
-    match error {
-        BollardError::DockerResponseServerError { status_code, message } if status_code >= 500 => {
-            RuntimeError::Unavailable(format!("{what}: {message}"))
+/// A removal of something already gone succeeded.
+fn gone_is_fine(removed: Result<(), EngineError>) -> Result<(), EngineError> {
+    match removed {
+        Err(error) if error.status() == Some(404) => Ok(()),
+        other => other,
+    }
+}
+
+/// An inspection of something absent finds nothing.
+fn found<T>(inspected: Result<T, EngineError>) -> Result<Option<T>, EngineError> {
+    match inspected {
+        Ok(value) => Ok(Some(value)),
+        Err(error) if error.status() == Some(404) => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answered(status_code: u16) -> EngineError {
+        EngineError::Api {
+            operation: Operation::StartContainer,
+            source: BollardError::DockerResponseServerError {
+                status_code,
+                message: "no".into(),
+            },
         }
-        BollardError::DockerResponseServerError { message, .. } => RuntimeError::Sandbox(format!("{what}: {message}")),
-        other => RuntimeError::Unavailable(format!("{what}: {other}")),
+    }
+
+    #[test]
+    fn server_errors_and_silence_are_worth_retrying_and_client_errors_are_the_sandbox() {
+        assert!(matches!(
+            RuntimeError::from(answered(500)),
+            RuntimeError::Unavailable(_)
+        ));
+        assert!(matches!(
+            RuntimeError::from(answered(503)),
+            RuntimeError::Unavailable(_)
+        ));
+        let timed_out = EngineError::TimedOut {
+            operation: Operation::Ping,
+            after: CALL_TIMEOUT,
+        };
+        assert!(matches!(RuntimeError::from(timed_out), RuntimeError::Unavailable(_)));
+        assert!(matches!(RuntimeError::from(answered(409)), RuntimeError::Sandbox(_)));
+        assert!(matches!(RuntimeError::from(answered(400)), RuntimeError::Sandbox(_)));
+    }
+
+    #[test]
+    fn a_missing_image_is_not_retried_and_the_operation_is_named() {
+        let missing = EngineError::NoSuchImage {
+            image: "nope:1".into(),
+            detail: "No such image".into(),
+        };
+        let error = RuntimeError::from(missing);
+        assert!(!error.is_transient(), "{error}");
+        assert!(matches!(error, RuntimeError::ImageMissing { ref image, .. } if image == "nope:1"));
+        assert_eq!(
+            RuntimeError::from(answered(500)).to_string(),
+            "the sandbox engine is unavailable: start container: Docker responded with status code 500: no"
+        );
     }
 }

@@ -206,7 +206,7 @@ impl FreshSandbox {
                 self.build_into(script, source, &plan, &build_volume, &program_volume, cancel)
                     .await
             }
-            Err(error) => Err(error),
+            Err(error) => Err(error.into()),
         };
         let removing = Instant::now();
         self.remove_volume(&build_volume).await;

@@ -218,7 +218,7 @@ impl EngineProbe {
     /// # Errors
     /// [`RuntimeError::Unavailable`] when the engine does not answer.
     pub async fn ping(&self) -> Result<(), RuntimeError> {
-        self.0.ping().await
+        Ok(self.0.ping().await?)
     }
 }
 

@@ -358,7 +358,7 @@ async fn fill(engine: &Engine, filler: &str) -> Result<(), RuntimeError> {
             contents: GUARD_BINARY,
         }],
     );
-    engine.upload(filler, GUARD_DIR, tar).await
+    Ok(engine.upload(filler, GUARD_DIR, tar).await?)
 }
 
 /// A stable 64-bit hash (FNV-1a): enough to tell supervisor builds apart, and the same in every process.

@@ -15,7 +15,7 @@ use futures::{Stream, StreamExt};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
-use super::engine::Engine;
+use super::engine::{Engine, EngineError};
 use super::protocol::{self, Entry, Exec, File, Hello, Reply, ServedReport};
 use crate::ports::RuntimeError;
 
@@ -107,7 +107,7 @@ impl Server {
             Ok(attached) => attached,
             Err(error) => {
                 discard(engine, id, volume);
-                return Err(error);
+                return Err(error.into());
             }
         };
         let mut server = Self {
@@ -153,7 +153,7 @@ impl Server {
         }
         if let Err(error) = self.engine.update_memory(&self.id, bytes).await {
             self.broken = true;
-            return Err(error);
+            return Err(error.into());
         }
         self.memory = bytes;
         Ok(())
@@ -326,15 +326,15 @@ fn discard(engine: Engine, id: String, volume: Option<Arc<ProgramVolume>>) {
 
 /// Retries a removal through an engine hiccup for up to a minute, so that a short outage does not leave
 /// containers and volumes for the reaper.
-async fn persist<F: Future<Output = Result<(), RuntimeError>>>(
+async fn persist<F: Future<Output = Result<(), EngineError>>>(
     mut removal: impl FnMut() -> F,
-) -> Result<(), RuntimeError> {
+) -> Result<(), EngineError> {
     const PATIENCE: Duration = Duration::from_secs(60);
     let started = Instant::now();
     let mut delay = Duration::from_millis(250);
     loop {
         match removal().await {
-            Err(RuntimeError::Unavailable(_)) if started.elapsed() < PATIENCE => {
+            Err(error) if error.is_retryable() && started.elapsed() < PATIENCE => {
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(2));
             }
