@@ -355,176 +355,132 @@ fn the_schemas_enums_are_the_codes() {
 }
 
 #[test]
-fn invalid_messages_fail_validation() {
+fn a_result_with_an_unknown_status_or_without_id_is_invalid() {
     let contract = Contract::load();
     let result = json!({
         "id": "r1", "status": "OK", "exit_code": 0, "stdout": "", "stderr": "", "duration_ms": 1, "error": "",
         "timestamp": "2026-11-22T10:30:00.123Z"
     });
     contract.assert_valid(Kind::Result, &result, "the baseline result");
-    let broken = |edit: &dyn Fn(&mut Value)| {
-        let mut value = result.clone();
-        edit(&mut value);
-        value
-    };
-    contract.assert_invalid(
-        Kind::Result,
-        &broken(&|v| v["status"] = json!("XX")),
-        "an unknown status",
+    let invalid = |value: Value, what: &str| contract.assert_invalid(Kind::Result, &value, what);
+    invalid(edited(&result, "status", json!("XX")), "an unknown status");
+    invalid(edited(&result, "status", json!("ok")), "a lower-case status");
+    invalid(edited(&result, "status", json!("-")), "a script status of -");
+    invalid(without(&result, "id"), "a result without id");
+    invalid(
+        without(&result, "exit_code"),
+        "a result without exit_code (null when nothing ran)",
     );
-    contract.assert_invalid(
-        Kind::Result,
-        &broken(&|v| v["status"] = json!("-")),
-        "a script status of -",
+    invalid(
+        edited(&result, "verdict", json!("OK")),
+        "a field the contract does not publish",
     );
-    contract.assert_invalid(
-        Kind::Result,
-        &broken(&|v| v["status"] = json!("ok")),
-        "a lower-case status",
+    invalid(
+        edited(&result, "timestamp", json!("2026-11-22T10:30:00Z")),
+        "a timestamp without milliseconds",
     );
-    let without_id = broken(&|v| {
-        v.as_object_mut().expect("an object").remove("id");
-    });
-    contract.assert_invalid(Kind::Result, &without_id, "a result without id");
-    contract.assert_invalid(
-        Kind::Result,
-        &broken(&|v| v["verdict"] = json!("OK")),
-        "an unpublished field",
+    invalid(
+        edited(&result, "truncated", json!(false)),
+        "truncated: false (left out instead)",
     );
-    contract.assert_invalid(
-        Kind::Result,
-        &broken(&|v| v["timestamp"] = json!("2026-11-22T10:30:00Z")),
-        "no millis",
+    invalid(edited(&result, "language", json!("cobol")), "an unknown language");
+    invalid(
+        edited(&result, "stdout_base64", json!("not base64!")),
+        "base64 that is not",
     );
-    contract.assert_invalid(
-        Kind::Result,
-        &broken(&|v| v["truncated"] = json!(false)),
-        "truncated: false",
+    invalid(
+        edited(&result, "tests", json!([])),
+        "an empty tests array (left out instead)",
     );
-    contract.assert_invalid(
-        Kind::Result,
-        &broken(&|v| v["language"] = json!("cobol")),
-        "an unknown language",
-    );
-    contract.assert_invalid(
-        Kind::Result,
-        &broken(&|v| v["stdout_base64"] = json!("not base64!")),
-        "bad base64",
-    );
+}
 
+#[test]
+fn a_script_without_language_or_source_is_invalid_and_one_without_id_is_not() {
+    let contract = Contract::load();
     let script = json!({"language": "python", "source": "print(1)"});
-    contract.assert_valid(
-        Kind::Script,
-        &script,
-        "an id-less script (SCRC: the key, then the coordinates, give the id)",
-    );
-    let broken = |edit: &dyn Fn(&mut Value)| {
-        let mut value = script.clone();
-        edit(&mut value);
-        value
-    };
-    let without = |field: &str| {
-        let mut value = script.clone();
-        value.as_object_mut().expect("an object").remove(field);
-        value
-    };
-    contract.assert_invalid(Kind::Script, &without("language"), "a script without language");
-    contract.assert_invalid(Kind::Script, &without("source"), "a script without source");
-    contract.assert_invalid(Kind::Script, &broken(&|v| v["id"] = json!(7)), "a numeric id");
-    contract.assert_invalid(
-        Kind::Script,
-        &broken(&|v| v["id"] = json!("i".repeat(257))),
-        "an id over 256 bytes",
-    );
-    contract.assert_invalid(
-        Kind::Script,
-        &broken(&|v| v["language"] = json!("Python")),
-        "a capitalised language",
-    );
-    contract.assert_invalid(
-        Kind::Script,
-        &broken(&|v| v["source"] = json!(" \n\t")),
-        "a blank source",
-    );
-    contract.assert_invalid(Kind::Script, &broken(&|v| v["type"] = json!("exec")), "an unknown type");
-    contract.assert_invalid(
-        Kind::Script,
-        &broken(&|v| v["limits"] = json!({"time_limit_ms": -5})),
+    // SCRC's minimal message: the id comes from the key, then from `topic:partition:offset`.
+    contract.assert_valid(Kind::Script, &script, "an id-less script");
+    contract.assert_valid(Kind::Script, &edited(&script, "id", json!("")), "an empty id");
+    contract.assert_valid(Kind::Script, &edited(&script, "limits", json!(null)), "null limits");
+    let invalid = |value: Value, what: &str| contract.assert_invalid(Kind::Script, &value, what);
+    invalid(without(&script, "language"), "a script without language");
+    invalid(without(&script, "source"), "a script without source");
+    invalid(edited(&script, "id", json!(7)), "a numeric id");
+    invalid(edited(&script, "id", json!("i".repeat(257))), "an id over 256 bytes");
+    invalid(edited(&script, "language", json!("Python")), "a capitalised language");
+    invalid(edited(&script, "source", json!(" \n\t")), "a blank source");
+    invalid(edited(&script, "type", json!("exec")), "an unknown type");
+    invalid(
+        edited(&script, "limits", json!({"time_limit_ms": -5})),
         "a negative limit",
     );
-    contract.assert_invalid(
-        Kind::Script,
-        &broken(&|v| v["limits"] = json!({"time_limit_ms": 1.5})),
-        "a fraction",
+    invalid(
+        edited(&script, "limits", json!({"time_limit_ms": 1.5})),
+        "a fractional limit",
     );
-    contract.assert_invalid(
-        Kind::Script,
-        &broken(&|v| v["tests"] = json!([{"input": 7}])),
-        "a numeric input",
-    );
-    contract.assert_invalid(
-        Kind::Script,
-        &broken(&|v| v["checker"] = json!("diff")),
-        "an unknown checker",
-    );
+    invalid(edited(&script, "tests", json!([{"input": 7}])), "a numeric input");
+    invalid(edited(&script, "tests", json!({})), "tests that are not an array");
+    invalid(edited(&script, "checker", json!("diff")), "an unknown checker");
+    invalid(edited(&script, "float_tolerance", json!(-1)), "a negative tolerance");
     contract.assert_invalid(Kind::Done, &json!({"type": "script"}), "done with another type");
+}
 
-    let event = json!({"id": "e1", "event": "running", "runner": "host-1", "timestamp": "2026-11-22T10:30:00.101Z",
-                       "test": 1});
-    contract.assert_valid(Kind::Event, &event, "the baseline event");
-    let broken = |edit: &dyn Fn(&mut Value)| {
-        let mut value = event.clone();
-        edit(&mut value);
-        value
-    };
-    contract.assert_invalid(
+#[test]
+fn an_event_with_a_field_of_another_event_is_invalid() {
+    let contract = Contract::load();
+    let running = json!({"id": "e1", "event": "running", "runner": "host-1", "timestamp": "2026-11-22T10:30:00.101Z",
+                         "test": 1});
+    contract.assert_valid(Kind::Event, &running, "the baseline event");
+    let invalid = |value: Value, what: &str| contract.assert_invalid(Kind::Event, &value, what);
+    invalid(without(&running, "test"), "running without test");
+    invalid(edited(&running, "event", json!("accepted")), "accepted with a test");
+    invalid(edited(&running, "test", json!(0)), "test 0");
+    invalid(edited(&running, "status", json!("OK")), "running with a status");
+    invalid(edited(&running, "event", json!("started")), "an unknown event");
+    invalid(edited(&running, "extra", json!(1)), "another field");
+    let finished = edited(&without(&running, "test"), "event", json!("finished"));
+    invalid(finished.clone(), "finished without status");
+    invalid(edited(&finished, "status", json!("-")), "finished with -");
+    contract.assert_valid(
         Kind::Event,
-        &broken(&|v| {
-            v.as_object_mut().expect("an object").remove("test");
-        }),
-        "running without test",
+        &edited(&finished, "status", json!("TL")),
+        "finished with TL",
     );
-    contract.assert_invalid(
-        Kind::Event,
-        &broken(&|v| v["event"] = json!("accepted")),
-        "accepted with a test",
-    );
-    contract.assert_invalid(Kind::Event, &broken(&|v| v["test"] = json!(0)), "test 0");
-    contract.assert_invalid(
-        Kind::Event,
-        &broken(&|v| v["status"] = json!("OK")),
-        "running with a status",
-    );
-    contract.assert_invalid(
-        Kind::Event,
-        &broken(&|v| v["event"] = json!("started")),
-        "an unknown event",
-    );
-    contract.assert_invalid(Kind::Event, &broken(&|v| v["extra"] = json!(1)), "another field");
-    let finished = json!({"id": "e1", "event": "finished", "runner": "host-1",
-                          "timestamp": "2026-11-22T10:30:00.123Z", "status": "-"});
-    contract.assert_invalid(Kind::Event, &finished, "finished with -");
+}
 
+#[test]
+fn dead_letter_headers_without_scrcs_or_with_a_malformed_one_are_invalid() {
+    let contract = Contract::load();
     let headers = json!({"scrc-error": "the message is not valid JSON", "scrc-origin": "scripts:2:41",
                          "scrc-runner": "host-1", "scrc-original-size": "5", "trace": null});
     contract.assert_valid(Kind::DeadLetterHeaders, &headers, "the baseline headers");
-    let mut without_error = headers.clone();
-    without_error.as_object_mut().expect("an object").remove("scrc-error");
-    contract.assert_invalid(
-        Kind::DeadLetterHeaders,
-        &without_error,
-        "dead-letter headers without scrc-error",
+    let invalid = |value: Value, what: &str| contract.assert_invalid(Kind::DeadLetterHeaders, &value, what);
+    invalid(without(&headers, "scrc-error"), "headers without scrc-error");
+    invalid(without(&headers, "scrc-origin"), "headers without scrc-origin");
+    invalid(
+        edited(&headers, "scrc-original-size", json!("12a")),
+        "a size that is not a number",
     );
-    let mut bad_size = headers.clone();
-    bad_size["scrc-original-size"] = json!("12a");
-    contract.assert_invalid(Kind::DeadLetterHeaders, &bad_size, "a size that is not a number");
-    let mut bad_origin = headers;
-    bad_origin["scrc-origin"] = json!("scripts");
-    contract.assert_invalid(
-        Kind::DeadLetterHeaders,
-        &bad_origin,
+    invalid(
+        edited(&headers, "scrc-origin", json!("scripts")),
         "an origin without partition and offset",
     );
+}
+
+/// `value` with `field` set to `to`.
+fn edited(value: &Value, field: &str, to: Value) -> Value {
+    let mut value = value.clone();
+    value[field] = to;
+    value
+}
+
+/// `value` without `field`.
+fn without(value: &Value, field: &str) -> Value {
+    let mut value = value.clone();
+    if let Value::Object(object) = &mut value {
+        object.remove(field);
+    }
+    value
 }
 
 /// Which message a README example is, from the fields only that message has. `Err` when no message, or more
