@@ -19,6 +19,11 @@ fn the_asyncapi_document_is_version_3_and_every_ref_resolves() {
     let contract = Contract::load();
     let document = &contract.asyncapi;
     assert_eq!(document["asyncapi"], "3.0.0");
+    assert_eq!(
+        document["info"]["version"],
+        env!("CARGO_PKG_VERSION"),
+        "the document's version is the runner's"
+    );
     let mut checked = 0;
     for (file, value) in documents(&contract) {
         for (location, reference) in refs(value, String::new()) {
