@@ -211,7 +211,11 @@ fn readme_blocks_that_are_not_a_message_are_not_classified() {
 fn every_message_of_the_simulator_library_is_a_valid_script() {
     let contract = Contract::load();
     let library = scrc_simulator::library().expect("the simulator library loads");
-    assert_eq!(library.len(), 30, "5 languages x 6 outcomes");
+    assert!(
+        library.len() >= 30,
+        "at least 5 languages x 6 outcomes, got {}",
+        library.len()
+    );
     let status = contract.validator(&json!({"$ref": "schemas/common.schema.json#/$defs/scriptStatus"}));
     for scenario in &library {
         let what = format!("simulator {}/{}", scenario.language, scenario.outcome);
