@@ -1,5 +1,6 @@
 //! End to end through the embedded Kafka-protocol broker and the real Docker runtime, via the same composition
-//! root `scrc run` uses: SCRC script messages in, SCRC result messages out.
+//! root `scrc run` uses: SCRC script messages in, SCRC result messages out. Every result and dead-letter record
+//! read back is checked against the published contract (`docs/schemas/`).
 
 mod support;
 
@@ -8,12 +9,13 @@ use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::Message;
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use scrc::adapters::kafka::DevBroker;
 use scrc::adapters::kafka::dev_broker::DevTopics;
 use scrc::app::StopReason;
 use serde_json::{Value, json};
+use support::contract::{Contract, Kind, headers_as_json};
 use support::*;
 use tokio_util::sync::CancellationToken;
 
@@ -33,7 +35,7 @@ async fn scrc_messages_in_scrc_results_out() {
     let config = config(&[
         ("KAFKA_BROKERS", &brokers),
         ("RUNNER_MAX_PARALLEL", "2"),
-        ("SCRIPT_EXPECTED", "6"),
+        ("SCRIPT_EXPECTED", "7"),
     ]);
 
     let messages = [
@@ -84,6 +86,18 @@ async fn scrc_messages_in_scrc_results_out() {
             .await
             .expect("produce");
     }
+    // Not JSON: dead-lettered with its key and header, and an RJ result under the id its key gives.
+    let unreadable = FutureRecord::to("scripts")
+        .key("e2e-dlq")
+        .payload("{oops")
+        .headers(OwnedHeaders::new().insert(Header {
+            key: "trace-id",
+            value: Some("4bf92f3577b34da6"),
+        }));
+    producer
+        .send(unreadable, Duration::from_secs(10))
+        .await
+        .expect("produce");
 
     let stop = CancellationToken::new();
     let summary = tokio::time::timeout(Duration::from_secs(180), scrc::commands::run(config.clone(), stop))
@@ -92,7 +106,11 @@ async fn scrc_messages_in_scrc_results_out() {
         .expect("the runner ran");
     assert_eq!(summary.stop, StopReason::Expected);
 
-    let results = read_results(&brokers, messages.len()).await;
+    let results = read_results(&brokers, messages.len() + 1).await;
+    let contract = Contract::load();
+    for (id, result) in &results {
+        contract.assert_valid(Kind::Result, result, &format!("the real result of {id}"));
+    }
     let status = |id: &str| results[id]["status"].as_str().unwrap_or_default().to_owned();
     assert_eq!(status("e2e-c"), "OK");
     assert_eq!(status("e2e-py-min"), "OK", "an id-less message takes its key as id");
@@ -127,7 +145,46 @@ async fn scrc_messages_in_scrc_results_out() {
     assert_eq!(results["e2e-java-tl"]["tests"][1]["status"], "-");
     assert!(results["e2e-cpp-bf"]["stderr"].as_str().unwrap().contains("error"));
     assert!(results["e2e-rj"]["error"].as_str().unwrap().contains("cobol"));
+    assert_eq!(
+        results["e2e-dlq"]["status"], "RJ",
+        "an unreadable message keyed by an id gets RJ"
+    );
+
+    let (key, payload, headers) = read_dead_letter(&brokers).await;
+    contract.assert_valid(
+        Kind::DeadLetterHeaders,
+        &headers,
+        "the real dead-letter record's headers",
+    );
+    assert_eq!(key.as_deref(), Some(&b"e2e-dlq"[..]), "the original key");
+    assert_eq!(payload.as_deref(), Some(&b"{oops"[..]), "the original bytes");
+    assert_eq!(headers["trace-id"], "4bf92f3577b34da6", "the original header");
+    assert_eq!(headers["scrc-original-size"], "5");
     assert_eq!(leftovers(&config.instance).await, (0, 0));
+}
+
+/// The one record of the dead-letter topic: key, value and headers (as the contract's JSON object).
+async fn read_dead_letter(brokers: &str) -> (Option<Vec<u8>>, Option<Vec<u8>>, Value) {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("e2e-dlq-reader-{}", unique()))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&["scripts-dlq"]).expect("subscribe");
+    let message = tokio::time::timeout(Duration::from_secs(60), consumer.recv())
+        .await
+        .expect("a dead-letter record within 60 s")
+        .expect("a readable dead-letter record");
+    let headers = message
+        .headers()
+        .map(|headers| headers_as_json(headers.iter().map(|header| (header.key, header.value))))
+        .unwrap_or_else(|| json!({}));
+    (
+        message.key().map(<[u8]>::to_vec),
+        message.payload().map(<[u8]>::to_vec),
+        headers,
+    )
 }
 
 async fn read_results(brokers: &str, count: usize) -> BTreeMap<String, Value> {
