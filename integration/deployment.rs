@@ -141,6 +141,8 @@ impl Runner {
             .envs(support::local_images())
             .env("KAFKA_BROKERS", brokers)
             .env("RUNNER_INSTANCE_ID", instance)
+            // Several runners share this host: no metrics listener, which would want the same port.
+            .env("RUNNER_HTTP_ADDR", "")
             .env("RUNNER_MAX_PARALLEL", parallelism.to_string())
             .env("RUNNER_SHUTDOWN_GRACE", "10s")
             .env("RDKAFKA_SESSION_TIMEOUT_MS", SESSION_TIMEOUT.as_millis().to_string())

@@ -8,34 +8,85 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::adapters::docker::DockerRuntime;
+use crate::adapters::http::{HttpServer, Routes};
 use crate::adapters::kafka::dev_broker::DevTopics;
-use crate::adapters::kafka::{DevBroker, KafkaPublisher, KafkaSource};
+use crate::adapters::kafka::{DevBroker, KafkaEvents, KafkaPublisher, KafkaSource};
+use crate::adapters::metrics::Metrics;
 use crate::app::{CircuitBreaker, Executor, Judge, StopReason, Summary};
 use crate::config::Config;
+use crate::health::Vitals;
+use crate::ports::Observers;
+
+/// How long lifecycle events still queued at exit get to reach the broker.
+const EVENTS_FLUSH: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Builds the adapters, injects them into the executor and runs until shutdown.
 ///
 /// # Errors
 /// When Docker cannot be reached or a Kafka client cannot be created.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<Summary> {
+    let vitals = Vitals::default();
+    let metrics = Arc::new(Metrics::new(config.executor.max_parallel));
+    // Bound first, so that a taken port fails the start at once.
+    let server = match config.http_addr {
+        Some(addr) => Some(
+            HttpServer::bind(
+                addr,
+                Routes {
+                    metrics: Arc::clone(&metrics),
+                    vitals: vitals.clone(),
+                },
+            )
+            .await?,
+        ),
+        None => None,
+    };
     let runtime = DockerRuntime::start(config.docker.clone())
         .await
         .context("cannot start the Docker runtime (is the Docker engine running and its socket reachable?)")?;
     let source = Arc::new(KafkaSource::connect(&config.kafka)?);
     let publisher = Arc::new(KafkaPublisher::connect(&config.kafka)?);
+    let events = match &config.events_topic {
+        Some(topic) => Some(Arc::new(KafkaEvents::connect(&config.kafka, topic)?)),
+        None => None,
+    };
     let reporting = shutdown.child_token();
     let health = tokio::spawn(crate::health::report(
         config.health_file.clone(),
         config.instance.clone(),
         Arc::clone(&source),
         runtime.probe(),
+        vitals,
         reporting.clone(),
     ));
     runtime.prime();
     let cleanup = runtime.cleanup();
     let artifacts = runtime.artifact_cache();
     let breaker = Arc::new(CircuitBreaker::new(config.breaker_threshold, config.breaker_cool_down));
-    let judge = Judge::new(runtime, config.policy, breaker, config.retry);
+
+    let mut observers = Observers::default();
+    if server.is_some() {
+        observers.push(Arc::clone(&metrics) as Arc<dyn crate::ports::Observer>);
+        let (idle, open, consumer) = (runtime.idle_counter(), Arc::clone(&breaker), Arc::clone(&source));
+        metrics.sample(move |metrics| {
+            metrics.set_idle_sandboxes(idle.count());
+            metrics.set_breaker_open(!open.is_closed());
+            metrics.set_consumer_lag(&consumer.group_view().lag);
+        });
+    }
+    if let Some(events) = &events {
+        observers.push(Arc::clone(events) as Arc<dyn crate::ports::Observer>);
+        let events = Arc::clone(events);
+        metrics.sample(move |metrics| metrics.set_events_dropped(events.dropped()));
+    }
+    let observer: Arc<dyn crate::ports::Observer> = Arc::new(observers);
+    let serving = server.map(|server| {
+        if let Ok(addr) = server.local_addr() {
+            tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
+        }
+        tokio::spawn(server.serve(reporting.clone()))
+    });
+    let judge = Judge::new(runtime, config.policy, breaker, config.retry).with_observer(Arc::clone(&observer));
     tracing::info!(
         instance = %config.instance,
         brokers = %config.kafka.brokers,
@@ -45,12 +96,20 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         "runner started"
     );
     let summary = Executor::new(source, publisher, judge, config.executor)
+        .with_observer(observer)
         .run(shutdown)
         .await;
     // The health reporter may be in the middle of probing Kafka and Docker; shutdown does not wait for a probe.
     reporting.cancel();
     health.abort();
     let _ = health.await;
+    if let Some(serving) = serving {
+        let _ = serving.await;
+    }
+    if let Some(events) = events {
+        // librdkafka's flush blocks its thread.
+        let _ = tokio::task::spawn_blocking(move || events.flush(EVENTS_FLUSH)).await;
+    }
     cleanup.run().await;
     tracing::info!(
         reason = ?summary.stop,
@@ -143,6 +202,10 @@ pub async fn demo(environment: Vec<(String, String)>) -> anyhow::Result<bool> {
         .collect();
     if !user_set.contains("RUNNER_MAX_PARALLEL") {
         vars.push(("RUNNER_MAX_PARALLEL".into(), "2".into()));
+    }
+    if !user_set.contains("RUNNER_HTTP_ADDR") {
+        // The demo is a one-off on a workstation, where port 9464 may be taken: no listener unless asked for.
+        vars.push(("RUNNER_HTTP_ADDR".into(), String::new()));
     }
     if !user_set.contains("RDKAFKA_FETCH_WAIT_MAX_MS") {
         // The embedded broker answers an idle fetch only when the wait expires; real Kafka answers at once.

@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod consumer;
 pub mod dev_broker;
+pub mod events;
 pub mod producer;
 pub mod wire;
 
@@ -17,6 +18,7 @@ use rdkafka::ClientConfig;
 
 pub use consumer::KafkaSource;
 pub use dev_broker::DevBroker;
+pub use events::KafkaEvents;
 pub use producer::KafkaPublisher;
 
 /// Properties scrc sets for its guarantees; overriding them through `RDKAFKA_*` is refused at startup.
@@ -94,7 +96,9 @@ impl KafkaSettings {
             // With thresholds this low, librdkafka's default of 1 s between fetches once they are reached leaves
             // the slots idle for a second after every pause and whenever scripts are short; librdkafka's own
             // documentation advises lowering it in that case.
-            .set("fetch.queue.backoff.ms", "20");
+            .set("fetch.queue.backoff.ms", "20")
+            // Partition lag and group membership, for metrics and readiness.
+            .set("statistics.interval.ms", "5000");
         self.apply_properties(&mut config);
         config
             .set("enable.auto.offset.store", "false")
@@ -117,6 +121,27 @@ impl KafkaSettings {
         config
             .set("enable.idempotence", "true")
             .set("acks", "all")
+            .set("bootstrap.servers", &self.brokers);
+        config
+    }
+}
+
+impl KafkaSettings {
+    /// The lifecycle events producer: best effort, so neither idempotent nor acks=all, with a bounded local queue
+    /// (`queue_limit` events) that refuses rather than waits, and events given up after `timeout`. The user's
+    /// `RDKAFKA_*` properties (TLS, SASL) apply as to the other clients.
+    pub fn events_config(&self, queue_limit: usize, timeout: Duration) -> ClientConfig {
+        let mut config = self.base_config();
+        config
+            .set("enable.idempotence", "false")
+            .set("acks", "1")
+            .set("linger.ms", "20")
+            .set("queue.buffering.max.messages", queue_limit.to_string())
+            .set("message.timeout.ms", timeout.as_millis().to_string());
+        self.apply_properties(&mut config);
+        config
+            .set("enable.idempotence", "false")
+            .set("acks", "1")
             .set("bootstrap.servers", &self.brokers);
         config
     }
