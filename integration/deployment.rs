@@ -91,7 +91,7 @@ impl Broker {
         };
         broker.wait_until_listening().await;
         let config = support::config(&[("KAFKA_BROKERS", &broker.brokers)]);
-        create_topics(&config.kafka, partitions, 1, Duration::from_secs(60))
+        create_topics(&config.kafka, None, partitions, 1, Duration::from_secs(60))
             .await
             .expect("create topics on tansu");
         broker

@@ -136,13 +136,15 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     Ok(summary)
 }
 
-/// Creates the scripts, results and dead-letter topics (`scrc create-topics`).
+/// Creates the scripts, results and dead-letter topics, and the events topic when one is configured
+/// (`scrc create-topics`).
 ///
 /// # Errors
 /// When the brokers refuse or do not answer within two minutes.
 pub async fn create_topics(config: &Config, partitions: i32, replication: i32) -> anyhow::Result<()> {
     let created = crate::adapters::kafka::admin::create_topics(
         &config.kafka,
+        config.events_topic.as_deref(),
         partitions,
         replication,
         std::time::Duration::from_secs(120),

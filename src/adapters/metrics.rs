@@ -353,4 +353,41 @@ mod tests {
         assert!(value(&text, "process_resident_memory_bytes").is_some_and(|bytes| bytes > 0.0));
         assert!(text.ends_with("# EOF\n"));
     }
+
+    /// Every metric the Grafana dashboard queries is one the runner exposes, so a renamed metric cannot leave a
+    /// panel silently empty.
+    #[test]
+    fn the_dashboard_queries_only_metrics_the_runner_exposes() {
+        let dashboard: serde_json::Value =
+            serde_json::from_str(include_str!("../../monitoring/grafana/dashboards/scrc.json")).unwrap();
+        let metrics = Metrics::new(1);
+        let id = ScriptId::new("s").unwrap();
+        metrics.accepted(&id, Some(Language::Python), Some(Duration::from_millis(1)));
+        metrics.built(Language::Python, Duration::from_millis(1));
+        metrics.ran(Language::Python, Duration::from_millis(1));
+        metrics.finished(&RunReport::rejected(id, None, "x".into()), Duration::from_millis(1));
+        metrics.set_consumer_lag(&[(0, 1)]);
+        metrics.set_idle_sandboxes(1);
+        let exposed = metrics.render();
+        let panels = dashboard["panels"].as_array().unwrap();
+        assert!(panels.len() >= 10, "{} panels", panels.len());
+        let mut queried = 0;
+        for panel in panels {
+            for target in panel["targets"].as_array().unwrap() {
+                let expr = target["expr"].as_str().unwrap();
+                let names = expr
+                    .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .filter(|word| word.starts_with("scrc_") || word.starts_with("process_"));
+                for name in names {
+                    queried += 1;
+                    assert!(
+                        exposed.lines().any(|line| line.starts_with(name)),
+                        "panel {:?} queries {name}, which the runner does not expose",
+                        panel["title"]
+                    );
+                }
+            }
+        }
+        assert!(queried > 10);
+    }
 }
