@@ -263,6 +263,17 @@ async fn metrics_and_events_follow_what_was_judged() {
     assert!(value("process_resident_memory_bytes") > 1e6);
     assert!(!metrics.contains("m-ok"), "a script id never becomes a label value");
     assert_eq!(http_get(&addr, "/healthz").await.map(|(code, _)| code), Some(200));
+    // The lag comes from librdkafka's statistics, every 5 s: both partitions are this runner's, and fully read.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, metrics) = http_get(&addr, "/metrics").await.expect("the runner serves /metrics");
+        let lag = |partition: &str| series(&metrics, &format!("scrc_consumer_lag{{partition=\"{partition}\"}}"));
+        if lag("0") == Some(0.0) && lag("1") == Some(0.0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no lag of 0 for both partitions:\n{metrics}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let ready = http_get(&addr, "/readyz").await.expect("the runner serves /readyz");
