@@ -234,6 +234,10 @@ pub async fn demo(environment: Vec<(String, String)>) -> anyhow::Result<bool> {
 
     let stop = CancellationToken::new();
     let runner = tokio::spawn(run(config.clone(), stop.clone()));
+    // The simulator appends each verdict to this file as it arrives, which is what the progress line counts. One
+    // file per demo process: demos running side by side would otherwise count each other's verdicts.
+    let results_log = std::env::temp_dir().join(format!("scrc-demo-results-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&results_log);
     let simulator = scrc_simulator::SimulatorConfig::load(
         [
             ("KAFKA_BROKER".to_owned(), broker.bootstrap_servers()),
@@ -245,16 +249,15 @@ pub async fn demo(environment: Vec<(String, String)>) -> anyhow::Result<bool> {
             ),
             ("SCRIPT_ITERATIONS".to_owned(), "1".to_owned()),
             ("RESULT_WAIT_TIMEOUT_SECONDS".to_owned(), "600".to_owned()),
-            (
-                "RESULT_CONSUMER_LOG_PATH".to_owned(),
-                std::env::temp_dir().join("scrc-demo-results.log").display().to_string(),
-            ),
+            ("RESULT_CONSUMER_LOG_PATH".to_owned(), results_log.display().to_string()),
         ],
         &[],
     )?;
     let library = scrc_simulator::library()?;
+    let progress = tokio::spawn(show_progress(results_log.clone(), library.len(), stop.clone()));
     let report = scrc_simulator::run(&simulator, &library, CancellationToken::new()).await;
     stop.cancel();
+    let _ = progress.await;
     let runner = runner.await.context("the runner task failed")?;
     let report = report?;
     runner?;
@@ -263,11 +266,34 @@ pub async fn demo(environment: Vec<(String, String)>) -> anyhow::Result<bool> {
         println!("timed out waiting for results");
     }
     eprintln!(
-        "demo: {} scripts judged in {:.1} s",
+        "demo: {} scripts judged in {:.1} s; the results are in {}",
         report.sent,
-        report.elapsed.as_secs_f64()
+        report.elapsed.as_secs_f64(),
+        results_log.display()
     );
     Ok(report.passed())
+}
+
+/// How often the demo says how far it has got.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Prints `demo: N/total verdicts (S s)` on stderr every [`PROGRESS_EVERY`] while the count moves (and every
+/// 30 s while it does not), from the lines of the simulator's results log, until `stop` fires.
+async fn show_progress(results_log: std::path::PathBuf, total: usize, stop: CancellationToken) {
+    let started = std::time::Instant::now();
+    let mut shown = (usize::MAX, std::time::Duration::ZERO);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(PROGRESS_EVERY) => {}
+        }
+        let received = std::fs::read_to_string(&results_log).map_or(0, |text| text.lines().count());
+        let elapsed = started.elapsed();
+        if received != shown.0 || elapsed - shown.1 >= std::time::Duration::from_secs(30) {
+            eprintln!("demo: {received}/{total} verdicts ({:.0} s)", elapsed.as_secs_f64());
+            shown = (received, elapsed);
+        }
+    }
 }
 
 /// Makes sure every image the demo needs is present, building the local ones when possible.

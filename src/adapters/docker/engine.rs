@@ -141,12 +141,18 @@ impl Engine {
             .ok_or_else(|| RuntimeError::Sandbox("inspect container: no state".into()))
     }
 
-    /// Removes a container and whatever it holds, running or not. A container already gone is not an error.
+    /// Removes a container and whatever it holds, running or not. A container already gone is not an error, nor
+    /// one whose removal is already under way (the engine answers 409 "removal ... is already in progress" when,
+    /// say, the reaper meets a container the pool is removing in the background): either way it is going.
     pub async fn remove_container(&self, id: &str) -> Result<(), RuntimeError> {
         let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
         match tokio::time::timeout(CALL_TIMEOUT, self.docker.remove_container(id, Some(options))).await {
             Err(_) => Err(RuntimeError::Unavailable("remove container: timed out".into())),
             Ok(Ok(())) | Ok(Err(BollardError::DockerResponseServerError { status_code: 404, .. })) => Ok(()),
+            Ok(Err(BollardError::DockerResponseServerError {
+                status_code: 409,
+                message,
+            })) if message.contains("already in progress") => Ok(()),
             Ok(Err(error)) => Err(classify("remove container", error)),
         }
     }
