@@ -20,10 +20,11 @@ use crate::ports::Observers;
 /// How long lifecycle events still queued at exit get to reach the broker.
 const EVENTS_FLUSH: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Builds the adapters, injects them into the executor and runs until shutdown.
+/// Builds the adapters, injects them into the executor and runs until shutdown. With `RUNNER_HTTP_ADDR` the metrics
+/// and probes are served beside it, and with `KAFKA_EVENTS_TOPIC` lifecycle events are sent; both only observe.
 ///
 /// # Errors
-/// When Docker cannot be reached or a Kafka client cannot be created.
+/// When the HTTP listener cannot bind, Docker cannot be reached or a Kafka client cannot be created.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<Summary> {
     let vitals = Vitals::default();
     let metrics = Arc::new(Metrics::new(config.executor.max_parallel));

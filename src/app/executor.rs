@@ -146,10 +146,8 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Executor<S, P, R> {
 
     /// Tells `observer` what happens to each script. The judge has its own observer
     /// ([`Judge::with_observer`](super::Judge::with_observer)) for the build and run phases.
-    ///
-    /// # Panics
-    /// Never: the executor is not shared before it runs.
     pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        // Until `run` hands it to tasks, the executor is the shared state's only owner, so this always applies.
         if let Some(shared) = Arc::get_mut(&mut self.shared) {
             shared.observer = observer;
         }
