@@ -226,7 +226,8 @@ mod defaults {
     pub fn kafka_dlq_topic() -> String {
         "scripts-dlq".into()
     }
-    /// Prometheus' registered default port for exporters of this kind (9464, as OpenTelemetry's exporter uses).
+    /// Port 9464, which Prometheus' list of default exporter ports gives the OpenTelemetry exporter; all interfaces,
+    /// so that Prometheus reaches a containerised runner.
     pub fn runner_http_addr() -> String {
         "0.0.0.0:9464".into()
     }

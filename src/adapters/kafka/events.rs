@@ -175,4 +175,41 @@ mod tests {
         assert_eq!(value["status"], "OK");
         assert!(value.get("test").is_none());
     }
+
+    /// With no broker to take them, events fill the bounded queue and the rest are dropped and counted, and
+    /// emitting never waits: this is what keeps an event from ever delaying a verdict.
+    #[test]
+    fn with_no_broker_events_are_dropped_past_the_queue_and_emitting_never_waits() {
+        let settings = KafkaSettings {
+            brokers: "127.0.0.1:1".into(),
+            scripts_topic: "scripts".into(),
+            group_id: "g".into(),
+            results_topic: "script-results".into(),
+            dlq_topic: "scripts-dlq".into(),
+            client_id: "r1".into(),
+            properties: Vec::new(),
+            max_message_bytes: 1 << 20,
+            max_result_bytes: 950_000,
+            max_poll_interval: Duration::from_secs(600),
+            max_parallel: 1,
+        };
+        let events = KafkaEvents::connect(&settings, "script-events").unwrap();
+        let id = ScriptId::new("s1").unwrap();
+        let extra = 2_000;
+        let started = std::time::Instant::now();
+        for test in 0..(QUEUE_LIMIT + extra) {
+            events.running(&id, Language::C, u32::try_from(test).unwrap() + 1);
+        }
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_secs(5),
+            "emitting {} events took {took:?}",
+            QUEUE_LIMIT + extra
+        );
+        assert!(
+            events.dropped() >= extra as u64,
+            "{} dropped, at least {extra} expected",
+            events.dropped()
+        );
+    }
 }
