@@ -165,3 +165,67 @@ fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     );
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    async fn request(addr: SocketAddr, method: &str, path: &str) -> (u16, String, String) {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let request = format!("{method} {path} HTTP/1.0\r\nHost: test\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap();
+        let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+        (status, head.to_ascii_lowercase(), body.to_owned())
+    }
+
+    #[tokio::test]
+    async fn routes_answer_with_their_status_and_content_type() {
+        let server = HttpServer::bind(
+            "127.0.0.1:0".parse().unwrap(),
+            Routes {
+                metrics: Arc::new(Metrics::new(2)),
+                vitals: Vitals::default(),
+            },
+        )
+        .await
+        .unwrap();
+        let addr = server.local_addr().unwrap();
+        let stop = CancellationToken::new();
+        let serving = tokio::spawn(server.serve(stop.clone()));
+
+        let (status, head, body) = request(addr, "GET", "/metrics").await;
+        assert_eq!(status, 200);
+        assert!(head.contains("content-type: application/openmetrics-text"), "{head}");
+        assert!(body.contains("scrc_slots 2") && body.ends_with("# EOF\n"), "{body}");
+        let (status, _, body) = request(addr, "GET", "/readyz").await;
+        assert_eq!(
+            (status, body.as_str()),
+            (503, "the runner has not checked its health yet\n")
+        );
+        assert_eq!(request(addr, "GET", "/healthz").await.0, 503);
+        assert_eq!(request(addr, "GET", "/nowhere").await.0, 404);
+        assert_eq!(request(addr, "POST", "/metrics").await.0, 405);
+
+        let taken = HttpServer::bind(
+            addr,
+            Routes {
+                metrics: Arc::new(Metrics::new(1)),
+                vitals: Vitals::default(),
+            },
+        )
+        .await;
+        let error = taken.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            error.contains(&format!("RUNNER_HTTP_ADDR={addr}")),
+            "a taken port is a clear error: {error}"
+        );
+
+        stop.cancel();
+        serving.await.unwrap();
+    }
+}
