@@ -57,9 +57,17 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         config.instance.clone(),
         Arc::clone(&source),
         runtime.probe(),
-        vitals,
+        vitals.clone(),
         reporting.clone(),
     ));
+    // From the moment shutdown is asked for, the runner drains: it is no longer ready.
+    let draining = {
+        let (vitals, shutdown) = (vitals.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            vitals.stopping();
+        })
+    };
     runtime.prime();
     let cleanup = runtime.cleanup();
     let artifacts = runtime.artifact_cache();
@@ -100,6 +108,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .with_observer(observer)
         .run(shutdown)
         .await;
+    vitals.stopping();
+    draining.abort();
     // The health reporter may be in the middle of probing Kafka and Docker; shutdown does not wait for a probe.
     reporting.cancel();
     health.abort();

@@ -82,18 +82,27 @@ impl Health {
     }
 }
 
-/// The latest health record, shared between the reporter and the HTTP probes.
+/// The latest health record, shared between the reporter and the HTTP probes, and whether the runner is stopping.
 #[derive(Debug, Clone, Default)]
-pub struct Vitals(Arc<Mutex<Option<Health>>>);
+pub struct Vitals {
+    latest: Arc<Mutex<Option<Health>>>,
+    /// Set once shutdown starts: a draining runner takes no new script, so it is no longer ready.
+    stopping: Arc<std::sync::atomic::AtomicBool>,
+}
 
 impl Vitals {
     fn set(&self, health: Health) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(health);
+        *self.latest.lock().unwrap_or_else(|p| p.into_inner()) = Some(health);
+    }
+
+    /// Marks the runner as shutting down: not ready from now on, though still live while it drains.
+    pub fn stopping(&self) {
+        self.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// The latest record, `None` before the first check finished.
     pub fn latest(&self) -> Option<Health> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.latest.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// [`Health::live`] of the latest record.
@@ -109,6 +118,9 @@ impl Vitals {
     /// # Errors
     /// Why the runner is not ready, or that it has not reported yet.
     pub fn ready(&self) -> Result<(), String> {
+        if self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err("the runner is shutting down".to_owned());
+        }
         self.latest().ok_or_else(not_reported)?.ready()
     }
 }
@@ -213,6 +225,11 @@ mod tests {
         no_docker.updated_unix -= 120;
         vitals.set(no_docker);
         assert!(vitals.live().unwrap_err().contains("not reported for"));
+        vitals.set(healthy());
+        assert_eq!(vitals.ready(), Ok(()));
+        vitals.stopping();
+        assert!(vitals.ready().unwrap_err().contains("shutting down"));
+        assert_eq!(vitals.live(), Ok(()), "a draining runner is still alive");
     }
 
     #[test]
