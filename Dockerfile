@@ -26,7 +26,10 @@ COPY --from=builder /out/ /usr/local/bin/
 # (compose: group_add: ["${DOCKER_GID}"]; docker run: --group-add $(stat -c %g /var/run/docker.sock)).
 USER 10001:10001
 ENV LOG_FORMAT=json RUNNER_HEALTH_FILE=/tmp/scrc-health.json
-# Healthy only while the runner keeps confirming that the Kafka brokers and the Docker engine answer.
+# /metrics, /healthz and /readyz (RUNNER_HTTP_ADDR).
+EXPOSE 9464
+# Healthy only while the runner is ready, as /readyz says: the Kafka brokers and the Docker engine answer and the
+# consumer is in its group.
 HEALTHCHECK --interval=15s --timeout=10s --start-period=60s --retries=3 CMD ["scrc", "health"]
 ENTRYPOINT ["scrc"]
 CMD ["run"]

@@ -70,6 +70,49 @@ impl Drop for Project {
     }
 }
 
+/// The `monitoring` profile is valid Compose on top of both files, and its Prometheus scrapes the runners where
+/// they listen. (Its images come from a registry, so on a machine without one only the scrc side can run.)
+#[test]
+fn the_monitoring_profile_is_valid_and_scrapes_the_runners() {
+    let Some(tool) = compose_tool() else {
+        assert!(!support::in_ci(), "CI=true and no Compose tool");
+        eprintln!("skipping: no docker compose");
+        return;
+    };
+    let root = env!("CARGO_MANIFEST_DIR");
+    for files in [
+        &["docker-compose.yml"][..],
+        &["docker-compose.yml", "docker-compose.local.yml"],
+    ] {
+        let mut command = Command::new(tool[0]);
+        command.args(&tool[1..]).current_dir(root);
+        for file in files {
+            command.args(["-f", file]);
+        }
+        let output = command
+            .args(["--profile", "multi-runner", "--profile", "monitoring", "config"])
+            .output()
+            .expect("compose runs");
+        let config = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "compose config {files:?} failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        for expected in ["prometheus:", "grafana:", "RUNNER_HTTP_ADDR: 0.0.0.0:9464"] {
+            assert!(
+                config.contains(expected),
+                "{expected} missing from {files:?}:\n{config}"
+            );
+        }
+    }
+    let prometheus = std::fs::read_to_string(format!("{root}/monitoring/prometheus.yml")).expect("prometheus.yml");
+    assert!(
+        prometheus.contains("names: [scrc]") && prometheus.contains("port: 9464"),
+        "Prometheus finds every replica of the scrc service on the metrics port:\n{prometheus}"
+    );
+}
+
 #[test]
 fn compose_brings_up_a_broker_and_two_runners_that_judge_the_library() {
     let Some(tool) = compose_tool() else {

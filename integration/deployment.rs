@@ -91,7 +91,7 @@ impl Broker {
         };
         broker.wait_until_listening().await;
         let config = support::config(&[("KAFKA_BROKERS", &broker.brokers)]);
-        create_topics(&config.kafka, partitions, 1, Duration::from_secs(60))
+        create_topics(&config.kafka, None, partitions, 1, Duration::from_secs(60))
             .await
             .expect("create topics on tansu");
         broker
@@ -141,6 +141,8 @@ impl Runner {
             .envs(support::local_images())
             .env("KAFKA_BROKERS", brokers)
             .env("RUNNER_INSTANCE_ID", instance)
+            // Several runners share this host: no metrics listener, which would want the same port.
+            .env("RUNNER_HTTP_ADDR", "")
             .env("RUNNER_MAX_PARALLEL", parallelism.to_string())
             .env("RUNNER_SHUTDOWN_GRACE", "10s")
             .env("RDKAFKA_SESSION_TIMEOUT_MS", SESSION_TIMEOUT.as_millis().to_string())

@@ -30,6 +30,32 @@ done
 log() { printf '[build-deploy-images] %s\n' "$*" >&2; }
 exists() { [ "$force" = 0 ] && docker image inspect "$1" >/dev/null 2>&1; }
 
+# Runs a long step with its output in a log, saying every 30 s how long it has run and its latest line (a `docker
+# build` step, a crate being compiled), and showing the log's end if it fails. Its stdin is the caller's.
+step() {
+  local what=$1; shift
+  local output; output=$(mktemp)
+  local started=$SECONDS next=30
+  # `<&0` keeps the caller's stdin (a Dockerfile here-document): a background job's would be /dev/null.
+  "$@" <&0 >"$output" 2>&1 &
+  local pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep 1
+    if (( SECONDS - started >= next )); then
+      log "$what: $((SECONDS - started)) s, at: $(grep -v '^ *$' "$output" | tail -n 1 | cut -c1-100)"
+      next=$((next + 30))
+    fi
+  done
+  if ! wait "$pid"; then
+    tail -n 40 "$output" >&2
+    rm -f "$output"
+    log "$what: failed after $((SECONDS - started)) s"
+    exit 1
+  fi
+  rm -f "$output"
+  log "$what: done in $((SECONDS - started)) s"
+}
+
 scripts/build-images.sh >/dev/null  # the bookworm base and language images, if missing
 
 if ! exists scrc-local/runtime:trixie; then
@@ -48,7 +74,7 @@ fi
 
 if ! exists scrc-local/rust:trixie; then
   log "build the Rust builder base (rustc and cargo from trixie-backports)"
-  docker build -q -t scrc-local/rust:trixie --build-arg "MIRROR=$mirror" - >/dev/null <<'DOCKERFILE'
+  step "scrc-local/rust:trixie" docker build -t scrc-local/rust:trixie --build-arg "MIRROR=$mirror" - <<'DOCKERFILE'
 FROM scrc-local/runtime:trixie
 ARG MIRROR
 RUN echo "deb $MIRROR trixie main" > /etc/apt/sources.list \
@@ -65,10 +91,11 @@ fi
 if ! exists "scrc-local/tansu:$tansu_version"; then
   if [ ! -x target/tansu/bin/tansu ]; then
     log "cargo install tansu $tansu_version (8–14 minutes on 2 cores; cached in target/tansu)"
-    cargo install tansu --version "$tansu_version" --features dynostore,libsql --root target/tansu --locked >&2
+    step "cargo install tansu" \
+      cargo install tansu --version "$tansu_version" --features dynostore,libsql --root target/tansu --locked
   fi
   log "build scrc-local/tansu:$tansu_version"
-  docker build -q -t "scrc-local/tansu:$tansu_version" -f - target/tansu >/dev/null <<'DOCKERFILE'
+  step "scrc-local/tansu:$tansu_version" docker build -t "scrc-local/tansu:$tansu_version" -f - target/tansu <<'DOCKERFILE'
 FROM scrc-local/runtime:trixie
 COPY bin/tansu /usr/local/bin/tansu
 RUN mkdir -p /var/lib/tansu && chown 10001:10001 /var/lib/tansu
@@ -85,19 +112,17 @@ if [ "$force" = 1 ] || [ "$built_from" != "$source_id" ]; then
   log "vendor the crates into target/vendor"
   cargo vendor --locked --versioned-dirs --quiet target/vendor >/dev/null
   log "build scrc:local from the Dockerfile (offline, on the local bases)"
-  docker build -q \
+  step "scrc:local" docker build \
     --build-arg BUILDER_IMAGE=scrc-local/rust:trixie \
     --build-arg RUNTIME_IMAGE=scrc-local/runtime:trixie \
     --label "scrc.source=$source_id" \
-    -t scrc:local . >/dev/null
-  log "built scrc:local"
+    -t scrc:local .
   if [ "$bench" = 1 ]; then
-    docker build -q -f Dockerfile.bench \
+    step "scrc-bench:local" docker build -f Dockerfile.bench \
       --build-arg BUILDER_IMAGE=scrc-local/rust:trixie \
       --build-arg RUNTIME_IMAGE=scrc-local/runtime:trixie \
       --label "scrc.source=$source_id" \
-      -t scrc-bench:local . >/dev/null
-    log "built scrc-bench:local"
+      -t scrc-bench:local .
   fi
 else
   log "scrc:local is up to date"

@@ -1,18 +1,25 @@
-//! The command line: `scrc [run]`, `scrc dev-broker`, `scrc demo`, `scrc create-topics` and `scrc health`. Configuration itself comes
-//! from the environment, as in SCRC; flags only choose what to do.
+//! The command line: `scrc [run]`, `scrc dev-broker`, `scrc demo`, `scrc create-topics` and `scrc health`.
+//! Configuration itself comes from the environment, as in SCRC; flags only choose what to do.
 
 use std::fmt;
 
 pub const USAGE: &str = "\
-usage:
-  scrc [run]                          run the runner daemon (configured by environment variables)
-  scrc dev-broker [--partitions N]    start an embedded Kafka-protocol broker for development (default 6 partitions)
-  scrc demo                           run broker, runner and simulator in one process and check every verdict
-  scrc create-topics [--partitions N] [--replication N]
-                                      create the scripts, results and dead-letter topics (default 12 partitions, 1 replica)
-  scrc health                         exit 0 when the running runner reaches Kafka and Docker (a container HEALTHCHECK)
-  scrc help                           show this help
-  scrc version                        show the version";
+scrc: a code runner. Scripts in from Kafka, built and run in Docker sandboxes, verdicts out to Kafka.
+
+usage: scrc [COMMAND] [FLAGS]
+
+commands:
+  run                  run the runner daemon; the default when no command is given
+  dev-broker           start an embedded Kafka-protocol broker for development [--partitions N, default 6]
+  demo                 run a broker, a runner and the simulator in one process and check every verdict
+  create-topics        create the scripts, results, dead-letter and events topics [--partitions N] [--replication N]
+  health               exit 0 when the running runner is ready (Kafka, Docker, group): the container HEALTHCHECK
+  help                 show this help (also --help, -h)
+  version              show the version (also --version, -V)
+
+Configuration comes from environment variables (KAFKA_BROKERS, RUNNER_MAX_PARALLEL, RUNNER_HTTP_ADDR, ...), listed
+in the README's Configuration section. A running runner serves /metrics, /healthz and /readyz on RUNNER_HTTP_ADDR
+(default 0.0.0.0:9464).";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -139,6 +146,41 @@ mod tests {
         );
         assert!(parse_words(&["create-topics", "--partitions", "x"]).is_err());
         assert_eq!(parse_words(&["health"]), Ok(Command::Health));
+    }
+
+    #[test]
+    fn the_help_lists_every_command_on_a_line_of_its_own() {
+        let commands = [
+            ("run", Command::Run),
+            ("dev-broker", Command::DevBroker { partitions: 6 }),
+            ("demo", Command::Demo),
+            (
+                "create-topics",
+                Command::CreateTopics {
+                    partitions: 12,
+                    replication: 1,
+                },
+            ),
+            ("health", Command::Health),
+            ("help", Command::Help),
+            ("version", Command::Version),
+        ];
+        for (word, command) in commands {
+            assert_eq!(parse_words(&[word]), Ok(command), "{word}");
+            let lines: Vec<&str> = USAGE
+                .lines()
+                .filter(|line| line.split_whitespace().next() == Some(word))
+                .collect();
+            assert_eq!(lines.len(), 1, "{word} has one line: {lines:?}");
+            assert!(
+                lines[0].split_whitespace().count() > 3,
+                "{word} is described: {lines:?}"
+            );
+        }
+        assert!(
+            USAGE.lines().all(|line| line.chars().count() <= 120),
+            "lines fit 120 columns"
+        );
     }
 
     #[test]

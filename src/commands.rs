@@ -8,34 +8,94 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::adapters::docker::DockerRuntime;
+use crate::adapters::http::{HttpServer, Routes};
 use crate::adapters::kafka::dev_broker::DevTopics;
-use crate::adapters::kafka::{DevBroker, KafkaPublisher, KafkaSource};
+use crate::adapters::kafka::{DevBroker, KafkaEvents, KafkaPublisher, KafkaSource};
+use crate::adapters::metrics::Metrics;
 use crate::app::{CircuitBreaker, Executor, Judge, StopReason, Summary};
 use crate::config::Config;
+use crate::health::Vitals;
+use crate::ports::Observers;
 
-/// Builds the adapters, injects them into the executor and runs until shutdown.
+/// How long lifecycle events still queued at exit get to reach the broker.
+const EVENTS_FLUSH: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Builds the adapters, injects them into the executor and runs until shutdown. With `RUNNER_HTTP_ADDR` the metrics
+/// and probes are served beside it, and with `KAFKA_EVENTS_TOPIC` lifecycle events are sent; both only observe.
 ///
 /// # Errors
-/// When Docker cannot be reached or a Kafka client cannot be created.
+/// When the HTTP listener cannot bind, Docker cannot be reached or a Kafka client cannot be created.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<Summary> {
+    let vitals = Vitals::default();
+    let metrics = Arc::new(Metrics::new(config.executor.max_parallel));
+    // Bound first, so that a taken port fails the start at once.
+    let server = match config.http_addr {
+        Some(addr) => Some(
+            HttpServer::bind(
+                addr,
+                Routes {
+                    metrics: Arc::clone(&metrics),
+                    vitals: vitals.clone(),
+                },
+            )
+            .await?,
+        ),
+        None => None,
+    };
     let runtime = DockerRuntime::start(config.docker.clone())
         .await
         .context("cannot start the Docker runtime (is the Docker engine running and its socket reachable?)")?;
     let source = Arc::new(KafkaSource::connect(&config.kafka)?);
     let publisher = Arc::new(KafkaPublisher::connect(&config.kafka)?);
+    let events = match &config.events_topic {
+        Some(topic) => Some(Arc::new(KafkaEvents::connect(&config.kafka, topic)?)),
+        None => None,
+    };
     let reporting = shutdown.child_token();
     let health = tokio::spawn(crate::health::report(
         config.health_file.clone(),
         config.instance.clone(),
         Arc::clone(&source),
         runtime.probe(),
+        vitals.clone(),
         reporting.clone(),
     ));
+    // From the moment shutdown is asked for, the runner drains: it is no longer ready.
+    let draining = {
+        let (vitals, shutdown) = (vitals.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            vitals.stopping();
+        })
+    };
     runtime.prime();
     let cleanup = runtime.cleanup();
     let artifacts = runtime.artifact_cache();
     let breaker = Arc::new(CircuitBreaker::new(config.breaker_threshold, config.breaker_cool_down));
-    let judge = Judge::new(runtime, config.policy, breaker, config.retry);
+
+    let mut observers = Observers::default();
+    if server.is_some() {
+        observers.push(Arc::clone(&metrics) as Arc<dyn crate::ports::Observer>);
+        let (idle, open, consumer) = (runtime.idle_counter(), Arc::clone(&breaker), Arc::clone(&source));
+        metrics.sample(move |metrics| {
+            metrics.set_idle_sandboxes(idle.count());
+            metrics.set_breaker_open(!open.is_closed());
+            metrics.set_consumer_lag(&consumer.group_view().lag);
+        });
+    }
+    if let Some(events) = &events {
+        observers.push(Arc::clone(events) as Arc<dyn crate::ports::Observer>);
+        let events = Arc::clone(events);
+        metrics.sample(move |metrics| metrics.set_events_dropped(events.dropped()));
+    }
+    let observer: Arc<dyn crate::ports::Observer> = Arc::new(observers);
+    let serving = server.map(|server| {
+        if let Ok(addr) = server.local_addr() {
+            tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
+        }
+        tokio::spawn(server.serve(reporting.clone()))
+    });
+    let judge = Judge::new(runtime, config.policy, breaker, config.retry).with_observer(Arc::clone(&observer));
     tracing::info!(
         instance = %config.instance,
         brokers = %config.kafka.brokers,
@@ -45,12 +105,22 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         "runner started"
     );
     let summary = Executor::new(source, publisher, judge, config.executor)
+        .with_observer(observer)
         .run(shutdown)
         .await;
+    vitals.stopping();
+    draining.abort();
     // The health reporter may be in the middle of probing Kafka and Docker; shutdown does not wait for a probe.
     reporting.cancel();
     health.abort();
     let _ = health.await;
+    if let Some(serving) = serving {
+        let _ = serving.await;
+    }
+    if let Some(events) = events {
+        // librdkafka's flush blocks its thread.
+        let _ = tokio::task::spawn_blocking(move || events.flush(EVENTS_FLUSH)).await;
+    }
     cleanup.run().await;
     tracing::info!(
         reason = ?summary.stop,
@@ -77,13 +147,15 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     Ok(summary)
 }
 
-/// Creates the scripts, results and dead-letter topics (`scrc create-topics`).
+/// Creates the scripts, results and dead-letter topics, and the events topic when one is configured
+/// (`scrc create-topics`).
 ///
 /// # Errors
 /// When the brokers refuse or do not answer within two minutes.
 pub async fn create_topics(config: &Config, partitions: i32, replication: i32) -> anyhow::Result<()> {
     let created = crate::adapters::kafka::admin::create_topics(
         &config.kafka,
+        config.events_topic.as_deref(),
         partitions,
         replication,
         std::time::Duration::from_secs(120),
@@ -144,6 +216,10 @@ pub async fn demo(environment: Vec<(String, String)>) -> anyhow::Result<bool> {
     if !user_set.contains("RUNNER_MAX_PARALLEL") {
         vars.push(("RUNNER_MAX_PARALLEL".into(), "2".into()));
     }
+    if !user_set.contains("RUNNER_HTTP_ADDR") {
+        // The demo is a one-off on a workstation, where port 9464 may be taken: no listener unless asked for.
+        vars.push(("RUNNER_HTTP_ADDR".into(), String::new()));
+    }
     if !user_set.contains("RDKAFKA_FETCH_WAIT_MAX_MS") {
         // The embedded broker answers an idle fetch only when the wait expires; real Kafka answers at once.
         vars.push(("RDKAFKA_FETCH_WAIT_MAX_MS".into(), "10".into()));
@@ -169,6 +245,10 @@ pub async fn demo(environment: Vec<(String, String)>) -> anyhow::Result<bool> {
 
     let stop = CancellationToken::new();
     let runner = tokio::spawn(run(config.clone(), stop.clone()));
+    // The simulator appends each verdict to this file as it arrives, which is what the progress line counts. One
+    // file per demo process: demos running side by side would otherwise count each other's verdicts.
+    let results_log = std::env::temp_dir().join(format!("scrc-demo-results-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&results_log);
     let simulator = scrc_simulator::SimulatorConfig::load(
         [
             ("KAFKA_BROKER".to_owned(), broker.bootstrap_servers()),
@@ -180,16 +260,15 @@ pub async fn demo(environment: Vec<(String, String)>) -> anyhow::Result<bool> {
             ),
             ("SCRIPT_ITERATIONS".to_owned(), "1".to_owned()),
             ("RESULT_WAIT_TIMEOUT_SECONDS".to_owned(), "600".to_owned()),
-            (
-                "RESULT_CONSUMER_LOG_PATH".to_owned(),
-                std::env::temp_dir().join("scrc-demo-results.log").display().to_string(),
-            ),
+            ("RESULT_CONSUMER_LOG_PATH".to_owned(), results_log.display().to_string()),
         ],
         &[],
     )?;
     let library = scrc_simulator::library()?;
+    let progress = tokio::spawn(show_progress(results_log.clone(), library.len(), stop.clone()));
     let report = scrc_simulator::run(&simulator, &library, CancellationToken::new()).await;
     stop.cancel();
+    let _ = progress.await;
     let runner = runner.await.context("the runner task failed")?;
     let report = report?;
     runner?;
@@ -198,11 +277,34 @@ pub async fn demo(environment: Vec<(String, String)>) -> anyhow::Result<bool> {
         println!("timed out waiting for results");
     }
     eprintln!(
-        "demo: {} scripts judged in {:.1} s",
+        "demo: {} scripts judged in {:.1} s; the results are in {}",
         report.sent,
-        report.elapsed.as_secs_f64()
+        report.elapsed.as_secs_f64(),
+        results_log.display()
     );
     Ok(report.passed())
+}
+
+/// How often the demo says how far it has got.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Prints `demo: N/total verdicts (S s)` on stderr every [`PROGRESS_EVERY`] while the count moves (and every
+/// 30 s while it does not), from the lines of the simulator's results log, until `stop` fires.
+async fn show_progress(results_log: std::path::PathBuf, total: usize, stop: CancellationToken) {
+    let started = std::time::Instant::now();
+    let mut shown = (usize::MAX, std::time::Duration::ZERO);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(PROGRESS_EVERY) => {}
+        }
+        let received = std::fs::read_to_string(&results_log).map_or(0, |text| text.lines().count());
+        let elapsed = started.elapsed();
+        if received != shown.0 || elapsed - shown.1 >= std::time::Duration::from_secs(30) {
+            eprintln!("demo: {received}/{total} verdicts ({:.0} s)", elapsed.as_secs_f64());
+            shown = (received, elapsed);
+        }
+    }
 }
 
 /// Makes sure every image the demo needs is present, building the local ones when possible.

@@ -16,7 +16,7 @@ fn health() -> ExitCode {
     match scrc::health::check(&path) {
         Ok(health) => {
             println!(
-                "healthy: {} reaches Kafka and Docker, owns {} partitions",
+                "healthy: {} reaches Kafka and Docker, is in its group, owns {} partitions",
                 health.instance, health.assigned_partitions
             );
             ExitCode::SUCCESS

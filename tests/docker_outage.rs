@@ -288,3 +288,80 @@ async fn an_unreachable_engine_at_startup_is_a_clear_error() {
         .expect("no engine there");
     assert!(error.to_string().contains("unavailable"), "{error}");
 }
+
+/// `/readyz` of a whole runner (`scrc run`'s composition root, the embedded broker, the engine through the proxy)
+/// turns false when the engine is cut, saying why, while `/healthz` stays true (the runner is alive, only unable
+/// to judge); `scrc health`, reading the health file, says the same; and both come back with the engine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_turns_false_while_the_engine_is_cut() {
+    if support::docker_runtime(config(&[]).docker).await.is_none() {
+        return;
+    }
+    let broker = scrc::adapters::kafka::DevBroker::start(&scrc::adapters::kafka::dev_broker::DevTopics {
+        scripts: "scripts".into(),
+        results: "script-results".into(),
+        dead_letters: "scripts-dlq".into(),
+        partitions: 1,
+    })
+    .expect("dev broker");
+    let proxy = Proxy::start();
+    let host = proxy.host();
+    let addr = free_local_addr();
+    let brokers = broker.bootstrap_servers();
+    let health_file = std::env::temp_dir().join(format!("scrc-readiness-{}.json", unique()));
+    let health_path = health_file.display().to_string();
+    let config = config(&[
+        ("KAFKA_BROKERS", &brokers),
+        ("DOCKER_HOST", &host),
+        ("RUNNER_HTTP_ADDR", &addr),
+        ("RUNNER_HEALTH_FILE", &health_path),
+    ]);
+    let stop = CancellationToken::new();
+    let runner = tokio::spawn(scrc::commands::run(config, stop.clone()));
+
+    let probe = |path: &'static str| {
+        let addr = addr.clone();
+        async move { http_get(&addr, path).await }
+    };
+    let wait_for = |path: &'static str, code: u16, limit: Duration| {
+        let probe = &probe;
+        async move {
+            let deadline = Instant::now() + limit;
+            loop {
+                let answer = probe(path).await;
+                if let Some((seen, body)) = &answer
+                    && *seen == code
+                {
+                    return body.clone();
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{path} not {code} within {limit:?}: {answer:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    wait_for("/readyz", 200, Duration::from_secs(60)).await;
+
+    proxy.cut().await;
+    // One check interval while ready, plus a check's own timeout.
+    let reason = wait_for("/readyz", 503, scrc::health::INTERVAL + Duration::from_secs(10)).await;
+    assert!(reason.contains("Docker engine"), "{reason}");
+    assert_eq!(probe("/healthz").await.map(|(code, _)| code), Some(200));
+    // The file is written right after the in-memory record, in the same check.
+    eventually("scrc health says unhealthy", Duration::from_secs(5), || {
+        scrc::health::check(&health_file).is_err_and(|reason| reason.contains("Docker engine"))
+    })
+    .await;
+
+    proxy.restore();
+    wait_for("/readyz", 200, Duration::from_secs(15)).await;
+    eventually("scrc health says healthy", Duration::from_secs(5), || {
+        scrc::health::check(&health_file).is_ok()
+    })
+    .await;
+    stop.cancel();
+    runner.await.expect("runner task").expect("runner");
+    let _ = std::fs::remove_file(&health_file);
+}

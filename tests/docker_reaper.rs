@@ -157,6 +157,8 @@ fn runner(brokers: &str, instance: &str, log: &std::path::Path, extra: &[(&str, 
         .envs(local_images())
         .env("KAFKA_BROKERS", brokers)
         .env("RUNNER_INSTANCE_ID", instance)
+        // Several runners share this host: no metrics listener, which would want the same port.
+        .env("RUNNER_HTTP_ADDR", "")
         .env("RUNNER_SHUTDOWN_GRACE", "5s")
         .env("LOG_FORMAT", "json")
         // A killed member holds its partitions until its session times out: keep that short for the test.

@@ -216,3 +216,200 @@ async fn read_results(brokers: &str, count: usize) -> BTreeMap<String, Value> {
     }
     results
 }
+
+/// A runner with its HTTP listener and lifecycle events on: after a few scripts, `/metrics` counts exactly what
+/// was judged (results by language and status, the dead letter, the build and run phases), `/healthz` and
+/// `/readyz` answer, and the events topic holds each script's accepted, building, running and finished events in
+/// order, keyed by id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn metrics_and_events_follow_what_was_judged() {
+    if support::docker_runtime(config(&[]).docker).await.is_none() {
+        return;
+    }
+    let broker = DevBroker::start(&DevTopics {
+        scripts: "scripts".into(),
+        results: "script-results".into(),
+        dead_letters: "scripts-dlq".into(),
+        partitions: 2,
+    })
+    .expect("dev broker");
+    let brokers = broker.bootstrap_servers();
+    let addr = free_local_addr();
+    let config = config(&[
+        ("KAFKA_BROKERS", &brokers),
+        ("RUNNER_MAX_PARALLEL", "2"),
+        ("RUNNER_HTTP_ADDR", &addr),
+        ("KAFKA_EVENTS_TOPIC", "script-events"),
+    ]);
+    let messages: [(&str, String); 4] = [
+        (
+            "m-ok",
+            json!({"id": "m-ok", "language": "python", "source": "print(input())",
+                "tests": [{"input": "a\n", "expected_output": "a\n"}, {"input": "b\n", "expected_output": "b\n"}]})
+            .to_string(),
+        ),
+        (
+            "m-wa",
+            json!({"id": "m-wa", "language": "python", "source": "print('no')",
+                "tests": [{"input": "", "expected_output": "yes\n"}]})
+            .to_string(),
+        ),
+        (
+            "m-rj",
+            json!({"id": "m-rj", "language": "cobol", "source": "DISPLAY 'HI'."}).to_string(),
+        ),
+        ("m-bad", "this is not JSON".to_owned()),
+    ];
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .expect("producer");
+    for (key, payload) in &messages {
+        producer
+            .send(
+                FutureRecord::to("scripts").key(*key).payload(payload),
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("produce");
+    }
+
+    let stop = CancellationToken::new();
+    let runner = tokio::spawn(scrc::commands::run(config.clone(), stop.clone()));
+    let results = read_results(&brokers, messages.len()).await;
+    let status = |id: &str| results[id]["status"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(
+        (status("m-ok"), status("m-wa"), status("m-rj"), status("m-bad")),
+        ("OK".into(), "WA".into(), "RJ".into(), "RJ".into())
+    );
+
+    // The counters move when a result is acknowledged, which is before the results reader can see it.
+    let (code, metrics) = http_get(&addr, "/metrics").await.expect("the runner serves /metrics");
+    assert_eq!(code, 200);
+    let value = |name: &str| series(&metrics, name).unwrap_or_else(|| panic!("no {name} in:\n{metrics}"));
+    assert_eq!(value("scrc_scripts_total{language=\"python\",status=\"OK\"}"), 1.0);
+    assert_eq!(value("scrc_scripts_total{language=\"python\",status=\"WA\"}"), 1.0);
+    assert_eq!(
+        value("scrc_scripts_total{language=\"none\",status=\"RJ\"}"),
+        2.0,
+        "cobol and the unreadable message"
+    );
+    assert_eq!(value("scrc_dead_letters_total"), 1.0);
+    assert_eq!(value("scrc_publish_errors_total"), 0.0);
+    assert_eq!(value("scrc_slots"), 2.0);
+    assert_eq!(value("scrc_in_flight"), 0.0);
+    assert_eq!(value("scrc_breaker_open"), 0.0);
+    assert_eq!(value("scrc_events_dropped_total"), 0.0);
+    assert_eq!(
+        value("scrc_script_seconds_count{language=\"python\",phase=\"build\"}"),
+        2.0
+    );
+    assert_eq!(
+        value("scrc_script_seconds_count{language=\"python\",phase=\"run\"}"),
+        3.0,
+        "two tests of m-ok, one of m-wa"
+    );
+    assert_eq!(
+        value("scrc_script_seconds_count{language=\"python\",phase=\"queue\"}"),
+        2.0
+    );
+    assert_eq!(
+        value("scrc_script_seconds_count{language=\"python\",phase=\"end_to_end\"}"),
+        2.0
+    );
+    assert!(value("process_resident_memory_bytes") > 1e6);
+    assert!(!metrics.contains("m-ok"), "a script id never becomes a label value");
+    assert_eq!(http_get(&addr, "/healthz").await.map(|(code, _)| code), Some(200));
+    // The lag comes from librdkafka's statistics, every 5 s: both partitions are this runner's, and fully read.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, metrics) = http_get(&addr, "/metrics").await.expect("the runner serves /metrics");
+        let lag = |partition: &str| series(&metrics, &format!("scrc_consumer_lag{{partition=\"{partition}\"}}"));
+        if lag("0") == Some(0.0) && lag("1") == Some(0.0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no lag of 0 for both partitions:\n{metrics}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready = http_get(&addr, "/readyz").await.expect("the runner serves /readyz");
+        if ready.0 == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never ready: {}", ready.1);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let events = read_events(&brokers, 5 + 4 + 2 + 1).await;
+    stop.cancel();
+    runner.await.expect("runner task").expect("runner");
+    let kinds = |id: &str| -> Vec<String> {
+        events
+            .iter()
+            .filter(|event| event["id"] == id)
+            .map(|event| match event["event"].as_str().unwrap_or_default() {
+                "running" => format!("running {}", event["test"]),
+                "finished" => format!("finished {}", event["status"].as_str().unwrap_or_default()),
+                other => other.to_owned(),
+            })
+            .collect()
+    };
+    assert_eq!(
+        kinds("m-ok"),
+        ["accepted", "building", "running 1", "running 2", "finished OK"]
+    );
+    assert_eq!(kinds("m-wa"), ["accepted", "building", "running 1", "finished WA"]);
+    assert_eq!(kinds("m-rj"), ["accepted", "finished RJ"]);
+    assert_eq!(
+        kinds("m-bad"),
+        ["finished RJ"],
+        "an unreadable message is never accepted"
+    );
+    for event in &events {
+        let fields: Vec<&str> = event.as_object().expect("object").keys().map(String::as_str).collect();
+        for field in &fields {
+            assert!(
+                ["id", "event", "runner", "timestamp", "test", "status"].contains(field),
+                "no other fields: {event}"
+            );
+        }
+        assert_eq!(event["runner"], config.instance.as_str());
+        let timestamp = event["timestamp"].as_str().expect("timestamp");
+        assert!(
+            timestamp.ends_with('Z') && timestamp.len() == "2026-11-26T18:30:00.123Z".len(),
+            "RFC 3339 UTC with milliseconds: {timestamp}"
+        );
+    }
+}
+
+/// Reads `count` lifecycle events, or fails after a minute; each is checked to be keyed by its id.
+async fn read_events(brokers: &str, count: usize) -> Vec<Value> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("e2e-events-{}", unique()))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&["script-events"]).expect("subscribe");
+    let mut events = Vec::new();
+    let started = Instant::now();
+    while events.len() < count {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "only {} events: {events:?}",
+            events.len()
+        );
+        if let Ok(Ok(message)) = tokio::time::timeout(Duration::from_millis(500), consumer.recv()).await {
+            let value: Value = serde_json::from_slice(message.payload().unwrap_or_default()).expect("JSON event");
+            let key = String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned();
+            assert_eq!(
+                value["id"].as_str(),
+                Some(key.as_str()),
+                "events are keyed by script id"
+            );
+            events.push(value);
+        }
+    }
+    events
+}

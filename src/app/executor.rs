@@ -24,7 +24,8 @@ use super::report_cache::ReportCache;
 use super::retry::Backoff;
 use crate::domain::{Checker, Language, RunReport, Script, ScriptId, Status};
 use crate::ports::{
-    DeadLetter, Delivery, Inbound, Position, PublishError, ReportPublisher, Runtime, ScriptSource, SourceError,
+    DeadLetter, Delivery, Inbound, Observer, Position, PublishError, ReportPublisher, Runtime, ScriptSource,
+    SourceError, Unobserved,
 };
 
 #[derive(Debug, Clone)]
@@ -108,6 +109,8 @@ struct Shared<S, P, R: Runtime> {
     abort: CancellationToken,
     backoff: Backoff,
     script_deadline: Duration,
+    /// Told what happens to each script, for metrics and lifecycle events; never waited on.
+    observer: Arc<dyn Observer>,
 }
 
 /// A judging under way: the script's fingerprint, and where its report will appear (`None` until it is done; the
@@ -133,11 +136,22 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Executor<S, P, R> {
             abort: CancellationToken::new(),
             backoff: settings.backoff,
             script_deadline: settings.script_deadline,
+            observer: Arc::new(Unobserved),
         };
         Self {
             shared: Arc::new(shared),
             settings,
         }
+    }
+
+    /// Tells `observer` what happens to each script. The judge has its own observer
+    /// ([`Judge::with_observer`](super::Judge::with_observer)) for the build and run phases.
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        // Until `run` hands it to tasks, the executor is the shared state's only owner, so this always applies.
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.observer = observer;
+        }
+        self
     }
 
     /// Runs until `stop` fires, a `done` message arrives, `SCRIPT_EXPECTED` is reached or the source fails, then
@@ -181,7 +195,11 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Executor<S, P, R> {
                 () = stop.cancelled() => break StopReason::Requested,
                 delivery = self.shared.source.next() => delivery,
             };
-            let Delivery { position, message } = match delivery {
+            let Delivery {
+                position,
+                message,
+                enqueued,
+            } = match delivery {
                 Ok(delivery) => delivery,
                 Err(SourceError::Fatal(reason)) => break StopReason::SourceFailed(reason),
                 Err(SourceError::Transient(reason)) => {
@@ -206,9 +224,19 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Executor<S, P, R> {
                 break StopReason::Done;
             }
             taken += 1;
+            let waited = waited(enqueued);
+            if let Inbound::Script(Script { id, language, .. }) = &message {
+                self.shared.observer.accepted(id, Some(*language), waited);
+            } else if let Inbound::Rejected { id, language, .. } = &message {
+                self.shared.observer.accepted(id, *language, waited);
+            }
             let shared = Arc::clone(&self.shared);
+            shared.observer.in_flight(true);
             tasks.spawn(async move {
-                let outcome = shared.process_guarded(position, message).await;
+                let outcome = shared
+                    .process_guarded(position, message, waited.unwrap_or_default())
+                    .await;
+                shared.observer.in_flight(false);
                 drop(permit);
                 outcome
             });
@@ -276,6 +304,12 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Executor<S, P, R> {
             }
         }
     }
+}
+
+/// How long a message waited in the queue, from its enqueue time; `None` when unknown or in the future (a
+/// producer's clock ahead of ours).
+fn waited(enqueued: Option<std::time::SystemTime>) -> Option<Duration> {
+    enqueued.and_then(|at| at.elapsed().ok())
 }
 
 fn record(summary: &mut Summary, joined: Result<Outcome, tokio::task::JoinError>) {
@@ -380,9 +414,15 @@ fn panic_text(payload: &(dyn Any + Send)) -> String {
 impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Shared<S, P, R> {
     /// Processes a message, turning a panic into an IE result so that the offset still finishes. A task that
     /// died with its offset unfinished would stop its partition's commits for good.
-    async fn process_guarded(&self, position: Position, message: Inbound) -> Outcome {
+    ///
+    /// `waited` is how long the message had waited in the queue, for the end-to-end time.
+    async fn process_guarded(&self, position: Position, message: Inbound, waited: Duration) -> Outcome {
         let subject = Subject::of(&message);
-        let panic = match AssertUnwindSafe(self.process(position, message)).catch_unwind().await {
+        let taken = Instant::now();
+        let panic = match AssertUnwindSafe(self.process(position, message, waited))
+            .catch_unwind()
+            .await
+        {
             Ok(outcome) => return outcome,
             Err(panic) => panic_text(&*panic),
         };
@@ -420,14 +460,20 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Shared<S, P, R> {
             .catch_unwind()
             .await;
         let outcome = match published {
-            Ok(Published::Acknowledged(Record::DeadLetter(_))) => Outcome::Published {
-                status: None,
-                dead_letter: true,
-            },
-            Ok(Published::Acknowledged(Record::Report(report) | Record::Replacement(report))) => Outcome::Published {
-                status: Some(report.status),
-                dead_letter: false,
-            },
+            Ok(Published::Acknowledged(Record::DeadLetter(_))) => {
+                self.observer.dead_lettered();
+                Outcome::Published {
+                    status: None,
+                    dead_letter: true,
+                }
+            }
+            Ok(Published::Acknowledged(Record::Report(report) | Record::Replacement(report))) => {
+                self.observer.finished(&report, waited + taken.elapsed());
+                Outcome::Published {
+                    status: Some(report.status),
+                    dead_letter: false,
+                }
+            }
             Ok(Published::Refused) => Outcome::Published {
                 status: None,
                 dead_letter: false,
@@ -450,7 +496,7 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Shared<S, P, R> {
         outcome
     }
 
-    async fn process(&self, position: Position, message: Inbound) -> Outcome {
+    async fn process(&self, position: Position, message: Inbound, waited: Duration) -> Outcome {
         let started = Instant::now();
         let records = match message {
             Inbound::Script(script) => match self.conflicting_id(&script) {
@@ -503,6 +549,7 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Shared<S, P, R> {
                         total_ms = started.elapsed().as_millis() as u64,
                         "result published"
                     );
+                    self.observer.finished(report, waited + started.elapsed());
                     if let Outcome::Published { status, .. } = &mut outcome {
                         *status = Some(report.status);
                     }
@@ -514,6 +561,7 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Shared<S, P, R> {
                         offset = position.offset,
                         "record sent to the dead-letter topic"
                     );
+                    self.observer.dead_lettered();
                     if let Outcome::Published { dead_letter, .. } = &mut outcome {
                         *dead_letter = true;
                     }
@@ -623,6 +671,9 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Shared<S, P, R> {
                 Record::Report(report) | Record::Replacement(report) => self.publisher.publish(report).await,
                 Record::DeadLetter(letter) => self.publisher.dead_letter(letter).await,
             };
+            if result.is_err() {
+                self.observer.publish_failed();
+            }
             match result {
                 Ok(()) => return Published::Acknowledged(record),
                 Err(PublishError::Invalid(reason)) => match record.smaller(&reason, &self.source.origin(position)) {

@@ -25,7 +25,7 @@ use super::breaker::{CircuitBreaker, Pass};
 use super::retry::Backoff;
 use crate::domain::report::keeps_running;
 use crate::domain::{Language, LimitPolicy, Limits, RunReport, Script, TestResult, judge};
-use crate::ports::{Preparation, Runtime, RuntimeError};
+use crate::ports::{Observer, Preparation, Runtime, RuntimeError, Unobserved};
 
 /// How long the next script of a language waits after its image was found missing before re-checking it: doubling
 /// from 5 s up to a minute, so an operator who pulls the image sees the queue judged again within a minute, and a
@@ -58,6 +58,8 @@ pub struct Judge<R: Runtime> {
     missing_images: Mutex<HashMap<Language, MissingImage>>,
     /// One turn per language: while its image is missing, its scripts re-check it one at a time.
     image_turns: HashMap<Language, tokio::sync::Mutex<()>>,
+    /// Told when each build and run starts and ends, for metrics and lifecycle events; never waited on.
+    observer: Arc<dyn Observer>,
 }
 
 /// A language's image was found missing.
@@ -82,7 +84,14 @@ impl<R: Runtime> Judge<R> {
                 .iter()
                 .map(|&language| (language, tokio::sync::Mutex::new(())))
                 .collect(),
+            observer: Arc::new(Unobserved),
         }
+    }
+
+    /// Tells `observer` when each build and each run starts and ends.
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = observer;
+        self
     }
 
     pub fn breaker(&self) -> &CircuitBreaker {
@@ -114,7 +123,10 @@ impl<R: Runtime> Judge<R> {
             tests = script.tests.len(),
             "judging"
         );
+        self.observer.building(&script.id, script.language);
+        let building = Instant::now();
         let preparation = self.prepare(script, limits, cancel).await;
+        self.observer.built(script.language, building.elapsed());
         let program = match preparation {
             Ok(Preparation::Ready(program)) => program,
             Ok(Preparation::BuildFailed(failure)) => {
@@ -150,9 +162,12 @@ impl<R: Runtime> Judge<R> {
         cancel: &CancellationToken,
     ) -> Result<RunReport, Abandoned> {
         if script.tests.is_empty() {
+            self.observer.running(&script.id, script.language, 1);
+            let running = Instant::now();
             let execution = self
                 .with_retries("run", script, cancel, || self.runtime.run(program, b"", cancel))
                 .await;
+            self.observer.ran(script.language, running.elapsed());
             return match execution {
                 Ok(execution) => {
                     let verdict = judge(&execution, None, &script.checker, &limits);
@@ -174,16 +189,19 @@ impl<R: Runtime> Judge<R> {
         }
 
         let mut results = Vec::with_capacity(script.tests.len());
-        for test in &script.tests {
+        for (position, test) in (1u32..).zip(&script.tests) {
             if !keeps_running(script.run_all_tests, &results) {
                 results.push(TestResult::not_run(test));
                 continue;
             }
+            self.observer.running(&script.id, script.language, position);
+            let running = Instant::now();
             let execution = self
                 .with_retries("run", script, cancel, || {
                     self.runtime.run(program, test.input.as_bytes(), cancel)
                 })
                 .await;
+            self.observer.ran(script.language, running.elapsed());
             let result = match execution {
                 Ok(execution) => {
                     let verdict = judge(&execution, Some(&test.expected_output), &script.checker, &limits);

@@ -52,6 +52,10 @@ pub struct Config {
     pub docker: DockerSettings,
     /// `RUNNER_HEALTH_FILE`: where the runner reports its health for `scrc health`.
     pub health_file: std::path::PathBuf,
+    /// `RUNNER_HTTP_ADDR`: where `/metrics`, `/healthz` and `/readyz` are served; `None` (set empty) for nowhere.
+    pub http_addr: Option<std::net::SocketAddr>,
+    /// `KAFKA_EVENTS_TOPIC`: where lifecycle events go; `None` (unset or empty) for no events.
+    pub events_topic: Option<String>,
     pub log: LogSettings,
 }
 
@@ -187,6 +191,10 @@ struct Env {
     docker_host: Option<String>,
     #[serde(default)]
     runner_health_file: Option<String>,
+    #[serde(default = "defaults::runner_http_addr")]
+    runner_http_addr: String,
+    #[serde(default)]
+    kafka_events_topic: Option<String>,
     #[serde(default)]
     log_format: Option<String>,
     #[serde(default)]
@@ -217,6 +225,11 @@ mod defaults {
     }
     pub fn kafka_dlq_topic() -> String {
         "scripts-dlq".into()
+    }
+    /// Port 9464, which Prometheus' list of default exporter ports gives the OpenTelemetry exporter; all interfaces,
+    /// so that Prometheus reaches a containerised runner.
+    pub fn runner_http_addr() -> String {
+        "0.0.0.0:9464".into()
     }
     pub const fn one() -> usize {
         1
@@ -594,8 +607,29 @@ impl Config {
             );
         }
 
+        let http_addr = match env.runner_http_addr.trim() {
+            "" => None,
+            text => Some(text.parse::<std::net::SocketAddr>().map_err(|_| {
+                invalid(
+                    "RUNNER_HTTP_ADDR",
+                    text,
+                    "expected an IP address and port such as 0.0.0.0:9464 or [::]:9464, or empty to turn it off",
+                )
+            })?),
+        };
+        let events_topic = env.kafka_events_topic.filter(|topic| !topic.trim().is_empty());
+        if let Some(topic) = &events_topic
+            && [&env.kafka_topic, &env.kafka_results_topic, &env.kafka_dlq_topic].contains(&topic)
+        {
+            return Err(ConfigError::Rule(format!(
+                "KAFKA_EVENTS_TOPIC={topic:?} is also the scripts, results or dead-letter topic; lifecycle events \
+                 need a topic of their own, or their readers would take them for scripts or results"
+            )));
+        }
         let ceiling = |value: Duration| TimeLimit::new(value).map_err(|e| ConfigError::Rule(e.to_string()));
         Ok(Config {
+            http_addr,
+            events_topic,
             kafka: KafkaSettings {
                 brokers: env.kafka_brokers,
                 scripts_topic: env.kafka_topic,
@@ -742,6 +776,22 @@ mod tests {
 
     fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
         Config::from_vars(vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())))
+    }
+
+    #[test]
+    fn the_http_listener_and_events_are_configured_or_turned_off() {
+        let config = load(&[]).unwrap();
+        assert_eq!(config.http_addr, Some("0.0.0.0:9464".parse().unwrap()));
+        assert_eq!(config.events_topic, None);
+        let config = load(&[("RUNNER_HTTP_ADDR", ""), ("KAFKA_EVENTS_TOPIC", "script-events")]).unwrap();
+        assert_eq!(config.http_addr, None);
+        assert_eq!(config.events_topic.as_deref(), Some("script-events"));
+        let error = load(&[("RUNNER_HTTP_ADDR", "localhost:9464")]).unwrap_err().to_string();
+        assert!(error.contains("RUNNER_HTTP_ADDR=\"localhost:9464\""), "{error}");
+        let error = load(&[("KAFKA_EVENTS_TOPIC", "script-results")])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("KAFKA_EVENTS_TOPIC"), "{error}");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! at any point leads to redelivery, never to loss.
 
 use std::future::Future;
+use std::time::SystemTime;
 
 use crate::domain::{Language, Script, ScriptId};
 
@@ -23,6 +24,8 @@ pub struct Position {
 pub struct Delivery {
     pub position: Position,
     pub message: Inbound,
+    /// When the message was enqueued (Kafka's record timestamp), for the queue-wait metric; `None` when unknown.
+    pub enqueued: Option<SystemTime>,
 }
 
 /// What a message turned out to be.

@@ -53,7 +53,11 @@ impl FakeSource {
         self.queue
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push_back(Delivery { position, message });
+            .push_back(Delivery {
+                position,
+                message,
+                enqueued: Some(std::time::SystemTime::now()),
+            });
         self.arrived.notify_one();
     }
 

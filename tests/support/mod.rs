@@ -29,6 +29,8 @@ pub fn config(overrides: &[(&str, &str)]) -> Config {
     let instance = format!("test-{}-{}", std::process::id(), unique());
     let mut vars = local_images();
     vars.push(("RUNNER_INSTANCE_ID".into(), instance));
+    // Tests run several runners in one process: the HTTP listener is off unless a test asks for it.
+    vars.push(("RUNNER_HTTP_ADDR".into(), String::new()));
     for name in ["RUNNER_SANDBOX", "RUNNER_ARTIFACT_CACHE_BYTES"] {
         if let Ok(value) = std::env::var(name) {
             vars.push((name.into(), value));
@@ -174,4 +176,39 @@ pub async fn assert_clean_and_serving(judge: &scrc::app::Judge<DockerRuntime>, i
         "the runner stopped serving: {report:?}"
     );
     assert_eq!(busy_leftovers(judge.runtime(), instance).await, (0, 0));
+}
+
+/// A loopback address with a port that was free a moment ago, for a runner's `RUNNER_HTTP_ADDR`.
+pub fn free_local_addr() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    let addr = listener.local_addr().expect("its address");
+    addr.to_string()
+}
+
+/// `GET path` from `addr` over HTTP/1.0: the status code and the body; `None` while nothing listens there.
+pub async fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut response = String::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut response))
+        .await
+        .ok()?
+        .ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, body.to_owned()))
+}
+
+/// The value of one series (`name{labels}` exactly as exposed) in a Prometheus text exposition.
+pub fn series(exposition: &str, name: &str) -> Option<f64> {
+    exposition.lines().find_map(|line| {
+        line.strip_prefix(name)?
+            .strip_prefix(' ')?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    })
 }

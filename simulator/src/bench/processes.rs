@@ -98,6 +98,8 @@ impl Runner {
             .env("KAFKA_GROUP_ID", "bench-runners")
             .env("RUNNER_MAX_PARALLEL", parallelism.to_string())
             .env("RUNNER_INSTANCE_ID", instance)
+            // Several runners share this host: no metrics listener, which would want the same port.
+            .env("RUNNER_HTTP_ADDR", "")
             .env("RUNNER_SHUTDOWN_GRACE", "20s")
             .env("LOG_FORMAT", "json")
             .env("RDKAFKA_SESSION_TIMEOUT_MS", SESSION_TIMEOUT.as_millis().to_string())

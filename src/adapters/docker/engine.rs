@@ -269,7 +269,10 @@ impl Engine {
         })
     }
 
-    /// Removes a container and whatever it holds, running or not. A container already gone is not an error.
+    /// Removes a container and whatever it holds, running or not. A container already gone is not an error, nor
+    /// one whose removal is already under way (a forced removal meets a conflict only then: the engine answers 409
+    /// "removal ... is already in progress" when, say, the reaper meets a container the pool is removing in the
+    /// background): either way it is going.
     pub async fn remove_container(&self, id: &str) -> Result<(), EngineError> {
         let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
         let removed = bounded(
@@ -277,7 +280,10 @@ impl Engine {
             self.docker.remove_container(id, Some(options)),
         )
         .await;
-        gone_is_fine(removed)
+        match gone_is_fine(removed) {
+            Err(error) if error.status() == Some(409) => Ok(()),
+            other => other,
+        }
     }
 
     pub async fn upload(&self, id: &str, path: &str, tar: Vec<u8>) -> Result<(), EngineError> {

@@ -168,10 +168,27 @@ impl DockerRuntime {
         self.warm.as_ref().map_or((0, 0), WarmSandbox::idle)
     }
 
+    /// A handle that counts the idle warm sandboxes, for metrics beside the executor.
+    pub fn idle_counter(&self) -> IdleSandboxes {
+        IdleSandboxes(self.warm.as_ref().map(WarmSandbox::pool))
+    }
+
     fn toolchain(&self, language: Language) -> Result<&Toolchain, RuntimeError> {
         self.toolchains
             .get(&language)
             .ok_or_else(|| RuntimeError::Sandbox(format!("no images are configured for {language}")))
+    }
+}
+
+/// Counts the warm sandboxes waiting for a script (see [`DockerRuntime::idle_counter`]).
+#[derive(Clone)]
+pub struct IdleSandboxes(Option<Pool>);
+
+impl IdleSandboxes {
+    /// Sandboxes (a build and a run container each, or a build container alone) started and waiting; none on the
+    /// fresh path.
+    pub fn count(&self) -> usize {
+        self.0.as_ref().map_or(0, |pool| pool.idle().1)
     }
 }
 

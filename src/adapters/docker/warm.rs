@@ -109,6 +109,11 @@ impl WarmSandbox {
         self.pool.idle()
     }
 
+    /// The pool, for counting its idle sandboxes beside the runtime.
+    pub fn pool(&self) -> Pool {
+        self.pool.clone()
+    }
+
     fn observe(&self, phase: Phase, since: Instant) {
         if let Some(observer) = &self.observer {
             observer.observe(phase, since.elapsed());

@@ -1,5 +1,5 @@
 //! Topic creation, for deployments that do not auto-create topics: `scrc create-topics` creates the scripts,
-//! results and dead-letter topics with enough partitions for the replicas and parallelism planned, and with
+//! results and dead-letter topics (and the lifecycle events topic when `KAFKA_EVENTS_TOPIC` names one) with enough partitions for the replicas and parallelism planned, and with
 //! `min.insync.replicas` set so that an acknowledged (`acks=all`) record survives the loss of a broker whenever
 //! the replication factor allows it. Idempotent.
 
@@ -19,21 +19,25 @@ pub fn min_insync_replicas(replication: i32) -> i32 {
     if replication >= 3 { 2 } else { 1 }
 }
 
-/// The three topics to create. `min_insync` is [`min_insync_replicas`] as text, borrowed by the specs.
+/// The topics to create: scripts, results, dead letters, and events when `events` names a topic. `min_insync` is
+/// [`min_insync_replicas`] as text, borrowed by the specs.
 fn topic_specs<'a>(
     settings: &'a KafkaSettings,
+    events: Option<&'a str>,
     partitions: i32,
     replication: i32,
     min_insync: &'a str,
-) -> [NewTopic<'a>; 3] {
+) -> Vec<NewTopic<'a>> {
     let topic = |name: &'a str, partitions: i32| {
         NewTopic::new(name, partitions, TopicReplication::Fixed(replication)).set("min.insync.replicas", min_insync)
     };
-    [
+    let mut topics = vec![
         topic(&settings.scripts_topic, partitions),
         topic(&settings.results_topic, partitions),
         topic(&settings.dlq_topic, 1),
-    ]
+    ];
+    topics.extend(events.map(|name| topic(name, partitions)));
+    topics
 }
 
 /// Creates the topics, waiting up to `wait` for the broker to answer. Topics that exist are left as they are.
@@ -42,6 +46,7 @@ fn topic_specs<'a>(
 /// A message naming the topic and the broker's refusal.
 pub async fn create_topics(
     settings: &KafkaSettings,
+    events: Option<&str>,
     partitions: i32,
     replication: i32,
     wait: Duration,
@@ -56,7 +61,7 @@ pub async fn create_topics(
         source,
     })?;
     let min_insync = min_insync_replicas(replication).to_string();
-    let topics = topic_specs(settings, partitions, replication, &min_insync);
+    let topics = topic_specs(settings, events, partitions, replication, &min_insync);
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let started = Instant::now();
     loop {
@@ -112,9 +117,14 @@ mod tests {
     fn every_topic_is_created_with_min_insync_replicas() {
         let settings = settings();
         let min_insync = min_insync_replicas(3).to_string();
-        let topics = topic_specs(&settings, 12, 3, &min_insync);
+        let topics = topic_specs(&settings, None, 12, 3, &min_insync);
         let names: Vec<&str> = topics.iter().map(|t| t.name).collect();
         assert_eq!(names, ["scripts", "script-results", "scripts-dlq"]);
+        let with_events = topic_specs(&settings, Some("script-events"), 12, 3, &min_insync);
+        assert_eq!(
+            with_events.last().map(|t| (t.name, t.num_partitions)),
+            Some(("script-events", 12))
+        );
         for topic in &topics {
             assert_eq!(topic.config, [("min.insync.replicas", "2")], "{}", topic.name);
             assert!(matches!(topic.replication, TopicReplication::Fixed(3)));

@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol, StreamConsumer};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::{mpsc, oneshot};
@@ -55,9 +56,14 @@ enum PollerState {
     Stopped,
 }
 
-/// Tracks which partitions this instance owns, under which generation.
+/// Tracks which partitions this instance owns, under which generation, and what librdkafka's statistics say about
+/// them.
 #[derive(Default)]
 struct SourceContext {
+    /// The scripts topic, whose partitions' lag the statistics report.
+    topic: String,
+    /// The latest statistics' view, for metrics and readiness.
+    statistics: Mutex<GroupView>,
     owned: Mutex<HashMap<i32, u64>>,
     generations: AtomicU64,
     /// Whether the poller has paused the assignment because nobody asks for messages: partitions assigned
@@ -101,6 +107,45 @@ impl ClientContext for SourceContext {
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::warn!(%error, reason, "Kafka consumer error");
     }
+
+    /// Keeps the lag of each owned partition and the group membership, every `statistics.interval.ms`.
+    fn stats(&self, statistics: Statistics) {
+        let owned: Vec<i32> = self
+            .owned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .copied()
+            .collect();
+        let mut lag: Vec<(i32, i64)> = statistics
+            .topics
+            .get(&self.topic)
+            .map(|topic| {
+                topic
+                    .partitions
+                    .iter()
+                    // librdkafka reports -1 until it knows, and lists partition -1 for its own bookkeeping.
+                    .filter(|(partition, stats)| owned.contains(partition) && stats.consumer_lag >= 0)
+                    .map(|(partition, stats)| (*partition, stats.consumer_lag))
+                    .collect()
+            })
+            .unwrap_or_default();
+        lag.sort_unstable();
+        let in_group = statistics
+            .cgrp
+            .map(|group| group.state == "up" && group.join_state == "steady");
+        *self.statistics.lock().unwrap_or_else(|p| p.into_inner()) = GroupView { lag, in_group };
+    }
+}
+
+/// What the consumer's latest statistics say.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupView {
+    /// Messages behind the end of each owned partition whose lag is known, by partition.
+    pub lag: Vec<(i32, i64)>,
+    /// Whether the consumer has joined its group and applied its assignment; `None` before the first statistics
+    /// (or with `statistics.interval.ms=0`).
+    pub in_group: Option<bool>,
 }
 
 impl ConsumerContext for SourceContext {
@@ -286,7 +331,10 @@ impl KafkaSource {
         };
         let consumer: StreamConsumer<SourceContext> = settings
             .consumer_config()
-            .create_with_context(SourceContext::default())
+            .create_with_context(SourceContext {
+                topic: settings.scripts_topic.clone(),
+                ..SourceContext::default()
+            })
             .map_err(setup)?;
         consumer.subscribe(&[&settings.scripts_topic]).map_err(setup)?;
         let consumer = Arc::new(consumer);
@@ -352,7 +400,24 @@ impl KafkaSource {
     }
 }
 
+impl KafkaSource {
+    /// What the consumer's latest statistics say: lag per owned partition, and group membership.
+    pub fn group_view(&self) -> GroupView {
+        self.consumer
+            .context()
+            .statistics
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
 fn classify(message: &BorrowedMessage<'_>, max_message_bytes: usize, context: &SourceContext) -> Delivery {
+    let enqueued = message
+        .timestamp()
+        .to_millis()
+        .and_then(|millis| u64::try_from(millis).ok())
+        .map(|millis| std::time::UNIX_EPOCH + std::time::Duration::from_millis(millis));
     let at = Coordinates {
         topic: message.topic(),
         partition: message.partition(),
@@ -375,7 +440,11 @@ fn classify(message: &BorrowedMessage<'_>, max_message_bytes: usize, context: &S
             headers: read_headers(message),
         }),
     };
-    Delivery { position, message }
+    Delivery {
+        position,
+        message,
+        enqueued,
+    }
 }
 
 /// A message's headers, names converted lossily to UTF-8 (invalid bytes become U+FFFD).

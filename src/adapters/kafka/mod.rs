@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod consumer;
 pub mod dev_broker;
+pub mod events;
 pub mod producer;
 pub mod wire;
 
@@ -17,6 +18,7 @@ use rdkafka::ClientConfig;
 
 pub use consumer::KafkaSource;
 pub use dev_broker::DevBroker;
+pub use events::KafkaEvents;
 pub use producer::KafkaPublisher;
 
 /// Properties scrc sets for its guarantees; overriding them through `RDKAFKA_*` is refused at startup.
@@ -29,6 +31,85 @@ pub const PROTECTED_PROPERTIES: [&str; 7] = [
     "group.id",
     "auto.offset.reset",
 ];
+
+/// librdkafka's consumer-only properties (`C` in its CONFIGURATION.md, 2.12): an `RDKAFKA_*` variable naming one
+/// is given to the consumer alone, since librdkafka warns about, and ignores, a consumer property on a producer.
+const CONSUMER_ONLY: [&str; 33] = [
+    "auto.commit.enable",
+    "auto.commit.interval.ms",
+    "auto.offset.reset",
+    "check.crcs",
+    "consume.callback.max.messages",
+    "consume_cb",
+    "coordinator.query.interval.ms",
+    "enable.auto.commit",
+    "enable.auto.offset.store",
+    "enable.partition.eof",
+    "fetch.error.backoff.ms",
+    "fetch.max.bytes",
+    "fetch.message.max.bytes",
+    "fetch.min.bytes",
+    "fetch.queue.backoff.ms",
+    "fetch.wait.max.ms",
+    "group.id",
+    "group.instance.id",
+    "group.protocol",
+    "group.protocol.type",
+    "group.remote.assignor",
+    "heartbeat.interval.ms",
+    "isolation.level",
+    "max.partition.fetch.bytes",
+    "max.poll.interval.ms",
+    "offset.store.method",
+    "offset.store.path",
+    "offset.store.sync.interval.ms",
+    "offset_commit_cb",
+    "partition.assignment.strategy",
+    "queued.max.messages.kbytes",
+    "queued.min.messages",
+    "session.timeout.ms",
+];
+
+/// librdkafka's producer-only properties (`P` in its CONFIGURATION.md, 2.12), given to the producers alone.
+const PRODUCER_ONLY: [&str; 30] = [
+    "acks",
+    "batch.num.messages",
+    "batch.size",
+    "compression.codec",
+    "compression.level",
+    "compression.type",
+    "delivery.report.only.error",
+    "delivery.timeout.ms",
+    "dr_cb",
+    "dr_msg_cb",
+    "enable.gapless.guarantee",
+    "enable.idempotence",
+    "linger.ms",
+    "message.send.max.retries",
+    "message.timeout.ms",
+    "msg_order_cmp",
+    "partitioner",
+    "partitioner_cb",
+    "produce.offset.report",
+    "queue.buffering.backpressure.threshold",
+    "queue.buffering.max.kbytes",
+    "queue.buffering.max.messages",
+    "queue.buffering.max.ms",
+    "queuing.strategy",
+    "request.required.acks",
+    "request.timeout.ms",
+    "retries",
+    "sticky.partitioning.linger.ms",
+    "transaction.timeout.ms",
+    "transactional.id",
+];
+
+/// Which kind of client a configuration is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Consumer,
+    Producer,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KafkaSettings {
@@ -65,9 +146,16 @@ impl KafkaSettings {
         config
     }
 
-    fn apply_properties(&self, config: &mut ClientConfig) {
+    /// Applies the user's `RDKAFKA_*` properties that concern a client of `role`: all but the other role's own.
+    fn apply_properties(&self, config: &mut ClientConfig, role: Role) {
+        let foreign: &[&str] = match role {
+            Role::Consumer => &PRODUCER_ONLY,
+            Role::Producer => &CONSUMER_ONLY,
+        };
         for (name, value) in &self.properties {
-            config.set(name, value);
+            if !foreign.contains(&name.as_str()) {
+                config.set(name, value);
+            }
         }
     }
 
@@ -94,8 +182,10 @@ impl KafkaSettings {
             // With thresholds this low, librdkafka's default of 1 s between fetches once they are reached leaves
             // the slots idle for a second after every pause and whenever scripts are short; librdkafka's own
             // documentation advises lowering it in that case.
-            .set("fetch.queue.backoff.ms", "20");
-        self.apply_properties(&mut config);
+            .set("fetch.queue.backoff.ms", "20")
+            // Partition lag and group membership, for metrics and readiness.
+            .set("statistics.interval.ms", "5000");
+        self.apply_properties(&mut config, Role::Consumer);
         config
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
@@ -113,10 +203,31 @@ impl KafkaSettings {
             .set("acks", "all")
             .set("linger.ms", "5")
             .set("message.timeout.ms", "30000");
-        self.apply_properties(&mut config);
+        self.apply_properties(&mut config, Role::Producer);
         config
             .set("enable.idempotence", "true")
             .set("acks", "all")
+            .set("bootstrap.servers", &self.brokers);
+        config
+    }
+}
+
+impl KafkaSettings {
+    /// The lifecycle events producer: best effort, so neither idempotent nor acks=all, with a bounded local queue
+    /// (`queue_limit` events) that refuses rather than waits, and events given up after `timeout`. The user's
+    /// `RDKAFKA_*` properties (TLS, SASL) apply as to the other clients.
+    pub fn events_config(&self, queue_limit: usize, timeout: Duration) -> ClientConfig {
+        let mut config = self.base_config();
+        config
+            .set("enable.idempotence", "false")
+            .set("acks", "1")
+            .set("linger.ms", "20")
+            .set("queue.buffering.max.messages", queue_limit.to_string())
+            .set("message.timeout.ms", timeout.as_millis().to_string());
+        self.apply_properties(&mut config, Role::Producer);
+        config
+            .set("enable.idempotence", "false")
+            .set("acks", "1")
             .set("bootstrap.servers", &self.brokers);
         config
     }
@@ -147,6 +258,8 @@ mod tests {
                 ("security.protocol".into(), "SASL_SSL".into()),
                 ("enable.auto.offset.store".into(), "true".into()),
                 ("auto.offset.reset".into(), "latest".into()),
+                ("fetch.wait.max.ms".into(), "10".into()),
+                ("compression.type".into(), "zstd".into()),
             ],
             max_message_bytes: 1 << 20,
             max_result_bytes: 950_000,
@@ -170,6 +283,22 @@ mod tests {
         assert_eq!(consumer.get("queued.max.messages.kbytes"), Some("8192"));
         let producer = settings().producer_config();
         assert_eq!(producer.get("security.protocol"), Some("SASL_SSL"));
+        assert_eq!(
+            producer.get("fetch.wait.max.ms"),
+            None,
+            "a consumer property stays off the producer"
+        );
+        assert_eq!(consumer.get("fetch.wait.max.ms"), Some("10"));
+        assert_eq!(
+            consumer.get("compression.type"),
+            None,
+            "a producer property stays off the consumer"
+        );
+        assert_eq!(producer.get("compression.type"), Some("zstd"));
+        let events = settings().events_config(100, Duration::from_secs(1));
+        assert_eq!(events.get("security.protocol"), Some("SASL_SSL"));
+        assert_eq!(events.get("fetch.wait.max.ms"), None);
+        assert_eq!(events.get("enable.idempotence"), Some("false"));
         assert_eq!(producer.get("enable.idempotence"), Some("true"));
         assert_eq!(producer.get("acks"), Some("all"));
     }
