@@ -173,8 +173,9 @@ fn every_example_in_the_asyncapi_document_validates() {
     }
 }
 
-/// Every fenced ```json block of the README must be one of the contract's messages, and valid. A block the
-/// classifier cannot place fails the test, so a new example cannot escape the check.
+/// Every fenced ```json block of the README must be one of the contract's messages, or several one after another
+/// (a stream of events), and valid. A block the classifier cannot place fails the test, so a new example cannot
+/// escape the check.
 #[test]
 fn every_json_example_in_the_readme_validates() {
     let contract = Contract::load();
@@ -182,16 +183,23 @@ fn every_json_example_in_the_readme_validates() {
     let blocks = json_blocks(&readme);
     let mut kinds = BTreeSet::new();
     for (line, text) in &blocks {
-        let value: Value =
-            serde_json::from_str(text).unwrap_or_else(|e| panic!("README.md:{line}: the json block is not JSON: {e}"));
-        let kind = classify(&value).unwrap_or_else(|why| panic!("README.md:{line}: {why}:\n{text}"));
-        contract.assert_valid(kind, &value, &format!("README.md:{line}"));
-        kinds.insert(kind);
+        let values: Vec<Value> = serde_json::Deserializer::from_str(text)
+            .into_iter()
+            .collect::<Result<_, _>>()
+            .unwrap_or_else(|e| panic!("README.md:{line}: the json block is not JSON: {e}"));
+        assert!(!values.is_empty(), "README.md:{line}: an empty json block");
+        for value in values {
+            let kind = classify(&value).unwrap_or_else(|why| panic!("README.md:{line}: {why}:\n{text}"));
+            contract.assert_valid(kind, &value, &format!("README.md:{line}"));
+            kinds.insert(kind);
+        }
     }
-    assert!(
-        kinds.contains(&Kind::Script) && kinds.contains(&Kind::Result),
-        "the README's script and result examples were not found: {blocks:?}"
-    );
+    for kind in [Kind::Script, Kind::Result, Kind::Event] {
+        assert!(
+            kinds.contains(&kind),
+            "the README's {kind:?} examples were not found: {blocks:?}"
+        );
+    }
 }
 
 #[test]

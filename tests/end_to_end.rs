@@ -366,7 +366,9 @@ async fn metrics_and_events_follow_what_was_judged() {
         ["finished RJ"],
         "an unreadable message is never accepted"
     );
+    let contract = Contract::load();
     for event in &events {
+        contract.assert_valid(Kind::Event, event, &format!("the real event {event}"));
         let fields: Vec<&str> = event.as_object().expect("object").keys().map(String::as_str).collect();
         for field in &fields {
             assert!(
