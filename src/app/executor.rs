@@ -664,6 +664,7 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Shared<S, P, R> {
 
     /// Publishes `record`, retrying until the broker acknowledges it. A record the broker refuses as invalid is
     /// replaced by a smaller one ([`Record::smaller`]) a bounded number of times, never retried as it is.
+    #[tracing::instrument(name = "publish", skip_all, fields(partition = position.partition, offset = position.offset))]
     async fn publish_until_acknowledged(&self, position: Position, mut record: Record) -> Published {
         let mut attempt = 0u32;
         loop {

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use super::breaker::{CircuitBreaker, Pass};
 use super::retry::Backoff;
@@ -102,10 +103,15 @@ impl<R: Runtime> Judge<R> {
         &self.runtime
     }
 
-    /// Judges a script.
+    /// Judges a script. Its span names the script, so that every line logged while judging it does too.
     ///
     /// # Errors
     /// [`Abandoned`] when `cancel` fires first.
+    #[tracing::instrument(
+        name = "judge",
+        skip_all,
+        fields(script_id = %script.id, language = %script.language, tests = script.tests.len())
+    )]
     pub async fn judge(&self, script: &Script, cancel: &CancellationToken) -> Result<RunReport, Abandoned> {
         let limits = match self.policy.resolve(&script.limits, script.tests.len()) {
             Ok(limits) => limits,
@@ -117,15 +123,13 @@ impl<R: Runtime> Judge<R> {
                 ));
             }
         };
-        tracing::info!(
-            script_id = %script.id,
-            language = %script.language,
-            tests = script.tests.len(),
-            "judging"
-        );
+        tracing::info!("judging");
         self.observer.building(&script.id, script.language);
         let building = Instant::now();
-        let preparation = self.prepare(script, limits, cancel).await;
+        let preparation = self
+            .prepare(script, limits, cancel)
+            .instrument(tracing::info_span!("build"))
+            .await;
         self.observer.built(script.language, building.elapsed());
         let program = match preparation {
             Ok(Preparation::Ready(program)) => program,
@@ -200,13 +204,13 @@ impl<R: Runtime> Judge<R> {
                 .with_retries("run", script, cancel, || {
                     self.runtime.run(program, test.input.as_bytes(), cancel)
                 })
+                .instrument(tracing::info_span!("test", number = test.number))
                 .await;
             self.observer.ran(script.language, running.elapsed());
             let result = match execution {
                 Ok(execution) => {
                     let verdict = judge(&execution, Some(&test.expected_output), &script.checker, &limits);
                     tracing::debug!(
-                        script_id = %script.id,
                         test = test.number,
                         status = %verdict.status,
                         duration_ms = execution.wall_time.as_millis() as u64,

@@ -65,7 +65,13 @@ impl RunnerLog {
         let Ok(event) = serde_json::from_str::<Value>(line) else {
             return;
         };
-        let script = || event["script_id"].as_str().map(str::to_owned);
+        // The script's id is a field of the event, or of the `judge` span it is logged in.
+        let script = || {
+            event["script_id"]
+                .as_str()
+                .or_else(|| event["span"]["script_id"].as_str())
+                .map(str::to_owned)
+        };
         match event["message"].as_str().unwrap_or_default() {
             "partitions assigned" => self.owned.extend(partitions(&event["assigned"])),
             message if message.starts_with("partitions revoked") => {
@@ -121,7 +127,7 @@ mod tests {
         write!(
             file,
             "{}",
-            line(r#""message":"judging","script_id":"s1","language":"python""#)
+            line(r#""message":"judging","span":{"script_id":"s1","language":"python","name":"judge"}"#)
         )
         .unwrap();
         let half = line(r#""message":"judging","script_id":"s2""#);
