@@ -78,7 +78,7 @@ impl Scenario {
     /// the same behaviour.
     pub fn unique(&self, token: &str) -> Scenario {
         let comment = match self.language.as_str() {
-            "python" => "#",
+            "python" | "ruby" => "#",
             _ => "//",
         };
         let mut unique = self.clone();
