@@ -42,7 +42,8 @@ impl LanguageModule for Java {
 
     fn run_command(&self, source_file: &str, memory: MemoryLimit) -> Vec<String> {
         let class = source_file.strip_suffix(".java").unwrap_or(source_file);
-        let mut command = java_under(memory);
+        let stack = (memory.bytes() / 4).clamp(MIB, 64 * MIB);
+        let mut command = java_under(memory, stack);
         command.extend(["-cp".into(), PROGRAM_DIR.into(), class.into()]);
         command
     }
@@ -52,15 +53,15 @@ impl LanguageModule for Java {
     }
 }
 
-/// `java` with its heap and thread stacks sized under the container's memory limit (Java and Kotlin run alike).
-pub(super) fn java_under(memory: MemoryLimit) -> Vec<String> {
+/// `java` with its heap sized under the container's memory limit and thread stacks of `stack` bytes (Java and
+/// Kotlin run alike but for the stack).
+pub(super) fn java_under(memory: MemoryLimit, stack: u64) -> Vec<String> {
     let bytes = memory.bytes();
     let heap = if bytes >= 128 * MIB {
         bytes - 64 * MIB
     } else {
         bytes / 2
     };
-    let stack = (bytes / 4).clamp(MIB, 64 * MIB);
     vec![
         "java".into(),
         "-XX:+UseSerialGC".into(),
