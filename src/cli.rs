@@ -7,7 +7,8 @@ pub const USAGE: &str = "\
 usage:
   scrc [run]                          run the runner daemon (configured by environment variables)
   scrc dev-broker [--partitions N]    start an embedded Kafka-protocol broker for development (default 6 partitions)
-  scrc demo                           run broker, runner and simulator in one process and check every verdict
+  scrc demo [--all-languages]         run broker, runner and simulator in one process and check every verdict
+                                      (SCRC's five languages; all twelve with --all-languages)
   scrc create-topics [--partitions N] [--replication N]
                                       create the scripts, results and dead-letter topics (default 12 partitions, 1 replica)
   scrc health                         exit 0 when the running runner reaches Kafka and Docker (a container HEALTHCHECK)
@@ -18,7 +19,7 @@ usage:
 pub enum Command {
     Run,
     DevBroker { partitions: i32 },
-    Demo,
+    Demo { all_languages: bool },
     CreateTopics { partitions: i32, replication: i32 },
     Health,
     Help,
@@ -63,7 +64,16 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             }
             return Ok(Command::DevBroker { partitions });
         }
-        Some("demo") => Command::Demo,
+        Some("demo") => {
+            let mut all_languages = false;
+            for flag in args.by_ref() {
+                match flag {
+                    "--all-languages" => all_languages = true,
+                    other => return Err(UsageError(format!("unknown flag {other:?} for demo"))),
+                }
+            }
+            Command::Demo { all_languages }
+        }
         Some("health") => Command::Health,
         Some("create-topics") => {
             let (mut partitions, mut replication) = (12, 1);
@@ -119,6 +129,16 @@ mod tests {
         assert!(parse_words(&["dev-broker", "--partitions", "0"]).is_err());
         assert!(parse_words(&["dev-broker", "--partitions"]).is_err());
         assert!(parse_words(&["dev-broker", "--fast"]).is_err());
+    }
+
+    #[test]
+    fn demo_sends_scrcs_languages_unless_asked_for_all() {
+        assert_eq!(parse_words(&["demo"]), Ok(Command::Demo { all_languages: false }));
+        assert_eq!(
+            parse_words(&["demo", "--all-languages"]),
+            Ok(Command::Demo { all_languages: true })
+        );
+        assert!(parse_words(&["demo", "--fast"]).is_err());
     }
 
     #[test]
