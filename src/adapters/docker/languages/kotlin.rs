@@ -4,7 +4,7 @@
 //! The thread stack is smaller than Java's quarter of the limit: a JVM whose program overflows its stack peaks
 //! at about five times `-Xss` (measured on this JRE: 245 MiB with 48 MiB stacks, 107 MiB with 16 MiB), so with a
 //! quarter the container is OOM-killed (ML) before the program's `StackOverflowError` (RE). A sixteenth of the
-//! limit, between 1 and 16 MiB, still gives recursion some 100,000 frames deep at the default 256 MiB.
+//! limit, between 1 and 16 MiB, leaves deep recursion 16 MiB of stack at the default 256 MiB.
 
 use super::java::{java_under, jvm_out_of_memory};
 use super::{LanguageModule, PROGRAM_DIR, strings};

@@ -11,8 +11,8 @@ impl LanguageModule for Rust {
         "main.rs".into()
     }
 
-    /// glibc's static libraries (libc6-dev, a dependency of Debian's rustc) make `crt-static` work on the GNU
-    /// target. Colour is off and the diagnostics are the short human ones.
+    /// glibc's static libraries (libc6-dev, which scripts/build-images.sh installs by name: debootstrap does not
+    /// resolve rustc's virtual `libc-dev`) make `crt-static` work on the GNU target. Colour is off.
     fn build_command(&self, source_file: &str) -> Vec<String> {
         let mut command = strings(&[
             "rustc",
