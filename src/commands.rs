@@ -253,7 +253,7 @@ async fn ensure_demo_images(config: &Config, languages: &[Language]) -> anyhow::
         );
     }
     eprintln!(
-        "demo: images missing ({}); building them from Debian packages, about two minutes",
+        "demo: images missing ({}); building every missing image from Debian packages, a few minutes",
         missing.join(", ")
     );
     let script = std::env::temp_dir().join(format!("scrc-build-images-{}.sh", std::process::id()));
