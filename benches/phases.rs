@@ -59,13 +59,37 @@ fn program(language: Language) -> &'static str {
         Language::Java => {
             "import java.util.*;\npublic class Main{public static void main(String[] a){Scanner s=new Scanner(System.in);long x=s.nextLong(),y=s.nextLong();System.out.println(x+y);}}\n"
         }
+        Language::JavaScript => {
+            "const [a, b] = require('fs').readFileSync(0, 'utf8').trim().split(/\\s+/).map(Number);\nconsole.log(a + b);\n"
+        }
+        Language::Ruby => "a, b = gets.split.map(&:to_i)\nputs a + b\n",
+        Language::Php => {
+            "<?php\n[$a, $b] = array_map('intval', explode(' ', trim(fgets(STDIN))));\necho $a + $b, \"\\n\";\n"
+        }
+        Language::Rust => {
+            "use std::io::Read;\nfn main(){let mut s=String::new();std::io::stdin().read_to_string(&mut s).unwrap();\
+             let v:Vec<i64>=s.split_whitespace().map(|x|x.parse().unwrap()).collect();println!(\"{}\",v[0]+v[1]);}\n"
+        }
+        Language::TypeScript => {
+            "const data: string = require('fs').readFileSync(0, 'utf8');\nconst [a, b] = data.trim().split(/\\s+/).map(Number);\nconsole.log(a + b);\n"
+        }
+        Language::Kotlin => {
+            "fun main() {\n    val (a, b) = readLine()!!.trim().split(\" \").map { it.toLong() }\n    println(a + b)\n}\n"
+        }
+        Language::CSharp => {
+            "using System;\nusing System.Linq;\nclass P{static void Main(){var v=Console.ReadLine().Split(' ').Select(long.Parse).ToArray();Console.WriteLine(v[0]+v[1]);}}\n"
+        }
     }
 }
 
 /// The program with a comment naming the iteration, so that the artifact cache never answers: every script is
 /// compiled, as the compile medians need.
 fn unique_source(language: Language, n: usize) -> String {
-    let comment = if language == Language::Python { "#" } else { "//" };
+    let comment = if matches!(language, Language::Python | Language::Ruby) {
+        "#"
+    } else {
+        "//"
+    };
     format!(
         "{}{comment} phases bench {n} {}\n",
         program(language),

@@ -36,6 +36,14 @@ declare -A packages=(
   [scrc-local/go:bookworm-3]="golang-go"
   [scrc-local/jdk:bookworm-3]="openjdk-17-jdk-headless"
   [scrc-local/jre:bookworm]="openjdk-17-jre-headless"
+  [scrc-local/node:bookworm]="nodejs"
+  [scrc-local/typescript:bookworm]="node-typescript"
+  [scrc-local/ruby:bookworm]="ruby"
+  [scrc-local/php:bookworm]="php8.2-cli"
+  [scrc-local/rustc:bookworm]="rustc libc6-dev"
+  [scrc-local/kotlin:bookworm]="kotlin openjdk-17-jdk-headless"
+  [scrc-local/mono:bookworm]="mono-mcs"
+  [scrc-local/mono-runtime:bookworm]="mono-runtime libmono-system-core4.0-cil libmono-system-numerics4.0-cil"
 )
 
 # Warm toolchains: image name -> the function that prepares it inside its root, after debootstrap. Each writes only

@@ -12,6 +12,7 @@ commands:
   run                  run the runner daemon; the default when no command is given
   dev-broker           start an embedded Kafka-protocol broker for development [--partitions N, default 6]
   demo                 run a broker, a runner and the simulator in one process and check every verdict
+                       (SCRC's five languages; all twelve with --all-languages)
   create-topics        create the scripts, results, dead-letter and events topics [--partitions N] [--replication N]
   health               exit 0 when the running runner is ready (Kafka, Docker, group): the container HEALTHCHECK
   help                 show this help (also --help, -h)
@@ -25,7 +26,7 @@ in the README's Configuration section. A running runner serves /metrics, /health
 pub enum Command {
     Run,
     DevBroker { partitions: i32 },
-    Demo,
+    Demo { all_languages: bool },
     CreateTopics { partitions: i32, replication: i32 },
     Health,
     Help,
@@ -70,7 +71,16 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             }
             return Ok(Command::DevBroker { partitions });
         }
-        Some("demo") => Command::Demo,
+        Some("demo") => {
+            let mut all_languages = false;
+            for flag in args.by_ref() {
+                match flag {
+                    "--all-languages" => all_languages = true,
+                    other => return Err(UsageError(format!("unknown flag {other:?} for demo"))),
+                }
+            }
+            Command::Demo { all_languages }
+        }
         Some("health") => Command::Health,
         Some("create-topics") => {
             let (mut partitions, mut replication) = (12, 1);
@@ -129,6 +139,16 @@ mod tests {
     }
 
     #[test]
+    fn demo_sends_scrcs_languages_unless_asked_for_all() {
+        assert_eq!(parse_words(&["demo"]), Ok(Command::Demo { all_languages: false }));
+        assert_eq!(
+            parse_words(&["demo", "--all-languages"]),
+            Ok(Command::Demo { all_languages: true })
+        );
+        assert!(parse_words(&["demo", "--fast"]).is_err());
+    }
+
+    #[test]
     fn create_topics_and_health_parse() {
         assert_eq!(
             parse_words(&["create-topics"]),
@@ -153,7 +173,7 @@ mod tests {
         let commands = [
             ("run", Command::Run),
             ("dev-broker", Command::DevBroker { partitions: 6 }),
-            ("demo", Command::Demo),
+            ("demo", Command::Demo { all_languages: false }),
             (
                 "create-topics",
                 Command::CreateTopics {

@@ -14,6 +14,7 @@ use crate::adapters::kafka::{DevBroker, KafkaEvents, KafkaPublisher, KafkaSource
 use crate::adapters::metrics::Metrics;
 use crate::app::{CircuitBreaker, Executor, Judge, StopReason, Summary};
 use crate::config::Config;
+use crate::domain::Language;
 use crate::health::Vitals;
 use crate::ports::Observers;
 
@@ -199,15 +200,28 @@ pub async fn dev_broker(config: &Config, partitions: i32) -> anyhow::Result<()> 
 /// The image script, carried in the binary so that `scrc demo` can provision a fresh machine on its own.
 const BUILD_IMAGES_SCRIPT: &str = include_str!("../scripts/build-images.sh");
 
-/// Runs the embedded broker, a runner and the simulator with one iteration of the whole script library, in one
-/// process, and prints the verdict table. Returns whether every verdict matched.
+/// Runs the embedded broker, a runner and the simulator with one iteration of the script library (SCRC's five
+/// languages, or all twelve with `all_languages`), in one process, and prints the verdict table. Returns whether
+/// every verdict matched.
 ///
 /// The demo uses the locally built images unless an `*_IMAGE` variable says otherwise, and builds them first when
-/// they are missing and it can (root, Debian); otherwise it says which command to run.
+/// the languages it sends miss some and it can (root, Debian); otherwise it says which command to run.
 ///
 /// # Errors
 /// When the configuration is invalid, Docker is unreachable, images cannot be provided, or a client fails.
-pub async fn demo(environment: Vec<(String, String)>) -> anyhow::Result<bool> {
+pub async fn demo(environment: Vec<(String, String)>, all_languages: bool) -> anyhow::Result<bool> {
+    let library = if all_languages {
+        scrc_simulator::full_library()?
+    } else {
+        scrc_simulator::library()?
+    };
+    let mut languages: Vec<Language> = Vec::new();
+    for scenario in &library {
+        let language: Language = scenario.language.parse()?;
+        if !languages.contains(&language) {
+            languages.push(language);
+        }
+    }
     let user_set: std::collections::HashSet<&str> = environment.iter().map(|(k, _)| k.as_str()).collect();
     let mut vars: Vec<(String, String)> = crate::config::local_images()
         .into_iter()
@@ -226,7 +240,7 @@ pub async fn demo(environment: Vec<(String, String)>) -> anyhow::Result<bool> {
     }
     vars.extend(environment.iter().cloned());
     let probe = Config::from_vars(vars.clone())?;
-    ensure_demo_images(&probe).await?;
+    ensure_demo_images(&probe, &languages).await?;
 
     let topics = DevTopics {
         scripts: probe.kafka.scripts_topic.clone(),
@@ -238,9 +252,10 @@ pub async fn demo(environment: Vec<(String, String)>) -> anyhow::Result<bool> {
     vars.push(("KAFKA_BROKERS".into(), broker.bootstrap_servers()));
     let config = Config::from_vars(vars)?;
     eprintln!(
-        "demo: broker at {}, runner with RUNNER_MAX_PARALLEL={}, sending the script library (5 languages x 6 outcomes)",
+        "demo: broker at {}, runner with RUNNER_MAX_PARALLEL={}, sending the script library ({} languages x 6 outcomes)",
         broker.bootstrap_servers(),
-        config.executor.max_parallel
+        config.executor.max_parallel,
+        languages.len()
     );
 
     let stop = CancellationToken::new();
@@ -264,7 +279,6 @@ pub async fn demo(environment: Vec<(String, String)>) -> anyhow::Result<bool> {
         ],
         &[],
     )?;
-    let library = scrc_simulator::library()?;
     let progress = tokio::spawn(show_progress(results_log.clone(), library.len(), stop.clone()));
     let report = scrc_simulator::run(&simulator, &library, CancellationToken::new()).await;
     stop.cancel();
@@ -307,13 +321,16 @@ async fn show_progress(results_log: std::path::PathBuf, total: usize, stop: Canc
     }
 }
 
-/// Makes sure every image the demo needs is present, building the local ones when possible.
-async fn ensure_demo_images(config: &Config) -> anyhow::Result<()> {
+/// Makes sure every image of `languages` is present, building the local ones when possible.
+async fn ensure_demo_images(config: &Config, languages: &[Language]) -> anyhow::Result<()> {
     let engine = crate::adapters::docker::engine::Engine::connect(config.docker.host.as_deref())
         .await
         .context("the demo needs a Docker engine")?;
     let mut missing = Vec::new();
-    for toolchain in config.docker.toolchains.values() {
+    let toolchains = languages
+        .iter()
+        .filter_map(|language| config.docker.toolchains.get(language));
+    for toolchain in toolchains {
         for image in [&toolchain.build_image, &toolchain.run_image] {
             if !engine.image_exists(image).await? && !missing.contains(image) {
                 missing.push(image.clone());
@@ -338,7 +355,7 @@ async fn ensure_demo_images(config: &Config) -> anyhow::Result<()> {
         );
     }
     eprintln!(
-        "demo: images missing ({}); building them from Debian packages, about two minutes",
+        "demo: images missing ({}); building every missing image from Debian packages, a few minutes",
         missing.join(", ")
     );
     let script = std::env::temp_dir().join(format!("scrc-build-images-{}.sh", std::process::id()));

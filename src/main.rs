@@ -29,7 +29,7 @@ fn health() -> ExitCode {
 }
 
 /// `scrc demo`: quiet runner logs (unless `RUST_LOG` says otherwise), the verdict table on stdout.
-fn demo() -> ExitCode {
+fn demo(all_languages: bool) -> ExitCode {
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into());
     telemetry::init(&scrc::config::LogSettings {
         format: scrc::config::LogFormat::Text,
@@ -37,7 +37,7 @@ fn demo() -> ExitCode {
     });
     let outcome = tokio::runtime::Runtime::new()
         .map_err(anyhow::Error::from)
-        .and_then(|runtime| runtime.block_on(commands::demo(std::env::vars().collect())));
+        .and_then(|runtime| runtime.block_on(commands::demo(std::env::vars().collect(), all_languages)));
     match outcome {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => {
@@ -69,11 +69,11 @@ fn main() -> ExitCode {
             println!("scrc {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
         }
-        Command::Run | Command::DevBroker { .. } | Command::Demo | Command::CreateTopics { .. } => {}
+        Command::Run | Command::DevBroker { .. } | Command::Demo { .. } | Command::CreateTopics { .. } => {}
         Command::Health => return health(),
     }
-    if command == Command::Demo {
-        return demo();
+    if let Command::Demo { all_languages } = command {
+        return demo(all_languages);
     }
     let config = match Config::from_env() {
         Ok(config) => config,

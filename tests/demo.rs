@@ -34,3 +34,32 @@ fn the_demo_judges_the_whole_library_correctly() {
         assert_eq!(row.matches(" ok").count(), 6, "{language}: {row}");
     }
 }
+
+#[test]
+fn the_demo_judges_all_twelve_languages_with_the_flag() {
+    let docker = Command::new("docker")
+        .arg("info")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !docker {
+        assert!(!support::in_ci(), "CI=true and no Docker engine");
+        eprintln!("skipping: no Docker engine");
+        return;
+    }
+    let output = Command::new(env!("CARGO_BIN_EXE_scrc"))
+        .args(["demo", "--all-languages"])
+        .output()
+        .expect("run scrc demo --all-languages");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "demo failed:\n{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("sent 72, mismatched 0, missing 0, conflicting 0: PASSED"),
+        "{stdout}"
+    );
+    for language in scrc::domain::Language::ALL {
+        let name = format!("{:<10} |", language.as_str());
+        let row = stdout.lines().find(|line| line.starts_with(&name)).unwrap_or_default();
+        assert_eq!(row.matches(" ok").count(), 6, "{language}: {row}");
+    }
+}

@@ -177,6 +177,35 @@ async fn case_10_allocating_past_the_limit_is_ml_in_every_language() {
             "public class Main{public static void main(String[] a){long[] x=new long[64<<20];System.out.println(x.length);}}\n",
         ),
         (Language::Python, "x = bytearray(10**13)\n"),
+        (
+            Language::JavaScript,
+            "const a = new Float64Array(64 << 20).fill(1);\nconsole.log(a.length);\n",
+        ),
+        (Language::Ruby, "x = 'a' * (10**13)\nputs x.size\n"),
+        (
+            Language::Php,
+            "<?php\n$x = str_repeat('x', 256 << 20);\necho strlen($x), \"\\n\";\n",
+        ),
+        (
+            Language::Rust,
+            "fn main(){let v=vec![1u8;256<<20];println!(\"{}\",v[v.len()/2]);}\n",
+        ),
+        (
+            Language::Rust,
+            "fn main(){let v:Vec<u8>=Vec::with_capacity(1<<44);println!(\"{}\",v.capacity());}\n",
+        ),
+        (
+            Language::TypeScript,
+            "const a: Float64Array = new Float64Array(64 << 20).fill(1);\nconsole.log(a.length);\n",
+        ),
+        (
+            Language::Kotlin,
+            "fun main() {\n    val x = LongArray(64 shl 20)\n    println(x.size)\n}\n",
+        ),
+        (
+            Language::CSharp,
+            "class P{static void Main(){var x=new long[64<<20];System.Console.WriteLine(x.Length);}}\n",
+        ),
     ];
     for (language, source) in hogs {
         let report = judged(&judge, &with_limits(script(language, source, &[("", "")]), 3000, 64)).await;
@@ -475,5 +504,158 @@ async fn case_21_zombies_up_to_the_pid_limit_do_not_affect_the_next_script() {
     assert!(contained_fork_storm(report.status), "{report:#?}");
     let next = judged(&judge, &benign()).await;
     assert_eq!(next.status, Status::Ok);
+    assert_clean_and_serving(&judge, &config.instance).await;
+}
+
+/// Case 1 in each language scrc added to SCRC's: a program that starts copies of itself until the PID limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn case_01_fork_storms_are_contained_in_every_added_language() {
+    let Some((judge, config)) = judge(&[("RUNNER_MAX_PARALLEL", "2")]).await else {
+        return;
+    };
+    let storms = [
+        (
+            Language::JavaScript,
+            "const { spawn } = require('child_process');\nfor (;;) { try { spawn(process.execPath, [__filename]); } catch (e) {} }\n",
+        ),
+        (Language::Ruby, "loop { fork rescue nil }\n"),
+        (Language::Php, "<?php\nwhile (true) { pcntl_fork(); }\n"),
+        (
+            Language::Rust,
+            "use std::process::Command;\nfn main(){loop{let _=Command::new(\"/proc/self/exe\").spawn();}}\n",
+        ),
+        (
+            Language::TypeScript,
+            "const { spawn } = require('child_process');\nfor (;;) { try { spawn(process.execPath, [__filename]); } catch (e) {} }\n",
+        ),
+        (
+            Language::Kotlin,
+            "fun main() {\n    while (true) {\n        try { ProcessBuilder(\"/proc/self/exe\", \"-Xmx16m\", \"-jar\", \"/box/prog.jar\").start() } catch (e: Exception) {}\n    }\n}\n",
+        ),
+        (
+            Language::CSharp,
+            "class P{static void Main(){while(true){try{System.Diagnostics.Process.Start(\"/proc/self/exe\",\"/box/prog.exe\");}catch(System.Exception){}}}}\n",
+        ),
+    ];
+    for (language, source) in storms {
+        let storm = with_limits(script(language, source, &[("", "")]), 1000, 64);
+        let (stormed, neighbour) = both(judged(&judge, &storm), judged(&judge, &benign())).await;
+        assert!(contained_fork_storm(stormed.status), "{language}: {stormed:#?}");
+        assert_eq!(
+            neighbour.status,
+            Status::Ok,
+            "{language}: the script beside it is unaffected"
+        );
+    }
+    let forked = std::process::Command::new("true")
+        .status()
+        .expect("the host can still fork");
+    assert!(forked.success());
+    assert_clean_and_serving(&judge, &config.instance).await;
+}
+
+/// Case 6 in each added language: printing without end is OL, and the runner keeps exactly its cap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn case_06_floods_are_ol_in_every_added_language() {
+    let Some((judge, config)) = judge(&[]).await else {
+        return;
+    };
+    let floods = [
+        (
+            Language::JavaScript,
+            "const line = 'x'.repeat(1000);\nfor (;;) console.log(line);\n",
+        ),
+        (Language::Ruby, "line = 'x' * 1000\nloop { puts line }\n"),
+        (
+            Language::Php,
+            "<?php\n$line = str_repeat('x', 1000);\nwhile (true) echo $line, \"\\n\";\n",
+        ),
+        (
+            Language::Rust,
+            "fn main(){let line=\"x\".repeat(1000);loop{println!(\"{}\",line);}}\n",
+        ),
+        (
+            Language::TypeScript,
+            "const line: string = 'x'.repeat(1000);\nfor (;;) console.log(line);\n",
+        ),
+        (
+            Language::Kotlin,
+            "fun main() {\n    val line = \"x\".repeat(1000)\n    while (true) println(line)\n}\n",
+        ),
+        (
+            Language::CSharp,
+            "class P{static void Main(){var line=new string('x',1000);while(true){System.Console.WriteLine(line);}}}\n",
+        ),
+    ];
+    for (language, source) in floods {
+        let report = judged(&judge, &script(language, source, &[("", "")])).await;
+        assert_eq!(report.status, Status::OutputLimit, "{language}: {report:#?}");
+        assert_eq!(
+            report.tests[0].stdout.len(),
+            config.docker.sandbox.output_limit,
+            "{language}: the runner kept exactly the cap"
+        );
+    }
+    assert_clean_and_serving(&judge, &config.instance).await;
+}
+
+/// Case 11 in each added language: unbounded recursion is RE, from the language's own stack check (RangeError,
+/// SystemStackError, Rust's guard page, StackOverflowError, StackOverflowException) or a SIGSEGV. PHP 8.2 has no
+/// stack check, and its own calls keep their frames on the heap: plain recursion ends at `memory_limit`, which
+/// is PHP's out-of-memory failure and so ML; recursion through a built-in (`array_map`) grows the C stack and is
+/// a SIGSEGV, RE. The limit is the default 256 MiB: at 64 MiB the JVM's thread stack (a quarter of the limit, see
+/// java.rs) on top of the JVM itself does not fit, and a JVM overflowing it is OOM-killed first, ML.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn case_11_stack_overflow_in_every_added_language() {
+    let Some((judge, config)) = judge(&[]).await else {
+        return;
+    };
+    let recursions = [
+        (
+            Language::JavaScript,
+            "function f(n) { return f(n + 1) + 1; }\nconsole.log(f(0));\n",
+            Status::RuntimeError,
+        ),
+        (
+            Language::Ruby,
+            "def f(n)\n  f(n + 1) + 1\nend\nputs f(0)\n",
+            Status::RuntimeError,
+        ),
+        (
+            Language::Php,
+            "<?php\nfunction f($n) { return array_map('f', [$n + 1]); }\nf(0);\n",
+            Status::RuntimeError,
+        ),
+        (
+            Language::Php,
+            "<?php\nfunction f($n) { return f($n + 1) + 1; }\necho f(0);\n",
+            Status::MemoryLimit,
+        ),
+        (
+            Language::Rust,
+            "fn f(n:u64,pad:&mut [u8;512])->u64{pad[(n%512) as usize]=n as u8;let mut next=[0u8;512];\
+             f(n+1,&mut next)+next[7] as u64+pad[3] as u64}\nfn main(){let mut pad=[0u8;512];println!(\"{}\",f(0,&mut pad));}\n",
+            Status::RuntimeError,
+        ),
+        (
+            Language::TypeScript,
+            "function f(n: number): number { return f(n + 1) + 1; }\nconsole.log(f(0));\n",
+            Status::RuntimeError,
+        ),
+        (
+            Language::Kotlin,
+            "fun f(n: Int): Int = f(n + 1) + 1\n\nfun main() {\n    println(f(0))\n}\n",
+            Status::RuntimeError,
+        ),
+        (
+            Language::CSharp,
+            "class P{static int F(int n){return F(n+1)+1;}static void Main(){System.Console.WriteLine(F(0));}}\n",
+            Status::RuntimeError,
+        ),
+    ];
+    for (language, source, expected) in recursions {
+        let report = judged(&judge, &with_limits(script(language, source, &[("", "")]), 3000, 256)).await;
+        assert_eq!(report.status, expected, "{language} {source:?}: {report:#?}");
+    }
     assert_clean_and_serving(&judge, &config.instance).await;
 }

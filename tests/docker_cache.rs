@@ -24,6 +24,26 @@ fn sum_program(language: Language) -> &'static str {
             "import java.util.*;\npublic class Sum{public static void main(String[] x){Scanner s=new Scanner(System.in);\
              System.out.println(s.nextLong()+s.nextLong());}}\n"
         }
+        Language::JavaScript => {
+            "const [a, b] = require('fs').readFileSync(0, 'utf8').trim().split(/\\s+/).map(Number);\nconsole.log(a + b);\n"
+        }
+        Language::Ruby => "a, b = gets.split.map(&:to_i)\nputs a + b\n",
+        Language::Php => {
+            "<?php\n[$a, $b] = array_map('intval', explode(' ', trim(fgets(STDIN))));\necho $a + $b, \"\\n\";\n"
+        }
+        Language::Rust => {
+            "use std::io::Read;\nfn main(){let mut s=String::new();std::io::stdin().read_to_string(&mut s).unwrap();\
+             let v:Vec<i64>=s.split_whitespace().map(|x|x.parse().unwrap()).collect();println!(\"{}\",v[0]+v[1]);}\n"
+        }
+        Language::TypeScript => {
+            "const data: string = require('fs').readFileSync(0, 'utf8');\nconst [a, b] = data.trim().split(/\\s+/).map(Number);\nconsole.log(a + b);\n"
+        }
+        Language::Kotlin => {
+            "fun main() {\n    val (a, b) = readLine()!!.trim().split(\" \").map { it.toLong() }\n    println(a + b)\n}\n"
+        }
+        Language::CSharp => {
+            "using System;\nusing System.Linq;\nclass P{static void Main(){var v=Console.ReadLine().Split(' ').Select(long.Parse).ToArray();Console.WriteLine(v[0]+v[1]);}}\n"
+        }
     }
 }
 

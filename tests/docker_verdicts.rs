@@ -256,3 +256,101 @@ while True:
     }
     assert_clean_and_serving(&judge, &config.instance).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn javascript_verdicts() {
+    matrix(Programs {
+        language: Language::JavaScript,
+        ok: "const [a, b] = require('fs').readFileSync(0, 'utf8').trim().split(/\\s+/).map(Number);\nconsole.log(a + b);\n",
+        wa: "const [a, b] = require('fs').readFileSync(0, 'utf8').trim().split(/\\s+/).map(Number);\nconsole.log(a === 2 ? a + b : a - b);\n",
+        tl: "for (;;) {}\n",
+        ml: "const keep = [];\nfor (;;) keep.push(new Array(1 << 20).fill(1.5));\n",
+        bf: "const x = (1 + ;\nconsole.log(x);\n",
+        re: "const o = null;\nconsole.log(o.x);\n",
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ruby_verdicts() {
+    matrix(Programs {
+        language: Language::Ruby,
+        ok: "a, b = gets.split.map(&:to_i)\nputs a + b\n",
+        wa: "a, b = gets.split.map(&:to_i)\nputs a == 2 ? a + b : a - b\n",
+        tl: "loop {}\n",
+        ml: "keep = []\nloop { keep << ('x' * (16 << 20)) }\n",
+        bf: "a = (1 +\nputs a\n",
+        re: "a, b = gets.split.map(&:to_i)\nputs a / (b - b)\n",
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn php_verdicts() {
+    matrix(Programs {
+        language: Language::Php,
+        ok: "<?php\n[$a, $b] = array_map('intval', explode(' ', trim(fgets(STDIN))));\necho $a + $b, \"\\n\";\n",
+        wa: "<?php\n[$a, $b] = array_map('intval', explode(' ', trim(fgets(STDIN))));\necho $a == 2 ? $a + $b : $a - $b, \"\\n\";\n",
+        tl: "<?php\nwhile (true) {}\n",
+        ml: "<?php\n$keep = [];\nwhile (true) { $keep[] = str_repeat('x', 16 << 20); }\n",
+        bf: "<?php\n$x = 1\necho $x;\n",
+        re: "<?php\n[$a, $b] = array_map('intval', explode(' ', trim(fgets(STDIN))));\necho intdiv($a, $b - $b), \"\\n\";\n",
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_verdicts() {
+    matrix(Programs {
+        language: Language::Rust,
+        ok: "use std::io::Read;\nfn main(){let mut s=String::new();std::io::stdin().read_to_string(&mut s).unwrap();let v:Vec<i64>=s.split_whitespace().map(|x|x.parse().unwrap()).collect();println!(\"{}\",v[0]+v[1]);}\n",
+        wa: "use std::io::Read;\nfn main(){let mut s=String::new();std::io::stdin().read_to_string(&mut s).unwrap();let v:Vec<i64>=s.split_whitespace().map(|x|x.parse().unwrap()).collect();println!(\"{}\",if v[0]==2{v[0]+v[1]}else{v[0]-v[1]});}\n",
+        tl: "fn main(){let mut i:u64=0;loop{unsafe{std::ptr::write_volatile(&mut i,i+1);}}}\n",
+        ml: "fn main(){let mut keep:Vec<Vec<u8>>=Vec::new();loop{keep.push(vec![1u8;16<<20]);}}\n",
+        bf: "fn main(){let x: i32 = \"s\";println!(\"{}\", x);}\n",
+        re: "fn main(){let n:i32=String::new().parse().unwrap();println!(\"{}\",n);}\n",
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typescript_verdicts() {
+    matrix(Programs {
+        language: Language::TypeScript,
+        ok: "const data: string = require('fs').readFileSync(0, 'utf8');\nconst [a, b] = data.trim().split(/\\s+/).map(Number);\nconsole.log(a + b);\n",
+        wa: "const data: string = require('fs').readFileSync(0, 'utf8');\nconst [a, b] = data.trim().split(/\\s+/).map(Number);\nconsole.log(a === 2 ? a + b : a - b);\n",
+        tl: "let i: number = 0;\nfor (;;) { i++; }\n",
+        ml: "const keep: number[][] = [];\nfor (;;) keep.push(new Array<number>(1 << 20).fill(1.5));\n",
+        bf: "const x: number = \"not a number\";\nconsole.log(x);\n",
+        re: "const o: any = null;\nconsole.log(o.x);\n",
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kotlin_verdicts() {
+    matrix(Programs {
+        language: Language::Kotlin,
+        ok: "fun main() {\n    val (a, b) = readLine()!!.trim().split(\" \").map { it.toLong() }\n    println(a + b)\n}\n",
+        wa: "fun main() {\n    val (a, b) = readLine()!!.trim().split(\" \").map { it.toLong() }\n    println(if (a == 2L) a + b else a - b)\n}\n",
+        tl: "fun main() {\n    var i = 0L\n    while (true) { i++ }\n}\n",
+        ml: "fun main() {\n    val keep = ArrayList<LongArray>()\n    while (true) keep.add(LongArray(1 shl 20))\n}\n",
+        bf: "fun main() {\n    val x: Int = \"s\"\n    println(x)\n}\n",
+        re: "fun main() {\n    throw IllegalStateException(\"boom\")\n}\n",
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csharp_verdicts() {
+    matrix(Programs {
+        language: Language::CSharp,
+        ok: "using System;\nusing System.Linq;\nclass P{static void Main(){var v=Console.ReadLine().Split(' ').Select(long.Parse).ToArray();Console.WriteLine(v[0]+v[1]);}}\n",
+        wa: "using System;\nusing System.Linq;\nclass P{static void Main(){var v=Console.ReadLine().Split(' ').Select(long.Parse).ToArray();Console.WriteLine(v[0]==2?v[0]+v[1]:v[0]-v[1]);}}\n",
+        tl: "class P{static void Main(){long i=0;while(true){i++;}}}\n",
+        ml: "using System.Collections.Generic;\nclass P{static void Main(){var keep=new List<long[]>();while(true){keep.Add(new long[1<<20]);}}}\n",
+        bf: "class P{static void Main(){int x=\"s\";System.Console.WriteLine(x);}}\n",
+        re: "class P{static void Main(){throw new System.InvalidOperationException(\"boom\");}}\n",
+    })
+    .await;
+}

@@ -47,11 +47,25 @@ pub struct LibraryError {
     pub reason: String,
 }
 
-/// Every scenario of the embedded library, in language then outcome order.
+/// SCRC's own languages. The simulator, the load and chaos benchmarks and `scrc demo` send only these by default,
+/// so their mixes, and the figures measured with them, stay those of SCRC's library.
+pub const SCRC_LANGUAGES: [&str; 5] = ["c", "cpp", "go", "java", "python"];
+
+/// The scenarios of SCRC's languages ([`SCRC_LANGUAGES`]), in language then outcome order.
 ///
 /// # Errors
 /// [`LibraryError`] when a `scenario.json` does not parse.
 pub fn library() -> Result<Vec<Scenario>, LibraryError> {
+    let mut scenarios = full_library()?;
+    scenarios.retain(|scenario| SCRC_LANGUAGES.contains(&scenario.language.as_str()));
+    Ok(scenarios)
+}
+
+/// Every scenario of the embedded library, all twelve languages, in language then outcome order.
+///
+/// # Errors
+/// [`LibraryError`] when a `scenario.json` does not parse.
+pub fn full_library() -> Result<Vec<Scenario>, LibraryError> {
     EMBEDDED
         .iter()
         .map(|(language, outcome, _file, source, scenario)| {
@@ -78,7 +92,7 @@ impl Scenario {
     /// the same behaviour.
     pub fn unique(&self, token: &str) -> Scenario {
         let comment = match self.language.as_str() {
-            "python" => "#",
+            "python" | "ruby" => "#",
             _ => "//",
         };
         let mut unique = self.clone();
@@ -115,9 +129,23 @@ mod tests {
 
     #[test]
     fn the_library_covers_every_language_and_outcome() {
-        let library = library().unwrap();
-        assert_eq!(library.len(), 30);
-        for language in ["c", "cpp", "go", "java", "python"] {
+        let library = full_library().unwrap();
+        let languages = [
+            "c",
+            "cpp",
+            "csharp",
+            "go",
+            "java",
+            "javascript",
+            "kotlin",
+            "php",
+            "python",
+            "ruby",
+            "rust",
+            "typescript",
+        ];
+        assert_eq!(library.len(), languages.len() * 6);
+        for language in languages {
             for outcome in ["bf", "ml", "ok", "re", "tl", "wa"] {
                 let scenario = library
                     .iter()
@@ -130,8 +158,15 @@ mod tests {
     }
 
     #[test]
+    fn the_default_library_is_scrcs() {
+        let library = library().unwrap();
+        assert_eq!(library.len(), 30);
+        assert!(library.iter().all(|s| SCRC_LANGUAGES.contains(&s.language.as_str())));
+    }
+
+    #[test]
     fn a_unique_source_differs_only_by_a_trailing_comment() {
-        for scenario in library().unwrap() {
+        for scenario in full_library().unwrap() {
             let unique = scenario.unique("tok-1");
             assert_ne!(unique.source, scenario.source);
             assert!(

@@ -128,14 +128,14 @@ impl Validation {
             .collect();
         outcomes.sort_by_key(|outcome| outcome_rank(outcome));
         let mut out = String::new();
-        let _ = write!(out, "{:<9}", "language");
+        let _ = write!(out, "{:<10}", "language");
         for outcome in &outcomes {
             let _ = write!(out, " | {:<13}", format!("{outcome} (want {})", outcome.to_uppercase()));
         }
         out.push('\n');
-        let _ = writeln!(out, "{}", "-".repeat(9 + outcomes.len() * 16));
+        let _ = writeln!(out, "{}", "-".repeat(10 + outcomes.len() * 16));
         for language in &languages {
-            let _ = write!(out, "{language:<9}");
+            let _ = write!(out, "{language:<10}");
             for outcome in &outcomes {
                 let text = match self.cells.get(&((*language).clone(), (*outcome).clone())) {
                     None => "-".to_owned(),

@@ -187,6 +187,48 @@ struct Env {
     java_run_image: String,
     #[serde(default = "defaults::workdir")]
     java_workdir: String,
+    #[serde(default = "defaults::javascript_image")]
+    javascript_image: String,
+    #[serde(default)]
+    javascript_run_image: Option<String>,
+    #[serde(default = "defaults::workdir")]
+    javascript_workdir: String,
+    #[serde(default = "defaults::ruby_image")]
+    ruby_image: String,
+    #[serde(default)]
+    ruby_run_image: Option<String>,
+    #[serde(default = "defaults::workdir")]
+    ruby_workdir: String,
+    #[serde(default = "defaults::php_image")]
+    php_image: String,
+    #[serde(default)]
+    php_run_image: Option<String>,
+    #[serde(default = "defaults::workdir")]
+    php_workdir: String,
+    #[serde(default = "defaults::rust_image")]
+    rust_image: String,
+    #[serde(default = "defaults::alpine")]
+    rust_run_image: String,
+    #[serde(default = "defaults::workdir")]
+    rust_workdir: String,
+    #[serde(default = "defaults::javascript_image")]
+    typescript_image: String,
+    #[serde(default = "defaults::javascript_image")]
+    typescript_run_image: String,
+    #[serde(default = "defaults::workdir")]
+    typescript_workdir: String,
+    #[serde(default = "defaults::java_image")]
+    kotlin_image: String,
+    #[serde(default = "defaults::java_run_image")]
+    kotlin_run_image: String,
+    #[serde(default = "defaults::workdir")]
+    kotlin_workdir: String,
+    #[serde(default = "defaults::csharp_image")]
+    csharp_image: String,
+    #[serde(default = "defaults::csharp_image")]
+    csharp_run_image: String,
+    #[serde(default = "defaults::workdir")]
+    csharp_workdir: String,
     #[serde(default)]
     docker_host: Option<String>,
     #[serde(default)]
@@ -324,6 +366,24 @@ mod defaults {
     }
     pub fn java_run_image() -> String {
         "eclipse-temurin:21-jre-alpine".into()
+    }
+    // The official images of the languages SCRC does not have. TypeScript and Kotlin have none: their defaults are
+    // the images they run on (Node.js, the JDK), which lack tsc and kotlinc, so a host with a registry must name a
+    // build image that has them (TYPESCRIPT_IMAGE, KOTLIN_IMAGE) before it judges either.
+    pub fn javascript_image() -> String {
+        "node:20-alpine".into()
+    }
+    pub fn ruby_image() -> String {
+        "ruby:3.3-alpine".into()
+    }
+    pub fn php_image() -> String {
+        "php:8.3-cli-alpine".into()
+    }
+    pub fn rust_image() -> String {
+        "rust:1-alpine".into()
+    }
+    pub fn csharp_image() -> String {
+        "mono:6.12".into()
     }
     pub fn workdir() -> String {
         "/tmp".into()
@@ -588,6 +648,55 @@ impl Config {
                 &env.java_workdir,
                 ["JAVA_IMAGE", "JAVA_RUN_IMAGE", "JAVA_WORKDIR"],
             ),
+            (
+                Language::JavaScript,
+                &env.javascript_image,
+                env.javascript_run_image.as_ref().unwrap_or(&env.javascript_image),
+                &env.javascript_workdir,
+                ["JAVASCRIPT_IMAGE", "JAVASCRIPT_RUN_IMAGE", "JAVASCRIPT_WORKDIR"],
+            ),
+            (
+                Language::Ruby,
+                &env.ruby_image,
+                env.ruby_run_image.as_ref().unwrap_or(&env.ruby_image),
+                &env.ruby_workdir,
+                ["RUBY_IMAGE", "RUBY_RUN_IMAGE", "RUBY_WORKDIR"],
+            ),
+            (
+                Language::Php,
+                &env.php_image,
+                env.php_run_image.as_ref().unwrap_or(&env.php_image),
+                &env.php_workdir,
+                ["PHP_IMAGE", "PHP_RUN_IMAGE", "PHP_WORKDIR"],
+            ),
+            (
+                Language::Rust,
+                &env.rust_image,
+                &env.rust_run_image,
+                &env.rust_workdir,
+                ["RUST_IMAGE", "RUST_RUN_IMAGE", "RUST_WORKDIR"],
+            ),
+            (
+                Language::TypeScript,
+                &env.typescript_image,
+                &env.typescript_run_image,
+                &env.typescript_workdir,
+                ["TYPESCRIPT_IMAGE", "TYPESCRIPT_RUN_IMAGE", "TYPESCRIPT_WORKDIR"],
+            ),
+            (
+                Language::Kotlin,
+                &env.kotlin_image,
+                &env.kotlin_run_image,
+                &env.kotlin_workdir,
+                ["KOTLIN_IMAGE", "KOTLIN_RUN_IMAGE", "KOTLIN_WORKDIR"],
+            ),
+            (
+                Language::CSharp,
+                &env.csharp_image,
+                &env.csharp_run_image,
+                &env.csharp_workdir,
+                ["CSHARP_IMAGE", "CSHARP_RUN_IMAGE", "CSHARP_WORKDIR"],
+            ),
         ] {
             for (name, value) in names.iter().zip([build_image, run_image]) {
                 if value.trim().is_empty() {
@@ -817,6 +926,15 @@ mod tests {
             "eclipse-temurin:21-jdk-alpine"
         );
         assert_eq!(config.docker.toolchains[&Language::Cpp].workdir, "/tmp");
+        let javascript = &config.docker.toolchains[&Language::JavaScript];
+        assert_eq!(javascript.build_image, "node:20-alpine");
+        assert_eq!(
+            javascript.run_image, "node:20-alpine",
+            "JavaScript runs in its own image"
+        );
+        assert_eq!(config.docker.toolchains[&Language::Rust].run_image, "alpine:3.20");
+        assert_eq!(config.docker.toolchains[&Language::CSharp].build_image, "mono:6.12");
+        assert_eq!(config.docker.toolchains.len(), Language::ALL.len());
         assert_eq!(config.docker.sandbox.output_limit, 1024 * 1024);
     }
 

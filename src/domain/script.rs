@@ -56,7 +56,7 @@ pub enum InvalidScriptId {
     TooLong { length: usize, limit: usize },
 }
 
-/// The languages scrc runs: SCRC's set, with SCRC's wire names.
+/// The languages scrc runs: SCRC's five, with SCRC's wire names, then seven more.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Language {
     Python,
@@ -64,10 +64,33 @@ pub enum Language {
     C,
     Cpp,
     Java,
+    JavaScript,
+    Ruby,
+    Php,
+    Rust,
+    TypeScript,
+    Kotlin,
+    CSharp,
 }
 
 impl Language {
-    pub const ALL: [Language; 5] = [
+    pub const ALL: [Language; 12] = [
+        Language::Python,
+        Language::Go,
+        Language::C,
+        Language::Cpp,
+        Language::Java,
+        Language::JavaScript,
+        Language::Ruby,
+        Language::Php,
+        Language::Rust,
+        Language::TypeScript,
+        Language::Kotlin,
+        Language::CSharp,
+    ];
+
+    /// SCRC's own languages, the first five of [`Language::ALL`].
+    pub const SCRC: [Language; 5] = [
         Language::Python,
         Language::Go,
         Language::C,
@@ -83,6 +106,13 @@ impl Language {
             Language::C => "c",
             Language::Cpp => "cpp",
             Language::Java => "java",
+            Language::JavaScript => "javascript",
+            Language::Ruby => "ruby",
+            Language::Php => "php",
+            Language::Rust => "rust",
+            Language::TypeScript => "typescript",
+            Language::Kotlin => "kotlin",
+            Language::CSharp => "csharp",
         }
     }
 }
@@ -105,7 +135,9 @@ impl FromStr for Language {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown language {0:?}; supported: python, go, c, cpp, java")]
+#[error(
+    "unknown language {0:?}; supported: python, go, c, cpp, java, javascript, ruby, php, rust, typescript, kotlin, csharp"
+)]
 pub struct UnknownLanguage(pub String);
 
 /// Program text. Never empty or blank: there is nothing to compile or run in a blank source.
@@ -171,9 +203,9 @@ mod tests {
 
     #[test]
     fn unknown_language_names_the_value() {
-        let error = "rust".parse::<Language>().unwrap_err();
-        assert_eq!(error, UnknownLanguage("rust".into()));
-        assert!(error.to_string().contains("\"rust\""));
+        let error = "cobol".parse::<Language>().unwrap_err();
+        assert_eq!(error, UnknownLanguage("cobol".into()));
+        assert!(error.to_string().contains("\"cobol\""));
         assert!(
             "Python".parse::<Language>().is_err(),
             "names are case-sensitive, as in SCRC"

@@ -49,7 +49,7 @@ pub async fn run(tools: &Tools, out: &Path, scale: f64) -> anyhow::Result<Value>
         floors.insert(language, floor);
     }
     eprintln!("bench: idle latency ({:.0} s elapsed)", clock.elapsed().as_secs_f64());
-    let latency = sandbox::idle_latency(&warm, "warm", &library, out, &tag).await?;
+    let latency = sandbox::idle_latency(&warm, "warm", &library, &LANGUAGES, out, &tag).await?;
 
     let window = Duration::from_secs_f64(60.0 * scale);
     let mixes = [

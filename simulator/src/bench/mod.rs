@@ -57,9 +57,9 @@ pub fn main(args: &[String], tools: Tools, default_out: &Path) -> i32 {
     let scale = std::env::var("SCRC_BENCH_SCALE")
         .ok()
         .and_then(|v| v.parse::<f64>().ok());
-    // `sandbox` compares the sandbox paths (see `sandbox.rs`) and `builds` the toolchains and the artifact cache
-    // (see `builds.rs`); they have no windows of the other plans.
-    if name == "sandbox" || name == "builds" {
+    // `sandbox` compares the sandbox paths (see `sandbox.rs`), `builds` the toolchains and the artifact cache
+    // (see `builds.rs`), and `languages` measures every language's latency; they have no windows of the other plans.
+    if name == "sandbox" || name == "builds" || name == "languages" {
         let out = std::env::var("SCRC_BENCH_OUT")
             .map(PathBuf::from)
             .unwrap_or_else(|_| default_out.join(name));
@@ -70,6 +70,8 @@ pub fn main(args: &[String], tools: Tools, default_out: &Path) -> i32 {
                 runtime.block_on(async {
                     if name == "sandbox" {
                         sandbox::run(&tools, &out, scale).await
+                    } else if name == "languages" {
+                        sandbox::languages(&tools, &out).await
                     } else {
                         builds::run(&tools, &out, scale).await
                     }

@@ -63,7 +63,7 @@ pub async fn run(tools: &Tools, out: &Path, scale: f64) -> anyhow::Result<Value>
     let mut latency = BTreeMap::new();
     for mode in MODES {
         eprintln!("bench: {mode} latency ({:.0} s elapsed)", clock.elapsed().as_secs_f64());
-        latency.insert(mode, idle_latency(tools, mode, &library, out, &tag).await?);
+        latency.insert(mode, idle_latency(tools, mode, &library, &LANGUAGES, out, &tag).await?);
     }
 
     let window = Duration::from_secs_f64(60.0 * scale);
@@ -296,11 +296,46 @@ pub(super) async fn floor(tools: &Tools, scenario: &Scenario) -> anyhow::Result<
     measured
 }
 
-/// Median send-to-result latency per language of an idle runner at parallelism 1 on sandbox path `mode`.
+/// The languages plan (`cargo bench --bench harness -- languages`): the idle latency of the OK program of every
+/// language of the full library, the seven scrc added to SCRC's included, on the warm path. The runner primes a warm
+/// sandbox for every language at its start, as `scrc run` does.
+///
+/// # Errors
+/// When Docker, a process or Kafka fails, or a program is not judged OK.
+pub async fn languages(tools: &Tools, out: &Path) -> anyhow::Result<Value> {
+    std::fs::create_dir_all(out.join("logs")).with_context(|| format!("cannot create {}", out.display()))?;
+    let library = crate::full_library()?;
+    let clock = Instant::now();
+    let started_unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let tag = format!("{started_unix:x}");
+    let mut languages: Vec<&str> = library.iter().map(|s| s.language.as_str()).collect();
+    languages.dedup();
+    eprintln!(
+        "bench: idle latency of the OK program, warm path, {} languages",
+        languages.len()
+    );
+    let latency = idle_latency(&with_mode(tools, "warm"), "warm", &library, &languages, out, &tag).await?;
+    let manifest = json!({
+        "plan": {"name": "languages"},
+        "machine": output::machine(),
+        "started_unix": started_unix,
+        "duration_seconds": clock.elapsed().as_secs_f64(),
+        "warm_latency_median_ms": latency,
+    });
+    std::fs::write(
+        out.join("languages_manifest.json"),
+        serde_json::to_vec_pretty(&manifest)?,
+    )?;
+    Ok(manifest)
+}
+
+/// Median send-to-result latency of the OK program of each of `languages`, from an idle runner at parallelism 1 on
+/// sandbox path `mode`.
 pub(super) async fn idle_latency(
     tools: &Tools,
     mode: &str,
     library: &[Scenario],
+    languages: &[&str],
     out: &Path,
     tag: &str,
 ) -> anyhow::Result<BTreeMap<String, f64>> {
@@ -326,7 +361,7 @@ pub(super) async fn idle_latency(
         };
         // The first result also means the runner is in its group and this reader is assigned.
         let mut latencies: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-        for language in std::iter::once("python").chain(LANGUAGES) {
+        for language in std::iter::once("python").chain(languages.iter().copied()) {
             let scenario = ok(library, language)?;
             let repeats = if latencies.is_empty() { 1 } else { REPEATS };
             for _ in 0..repeats {

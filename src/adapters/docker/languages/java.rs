@@ -42,36 +42,46 @@ impl LanguageModule for Java {
 
     fn run_command(&self, source_file: &str, memory: MemoryLimit) -> Vec<String> {
         let class = source_file.strip_suffix(".java").unwrap_or(source_file);
-        let bytes = memory.bytes();
-        let heap = if bytes >= 128 * MIB {
-            bytes - 64 * MIB
-        } else {
-            bytes / 2
-        };
-        let stack = (bytes / 4).clamp(MIB, 64 * MIB);
-        vec![
-            "java".into(),
-            "-XX:+UseSerialGC".into(),
-            "-XX:-UsePerfData".into(),
-            "-Xshare:auto".into(),
-            format!("-Xmx{}k", (heap / 1024).max(1024)),
-            format!("-Xss{}k", stack / 1024),
-            "-cp".into(),
-            PROGRAM_DIR.into(),
-            class.into(),
-        ]
+        let stack = (memory.bytes() / 4).clamp(MIB, 64 * MIB);
+        let mut command = java_under(memory, stack);
+        command.extend(["-cp".into(), PROGRAM_DIR.into(), class.into()]);
+        command
     }
 
     fn reports_out_of_memory(&self, stderr: &[u8]) -> bool {
-        [
-            "java.lang.OutOfMemoryError",
-            "Could not reserve enough space",
-            "insufficient memory for the Java Runtime Environment",
-            "Error occurred during initialization of VM",
-        ]
-        .iter()
-        .any(|pattern| contains(stderr, pattern))
+        jvm_out_of_memory(stderr)
     }
+}
+
+/// `java` with its heap sized under the container's memory limit and thread stacks of `stack` bytes (Java and
+/// Kotlin run alike but for the stack).
+pub(super) fn java_under(memory: MemoryLimit, stack: u64) -> Vec<String> {
+    let bytes = memory.bytes();
+    let heap = if bytes >= 128 * MIB {
+        bytes - 64 * MIB
+    } else {
+        bytes / 2
+    };
+    vec![
+        "java".into(),
+        "-XX:+UseSerialGC".into(),
+        "-XX:-UsePerfData".into(),
+        "-Xshare:auto".into(),
+        format!("-Xmx{}k", (heap / 1024).max(1024)),
+        format!("-Xss{}k", stack / 1024),
+    ]
+}
+
+/// The JVM's own ways of saying that the program, or the JVM itself, did not fit.
+pub(super) fn jvm_out_of_memory(stderr: &[u8]) -> bool {
+    [
+        "java.lang.OutOfMemoryError",
+        "Could not reserve enough space",
+        "insufficient memory for the Java Runtime Environment",
+        "Error occurred during initialization of VM",
+    ]
+    .iter()
+    .any(|pattern| contains(stderr, pattern))
 }
 
 /// The name of the first `public` top-level class, interface, enum or record, skipping comments and literals.

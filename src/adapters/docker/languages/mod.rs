@@ -6,9 +6,16 @@
 
 mod c;
 mod cpp;
+mod csharp;
 mod go;
 mod java;
+mod javascript;
+mod kotlin;
+mod php;
 mod python;
+mod ruby;
+mod rust;
+mod typescript;
 
 use crate::domain::{Language, MemoryLimit};
 
@@ -57,6 +64,13 @@ pub fn module(language: Language) -> &'static dyn LanguageModule {
         Language::C => &c::C,
         Language::Cpp => &cpp::Cpp,
         Language::Java => &java::Java,
+        Language::JavaScript => &javascript::JavaScript,
+        Language::Ruby => &ruby::Ruby,
+        Language::Php => &php::Php,
+        Language::Rust => &rust::Rust,
+        Language::TypeScript => &typescript::TypeScript,
+        Language::Kotlin => &kotlin::Kotlin,
+        Language::CSharp => &csharp::CSharp,
     }
 }
 

@@ -1,0 +1,6 @@
+fun main() {
+    var spins = 0L
+    while (true) {
+        spins++
+    }
+}

@@ -1,0 +1,5 @@
+<?php
+$spins = 0;
+while (true) {
+    $spins++;
+}

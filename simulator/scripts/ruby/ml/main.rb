@@ -1,0 +1,4 @@
+blocks = []
+loop do
+  blocks << ('x' * (16 << 20))
+end

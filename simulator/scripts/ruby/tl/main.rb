@@ -1,0 +1,4 @@
+spins = 0
+loop do
+  spins += 1
+end

@@ -1,0 +1,4 @@
+let spins: number = 0;
+for (;;) {
+  spins++;
+}

@@ -1,0 +1,52 @@
+//! C#: compiled once with Mono's C# compiler (mcs) into `prog.exe`, run on the Mono runtime in a smaller image
+//! that has the runtime and the class libraries but no compiler.
+//!
+//! Mono's GC is given a heap ceiling under the container's memory limit (the limit minus 32 MiB, half of it
+//! below 64 MiB), so that a program that keeps too much alive gets an `OutOfMemoryException`, which is ML, rather
+//! than an OOM kill.
+
+use super::{LanguageModule, PROGRAM_DIR, contains, strings};
+use crate::domain::MemoryLimit;
+
+pub struct CSharp;
+
+const MIB: u64 = 1024 * 1024;
+
+impl LanguageModule for CSharp {
+    fn source_file(&self, _source: &str) -> String {
+        "main.cs".into()
+    }
+
+    fn build_command(&self, source_file: &str) -> Vec<String> {
+        let mut command = strings(&["mcs", "-optimize+", "-nologo", "-out:prog.exe"]);
+        command.push(source_file.to_owned());
+        command
+    }
+
+    fn run_command(&self, _source_file: &str, memory: MemoryLimit) -> Vec<String> {
+        let bytes = memory.bytes();
+        let heap = if bytes >= 64 * MIB { bytes - 32 * MIB } else { bytes / 2 };
+        vec![
+            "mono".into(),
+            format!("--gc-params=max-heap-size={}m", (heap / MIB).max(4)),
+            format!("{PROGRAM_DIR}/prog.exe"),
+        ]
+    }
+
+    fn reports_out_of_memory(&self, stderr: &[u8]) -> bool {
+        contains(stderr, "System.OutOfMemoryException")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_heap_fits_under_the_container_limit() {
+        let command = CSharp.run_command("main.cs", MemoryLimit::new(256 * MIB).unwrap());
+        assert_eq!(command, ["mono", "--gc-params=max-heap-size=224m", "/box/prog.exe"]);
+        assert!(CSharp.reports_out_of_memory(b"Unhandled Exception:\nSystem.OutOfMemoryException: Out of memory"));
+        assert!(!CSharp.reports_out_of_memory(b"Unhandled Exception:\nSystem.DivideByZeroException"));
+    }
+}

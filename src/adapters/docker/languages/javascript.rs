@@ -1,0 +1,131 @@
+//! JavaScript on Node.js: no compilation, but `node --check` at build time, so that a syntax error is BF rather
+//! than a runtime error in the first test.
+//!
+//! V8 does not look at the container's memory limit: left alone it grows its heap until the kernel OOM-kills it.
+//! The old generation is sized under the limit the way java.rs sizes the JVM's heap (the limit minus 64 MiB, half
+//! the limit below 128 MiB), so that a program that keeps its objects alive dies with V8's own "JavaScript heap out
+//! of memory", which is ML, with the runtime still in control of its last words.
+//!
+//! Node writes to a pipe without blocking: once the pipe is full it queues what a program prints in memory until
+//! the event loop runs, which a program printing in a loop never lets it do. A long output would then be held in
+//! the heap (ML instead of OK), and an endless one would never reach the output limit (TL instead of OL). So the
+//! build also leaves [`BLOCKING_STDIO`] next to the program, preloaded by every run, which makes stdout and stderr
+//! blocking, as they are for a file.
+
+use super::{LanguageModule, PROGRAM_DIR, contains, strings};
+use crate::domain::MemoryLimit;
+
+pub struct JavaScript;
+
+const MIB: u64 = 1024 * 1024;
+
+impl LanguageModule for JavaScript {
+    fn source_file(&self, _source: &str) -> String {
+        "main.js".into()
+    }
+
+    fn build_command(&self, source_file: &str) -> Vec<String> {
+        let mut check = strings(&["node", "--check"]);
+        check.push(source_file.to_owned());
+        leaving_blocking_stdio(check)
+    }
+
+    fn run_command(&self, source_file: &str, memory: MemoryLimit) -> Vec<String> {
+        node_under(memory, &format!("{PROGRAM_DIR}/{source_file}"))
+    }
+
+    fn reports_out_of_memory(&self, stderr: &[u8]) -> bool {
+        node_out_of_memory(stderr)
+    }
+}
+
+/// The preload, in the program directory, that makes stdout and stderr blocking.
+const BLOCKING_STDIO: &str = ".scrc-blocking-stdio.js";
+
+/// Its code: Node's stream handles for pipes can be switched to blocking writes.
+const BLOCKING_STDIO_CODE: &str = "for (const s of [process.stdout, process.stderr]) \
+     if (s._handle && s._handle.setBlocking) s._handle.setBlocking(true);";
+
+/// `build`, then, when it succeeded, [`BLOCKING_STDIO`] written next to the program. The build's words are `sh`'s
+/// positional arguments, never part of its script (JavaScript and TypeScript build alike).
+pub(super) fn leaving_blocking_stdio(build: Vec<String>) -> Vec<String> {
+    let script = format!("\"$@\" || exit; printf '%s\\n' '{BLOCKING_STDIO_CODE}' > {BLOCKING_STDIO}");
+    let mut command = strings(&["sh", "-c", &script, "sh"]);
+    command.extend(build);
+    command
+}
+
+/// `node` running `script` with V8's old generation sized under the container's memory limit and the blocking
+/// stdio preloaded (JavaScript and TypeScript run alike).
+pub(super) fn node_under(memory: MemoryLimit, script: &str) -> Vec<String> {
+    let bytes = memory.bytes();
+    let heap = if bytes >= 128 * MIB {
+        bytes - 64 * MIB
+    } else {
+        bytes / 2
+    };
+    vec![
+        "node".into(),
+        format!("--max-old-space-size={}", (heap / MIB).max(4)),
+        "--require".into(),
+        format!("{PROGRAM_DIR}/{BLOCKING_STDIO}"),
+        script.into(),
+    ]
+}
+
+/// V8's fatal heap exhaustion, and the allocation failures of buffers outside its heap.
+pub(super) fn node_out_of_memory(stderr: &[u8]) -> bool {
+    [
+        "JavaScript heap out of memory",
+        "RangeError: Array buffer allocation failed",
+        "Fatal process out of memory",
+    ]
+    .iter()
+    .any(|pattern| contains(stderr, pattern))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_heap_fits_under_the_container_limit() {
+        let command = JavaScript.run_command("main.js", MemoryLimit::new(256 * MIB).unwrap());
+        assert_eq!(
+            command,
+            [
+                "node",
+                "--max-old-space-size=192",
+                "--require",
+                "/box/.scrc-blocking-stdio.js",
+                "/box/main.js"
+            ]
+        );
+        let small = JavaScript.run_command("main.js", MemoryLimit::new(64 * MIB).unwrap());
+        assert_eq!(small[1], "--max-old-space-size=32");
+    }
+
+    #[test]
+    fn a_syntax_check_is_the_build_and_it_leaves_the_preload() {
+        let command = JavaScript.build_command("main.js");
+        assert_eq!(command[..2], ["sh", "-c"]);
+        assert_eq!(command[3..], ["sh", "node", "--check", "main.js"]);
+        assert!(
+            command[2].starts_with("\"$@\" || exit; ") && command[2].ends_with("> .scrc-blocking-stdio.js"),
+            "{}",
+            command[2]
+        );
+        assert!(
+            !BLOCKING_STDIO_CODE.contains('\''),
+            "the code is single-quoted in the script"
+        );
+    }
+
+    #[test]
+    fn v8_memory_failures_are_recognised() {
+        assert!(JavaScript.reports_out_of_memory(
+            b"FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory"
+        ));
+        assert!(!JavaScript.reports_out_of_memory(b"RangeError: Maximum call stack size exceeded"));
+    }
+}

@@ -1,0 +1,64 @@
+//! Kotlin: compiled once with kotlinc into a jar that carries the Kotlin runtime, run on the JRE as Java is (see
+//! java.rs): the same heap sizing under the memory limit, and the JVM's `OutOfMemoryError` is ML.
+//!
+//! The thread stack is smaller than Java's quarter of the limit: a JVM whose program overflows its stack peaks
+//! at about five times `-Xss` (measured on this JRE: 245 MiB with 48 MiB stacks, 107 MiB with 16 MiB), so with a
+//! quarter the container is OOM-killed (ML) before the program's `StackOverflowError` (RE). A sixteenth of the
+//! limit, between 1 and 16 MiB, leaves deep recursion 16 MiB of stack at the default 256 MiB.
+
+use super::java::{java_under, jvm_out_of_memory};
+use super::{LanguageModule, PROGRAM_DIR, strings};
+use crate::domain::MemoryLimit;
+
+pub struct Kotlin;
+
+const MIB: u64 = 1024 * 1024;
+
+impl LanguageModule for Kotlin {
+    fn source_file(&self, _source: &str) -> String {
+        "main.kt".into()
+    }
+
+    /// The compiler's JVM gets Java's compile flags (java.rs): one GC thread, the quick JIT tier, no perf file.
+    fn build_command(&self, source_file: &str) -> Vec<String> {
+        let mut command = strings(&[
+            "kotlinc",
+            "-J-XX:+UseSerialGC",
+            "-J-XX:TieredStopAtLevel=1",
+            "-J-XX:-UsePerfData",
+            "-nowarn",
+            "-include-runtime",
+            "-d",
+            "prog.jar",
+        ]);
+        command.push(source_file.to_owned());
+        command
+    }
+
+    fn run_command(&self, _source_file: &str, memory: MemoryLimit) -> Vec<String> {
+        let stack = (memory.bytes() / 16).clamp(MIB, 16 * MIB);
+        let mut command = java_under(memory, stack);
+        command.extend(["-jar".into(), format!("{PROGRAM_DIR}/prog.jar")]);
+        command
+    }
+
+    fn reports_out_of_memory(&self, stderr: &[u8]) -> bool {
+        jvm_out_of_memory(stderr)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_jar_runs_on_a_heap_sized_like_java() {
+        let command = Kotlin.run_command("main.kt", MemoryLimit::new(256 * MIB).unwrap());
+        assert!(command.contains(&"-Xmx196608k".to_owned()), "{command:?}");
+        assert!(command.contains(&"-Xss16384k".to_owned()), "{command:?}");
+        assert_eq!(command[command.len() - 2..], ["-jar", "/box/prog.jar"]);
+        assert!(
+            Kotlin.reports_out_of_memory(b"Exception in thread \"main\" java.lang.OutOfMemoryError: Java heap space")
+        );
+    }
+}

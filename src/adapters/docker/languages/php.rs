@@ -1,0 +1,64 @@
+//! PHP: no compilation, but `php -l` at build time, so that a parse error is BF rather than a runtime error.
+//!
+//! PHP's `memory_limit` is set from the script's limit, less room for the interpreter itself (the limit minus
+//! 16 MiB, three quarters of it below 64 MiB), so that a program that allocates too much stops with PHP's own
+//! "Allowed memory size of N bytes exhausted", which is ML. Errors go to stderr once (not also to the log, which is
+//! stderr too in the CLI), and the image's php.ini is otherwise left as Debian ships it.
+
+use super::{LanguageModule, PROGRAM_DIR, contains, strings};
+use crate::domain::MemoryLimit;
+
+pub struct Php;
+
+const MIB: u64 = 1024 * 1024;
+
+impl LanguageModule for Php {
+    fn source_file(&self, _source: &str) -> String {
+        "main.php".into()
+    }
+
+    fn build_command(&self, source_file: &str) -> Vec<String> {
+        let mut command = strings(&["php", "-d", "display_errors=stderr", "-d", "log_errors=0", "-l"]);
+        command.push(source_file.to_owned());
+        command
+    }
+
+    fn run_command(&self, source_file: &str, memory: MemoryLimit) -> Vec<String> {
+        let bytes = memory.bytes();
+        let limit = if bytes >= 64 * MIB {
+            bytes - 16 * MIB
+        } else {
+            bytes / 4 * 3
+        };
+        let mut command = strings(&["php", "-d", "display_errors=stderr", "-d", "log_errors=0", "-d"]);
+        command.push(format!("memory_limit={}", limit.max(2 * MIB)));
+        command.push(format!("{PROGRAM_DIR}/{source_file}"));
+        command
+    }
+
+    fn reports_out_of_memory(&self, stderr: &[u8]) -> bool {
+        contains(stderr, "Allowed memory size of") || contains(stderr, "Out of memory (allocated")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_memory_limit_follows_the_script() {
+        let command = Php.run_command("main.php", MemoryLimit::new(256 * MIB).unwrap());
+        assert!(command.contains(&format!("memory_limit={}", 240 * MIB)), "{command:?}");
+        assert_eq!(command.last().map(String::as_str), Some("/box/main.php"));
+        let small = Php.run_command("main.php", MemoryLimit::new(16 * MIB).unwrap());
+        assert!(small.contains(&format!("memory_limit={}", 12 * MIB)), "{small:?}");
+    }
+
+    #[test]
+    fn php_memory_failures_are_recognised() {
+        assert!(Php.reports_out_of_memory(
+            b"PHP Fatal error:  Allowed memory size of 50331648 bytes exhausted (tried to allocate 16777224 bytes)"
+        ));
+        assert!(!Php.reports_out_of_memory(b"PHP Fatal error:  Uncaught DivisionByZeroError: Division by zero"));
+    }
+}

@@ -1,0 +1,61 @@
+//! Rust: compiled once with rustc (edition 2021, optimised) into a statically linked binary, so it runs in the
+//! same empty image as C, C++ and Go. The standard library's "memory allocation of N bytes failed" abort is ML.
+
+use super::{LanguageModule, PROGRAM_DIR, contains, strings};
+use crate::domain::MemoryLimit;
+
+pub struct Rust;
+
+impl LanguageModule for Rust {
+    fn source_file(&self, _source: &str) -> String {
+        "main.rs".into()
+    }
+
+    /// glibc's static libraries (libc6-dev, which scripts/build-images.sh installs by name: debootstrap does not
+    /// resolve rustc's virtual `libc-dev`) make `crt-static` work on the GNU target. Colour is off.
+    fn build_command(&self, source_file: &str) -> Vec<String> {
+        let mut command = strings(&[
+            "rustc",
+            "--edition=2021",
+            "-O",
+            "-C",
+            "target-feature=+crt-static",
+            "--color=never",
+            "-o",
+            "prog",
+        ]);
+        command.push(source_file.to_owned());
+        command
+    }
+
+    fn run_command(&self, _source_file: &str, _memory: MemoryLimit) -> Vec<String> {
+        vec![format!("{PROGRAM_DIR}/prog")]
+    }
+
+    fn reports_out_of_memory(&self, stderr: &[u8]) -> bool {
+        contains(stderr, "memory allocation of") && contains(stderr, "failed")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_allocation_failure_abort_is_recognised() {
+        assert!(Rust.reports_out_of_memory(b"memory allocation of 268435456 bytes failed\n"));
+        assert!(
+            !Rust.reports_out_of_memory(b"thread 'main' has overflowed its stack\nfatal runtime error: stack overflow")
+        );
+    }
+
+    #[test]
+    fn the_build_is_static() {
+        let command = Rust.build_command("main.rs");
+        assert!(
+            command.contains(&"target-feature=+crt-static".to_owned()),
+            "{command:?}"
+        );
+        assert_eq!(command.last().map(String::as_str), Some("main.rs"));
+    }
+}
