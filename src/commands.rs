@@ -52,7 +52,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         Some(topic) => Some(Arc::new(KafkaEvents::connect(&config.kafka, topic)?)),
         None => None,
     };
-    let reporting = shutdown.child_token();
+    // Not a child of `shutdown`: the probes and the health file keep answering (live, not ready) while the
+    // runner drains, and stop only once it has.
+    let reporting = CancellationToken::new();
     let health = tokio::spawn(crate::health::report(
         config.health_file.clone(),
         config.instance.clone(),

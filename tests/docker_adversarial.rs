@@ -541,6 +541,12 @@ async fn case_01_fork_storms_are_contained_in_every_added_language() {
         let storm = with_limits(script(language, source, &[("", "")]), 1000, 64);
         let (stormed, neighbour) = both(judged(&judge, &storm), judged(&judge, &benign())).await;
         assert!(contained_fork_storm(stormed.status), "{language}: {stormed:#?}");
+        // An RE must be the storm meeting the PID limit, not a storm that never began (no pcntl in PHP, no fork in
+        // Ruby, no such executable).
+        let said = String::from_utf8_lossy(&stormed.stderr);
+        for never_began in ["undefined function", "NotImplementedError", "No such file"] {
+            assert!(!said.contains(never_began), "{language}: the storm never began: {said}");
+        }
         assert_eq!(
             neighbour.status,
             Status::Ok,

@@ -279,6 +279,25 @@ async fn a_missing_image_gives_ie_naming_the_image() {
     assert_eq!(busy_leftovers(judge.runtime(), &config.instance).await, (0, 0));
 }
 
+/// A build image that lacks its compiler (TypeScript's default is Node.js's official image, without `tsc`) is an
+/// internal error naming the image, every time: never a BF that blames the program, and never a cached one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_build_image_without_its_compiler_gives_ie_not_a_cached_bf() {
+    let Some((judge, config)) = judge(&[("TYPESCRIPT_IMAGE", "scrc-local/node:bookworm")]).await else {
+        return;
+    };
+    let program = script(Language::TypeScript, "console.log(1);\n", &[("", "1\n")]);
+    for attempt in 0..2 {
+        let report = judged(&judge, &program).await;
+        assert_eq!(report.status, Status::InternalError, "attempt {attempt}: {report:#?}");
+        assert!(report.error.contains("scrc-local/node:bookworm"), "{}", report.error);
+        assert!(report.error.contains("exited 127"), "{}", report.error);
+    }
+    let other = judged(&judge, &script(Language::C, "int main(void){return 0;}\n", &[("", "")])).await;
+    assert_eq!(other.status, Status::Ok, "other languages keep working");
+    assert_eq!(busy_leftovers(judge.runtime(), &config.instance).await, (0, 0));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_engine_at_startup_is_a_clear_error() {
     let config = config(&[("DOCKER_HOST", "unix:///nonexistent/docker.sock")]);

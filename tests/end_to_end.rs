@@ -283,9 +283,23 @@ async fn metrics_and_events_follow_what_was_judged() {
         ("OK".into(), "WA".into(), "RJ".into(), "RJ".into())
     );
 
-    // The counters move when a result is acknowledged, which is before the results reader can see it.
-    let (code, metrics) = http_get(&addr, "/metrics").await.expect("the runner serves /metrics");
-    assert_eq!(code, 200);
+    // The counters move when the runner has the broker's acknowledgement, which the results reader may beat: wait
+    // (at most 10 s) until nothing is in flight and every script is counted, then check everything at once.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let metrics = loop {
+        let (code, metrics) = http_get(&addr, "/metrics").await.expect("the runner serves /metrics");
+        assert_eq!(code, 200);
+        let settled = series(&metrics, "scrc_in_flight") == Some(0.0)
+            && series(
+                &metrics,
+                "scrc_script_seconds_count{language=\"python\",phase=\"end_to_end\"}",
+            ) == Some(2.0)
+            && series(&metrics, "scrc_scripts_total{language=\"none\",status=\"RJ\"}") == Some(2.0);
+        if settled || Instant::now() > deadline {
+            break metrics;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     let value = |name: &str| series(&metrics, name).unwrap_or_else(|| panic!("no {name} in:\n{metrics}"));
     assert_eq!(value("scrc_scripts_total{language=\"python\",status=\"OK\"}"), 1.0);
     assert_eq!(value("scrc_scripts_total{language=\"python\",status=\"WA\"}"), 1.0);

@@ -330,6 +330,9 @@ impl FreshSandbox {
             time: limit,
             memory: self.settings.compile_memory_limit,
         };
+        if let Some(missing) = outcome::toolchain_missing(&observed, &plan.image) {
+            return Err(missing);
+        }
         let fail = |reason: String| {
             Ok(Some(BuildFailure {
                 diagnostics: outcome::diagnostics(&observed),

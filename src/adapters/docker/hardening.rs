@@ -60,6 +60,35 @@ pub struct ContainerSpec {
     pub labels: HashMap<String, String>,
 }
 
+/// A container that is never started: creating it makes Docker fill its empty volumes from the image's files at
+/// their mount points, and the archive API can write into them through it. Nothing runs in it, so it needs none of
+/// the hardening above; it has no network all the same.
+pub fn filler(image: &str, volumes: &[VolumeMount], labels: HashMap<String, String>) -> ContainerCreateBody {
+    ContainerCreateBody {
+        image: Some(image.to_owned()),
+        cmd: Some(vec!["/nonexistent".into()]),
+        network_disabled: Some(true),
+        host_config: Some(HostConfig {
+            network_mode: Some("none".into()),
+            mounts: Some(
+                volumes
+                    .iter()
+                    .map(|volume| Mount {
+                        target: Some(volume.target.clone()),
+                        source: Some(volume.volume.clone()),
+                        typ: Some(MountType::VOLUME),
+                        read_only: Some(volume.read_only),
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
+            ..Default::default()
+        }),
+        labels: Some(labels),
+        ..Default::default()
+    }
+}
+
 /// SysV and POSIX IPC closed inside the container's private IPC namespace, so that no test can leave a message
 /// queue, a semaphore or a shared-memory segment for the next test of the same container: shared memory is
 /// removed with its last user, and no queue or semaphore set can be made. Namespaced sysctls need no privilege.

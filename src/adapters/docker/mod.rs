@@ -188,7 +188,7 @@ impl IdleSandboxes {
     /// Sandboxes (a build and a run container each, or a build container alone) started and waiting; none on the
     /// fresh path.
     pub fn count(&self) -> usize {
-        self.0.as_ref().map_or(0, |pool| pool.idle().1)
+        self.0.as_ref().map_or(0, Pool::idle_pairs)
     }
 }
 

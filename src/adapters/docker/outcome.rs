@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::domain::{Execution, Exit};
+use crate::ports::RuntimeError;
 
 /// Everything known about one supervised run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -145,6 +146,29 @@ pub fn execution(
 pub struct CompileLimits {
     pub time: Duration,
     pub memory: u64,
+}
+
+/// Why the build image cannot run its build command, when the build ended the way a shell ends for a command it
+/// cannot find (127) or execute (126). No compiler exits so for a source it refuses, so this is the image lacking
+/// its toolchain (a TypeScript build image without `tsc`), not a wrong program: an IE, never a BF, and never cached.
+/// A build the supervisor execs directly says so by its exec error instead; this covers the shell wrappers.
+pub fn toolchain_missing(observed: &Observed, image: &str) -> Option<RuntimeError> {
+    let code = observed.exit_code.filter(|code| matches!(code, 126 | 127))?;
+    if !observed.reported || observed.timed_out || observed.oom_killed {
+        return None;
+    }
+    let said = String::from_utf8_lossy(&observed.stderr);
+    let said = said
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(200)
+        .collect::<String>();
+    Some(RuntimeError::ImageMissing {
+        image: image.to_owned(),
+        detail: format!("its build command exited {code}, as a shell does for a command it cannot run: {said}"),
+    })
 }
 
 /// Why a build did not produce a program, or `None` when it did. The order matters: a compiler killed for memory
@@ -360,5 +384,33 @@ mod tests {
         observed.stderr = b"e".to_vec();
         observed.stdout = b"o".to_vec();
         assert_eq!(diagnostics(&observed), b"eo");
+    }
+
+    #[test]
+    fn a_shell_that_cannot_find_the_compiler_is_the_image_not_the_program() {
+        let ended = |exit_code: i32| Observed {
+            reported: true,
+            exit_code: Some(exit_code),
+            signal: None,
+            wall_time: Duration::from_millis(3),
+            cpu_time: None,
+            memory_peak: None,
+            timed_out: false,
+            killed_by_runner: false,
+            oom_killed: false,
+            output_exceeded: false,
+            pressure_at_timeout: None,
+            stdout: Vec::new(),
+            stderr: b"sh: 1: tsc: not found\nmore".to_vec(),
+        };
+        let missing = toolchain_missing(&ended(127), "node:20").expect("127 is a missing command");
+        assert!(matches!(&missing, RuntimeError::ImageMissing { image, detail }
+            if image == "node:20" && detail.contains("exited 127") && detail.ends_with("tsc: not found")));
+        assert!(toolchain_missing(&ended(126), "node:20").is_some());
+        assert!(
+            toolchain_missing(&ended(1), "node:20").is_none(),
+            "a compiler's refusal is a BF"
+        );
+        assert!(toolchain_missing(&ended(2), "node:20").is_none());
     }
 }

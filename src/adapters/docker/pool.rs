@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use super::archive::{self, FileEntry};
 use super::engine::{Download, Engine};
 use super::guard::GUARD_BINARY;
-use super::hardening::{ContainerSpec, SANDBOX_USER, VolumeMount, hardened};
+use super::hardening::{self, ContainerSpec, SANDBOX_USER, VolumeMount, hardened};
 use super::labels;
 use super::languages::PROGRAM_DIR;
 use super::sandbox::SandboxSettings;
@@ -37,7 +37,7 @@ use super::shared_dirs::SharedDirs;
 use crate::ports::RuntimeError;
 
 /// Where the supervisor's volume is mounted, read-only, in every warm sandbox.
-const GUARD_DIR: &str = "/.scrc";
+pub(super) const GUARD_DIR: &str = "/.scrc";
 /// Directories the supervisor empties before every test: every place a test can write.
 const RUN_WRITABLE: [&str; 2] = ["/tmp", "/dev/shm"];
 /// A build also writes the program directory.
@@ -176,8 +176,13 @@ impl Pool {
         let idle = lock(&self.inner.idle);
         let pairs = idle.values().flatten();
         let containers = pairs.clone().map(|pair| 1 + usize::from(pair.runner.is_some())).sum();
-        let volumes = idle.values().map(VecDeque::len).sum::<usize>() + self.inner.shared_dirs.volumes();
-        (containers, volumes)
+        drop(idle);
+        (containers, self.idle_pairs() + self.inner.shared_dirs.volumes())
+    }
+
+    /// How many started pairs (or single sandboxes) wait for a script now, each with its program volume.
+    pub fn idle_pairs(&self) -> usize {
+        lock(&self.inner.idle).values().map(VecDeque::len).sum()
     }
 }
 
@@ -313,23 +318,12 @@ const GUARD_NAME: &str = "scrc-guard";
 async fn guard_volume(engine: &Engine, image: &str) -> Result<String, RuntimeError> {
     let name = format!("scrc-guard-{:016x}", fnv1a(GUARD_BINARY));
     engine.create_volume(&name, labels::for_guard_volume()).await?;
-    let body = bollard::models::ContainerCreateBody {
-        image: Some(image.to_owned()),
-        cmd: Some(vec![format!("{GUARD_DIR}/{GUARD_NAME}")]),
-        network_disabled: Some(true),
-        host_config: Some(bollard::models::HostConfig {
-            mounts: Some(vec![bollard::models::Mount {
-                target: Some(GUARD_DIR.into()),
-                source: Some(name.clone()),
-                typ: Some(bollard::models::MountType::VOLUME),
-                read_only: Some(false),
-                ..Default::default()
-            }]),
-            ..Default::default()
-        }),
-        labels: Some(labels::for_guard_volume()),
-        ..Default::default()
+    let mount = VolumeMount {
+        volume: name.clone(),
+        target: GUARD_DIR.into(),
+        read_only: false,
     };
+    let body = hardening::filler(image, &[mount], labels::for_guard_volume());
     let filler = format!(
         "{name}-fill-{}-{}",
         std::process::id(),

@@ -20,14 +20,17 @@
 //! reaper can remove what a crashed runner left, and the shutdown cleanup removes the rest.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::OnceCell;
 
-use super::engine::Engine;
-use super::hardening::VolumeMount;
+use super::engine::{Engine, EngineError};
+use super::hardening::{self, VolumeMount};
 use super::labels;
+use super::languages::PROGRAM_DIR;
+use super::pool::GUARD_DIR;
 use crate::ports::RuntimeError;
 
 /// The image label listing the directories to share.
@@ -42,7 +45,7 @@ const RETRY: Duration = Duration::from_secs(60);
 
 /// Places the sandbox mounts itself, or that the kernel provides: a shared directory may neither be one of them nor
 /// hold one nor lie inside one.
-const RESERVED: [&str; 7] = ["/tmp", "/dev", "/proc", "/sys", "/etc", "/box", "/.scrc"];
+const RESERVED: [&str; 7] = ["/tmp", "/dev", "/proc", "/sys", "/etc", PROGRAM_DIR, GUARD_DIR];
 
 /// The directories `value` lists, or why the label is refused.
 ///
@@ -88,6 +91,7 @@ pub struct ImageMounts {
 
 /// One image's current volumes.
 struct Set {
+    /// When it began to serve; its volumes' expiry counts from then.
     made: Instant,
     /// How long this set serves: [`ROTATE`], or [`RETRY`] after a failure.
     serves: Duration,
@@ -97,6 +101,7 @@ struct Set {
 /// The shared directories of every image this runner has started sandboxes of.
 pub struct SharedDirs {
     engine: Engine,
+    /// The runner instance the volumes belong to (their names and labels).
     instance: String,
     /// How long after a set is replaced its last sandbox may still use it.
     outlived_by: Duration,
@@ -104,7 +109,8 @@ pub struct SharedDirs {
     needed: OnceCell<bool>,
     /// Per image id, the set new sandboxes mount.
     sets: Mutex<HashMap<String, Arc<OnceCell<Set>>>>,
-    sequence: std::sync::atomic::AtomicU64,
+    /// Numbers the sets, so that a new set never reuses an old one's volume names.
+    sequence: AtomicU64,
 }
 
 impl SharedDirs {
@@ -117,7 +123,7 @@ impl SharedDirs {
             outlived_by,
             needed: OnceCell::new(),
             sets: Mutex::new(HashMap::new()),
-            sequence: std::sync::atomic::AtomicU64::new(0),
+            sequence: AtomicU64::new(0),
         }
     }
 
@@ -187,7 +193,7 @@ impl SharedDirs {
                     "toolchain directories are shared through volumes only where containers do not share the \
                      image's page cache"
                 );
-                Ok::<_, RuntimeError>(needed)
+                Ok::<_, EngineError>(needed)
             })
             .await;
         decided.is_ok_and(|needed| *needed)
@@ -195,7 +201,7 @@ impl SharedDirs {
 
     /// Makes and fills one volume per directory, or an empty set (tried again after [`RETRY`]) when that fails.
     async fn make(&self, id: &str, dirs: &[String]) -> Set {
-        let sequence = self.sequence.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
         let stem = format!(
             "scrc-{}-tc{sequence}-{}",
             self.instance,
@@ -211,12 +217,13 @@ impl SharedDirs {
             })
             .collect();
         let expires = SystemTime::now() + ROTATE + self.outlived_by;
+        // The set serves from now, when its expiry was set, however long the copy takes.
         let started = Instant::now();
         match self.fill(id, &stem, &volumes, expires).await {
             Ok(()) => {
                 tracing::info!(image = id, dirs = dirs.join(":"), elapsed = ?started.elapsed(), "toolchain volumes made");
                 Set {
-                    made: Instant::now(),
+                    made: started,
                     serves: ROTATE,
                     volumes,
                 }
@@ -248,28 +255,7 @@ impl SharedDirs {
         for volume in volumes {
             self.engine.create_volume(&volume.volume, labels.clone()).await?;
         }
-        let body = bollard::models::ContainerCreateBody {
-            image: Some(id.to_owned()),
-            cmd: Some(vec!["/nonexistent".into()]),
-            network_disabled: Some(true),
-            host_config: Some(bollard::models::HostConfig {
-                mounts: Some(
-                    volumes
-                        .iter()
-                        .map(|volume| bollard::models::Mount {
-                            target: Some(volume.target.clone()),
-                            source: Some(volume.volume.clone()),
-                            typ: Some(bollard::models::MountType::VOLUME),
-                            read_only: Some(true),
-                            ..Default::default()
-                        })
-                        .collect(),
-                ),
-                ..Default::default()
-            }),
-            labels: Some(labels),
-            ..Default::default()
-        };
+        let body = hardening::filler(id, volumes, labels);
         let filler = self.engine.create_container(&format!("{stem}-fill"), body).await?;
         if let Err(error) = self.engine.remove_container(&filler).await {
             tracing::warn!(%error, container = %filler, "cannot remove the toolchain volumes' filler");

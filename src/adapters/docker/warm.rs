@@ -186,6 +186,9 @@ impl WarmSandbox {
             Waited::Backstop => backstopped(limit),
             Waited::OutOfMemory => out_of_memory(),
         };
+        if let Some(missing) = outcome::toolchain_missing(&observed, &plan.image) {
+            return Err(missing);
+        }
         let limits_of_build = CompileLimits {
             time: limit,
             memory: self.settings.compile_memory_limit,
