@@ -125,12 +125,14 @@ impl<R: Runtime> Judge<R> {
         };
         tracing::info!("judging");
         self.observer.building(&script.id, script.language);
-        let building = Instant::now();
+        let building = Ending::new(&*self.observer, script.language, |o, language, took| {
+            o.built(language, took)
+        });
         let preparation = self
             .prepare(script, limits, cancel)
             .instrument(tracing::info_span!("build"))
             .await;
-        self.observer.built(script.language, building.elapsed());
+        drop(building);
         let program = match preparation {
             Ok(Preparation::Ready(program)) => program,
             Ok(Preparation::BuildFailed(failure)) => {
@@ -167,11 +169,13 @@ impl<R: Runtime> Judge<R> {
     ) -> Result<RunReport, Abandoned> {
         if script.tests.is_empty() {
             self.observer.running(&script.id, script.language, 1);
-            let running = Instant::now();
+            let running = Ending::new(&*self.observer, script.language, |o, language, took| {
+                o.ran(language, took)
+            });
             let execution = self
                 .with_retries("run", script, cancel, || self.runtime.run(program, b"", cancel))
                 .await;
-            self.observer.ran(script.language, running.elapsed());
+            drop(running);
             return match execution {
                 Ok(execution) => {
                     let verdict = judge(&execution, None, &script.checker, &limits);
@@ -199,14 +203,16 @@ impl<R: Runtime> Judge<R> {
                 continue;
             }
             self.observer.running(&script.id, script.language, position);
-            let running = Instant::now();
+            let running = Ending::new(&*self.observer, script.language, |o, language, took| {
+                o.ran(language, took)
+            });
             let execution = self
                 .with_retries("run", script, cancel, || {
                     self.runtime.run(program, test.input.as_bytes(), cancel)
                 })
                 .instrument(tracing::info_span!("test", number = test.number))
                 .await;
-            self.observer.ran(script.language, running.elapsed());
+            drop(running);
             let result = match execution {
                 Ok(execution) => {
                     let verdict = judge(&execution, Some(&test.expected_output), &script.checker, &limits);
@@ -397,5 +403,31 @@ impl<R: Runtime> Judge<R> {
                 )))
             }
         }
+    }
+}
+
+/// Tells the observer that a build or a run ended, with how long it took, when dropped: also when the task panics
+/// or is cancelled mid-phase, so that a phase's gauge never stays up for a phase that is over.
+struct Ending<'a> {
+    observer: &'a dyn Observer,
+    language: Language,
+    started: Instant,
+    end: fn(&dyn Observer, Language, Duration),
+}
+
+impl<'a> Ending<'a> {
+    fn new(observer: &'a dyn Observer, language: Language, end: fn(&dyn Observer, Language, Duration)) -> Self {
+        Self {
+            observer,
+            language,
+            started: Instant::now(),
+            end,
+        }
+    }
+}
+
+impl Drop for Ending<'_> {
+    fn drop(&mut self) {
+        (self.end)(self.observer, self.language, self.started.elapsed());
     }
 }

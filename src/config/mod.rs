@@ -726,7 +726,10 @@ impl Config {
                 )
             })?),
         };
-        let events_topic = env.kafka_events_topic.filter(|topic| !topic.trim().is_empty());
+        let events_topic = env
+            .kafka_events_topic
+            .map(|topic| topic.trim().to_owned())
+            .filter(|topic| !topic.is_empty());
         if let Some(topic) = &events_topic
             && [&env.kafka_topic, &env.kafka_results_topic, &env.kafka_dlq_topic].contains(&topic)
         {

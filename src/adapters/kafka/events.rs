@@ -138,7 +138,7 @@ impl Observer for KafkaEvents {
     }
 
     fn running(&self, id: &ScriptId, _language: Language, test: u32) {
-        self.emit(id, "running", Some(test.max(1)), None);
+        self.emit(id, "running", Some(test), None);
     }
 
     fn finished(&self, report: &RunReport, _took: Duration) {

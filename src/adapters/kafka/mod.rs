@@ -216,18 +216,19 @@ impl KafkaSettings {
     /// The lifecycle events producer: best effort, so neither idempotent nor acks=all, with a bounded local queue
     /// (`queue_limit` events) that refuses rather than waits, and events given up after `timeout`. The user's
     /// `RDKAFKA_*` properties (TLS, SASL) apply as to the other clients.
+    ///
+    /// What makes the producer best effort is set after the user's properties, so that none of them can turn it
+    /// into one that waits (a larger queue, a longer timeout, a transaction).
     pub fn events_config(&self, queue_limit: usize, timeout: Duration) -> ClientConfig {
         let mut config = self.base_config();
-        config
-            .set("enable.idempotence", "false")
-            .set("acks", "1")
-            .set("linger.ms", "20")
-            .set("queue.buffering.max.messages", queue_limit.to_string())
-            .set("message.timeout.ms", timeout.as_millis().to_string());
+        config.set("linger.ms", "20");
         self.apply_properties(&mut config, Role::Producer);
         config
             .set("enable.idempotence", "false")
             .set("acks", "1")
+            .set("queue.buffering.max.messages", queue_limit.to_string())
+            .set("message.timeout.ms", timeout.as_millis().to_string())
+            .remove("transactional.id")
             .set("bootstrap.servers", &self.brokers);
         config
     }
