@@ -128,10 +128,13 @@ impl<R: Runtime> Judge<R> {
         let building = Ending::new(&*self.observer, script.language, |o, language, took| {
             o.built(language, took)
         });
-        let preparation = self
-            .prepare(script, limits, cancel)
-            .instrument(tracing::info_span!("build"))
-            .await;
+        // The runtime's build and run futures are large (a Docker sandbox's whole conversation); boxed, they live on
+        // the heap, and the judge's own future stays small enough for any thread's stack, also unoptimised.
+        let preparation = Box::pin(
+            self.prepare(script, limits, cancel)
+                .instrument(tracing::info_span!("build")),
+        )
+        .await;
         drop(building);
         let program = match preparation {
             Ok(Preparation::Ready(program)) => program,
@@ -155,7 +158,7 @@ impl<R: Runtime> Judge<R> {
                 ));
             }
         };
-        let report = self.run_program(script, &program, limits, cancel).await;
+        let report = Box::pin(self.run_program(script, &program, limits, cancel)).await;
         self.runtime.release(program).await;
         report
     }
@@ -206,12 +209,13 @@ impl<R: Runtime> Judge<R> {
             let running = Ending::new(&*self.observer, script.language, |o, language, took| {
                 o.ran(language, took)
             });
-            let execution = self
-                .with_retries("run", script, cancel, || {
+            let execution = Box::pin(
+                self.with_retries("run", script, cancel, || {
                     self.runtime.run(program, test.input.as_bytes(), cancel)
                 })
-                .instrument(tracing::info_span!("test", number = test.number))
-                .await;
+                .instrument(tracing::info_span!("test", number = test.number)),
+            )
+            .await;
             drop(running);
             let result = match execution {
                 Ok(execution) => {
