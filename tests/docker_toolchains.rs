@@ -89,13 +89,44 @@ async fn a_macro_defined_before_a_precompiled_header_still_shapes_the_program() 
     assert_clean_and_serving(&judge, &config.instance).await;
 }
 
-/// On a storage driver whose containers do not share the image's page cache, the Go and Java build images'
-/// toolchain directories come from volumes of this instance, copied from the image once and mounted read-only into
-/// every pooled sandbox of the image; on overlay2, and on the fresh path, nothing is shared (README "Language
-/// images").
+/// The toolchain volumes of `instance` (README "Language images": shared toolchain directories).
+async fn toolchain_volumes(docker: &bollard::Docker, instance: &str) -> Vec<String> {
+    let filters = std::collections::HashMap::from([(
+        "label".to_owned(),
+        vec![instance.to_owned(), "scrc.role=toolchain".to_owned()],
+    )]);
+    let options = bollard::query_parameters::ListVolumesOptionsBuilder::default()
+        .filters(&filters)
+        .build();
+    (docker.list_volumes(Some(options)).await.expect("list volumes").volumes)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|volume| volume.name)
+        .collect()
+}
+
+/// Off by default (`RUNNER_SHARED_TOOLCHAINS`): every sandbox reads its image's own files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn by_default_no_toolchain_directory_is_shared() {
+    let Some((judge, config)) = judge(&[]).await else {
+        return;
+    };
+    let (language, _, valid) = &PROGRAMS[0];
+    let ok = judged(&judge, &script(*language, valid, &SUM)).await;
+    assert_eq!(ok.status, Status::Ok, "{language}: {ok:#?}");
+    let docker = bollard::Docker::connect_with_unix_defaults().expect("Docker");
+    let volumes = toolchain_volumes(&docker, &format!("scrc.instance={}", config.instance)).await;
+    assert!(volumes.is_empty(), "{volumes:?}");
+    assert_clean_and_serving(&judge, &config.instance).await;
+}
+
+/// With `RUNNER_SHARED_TOOLCHAINS=true`, on a storage driver whose containers do not share the image's page cache,
+/// the Go and Java build images' toolchain directories come from volumes of this instance, copied from the image
+/// once and mounted read-only into every pooled sandbox of the image; on overlay2, and on the fresh path, nothing
+/// is shared.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn toolchain_directories_are_shared_read_only_only_where_the_page_cache_is_not() {
-    let Some((judge, config)) = judge(&[]).await else {
+    let Some((judge, config)) = judge(&[("RUNNER_SHARED_TOOLCHAINS", "true")]).await else {
         return;
     };
     for (language, _, valid) in &PROGRAMS[..2] {
@@ -105,18 +136,7 @@ async fn toolchain_directories_are_shared_read_only_only_where_the_page_cache_is
     let docker = bollard::Docker::connect_with_unix_defaults().expect("Docker");
     let driver = docker.info().await.expect("info").driver.unwrap_or_default();
     let instance = format!("scrc.instance={}", config.instance);
-    let filters = std::collections::HashMap::from([(
-        "label".to_owned(),
-        vec![instance.clone(), "scrc.role=toolchain".to_owned()],
-    )]);
-    let options = bollard::query_parameters::ListVolumesOptionsBuilder::default()
-        .filters(&filters)
-        .build();
-    let volumes: Vec<String> = (docker.list_volumes(Some(options)).await.expect("list volumes").volumes)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|volume| volume.name)
-        .collect();
+    let volumes = toolchain_volumes(&docker, &instance).await;
     let warm = config.docker.sandbox.mode == scrc::adapters::docker::sandbox::SandboxMode::Warm;
     if driver == "overlay2" || !warm {
         assert!(
@@ -160,4 +180,14 @@ async fn toolchain_directories_are_shared_read_only_only_where_the_page_cache_is
         assert!(checked.contains(dir), "no sandbox mounts {dir}: {checked:?}");
     }
     assert_clean_and_serving(&judge, &config.instance).await;
+    // A set is about 750 MB: leave none behind for the rest of the suite.
+    drop(judge);
+    let engine = scrc::adapters::docker::engine::Engine::connect(None)
+        .await
+        .expect("Docker");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !toolchain_volumes(&docker, &instance).await.is_empty() && std::time::Instant::now() < deadline {
+        scrc::adapters::docker::reaper::sweep(&engine, Some(&config.instance)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
 }

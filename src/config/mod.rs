@@ -157,6 +157,8 @@ struct Env {
     runner_artifact_limit: usize,
     #[serde(default = "defaults::runner_artifact_cache_bytes")]
     runner_artifact_cache_bytes: u64,
+    #[serde(default)]
+    runner_shared_toolchains: bool,
     #[serde(default = "defaults::python_image")]
     python_image: String,
     #[serde(default)]
@@ -806,6 +808,7 @@ impl Config {
                     pool_idle,
                     run_memory_default: memory_limit.bytes(),
                     artifact_cache_bytes: env.runner_artifact_cache_bytes,
+                    shared_toolchains: env.runner_shared_toolchains,
                 },
                 toolchains,
                 pull_timeout: Duration::from_secs(120),

@@ -101,7 +101,12 @@ impl Pool {
     /// A pool keeping `idle_target` pairs per pair of images (0 keeps none: every take starts one). Its refill task
     /// runs until `stop` fires.
     pub fn new(engine: Engine, settings: SandboxSettings, idle_target: usize, stop: CancellationToken) -> Self {
-        let shared_dirs = SharedDirs::new(engine.clone(), settings.instance.clone(), lifetime(&settings));
+        let shared_dirs = SharedDirs::new(
+            engine.clone(),
+            settings.instance.clone(),
+            lifetime(&settings),
+            settings.shared_toolchains,
+        );
         let pool = Self {
             inner: Arc::new(Inner {
                 engine,

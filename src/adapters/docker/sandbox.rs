@@ -31,6 +31,9 @@ pub struct SandboxSettings {
     pub run_memory_default: u64,
     /// Bytes the artifact cache may keep (`RUNNER_ARTIFACT_CACHE_BYTES`); 0 turns it off. Warm path only.
     pub artifact_cache_bytes: u64,
+    /// Whether the pool shares the images' toolchain directories through volumes where the storage driver needs it
+    /// (`RUNNER_SHARED_TOOLCHAINS`, off by default; see [`super::shared_dirs`]).
+    pub shared_toolchains: bool,
 }
 
 /// How tests are isolated from each other (`RUNNER_SANDBOX`).

@@ -105,6 +105,8 @@ pub struct SharedDirs {
     instance: String,
     /// How long after a set is replaced its last sandbox may still use it.
     outlived_by: Duration,
+    /// `RUNNER_SHARED_TOOLCHAINS`.
+    enabled: bool,
     /// Whether the engine's storage driver needs this, decided once.
     needed: OnceCell<bool>,
     /// Per image id, the set new sandboxes mount.
@@ -115,12 +117,13 @@ pub struct SharedDirs {
 
 impl SharedDirs {
     /// `outlived_by` bounds how long a sandbox lives after it is started, so that a set's volumes expire only after
-    /// every sandbox that mounts them.
-    pub fn new(engine: Engine, instance: String, outlived_by: Duration) -> Self {
+    /// every sandbox that mounts them. With `enabled` false nothing is ever shared.
+    pub fn new(engine: Engine, instance: String, outlived_by: Duration, enabled: bool) -> Self {
         Self {
             engine,
             instance,
             outlived_by,
+            enabled,
             needed: OnceCell::new(),
             sets: Mutex::new(HashMap::new()),
             sequence: AtomicU64::new(0),
@@ -137,7 +140,7 @@ impl SharedDirs {
             image: image.to_owned(),
             volumes: Vec::new(),
         };
-        if !self.needed().await {
+        if !self.enabled || !self.needed().await {
             return Ok(plain);
         }
         let Some((id, image_labels)) = self.engine.image_labels(image).await? else {
