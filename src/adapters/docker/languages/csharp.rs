@@ -5,12 +5,10 @@
 //! below 64 MiB), so that a program that keeps too much alive gets an `OutOfMemoryException`, which is ML, rather
 //! than an OOM kill.
 
-use super::{LanguageModule, PROGRAM_DIR, contains, strings};
+use super::{LanguageModule, MIB, PROGRAM_DIR, contains, heap_under, strings};
 use crate::domain::MemoryLimit;
 
 pub struct CSharp;
-
-const MIB: u64 = 1024 * 1024;
 
 impl LanguageModule for CSharp {
     fn source_file(&self, _source: &str) -> String {
@@ -24,8 +22,7 @@ impl LanguageModule for CSharp {
     }
 
     fn run_command(&self, _source_file: &str, memory: MemoryLimit) -> Vec<String> {
-        let bytes = memory.bytes();
-        let heap = if bytes >= 64 * MIB { bytes - 32 * MIB } else { bytes / 2 };
+        let heap = heap_under(memory.bytes(), 32 * MIB);
         vec![
             "mono".into(),
             format!("--gc-params=max-heap-size={}m", (heap / MIB).max(4)),

@@ -11,15 +11,13 @@
 //! loading and verifying some 2,000 classes per compile. The archive is read-only in the image; with `-Xshare:auto`
 //! a JDK without it, or one it does not match, starts as before, silently.
 
-use super::{LanguageModule, PROGRAM_DIR, contains, strings};
+use super::{LanguageModule, MIB, PROGRAM_DIR, contains, heap_under, strings};
 use crate::domain::MemoryLimit;
 
 pub struct Java;
 
 /// javac's class-data sharing archive in scrc's JDK image.
 const JAVAC_ARCHIVE: &str = "/opt/scrc/javac.jsa";
-
-const MIB: u64 = 1024 * 1024;
 
 impl LanguageModule for Java {
     fn source_file(&self, source: &str) -> String {
@@ -56,12 +54,7 @@ impl LanguageModule for Java {
 /// `java` with its heap sized under the container's memory limit and thread stacks of `stack` bytes (Java and
 /// Kotlin run alike but for the stack).
 pub(super) fn java_under(memory: MemoryLimit, stack: u64) -> Vec<String> {
-    let bytes = memory.bytes();
-    let heap = if bytes >= 128 * MIB {
-        bytes - 64 * MIB
-    } else {
-        bytes / 2
-    };
+    let heap = heap_under(memory.bytes(), 64 * MIB);
     vec![
         "java".into(),
         "-XX:+UseSerialGC".into(),

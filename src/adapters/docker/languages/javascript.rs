@@ -12,12 +12,10 @@
 //! build also leaves [`BLOCKING_STDIO`] next to the program, preloaded by every run, which makes stdout and stderr
 //! blocking, as they are for a file.
 
-use super::{LanguageModule, PROGRAM_DIR, contains, strings};
+use super::{LanguageModule, MIB, PROGRAM_DIR, contains, heap_under, strings};
 use crate::domain::MemoryLimit;
 
 pub struct JavaScript;
-
-const MIB: u64 = 1024 * 1024;
 
 impl LanguageModule for JavaScript {
     fn source_file(&self, _source: &str) -> String {
@@ -58,12 +56,7 @@ pub(super) fn leaving_blocking_stdio(build: Vec<String>) -> Vec<String> {
 /// `node` running `script` with V8's old generation sized under the container's memory limit and the blocking
 /// stdio preloaded (JavaScript and TypeScript run alike).
 pub(super) fn node_under(memory: MemoryLimit, script: &str) -> Vec<String> {
-    let bytes = memory.bytes();
-    let heap = if bytes >= 128 * MIB {
-        bytes - 64 * MIB
-    } else {
-        bytes / 2
-    };
+    let heap = heap_under(memory.bytes(), 64 * MIB);
     vec![
         "node".into(),
         format!("--max-old-space-size={}", (heap / MIB).max(4)),

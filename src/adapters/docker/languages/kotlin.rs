@@ -7,12 +7,10 @@
 //! limit, between 1 and 16 MiB, leaves deep recursion 16 MiB of stack at the default 256 MiB.
 
 use super::java::{java_under, jvm_out_of_memory};
-use super::{LanguageModule, PROGRAM_DIR, strings};
+use super::{LanguageModule, MIB, PROGRAM_DIR, strings};
 use crate::domain::MemoryLimit;
 
 pub struct Kotlin;
-
-const MIB: u64 = 1024 * 1024;
 
 impl LanguageModule for Kotlin {
     fn source_file(&self, _source: &str) -> String {

@@ -74,6 +74,19 @@ pub fn module(language: Language) -> &'static dyn LanguageModule {
     }
 }
 
+const MIB: u64 = 1024 * 1024;
+
+/// A managed runtime's own heap cap under a memory limit of `bytes`: the limit less `reserve` (the runtime's code,
+/// stacks and buffers) from twice `reserve` up, and half the limit below that, so that a program that keeps too much
+/// alive meets the language's own out-of-memory error before the kernel's OOM killer.
+fn heap_under(bytes: u64, reserve: u64) -> u64 {
+    if bytes >= 2 * reserve {
+        bytes - reserve
+    } else {
+        bytes / 2
+    }
+}
+
 /// A static, optimised GCC build of `source_file` into `prog`, diagnostics without colour and capped.
 fn gcc(compiler: &str, standard: &str, source_file: &str, libraries: &[&str]) -> Vec<String> {
     let mut command = strings(&[

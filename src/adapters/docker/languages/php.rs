@@ -5,12 +5,10 @@
 //! "Allowed memory size of N bytes exhausted", which is ML. Errors go to stderr once (not also to the log, which is
 //! stderr too in the CLI), and the image's php.ini is otherwise left as Debian ships it.
 
-use super::{LanguageModule, PROGRAM_DIR, contains, strings};
+use super::{LanguageModule, MIB, PROGRAM_DIR, contains, strings};
 use crate::domain::MemoryLimit;
 
 pub struct Php;
-
-const MIB: u64 = 1024 * 1024;
 
 impl LanguageModule for Php {
     fn source_file(&self, _source: &str) -> String {
