@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
 
+use super::lock;
 use super::protocol::Entry;
 use crate::ports::BuildFailure;
 
@@ -342,10 +343,6 @@ impl<'a> Reader<'a> {
         let length = usize::try_from(u64::from_le_bytes(self.take(8)?.try_into().ok()?)).ok()?;
         self.take(length)
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

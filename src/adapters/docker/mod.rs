@@ -366,3 +366,9 @@ impl Runtime for DockerRuntime {
         }
     }
 }
+
+/// Locks a mutex whose data stays valid even if a holder panicked (counters, queues, caches): a poisoned lock is
+/// taken as it is rather than spreading the panic.
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

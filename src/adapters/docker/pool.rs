@@ -31,6 +31,7 @@ use super::guard::GUARD_BINARY;
 use super::hardening::{self, ContainerSpec, SANDBOX_USER, VolumeMount, hardened};
 use super::labels;
 use super::languages::PROGRAM_DIR;
+use super::lock;
 use super::sandbox::SandboxSettings;
 use super::server::{ProgramVolume, Server};
 use super::shared_dirs::SharedDirs;
@@ -417,10 +418,6 @@ async fn refill(inner: Arc<Inner>) {
     }
     // Dropping the idle pairs removes their containers and volumes.
     lock(&inner.idle).clear();
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

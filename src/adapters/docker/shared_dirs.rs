@@ -30,6 +30,7 @@ use super::engine::{Engine, EngineError};
 use super::hardening::{self, VolumeMount};
 use super::labels;
 use super::languages::PROGRAM_DIR;
+use super::lock;
 use super::pool::GUARD_DIR;
 use crate::ports::RuntimeError;
 
@@ -265,10 +266,6 @@ impl SharedDirs {
         }
         Ok(())
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use super::artifacts::{ArtifactCache, Cached, Key};
 use super::engine::Engine;
 use super::languages::PROGRAM_DIR;
+use super::lock;
 use super::outcome::{self, CompileLimits, NoReport, Observed};
 use super::pool::{Images, Pool};
 use super::protocol::{Entry, Exec, File, ServedReport};
@@ -410,10 +411,6 @@ fn same_tree(gathered: &[Entry], put: &[Entry]) -> bool {
     gathered.sort();
     put.sort();
     gathered == put
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl WarmSandbox {
