@@ -188,33 +188,50 @@ async fn read_dead_letter(brokers: &str) -> (Option<Vec<u8>>, Option<Vec<u8>>, V
 }
 
 async fn read_results(brokers: &str, count: usize) -> BTreeMap<String, Value> {
+    let distinct = |records: &[Value]| {
+        records
+            .iter()
+            .filter_map(|record| record["id"].as_str())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+    };
+    read_keyed(brokers, "script-results", |records| distinct(records) >= count)
+        .await
+        .into_iter()
+        .map(|value| (value["id"].as_str().unwrap_or_default().to_owned(), value))
+        .collect()
+}
+
+/// Reads the JSON records of `topic` from its start until `enough` says so, or fails after a minute; each is
+/// checked to be keyed by its `id`.
+async fn read_keyed(brokers: &str, topic: &str, enough: impl Fn(&[Value]) -> bool) -> Vec<Value> {
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", format!("e2e-reader-{}", unique()))
         .set("auto.offset.reset", "earliest")
         .create()
         .expect("consumer");
-    consumer.subscribe(&["script-results"]).expect("subscribe");
-    let mut results = BTreeMap::new();
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let mut records = Vec::new();
     let started = Instant::now();
-    while results.len() < count {
+    while !enough(&records) {
         assert!(
             started.elapsed() < Duration::from_secs(60),
-            "only {} results: {results:?}",
-            results.len()
+            "only {} records of {topic}: {records:?}",
+            records.len()
         );
         if let Ok(Ok(message)) = tokio::time::timeout(Duration::from_millis(500), consumer.recv()).await {
-            let value: Value = serde_json::from_slice(message.payload().unwrap_or_default()).expect("JSON result");
+            let value: Value = serde_json::from_slice(message.payload().unwrap_or_default()).expect("JSON record");
             let key = String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned();
             assert_eq!(
                 value["id"].as_str(),
                 Some(key.as_str()),
-                "results are keyed by script id"
+                "{topic} is keyed by script id"
             );
-            results.insert(key, value);
+            records.push(value);
         }
     }
-    results
+    records
 }
 
 /// A runner with its HTTP listener and lifecycle events on: after a few scripts, `/metrics` counts exactly what
@@ -401,31 +418,5 @@ async fn metrics_and_events_follow_what_was_judged() {
 
 /// Reads `count` lifecycle events, or fails after a minute; each is checked to be keyed by its id.
 async fn read_events(brokers: &str, count: usize) -> Vec<Value> {
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", format!("e2e-events-{}", unique()))
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .expect("consumer");
-    consumer.subscribe(&["script-events"]).expect("subscribe");
-    let mut events = Vec::new();
-    let started = Instant::now();
-    while events.len() < count {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "only {} events: {events:?}",
-            events.len()
-        );
-        if let Ok(Ok(message)) = tokio::time::timeout(Duration::from_millis(500), consumer.recv()).await {
-            let value: Value = serde_json::from_slice(message.payload().unwrap_or_default()).expect("JSON event");
-            let key = String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned();
-            assert_eq!(
-                value["id"].as_str(),
-                Some(key.as_str()),
-                "events are keyed by script id"
-            );
-            events.push(value);
-        }
-    }
-    events
+    read_keyed(brokers, "script-events", |events| events.len() >= count).await
 }
