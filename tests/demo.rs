@@ -4,8 +4,9 @@ mod support;
 
 use std::process::Command;
 
-#[test]
-fn the_demo_judges_the_whole_library_correctly() {
+/// Runs `scrc demo` with `args` and returns its table (stdout), after checking that it passed; `None` without a
+/// Docker engine (a failure under `CI=true`).
+fn demo(args: &[&str]) -> Option<String> {
     let docker = Command::new("docker")
         .arg("info")
         .output()
@@ -13,15 +14,24 @@ fn the_demo_judges_the_whole_library_correctly() {
     if !docker {
         assert!(!support::in_ci(), "CI=true and no Docker engine");
         eprintln!("skipping: no Docker engine");
-        return;
+        return None;
     }
     let output = Command::new(env!("CARGO_BIN_EXE_scrc"))
         .arg("demo")
+        .args(args)
         .output()
         .expect("run scrc demo");
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "demo failed:\n{stdout}\n{stderr}");
+    Some(stdout)
+}
+
+#[test]
+fn the_demo_judges_the_whole_library_correctly() {
+    let Some(stdout) = demo(&[]) else {
+        return;
+    };
     assert!(
         stdout.contains("sent 30, mismatched 0, missing 0, conflicting 0: PASSED"),
         "{stdout}"
@@ -37,22 +47,9 @@ fn the_demo_judges_the_whole_library_correctly() {
 
 #[test]
 fn the_demo_judges_all_twelve_languages_with_the_flag() {
-    let docker = Command::new("docker")
-        .arg("info")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !docker {
-        assert!(!support::in_ci(), "CI=true and no Docker engine");
-        eprintln!("skipping: no Docker engine");
+    let Some(stdout) = demo(&["--all-languages"]) else {
         return;
-    }
-    let output = Command::new(env!("CARGO_BIN_EXE_scrc"))
-        .args(["demo", "--all-languages"])
-        .output()
-        .expect("run scrc demo --all-languages");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "demo failed:\n{stdout}\n{stderr}");
+    };
     assert!(
         stdout.contains("sent 72, mismatched 0, missing 0, conflicting 0: PASSED"),
         "{stdout}"
