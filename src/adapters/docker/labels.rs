@@ -36,6 +36,16 @@ pub fn for_toolchain(instance: &str, expires: SystemTime) -> HashMap<String, Str
     of_instance(instance, "toolchain", expires)
 }
 
+/// How long a filler may be left before any runner's reaper removes it: filling takes a second or two, and only a
+/// runner killed meanwhile leaves one.
+pub const FILLER_LIFETIME: Duration = Duration::from_secs(300);
+
+/// Labels of a container that is created only to fill volumes and removed at once. It carries its instance and an
+/// expiry all the same, so that a runner killed between the two steps leaves nothing the reaper cannot find.
+pub fn for_filler(instance: &str) -> HashMap<String, String> {
+    of_instance(instance, "filler", SystemTime::now() + FILLER_LIFETIME)
+}
+
 /// Labels of what belongs to an instance but to no script.
 fn of_instance(instance: &str, role: &str, expires: SystemTime) -> HashMap<String, String> {
     let expires = expires.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs();

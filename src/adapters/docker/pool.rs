@@ -264,7 +264,7 @@ impl Inner {
     ) -> Result<Server, RuntimeError> {
         let guard_volume = self
             .guard_volume
-            .get_or_try_init(|| guard_volume(&self.engine, image))
+            .get_or_try_init(|| guard_volume(&self.engine, image, &self.settings.instance))
             .await?;
         let settings = &self.settings;
         // A container that runs tests gets their /tmp size; one that builds and then runs the tests wipes only
@@ -321,7 +321,8 @@ const GUARD_NAME: &str = "scrc-guard";
 /// The volume holding this build's supervisor, named by its hash so that runners of one version share it and a new
 /// version never runs an old supervisor. Made and filled through a container that is never started; a volume that
 /// exists already is only checked, so that a supervisor some sandbox is executing is never rewritten.
-async fn guard_volume(engine: &Engine, image: &str) -> Result<String, RuntimeError> {
+/// The filler is labelled as `instance`'s, so that a runner killed while filling leaves nothing the reaper misses.
+async fn guard_volume(engine: &Engine, image: &str, instance: &str) -> Result<String, RuntimeError> {
     let name = format!("scrc-guard-{:016x}", fnv1a(GUARD_BINARY));
     engine.create_volume(&name, labels::for_guard_volume()).await?;
     let mount = VolumeMount {
@@ -329,7 +330,7 @@ async fn guard_volume(engine: &Engine, image: &str) -> Result<String, RuntimeErr
         target: GUARD_DIR.into(),
         read_only: false,
     };
-    let body = hardening::filler(image, &[mount], labels::for_guard_volume());
+    let body = hardening::filler(image, &[mount], labels::for_filler(instance));
     let filler = format!(
         "{name}-fill-{}-{}",
         std::process::id(),

@@ -10,6 +10,7 @@
 //!
 //! Another live runner's unexpired containers are never touched.
 
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
@@ -30,10 +31,7 @@ pub struct Swept {
 /// Removes expired resources, and with `own_instance` also everything of that instance.
 pub async fn sweep(engine: &Engine, own_instance: Option<&str>) -> Swept {
     let now = SystemTime::now();
-    let doomed = |labels: &std::collections::HashMap<String, String>| {
-        labels::expired(labels, now)
-            || own_instance.is_some_and(|own| labels.get(labels::INSTANCE).map(String::as_str) == Some(own))
-    };
+    let doomed = |labels: &HashMap<String, String>| doomed(labels, now, own_instance);
     let mut swept = Swept::default();
     match engine.containers_with_label(labels::MANAGED).await {
         Ok(containers) => {
@@ -73,6 +71,12 @@ pub async fn sweep(engine: &Engine, own_instance: Option<&str>) -> Swept {
     swept
 }
 
+/// Whether a resource with these labels is removed by a sweep at `now`, of `own_instance`'s leftovers if given.
+fn doomed(labels: &HashMap<String, String>, now: SystemTime, own_instance: Option<&str>) -> bool {
+    labels::expired(labels, now)
+        || own_instance.is_some_and(|own| labels.get(labels::INSTANCE).map(String::as_str) == Some(own))
+}
+
 /// Sweeps expired resources every [`SWEEP_INTERVAL`] until `stop` fires.
 pub async fn run_periodically(engine: Engine, stop: CancellationToken) {
     loop {
@@ -82,5 +86,34 @@ pub async fn run_periodically(engine: Engine, stop: CancellationToken) {
                 sweep(&engine, None).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_filler_left_by_a_killed_runner_is_swept_by_its_restart_or_after_it_expires() {
+        let now = SystemTime::now();
+        let filler = labels::for_filler("runner-a");
+        assert!(
+            doomed(&filler, now, Some("runner-a")),
+            "the restarted instance removes its own filler"
+        );
+        assert!(
+            !doomed(&filler, now, Some("runner-b")),
+            "a live neighbour's filler is left alone"
+        );
+        assert!(!doomed(&filler, now, None));
+        let later = now + labels::FILLER_LIFETIME + Duration::from_secs(2);
+        assert!(doomed(&filler, later, None), "any runner removes it once expired");
+    }
+
+    #[test]
+    fn the_shared_supervisor_volume_is_never_swept() {
+        let guard = labels::for_guard_volume();
+        let later = SystemTime::now() + Duration::from_secs(86_400 * 365);
+        assert!(!doomed(&guard, later, Some("runner-a")));
     }
 }
