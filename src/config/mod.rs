@@ -157,7 +157,7 @@ struct Env {
     runner_artifact_limit: usize,
     #[serde(default = "defaults::runner_artifact_cache_bytes")]
     runner_artifact_cache_bytes: u64,
-    #[serde(default)]
+    #[serde(default = "defaults::runner_shared_toolchains")]
     runner_shared_toolchains: bool,
     #[serde(default = "defaults::python_image")]
     python_image: String,
@@ -349,6 +349,10 @@ mod defaults {
     /// Room for a few hundred compiled programs (a static C++ or Go binary is 1–2 MiB).
     pub const fn runner_artifact_cache_bytes() -> u64 {
         256 * MIB
+    }
+    /// On wherever the storage driver needs it: one set of volumes per image on the engine, shared by its runners.
+    pub const fn runner_shared_toolchains() -> bool {
+        true
     }
     // SCRC's official image names, so that a host with a registry works out of the box.
     pub fn python_image() -> String {

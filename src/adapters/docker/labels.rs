@@ -18,6 +18,12 @@ pub const ROLE: &str = "scrc.role";
 pub const WARM: &str = "warm";
 /// Unix seconds after which no live runner can still need it.
 pub const EXPIRES: &str = "scrc.expires";
+/// The image id whose toolchain directories a volume copies.
+pub const TOOLCHAIN_IMAGE: &str = "scrc.toolchain.image";
+/// The fill a toolchain volume belongs to; on the image's marker, the set its sandboxes mount.
+pub const TOOLCHAIN_SET: &str = "scrc.toolchain.set";
+/// How many volumes the set holds.
+pub const TOOLCHAIN_VOLUMES: &str = "scrc.toolchain.volumes";
 
 pub fn for_resource(instance: &str, script: &ScriptId, role: &str, expires: SystemTime) -> HashMap<String, String> {
     let mut labels = of_instance(instance, role, expires);
@@ -30,10 +36,22 @@ pub fn for_warm(instance: &str, expires: SystemTime) -> HashMap<String, String> 
     of_instance(instance, WARM, expires)
 }
 
-/// Labels of a volume holding a copy of an image's toolchain directory (see `shared_dirs`): this instance's, read
-/// by its sandboxes until `expires`.
-pub fn for_toolchain(instance: &str, expires: SystemTime) -> HashMap<String, String> {
-    of_instance(instance, "toolchain", expires)
+/// Labels of a volume holding a copy of one toolchain directory of the image `image_id` (see `shared_dirs`): one of
+/// the `volumes` of the set `set`, shared by every runner on the engine, with no instance and no expiry.
+pub fn for_toolchain(image_id: &str, set: &str, volumes: usize) -> HashMap<String, String> {
+    HashMap::from([
+        (MANAGED.to_owned(), "1".to_owned()),
+        (ROLE.to_owned(), "toolchain".to_owned()),
+        (TOOLCHAIN_IMAGE.to_owned(), image_id.to_owned()),
+        (TOOLCHAIN_SET.to_owned(), set.to_owned()),
+        (TOOLCHAIN_VOLUMES.to_owned(), volumes.to_string()),
+    ])
+}
+
+/// Labels of the volume that names an image's complete toolchain set: the set's own labels, with its role.
+pub fn for_toolchain_marker(mut set_labels: HashMap<String, String>) -> HashMap<String, String> {
+    set_labels.insert(ROLE.to_owned(), "toolchain-marker".to_owned());
+    set_labels
 }
 
 /// How long a filler may be left before any runner's reaper removes it: filling takes a second or two, and only a

@@ -102,12 +102,7 @@ impl Pool {
     /// A pool keeping `idle_target` pairs per pair of images (0 keeps none: every take starts one). Its refill task
     /// runs until `stop` fires.
     pub fn new(engine: Engine, settings: SandboxSettings, idle_target: usize, stop: CancellationToken) -> Self {
-        let shared_dirs = SharedDirs::new(
-            engine.clone(),
-            settings.instance.clone(),
-            lifetime(&settings),
-            settings.shared_toolchains,
-        );
+        let shared_dirs = SharedDirs::new(engine.clone(), settings.instance.clone(), settings.shared_toolchains);
         let pool = Self {
             inner: Arc::new(Inner {
                 engine,
@@ -176,14 +171,13 @@ impl Pool {
         self.inner.start(image, Role::Run, volume, memory).await
     }
 
-    /// How many containers and volumes are idle now. The toolchain volumes count as idle: every script of their
-    /// image mounts them, and they outlive each.
+    /// How many containers and volumes are idle now.
     pub fn idle(&self) -> (usize, usize) {
         let idle = lock(&self.inner.idle);
         let pairs = idle.values().flatten();
         let containers = pairs.clone().map(|pair| 1 + usize::from(pair.runner.is_some())).sum();
         drop(idle);
-        (containers, self.idle_pairs() + self.inner.shared_dirs.volumes())
+        (containers, self.idle_pairs())
     }
 
     /// How many started pairs (or single sandboxes) wait for a script now, each with its program volume.
@@ -363,7 +357,7 @@ async fn fill(engine: &Engine, filler: &str) -> Result<(), RuntimeError> {
 }
 
 /// A stable 64-bit hash (FNV-1a): enough to tell supervisor builds apart, and the same in every process.
-fn fnv1a(bytes: &[u8]) -> u64 {
+pub(super) fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
         (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
     })

@@ -6,7 +6,8 @@
 //!   of this instance (a restarted container keeps its hostname and PID, so its default instance id);
 //! - periodically, anything past its expiry label, whichever runner created it: no live runner can still need
 //!   it, because every live runner stops its own work before that time;
-//! - any stopped warm sandbox: its supervisor exits only when the runner that drove it closed its stream.
+//! - any stopped warm sandbox: its supervisor exits only when the runner that drove it closed its stream;
+//! - the shared toolchain volumes no runner can need (see [`shared_dirs::sweep`]).
 //!
 //! Another live runner's unexpired containers are never touched.
 
@@ -17,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::engine::{Engine, Labelled};
 use super::labels;
+use super::shared_dirs;
 
 /// How often expired resources are looked for.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
@@ -61,6 +63,7 @@ pub async fn sweep(engine: &Engine, own_instance: Option<&str>) -> Swept {
         }
         Err(error) => tracing::warn!(%error, "reaper cannot list volumes"),
     }
+    swept.volumes += shared_dirs::sweep(engine).await;
     if swept != Swept::default() {
         tracing::info!(
             containers = swept.containers,

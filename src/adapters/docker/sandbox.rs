@@ -32,7 +32,7 @@ pub struct SandboxSettings {
     /// Bytes the artifact cache may keep (`RUNNER_ARTIFACT_CACHE_BYTES`); 0 turns it off. Warm path only.
     pub artifact_cache_bytes: u64,
     /// Whether the pool shares the images' toolchain directories through volumes where the storage driver needs it
-    /// (`RUNNER_SHARED_TOOLCHAINS`, off by default; see [`super::shared_dirs`]).
+    /// (`RUNNER_SHARED_TOOLCHAINS`, on by default; see [`super::shared_dirs`]).
     pub shared_toolchains: bool,
 }
 

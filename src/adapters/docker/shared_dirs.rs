@@ -8,19 +8,27 @@
 //! one image share its page cache already, and nothing here is done.
 //!
 //! An image opts in with the label [`LABEL`]: absolute directories, separated by `:`, that no build or test writes
-//! (`scripts/build-images.sh` sets it on scrc's build images). For such an image the pool makes one volume per
-//! directory. Docker fills an empty volume from the image's files at its mount point when a container that mounts
-//! it is created; a container that is never started does that once. Every sandbox of the image then mounts the
-//! volumes read-only over the image's own copies of the same files, and is created from the image's id rather than
-//! its tag, so a tag moved to a rebuilt image never meets the old image's files.
+//! (`scripts/build-images.sh` sets it on scrc's build images). For such an image the engine holds one set of
+//! volumes, one per directory, shared by every runner on it. Docker fills an empty volume from the image's files at
+//! its mount point when a container that mounts it is created; a filler container that is never started does that
+//! once. Every sandbox of the image then mounts the set read-only over the image's own copies of the same files, and
+//! is created from the image's id rather than its tag, so a tag moved to a rebuilt image never meets the old files.
+//!
+//! **One set per image, made once.** The filler's name is fixed per image, so the engine lets one runner at a time
+//! fill (a second create is refused with 409). The set's volumes are named with a nonce; only when the filler's
+//! creation returned, so that the copy is complete, does its runner create the image's *marker* volume, whose label
+//! names the nonce. Creating a volume that exists returns it unchanged, so the first marker wins, and a runner that
+//! filled a set in vain removes it. A runner uses only a set a marker names and whose volumes all exist: it never
+//! mounts a half-copied directory. A runner killed while filling leaves a filler of its instance, which the reaper
+//! removes (see [`labels::for_filler`]), and an unnamed set, which [`sweep`] removes once a marker names another.
+//!
+//! **Lifetime.** A set has no expiry: it serves as long as its image exists. [`sweep`] removes the sets of images
+//! that are gone (a rebuilt image has a new id, hence a new set), and a marker whose set lost a volume.
 //!
 //! Nothing here weakens the sandbox: a program reads the same files as before and can write them never, because
-//! the mounts are read-only and no sandbox holds the capability to remount them. The volumes belong to this runner
-//! instance and carry an expiry like every other resource; a new set replaces them every [`ROTATE`], so that the
-//! reaper can remove what a crashed runner left, and the shutdown cleanup removes the rest.
+//! the mounts are read-only and no sandbox holds the capability to remount them.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -31,18 +39,22 @@ use super::hardening::{self, VolumeMount};
 use super::labels;
 use super::languages::PROGRAM_DIR;
 use super::lock;
-use super::pool::GUARD_DIR;
+use super::pool::{GUARD_DIR, fnv1a};
 use crate::ports::RuntimeError;
 
 /// The image label listing the directories to share.
 pub const LABEL: &str = "org.scrc.shared-dirs";
 
-/// How long one set of volumes serves new sandboxes before a new set replaces it.
-const ROTATE: Duration = Duration::from_secs(3600);
+/// How long a runner mounts a set it found before it looks again, so that a set the reaper removed (its image was
+/// rebuilt) or an operator damaged is not mounted for long.
+const RECHECK: Duration = Duration::from_secs(600);
 
-/// How long a failure to make the volumes is kept before the next sandbox tries again; sandboxes start without
-/// them meanwhile.
+/// How long a failure to make the set is kept before the next sandbox tries again; sandboxes start without it
+/// meanwhile.
 const RETRY: Duration = Duration::from_secs(60);
+
+/// How long a runner waits before it looks again while another runner fills the set (filling takes 1–2 s).
+const BUSY_RETRY: Duration = Duration::from_secs(2);
 
 /// Places the sandbox mounts itself, or that the kernel provides: a shared directory may neither be one of them nor
 /// hold one nor lie inside one.
@@ -90,44 +102,60 @@ pub struct ImageMounts {
     pub volumes: Vec<VolumeMount>,
 }
 
-/// One image's current volumes.
+/// The set new sandboxes of one image mount, as this runner last found it.
 struct Set {
-    /// When it began to serve; its volumes' expiry counts from then.
-    made: Instant,
-    /// How long this set serves: [`ROTATE`], or [`RETRY`] after a failure.
+    /// When it was found (or not); it is looked for again after `serves`.
+    found: Instant,
+    /// [`RECHECK`], or [`RETRY`] / [`BUSY_RETRY`] when there is none yet.
     serves: Duration,
     volumes: Vec<VolumeMount>,
+}
+
+impl Set {
+    fn none(serves: Duration) -> Self {
+        Self {
+            found: Instant::now(),
+            serves,
+            volumes: Vec::new(),
+        }
+    }
+}
+
+/// Why this runner could not make a set.
+enum Unmade {
+    /// Another runner is filling one now.
+    Busy,
+    Failed(RuntimeError),
+}
+
+impl From<EngineError> for Unmade {
+    fn from(error: EngineError) -> Self {
+        Self::Failed(error.into())
+    }
 }
 
 /// The shared directories of every image this runner has started sandboxes of.
 pub struct SharedDirs {
     engine: Engine,
-    /// The runner instance the volumes belong to (their names and labels).
+    /// The runner instance, named on the fillers it creates.
     instance: String,
-    /// How long after a set is replaced its last sandbox may still use it.
-    outlived_by: Duration,
     /// `RUNNER_SHARED_TOOLCHAINS`.
     enabled: bool,
     /// Whether the engine's storage driver needs this, decided once.
     needed: OnceCell<bool>,
     /// Per image id, the set new sandboxes mount.
     sets: Mutex<HashMap<String, Arc<OnceCell<Set>>>>,
-    /// Numbers the sets, so that a new set never reuses an old one's volume names.
-    sequence: AtomicU64,
 }
 
 impl SharedDirs {
-    /// `outlived_by` bounds how long a sandbox lives after it is started, so that a set's volumes expire only after
-    /// every sandbox that mounts them. With `enabled` false nothing is ever shared.
-    pub fn new(engine: Engine, instance: String, outlived_by: Duration, enabled: bool) -> Self {
+    /// With `enabled` false nothing is ever shared.
+    pub fn new(engine: Engine, instance: String, enabled: bool) -> Self {
         Self {
             engine,
             instance,
-            outlived_by,
             enabled,
             needed: OnceCell::new(),
             sets: Mutex::new(HashMap::new()),
-            sequence: AtomicU64::new(0),
         }
     }
 
@@ -161,12 +189,12 @@ impl SharedDirs {
         let cell = {
             let mut sets = lock(&self.sets);
             let entry = sets.entry(id.clone()).or_default();
-            if entry.get().is_some_and(|set| set.made.elapsed() >= set.serves) {
+            if entry.get().is_some_and(|set| set.found.elapsed() >= set.serves) {
                 *entry = Arc::default();
             }
             Arc::clone(entry)
         };
-        let set = cell.get_or_init(|| self.make(&id, &dirs)).await;
+        let set = cell.get_or_init(|| self.find_or_make(&id, &dirs)).await;
         if set.volumes.is_empty() {
             return Ok(plain);
         }
@@ -174,15 +202,6 @@ impl SharedDirs {
             image: id,
             volumes: set.volumes.clone(),
         })
-    }
-
-    /// How many volumes the current sets hold.
-    pub fn volumes(&self) -> usize {
-        lock(&self.sets)
-            .values()
-            .filter_map(|cell| cell.get())
-            .map(|set| set.volumes.len())
-            .sum()
     }
 
     async fn needed(&self) -> bool {
@@ -203,69 +222,219 @@ impl SharedDirs {
         decided.is_ok_and(|needed| *needed)
     }
 
-    /// Makes and fills one volume per directory, or an empty set (tried again after [`RETRY`]) when that fails.
-    async fn make(&self, id: &str, dirs: &[String]) -> Set {
-        let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
-        let stem = format!(
-            "scrc-{}-tc{sequence}-{}",
-            self.instance,
-            id.trim_start_matches("sha256:").get(..12).unwrap_or(id)
-        );
-        let volumes: Vec<VolumeMount> = dirs
-            .iter()
-            .enumerate()
-            .map(|(index, dir)| VolumeMount {
-                volume: format!("{stem}-{index}"),
-                target: dir.clone(),
-                read_only: true,
-            })
-            .collect();
-        let expires = SystemTime::now() + ROTATE + self.outlived_by;
-        // The set serves from now, when its expiry was set, however long the copy takes.
-        let started = Instant::now();
-        match self.fill(id, &stem, &volumes, expires).await {
-            Ok(()) => {
-                tracing::info!(image = id, dirs = dirs.join(":"), elapsed = ?started.elapsed(), "toolchain volumes made");
-                Set {
-                    made: started,
-                    serves: ROTATE,
-                    volumes,
-                }
-            }
-            Err(error) => {
+    /// The engine's set for the image, made now if there is none.
+    async fn find_or_make(&self, id: &str, dirs: &[String]) -> Set {
+        let found = match find(&self.engine, id, dirs).await {
+            Ok(Some(volumes)) => Ok(volumes),
+            Ok(None) => self.make(id, dirs).await,
+            Err(error) => Err(Unmade::from(error)),
+        };
+        match found {
+            Ok(volumes) => Set {
+                found: Instant::now(),
+                serves: RECHECK,
+                volumes,
+            },
+            Err(Unmade::Busy) => Set::none(BUSY_RETRY),
+            Err(Unmade::Failed(error)) => {
                 tracing::warn!(%error, image = id, "cannot make the toolchain volumes; sandboxes start without them");
-                for volume in &volumes {
-                    let _ = self.engine.remove_volume(&volume.volume).await;
-                }
-                Set {
-                    made: Instant::now(),
-                    serves: RETRY,
-                    volumes: Vec::new(),
-                }
+                Set::none(RETRY)
             }
         }
     }
 
-    /// Creates the volumes, then a container that mounts them and is never started: creating it copies the image's
-    /// files into them.
-    async fn fill(
-        &self,
-        id: &str,
-        stem: &str,
-        volumes: &[VolumeMount],
-        expires: SystemTime,
-    ) -> Result<(), RuntimeError> {
-        let labels = labels::for_toolchain(&self.instance, expires);
-        for volume in volumes {
-            self.engine.create_volume(&volume.volume, labels.clone()).await?;
+    /// Fills a set under the image's filler name, names it in the image's marker unless another set was named
+    /// first, and returns the named set.
+    async fn make(&self, id: &str, dirs: &[String]) -> Result<Vec<VolumeMount>, Unmade> {
+        let nonce = nonce();
+        let volumes = set_volumes(id, &nonce, dirs);
+        let set_labels = labels::for_toolchain(id, &nonce, dirs.len());
+        let started = Instant::now();
+        let filled = self.fill(id, &volumes, set_labels.clone()).await;
+        if filled.is_ok() {
+            // Returns the marker another runner made first unchanged: then its set is the one to use.
+            let marked = self
+                .engine
+                .create_volume(&marker(id), labels::for_toolchain_marker(set_labels))
+                .await;
+            if let Err(error) = marked {
+                tracing::warn!(%error, image = id, "cannot name the filled toolchain volumes");
+            }
         }
-        let body = hardening::filler(id, volumes, labels);
-        let filler = self.engine.create_container(&format!("{stem}-fill"), body).await?;
+        let named = find(&self.engine, id, dirs).await;
+        let mine = matches!(&named, Ok(Some(named)) if *named == volumes);
+        if !mine {
+            for volume in &volumes {
+                let _ = self.engine.remove_volume(&volume.volume).await;
+            }
+        }
+        filled?;
+        match named? {
+            Some(named) => {
+                if mine {
+                    tracing::info!(image = id, dirs = dirs.join(":"), elapsed = ?started.elapsed(), "toolchain volumes made");
+                }
+                Ok(named)
+            }
+            None => Err(Unmade::Failed(RuntimeError::Sandbox(format!(
+                "the toolchain volumes of {id} were filled but are not named"
+            )))),
+        }
+    }
+
+    /// Creates the volumes, then the image's filler, which mounts them and is never started: creating it copies
+    /// the image's files into them, and its fixed name lets only one runner fill at a time.
+    async fn fill(&self, id: &str, volumes: &[VolumeMount], set_labels: HashMap<String, String>) -> Result<(), Unmade> {
+        for volume in volumes {
+            self.engine.create_volume(&volume.volume, set_labels.clone()).await?;
+        }
+        let writable: Vec<VolumeMount> = volumes
+            .iter()
+            .map(|volume| VolumeMount {
+                read_only: false,
+                ..volume.clone()
+            })
+            .collect();
+        let body = hardening::filler(id, &writable, labels::for_filler(&self.instance));
+        let filler = match self
+            .engine
+            .create_container(&format!("{}-fill", marker(id)), body)
+            .await
+        {
+            Ok(filler) => filler,
+            Err(error) if error.status() == Some(409) => return Err(Unmade::Busy),
+            Err(error) => return Err(error.into()),
+        };
         if let Err(error) = self.engine.remove_container(&filler).await {
             tracing::warn!(%error, container = %filler, "cannot remove the toolchain volumes' filler");
         }
         Ok(())
     }
+}
+
+/// The image's marker volume, whose label names its set; also the stem of the filler's name.
+fn marker(id: &str) -> String {
+    format!("scrc-tc-{}", short(id))
+}
+
+fn short(id: &str) -> &str {
+    let hex = id.trim_start_matches("sha256:");
+    hex.get(..12).unwrap_or(hex)
+}
+
+/// The volumes of the set `nonce` of the image, one per directory.
+fn set_volumes(id: &str, nonce: &str, dirs: &[String]) -> Vec<VolumeMount> {
+    dirs.iter()
+        .enumerate()
+        .map(|(index, dir)| VolumeMount {
+            volume: format!("{}-{nonce}-{index}", marker(id)),
+            target: dir.clone(),
+            read_only: true,
+        })
+        .collect()
+}
+
+/// A name no other fill of any runner uses.
+fn nonce() -> String {
+    let seed = format!(
+        "{:?} {} {:?}",
+        SystemTime::now(),
+        std::process::id(),
+        std::thread::current().id()
+    );
+    let hash = seed.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("{hash:016x}")
+}
+
+/// The set the image's marker names, if it is complete.
+async fn find(engine: &Engine, id: &str, dirs: &[String]) -> Result<Option<Vec<VolumeMount>>, EngineError> {
+    let listed = engine
+        .volumes_with_label(&format!("{}={id}", labels::TOOLCHAIN_IMAGE))
+        .await?;
+    let Some(nonce) = listed
+        .iter()
+        .find(|volume| volume.name == marker(id))
+        .and_then(|marker| marker.labels.get(labels::TOOLCHAIN_SET))
+    else {
+        return Ok(None);
+    };
+    let volumes = set_volumes(id, nonce, dirs);
+    let complete = volumes
+        .iter()
+        .all(|wanted| listed.iter().any(|volume| volume.name == wanted.volume));
+    if !complete {
+        tracing::warn!(image = id, set = %nonce, "the named toolchain set lacks a volume; sandboxes start without it");
+        return Ok(None);
+    }
+    Ok(Some(volumes))
+}
+
+/// Removes the toolchain volumes no runner can need: every set and marker of an image that no longer exists, every
+/// set the image's marker does not name, and a marker whose set lost a volume. Returns how many it removed. A set
+/// no marker names yet is left alone: a runner may be filling it.
+pub async fn sweep(engine: &Engine) -> usize {
+    let listed = match engine.volumes_with_label(labels::TOOLCHAIN_IMAGE).await {
+        Ok(listed) => listed,
+        Err(error) => {
+            tracing::warn!(%error, "reaper cannot list the toolchain volumes");
+            return 0;
+        }
+    };
+    let mut by_image: HashMap<&str, Vec<&super::engine::Labelled>> = HashMap::new();
+    for volume in &listed {
+        if let Some(image) = volume.labels.get(labels::TOOLCHAIN_IMAGE) {
+            by_image.entry(image).or_default().push(volume);
+        }
+    }
+    let mut doomed = Vec::new();
+    for (image, volumes) in by_image {
+        match engine.image_exists(image).await {
+            Ok(false) => {
+                // The marker first, so that no runner finds a set being removed.
+                let (markers, sets): (Vec<_>, Vec<_>) = volumes.into_iter().partition(|v| v.name == marker(image));
+                doomed.extend(markers.into_iter().chain(sets).map(|v| v.name.clone()));
+            }
+            Ok(true) => doomed.extend(stale(image, &volumes)),
+            Err(error) => tracing::warn!(%error, image, "reaper cannot inspect a toolchain set's image"),
+        }
+    }
+    let mut removed = 0;
+    for name in doomed {
+        match engine.remove_volume(&name).await {
+            Ok(()) => removed += 1,
+            Err(error) => tracing::debug!(%error, volume = %name, "reaper cannot remove a toolchain volume yet"),
+        }
+    }
+    removed
+}
+
+/// The volumes of an existing image that no runner can need: sets the marker does not name, or the marker itself
+/// when its set is incomplete.
+fn stale(image: &str, volumes: &[&super::engine::Labelled]) -> Vec<String> {
+    let marker_name = marker(image);
+    let Some(named) = volumes.iter().find(|v| v.name == marker_name) else {
+        return Vec::new();
+    };
+    let set = |v: &super::engine::Labelled| v.labels.get(labels::TOOLCHAIN_SET).cloned();
+    let wanted: usize = named
+        .labels
+        .get(labels::TOOLCHAIN_VOLUMES)
+        .and_then(|count| count.parse().ok())
+        .unwrap_or(0);
+    let members = volumes
+        .iter()
+        .filter(|v| v.name != marker_name && set(v) == set(named))
+        .count();
+    if members < wanted {
+        return vec![marker_name];
+    }
+    volumes
+        .iter()
+        .filter(|v| v.name != marker_name && set(v) != set(named))
+        .map(|v| v.name.clone())
+        .collect()
 }
 
 #[cfg(test)]
