@@ -44,13 +44,16 @@ pub struct BindError {
 
 /// What the routes answer from.
 pub struct Routes {
+    /// Encoded at `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// Read by `/healthz` (the loop ticks) and `/readyz` (brokers, engine and group answer).
     pub vitals: Vitals,
 }
 
 /// A bound listener, serving once [`HttpServer::serve`] runs.
 pub struct HttpServer {
     listener: TcpListener,
+    /// Shared by every connection's task.
     routes: Arc<Routes>,
 }
 

@@ -52,9 +52,11 @@ type Sampler = Box<dyn Fn(&Metrics) + Send + Sync>;
 
 /// Every metric of a runner, and the registry they are exposed from.
 pub struct Metrics {
+    /// What `/metrics` encodes: every metric below, registered under its `scrc_` name.
     registry: Registry,
     /// Results published, by language and overall status.
     scripts: Family<ScriptLabels, Counter>,
+    /// Messages that could not become scripts and went to the dead-letter topic.
     dead_letters: Counter,
     /// Failed publish attempts (each is retried, or replaced by a smaller record).
     publish_errors: Counter,
@@ -62,12 +64,15 @@ pub struct Metrics {
     events_dropped: Counter,
     /// Seconds per phase: queue wait, build, run (per test), and end to end (enqueue to result acknowledged).
     seconds: Family<PhaseLabels, Histogram, fn() -> Histogram>,
+    /// Messages being processed now: taken from Kafka, their result not yet acknowledged.
     in_flight: Gauge,
+    /// 1 while the circuit breaker holds scripts back from a failing engine.
     breaker_open: Gauge,
     /// Sandboxes by state: `building` and `running` for scripts' phases now, `idle` for warm ones waiting.
     sandboxes: Family<StateLabels, Gauge>,
     /// Messages behind the end of each assigned partition, from librdkafka's statistics.
     consumer_lag: Family<PartitionLabels, Gauge>,
+    /// The process's resident set, in bytes.
     resident_memory: Gauge,
     /// Read the gauges that are sampled rather than observed, before each scrape.
     samplers: Mutex<Vec<Sampler>>,

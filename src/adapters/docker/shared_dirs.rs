@@ -29,6 +29,7 @@
 //! the mounts are read-only and no sandbox holds the capability to remount them.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -60,11 +61,23 @@ const BUSY_RETRY: Duration = Duration::from_secs(2);
 /// hold one nor lie inside one.
 const RESERVED: [&str; 7] = ["/tmp", "/dev", "/proc", "/sys", "/etc", PROGRAM_DIR, GUARD_DIR];
 
+/// Why an image's [`LABEL`] is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("{0:?} is not an absolute, normal directory other than /")]
+    NotNormal(String),
+    #[error("{dir:?} overlaps {place}, which the sandbox mounts itself")]
+    Reserved { dir: String, place: &'static str },
+    #[error("{dir:?} overlaps {other:?}")]
+    Nested { dir: String, other: String },
+}
+
 /// The directories `value` lists, or why the label is refused.
 ///
 /// # Errors
-/// A directory that is not absolute and normal, that is `/`, that touches a reserved place, or that holds another.
-pub fn parse(value: &str) -> Result<Vec<String>, String> {
+/// [`Refused`]: a directory that is not absolute and normal, that is `/`, that touches a reserved place, or that
+/// holds another.
+pub fn parse(value: &str) -> Result<Vec<String>, Refused> {
     let mut dirs: Vec<String> = Vec::new();
     for dir in value.split(':').map(str::trim).filter(|dir| !dir.is_empty()) {
         let normal = dir.starts_with('/')
@@ -74,13 +87,19 @@ pub fn parse(value: &str) -> Result<Vec<String>, String> {
                 .split('/')
                 .all(|part| !part.is_empty() && part != "." && part != "..");
         if !normal {
-            return Err(format!("{dir:?} is not an absolute, normal directory other than /"));
+            return Err(Refused::NotNormal(dir.to_owned()));
         }
         if let Some(place) = RESERVED.iter().find(|place| overlaps(dir, place)) {
-            return Err(format!("{dir:?} overlaps {place}, which the sandbox mounts itself"));
+            return Err(Refused::Reserved {
+                dir: dir.to_owned(),
+                place,
+            });
         }
         if let Some(other) = dirs.iter().find(|other| overlaps(dir, other)) {
-            return Err(format!("{dir:?} overlaps {other:?}"));
+            return Err(Refused::Nested {
+                dir: dir.to_owned(),
+                other: other.clone(),
+            });
         }
         dirs.push(dir.to_owned());
     }
@@ -263,20 +282,22 @@ impl SharedDirs {
         }
         let named = find(&self.engine, id, dirs).await;
         let mine = matches!(&named, Ok(Some(named)) if *named == volumes);
-        if !mine {
+        // Only when the engine said which set is named: a set a marker names must never lose a volume.
+        if named.is_ok() && !mine {
             for volume in &volumes {
                 let _ = self.engine.remove_volume(&volume.volume).await;
             }
         }
-        filled?;
-        match named? {
-            Some(named) => {
+        // A set another runner named meanwhile serves as well as this one's.
+        match (named?, filled) {
+            (Some(named), _) => {
                 if mine {
                     tracing::info!(image = id, dirs = dirs.join(":"), elapsed = ?started.elapsed(), "toolchain volumes made");
                 }
                 Ok(named)
             }
-            None => Err(Unmade::Failed(RuntimeError::Sandbox(format!(
+            (None, Err(unmade)) => Err(unmade),
+            (None, Ok(())) => Err(Unmade::Failed(RuntimeError::Sandbox(format!(
                 "the toolchain volumes of {id} were filled but are not named"
             )))),
         }
@@ -336,16 +357,14 @@ fn set_volumes(id: &str, nonce: &str, dirs: &[String]) -> Vec<VolumeMount> {
 
 /// A name no other fill of any runner uses.
 fn nonce() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
     let seed = format!(
-        "{:?} {} {:?}",
+        "{:?} {} {}",
         SystemTime::now(),
         std::process::id(),
-        std::thread::current().id()
+        NEXT.fetch_add(1, Ordering::Relaxed)
     );
-    let hash = seed.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
-    });
-    format!("{hash:016x}")
+    format!("{:016x}", fnv1a(seed.as_bytes()))
 }
 
 /// The set the image's marker names, if it is complete.
@@ -471,10 +490,13 @@ mod tests {
             "/sys/fs",
         ] {
             let refused = parse(bad).unwrap_err();
-            assert!(refused.contains("overlaps"), "{bad}: {refused}");
+            assert!(matches!(refused, Refused::Reserved { .. }), "{bad}: {refused}");
         }
         // A directory holding a reserved place would hide it too.
-        assert!(parse("/usr:/usr/lib").is_err(), "nested directories");
+        assert!(
+            matches!(parse("/usr:/usr/lib"), Err(Refused::Nested { .. })),
+            "nested directories"
+        );
         assert!(parse("/tmpdir").is_ok(), "a prefix by name only is not inside");
     }
 }

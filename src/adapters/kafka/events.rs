@@ -27,8 +27,12 @@ pub const QUEUE_LIMIT: usize = 10_000;
 /// How long an event may wait for the broker before it is dropped.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The lifecycle events' publisher: best effort, on a producer of its own, so that no event waits for or delays a
+/// result.
 pub struct KafkaEvents {
+    /// Polled by its own thread; its queue is bounded by [`QUEUE_LIMIT`].
     producer: ThreadedProducer<EventsContext>,
+    /// `KAFKA_EVENTS_TOPIC`.
     topic: String,
     /// This instance's id, in every event.
     runner: String,
