@@ -27,7 +27,8 @@ use scrc::adapters::docker::DockerRuntime;
 use scrc::adapters::docker::sandbox::{Phase, PhaseObserver};
 use scrc::app::{CircuitBreaker, Judge};
 use scrc::config::Config;
-use scrc::domain::{Checker, Language, RequestedLimits, Script, ScriptId, Source, Status, TestCase};
+use scrc::domain::{Language, Script, Status};
+use scrc::testing::fixtures;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Default)]
@@ -48,40 +49,6 @@ impl Recorder {
     }
 }
 
-fn program(language: Language) -> &'static str {
-    match language {
-        Language::Python => "a, b = map(int, input().split())\nprint(a + b)\n",
-        Language::C => {
-            "#include <stdio.h>\nint main(void){long a,b;scanf(\"%ld %ld\",&a,&b);printf(\"%ld\\n\",a+b);return 0;}\n"
-        }
-        Language::Cpp => "#include <iostream>\nint main(){long a,b;std::cin>>a>>b;std::cout<<a+b<<\"\\n\";}\n",
-        Language::Go => "package main\nimport \"fmt\"\nfunc main(){var a,b int64;fmt.Scan(&a,&b);fmt.Println(a+b)}\n",
-        Language::Java => {
-            "import java.util.*;\npublic class Main{public static void main(String[] a){Scanner s=new Scanner(System.in);long x=s.nextLong(),y=s.nextLong();System.out.println(x+y);}}\n"
-        }
-        Language::JavaScript => {
-            "const [a, b] = require('fs').readFileSync(0, 'utf8').trim().split(/\\s+/).map(Number);\nconsole.log(a + b);\n"
-        }
-        Language::Ruby => "a, b = gets.split.map(&:to_i)\nputs a + b\n",
-        Language::Php => {
-            "<?php\n[$a, $b] = array_map('intval', explode(' ', trim(fgets(STDIN))));\necho $a + $b, \"\\n\";\n"
-        }
-        Language::Rust => {
-            "use std::io::Read;\nfn main(){let mut s=String::new();std::io::stdin().read_to_string(&mut s).unwrap();\
-             let v:Vec<i64>=s.split_whitespace().map(|x|x.parse().unwrap()).collect();println!(\"{}\",v[0]+v[1]);}\n"
-        }
-        Language::TypeScript => {
-            "const data: string = require('fs').readFileSync(0, 'utf8');\nconst [a, b] = data.trim().split(/\\s+/).map(Number);\nconsole.log(a + b);\n"
-        }
-        Language::Kotlin => {
-            "fun main() {\n    val (a, b) = readLine()!!.trim().split(\" \").map { it.toLong() }\n    println(a + b)\n}\n"
-        }
-        Language::CSharp => {
-            "using System;\nusing System.Linq;\nclass P{static void Main(){var v=Console.ReadLine().Split(' ').Select(long.Parse).ToArray();Console.WriteLine(v[0]+v[1]);}}\n"
-        }
-    }
-}
-
 /// The program with a comment naming the iteration, so that the artifact cache never answers: every script is
 /// compiled, as the compile medians need.
 fn unique_source(language: Language, n: usize) -> String {
@@ -92,29 +59,18 @@ fn unique_source(language: Language, n: usize) -> String {
     };
     format!(
         "{}{comment} phases bench {n} {}\n",
-        program(language),
+        fixtures::sum_program(language),
         std::process::id()
     )
 }
 
 fn script(language: Language, n: usize) -> Script {
-    Script {
-        id: ScriptId::new(format!("bench-{language}-{n}")).expect("non-empty"),
+    fixtures::script(
+        format!("bench-{language}-{n}"),
         language,
-        source: Source::new(unique_source(language, n)).expect("non-empty"),
-        limits: RequestedLimits::default(),
-        tests: [("2 3\n", "5\n"), ("10 20\n", "30\n"), ("-1 1\n", "0\n")]
-            .iter()
-            .enumerate()
-            .map(|(i, (input, expected))| TestCase {
-                number: i as u32 + 1,
-                input: (*input).into(),
-                expected_output: (*expected).into(),
-            })
-            .collect(),
-        checker: Checker::Exact,
-        run_all_tests: false,
-    }
+        &unique_source(language, n),
+        &fixtures::SUM_TESTS,
+    )
 }
 
 fn median(samples: &mut [Duration]) -> Duration {

@@ -14,4 +14,5 @@ pub mod health;
 pub mod ports;
 pub mod shutdown;
 pub mod telemetry;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;

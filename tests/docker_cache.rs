@@ -10,42 +10,8 @@ use scrc::adapters::docker::artifacts::CacheStats;
 use scrc::adapters::docker::sandbox::SandboxMode;
 use scrc::app::Judge;
 use scrc::domain::{Language, Status};
+use scrc::testing::fixtures::sum_program;
 use support::*;
-
-fn sum_program(language: Language) -> &'static str {
-    match language {
-        Language::Python => "a, b = map(int, input().split())\nprint(a + b)\n",
-        Language::C => {
-            "#include <stdio.h>\nint main(void){long a,b;scanf(\"%ld %ld\",&a,&b);printf(\"%ld\\n\",a+b);}\n"
-        }
-        Language::Cpp => "#include <bits/stdc++.h>\nint main(){long a,b;std::cin>>a>>b;std::cout<<a+b<<\"\\n\";}\n",
-        Language::Go => "package main\nimport \"fmt\"\nfunc main(){var a,b int64;fmt.Scan(&a,&b);fmt.Println(a+b)}\n",
-        Language::Java => {
-            "import java.util.*;\npublic class Sum{public static void main(String[] x){Scanner s=new Scanner(System.in);\
-             System.out.println(s.nextLong()+s.nextLong());}}\n"
-        }
-        Language::JavaScript => {
-            "const [a, b] = require('fs').readFileSync(0, 'utf8').trim().split(/\\s+/).map(Number);\nconsole.log(a + b);\n"
-        }
-        Language::Ruby => "a, b = gets.split.map(&:to_i)\nputs a + b\n",
-        Language::Php => {
-            "<?php\n[$a, $b] = array_map('intval', explode(' ', trim(fgets(STDIN))));\necho $a + $b, \"\\n\";\n"
-        }
-        Language::Rust => {
-            "use std::io::Read;\nfn main(){let mut s=String::new();std::io::stdin().read_to_string(&mut s).unwrap();\
-             let v:Vec<i64>=s.split_whitespace().map(|x|x.parse().unwrap()).collect();println!(\"{}\",v[0]+v[1]);}\n"
-        }
-        Language::TypeScript => {
-            "const data: string = require('fs').readFileSync(0, 'utf8');\nconst [a, b] = data.trim().split(/\\s+/).map(Number);\nconsole.log(a + b);\n"
-        }
-        Language::Kotlin => {
-            "fun main() {\n    val (a, b) = readLine()!!.trim().split(\" \").map { it.toLong() }\n    println(a + b)\n}\n"
-        }
-        Language::CSharp => {
-            "using System;\nusing System.Linq;\nclass P{static void Main(){var v=Console.ReadLine().Split(' ').Select(long.Parse).ToArray();Console.WriteLine(v[0]+v[1]);}}\n"
-        }
-    }
-}
 
 /// The cache's counters, or `None` when this run has no cache (the fresh path).
 fn stats(judge: &Judge<DockerRuntime>) -> Option<CacheStats> {

@@ -6,12 +6,9 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use scrc::app::{Backoff, CircuitBreaker, Executor, ExecutorSettings, Judge, RetryPolicy, StopReason, Summary};
-use scrc::domain::{
-    Checker, Language, LimitPolicy, Limits, MemoryLimit, RequestedLimits, Script, ScriptId, Source, Status, TestCase,
-    TimeLimit,
-};
+use scrc::domain::{Language, LimitPolicy, Limits, MemoryLimit, Script, ScriptId, Status, TestCase, TimeLimit};
 use scrc::ports::{DeadLetter, Inbound};
-use scrc::testing::{FakePublisher, FakeRuntime, FakeSource};
+use scrc::testing::{FakePublisher, FakeRuntime, FakeSource, fixtures};
 use tokio_util::sync::CancellationToken;
 
 const MIB: u64 = 1024 * 1024;
@@ -77,23 +74,7 @@ impl Harness {
 }
 
 fn script(id: &str, source: &str, tests: &[(&str, &str)]) -> Script {
-    Script {
-        id: ScriptId::new(id).unwrap(),
-        language: Language::Python,
-        source: Source::new(source).unwrap(),
-        limits: RequestedLimits::default(),
-        tests: tests
-            .iter()
-            .enumerate()
-            .map(|(index, (input, expected))| TestCase {
-                number: index as u32 + 1,
-                input: (*input).to_owned(),
-                expected_output: (*expected).to_owned(),
-            })
-            .collect(),
-        checker: Checker::Exact,
-        run_all_tests: false,
-    }
+    fixtures::script(id, Language::Python, source, tests)
 }
 
 fn status_of(publisher: &FakePublisher, id: &str) -> Status {

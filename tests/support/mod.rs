@@ -13,7 +13,8 @@ use std::time::Duration;
 use scrc::adapters::docker::{DockerRuntime, DockerSettings};
 use scrc::app::{CircuitBreaker, Judge};
 use scrc::config::Config;
-use scrc::domain::{Checker, Language, RequestedLimits, RunReport, Script, ScriptId, Source, TestCase};
+use scrc::domain::{Language, RequestedLimits, RunReport, Script};
+use scrc::testing::fixtures;
 use tokio_util::sync::CancellationToken;
 
 pub use scrc::config::local_images;
@@ -93,23 +94,7 @@ pub async fn judge(overrides: &[(&str, &str)]) -> Option<(Judge<DockerRuntime>, 
 }
 
 pub fn script(language: Language, source: &str, tests: &[(&str, &str)]) -> Script {
-    Script {
-        id: ScriptId::new(format!("{language}-{}", unique())).unwrap(),
-        language,
-        source: Source::new(source).unwrap(),
-        limits: RequestedLimits::default(),
-        tests: tests
-            .iter()
-            .enumerate()
-            .map(|(index, (input, expected))| TestCase {
-                number: index as u32 + 1,
-                input: (*input).to_owned(),
-                expected_output: (*expected).to_owned(),
-            })
-            .collect(),
-        checker: Checker::Exact,
-        run_all_tests: false,
-    }
+    fixtures::script(format!("{language}-{}", unique()), language, source, tests)
 }
 
 pub fn with_limits(mut script: Script, time_ms: u64, memory_mib: u64) -> Script {
