@@ -14,6 +14,9 @@ use crate::domain::{LimitPolicy, Limits, MemoryLimit, TimeLimit};
 /// Docker refuses memory limits under 6 MiB.
 pub const MIN_MEMORY_LIMIT: u64 = 6 * MIB;
 
+/// The name [`MIN_MEMORY_LIMIT`] goes by in an error: it is scrc's own constant, not a variable a user sets.
+const MIN_MEMORY_LIMIT_NAME: &str = "MIN_MEMORY_LIMIT";
+
 /// Test suites `RUNNER_MAX_TESTS` may allow: at least one test, and at most so many that every test, each costing a
 /// container and up to the time limit, still fits in one script's deadline.
 const MAX_TESTS_RANGE: RangeInclusive<usize> = 1..=10_000;
@@ -94,7 +97,7 @@ impl LimitSettings {
                 time: self.max_time,
                 memory: self.max_memory,
             },
-            min_memory: memory_limit("RUNNER_MEMORY_LIMIT", MIN_MEMORY_LIMIT)?,
+            min_memory: minimum_memory_limit(MIN_MEMORY_LIMIT)?,
             max_tests: self.max_tests,
         })
     }
@@ -130,4 +133,36 @@ fn memory_limit(name: &'static str, bytes: u64) -> Result<MemoryLimit, ConfigErr
         ));
     }
     MemoryLimit::new(bytes).map_err(|error| invalid(name, bytes, error.to_string()))
+}
+
+/// The smallest memory limit a script may ask for. It comes from a constant, not from the environment, so an error
+/// names the constant: naming `RUNNER_MEMORY_LIMIT`, as it once did, sent the reader to a variable that was fine.
+fn minimum_memory_limit(bytes: u64) -> Result<MemoryLimit, ConfigError> {
+    MemoryLimit::new(bytes).map_err(|error| {
+        invalid(
+            MIN_MEMORY_LIMIT_NAME,
+            bytes,
+            format!("scrc's built-in floor for memory limits: {error}"),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_invalid_minimum_memory_limit_names_the_constant_not_a_variable() {
+        let error = minimum_memory_limit(0)
+            .expect_err("zero is not a memory limit")
+            .to_string();
+        assert!(error.contains("MIN_MEMORY_LIMIT=\"0\""), "{error}");
+        assert!(!error.contains("RUNNER_MEMORY_LIMIT"), "{error}");
+    }
+
+    #[test]
+    fn the_minimum_memory_limit_is_dockers() {
+        let minimum = minimum_memory_limit(MIN_MEMORY_LIMIT).map(MemoryLimit::bytes);
+        assert_eq!(minimum.ok(), Some(6 * MIB));
+    }
 }
