@@ -61,7 +61,7 @@ pub(super) fn docker_settings(
             hardening,
             output_limit: env.runner_output_limit,
             compile_time_limit: limits.compile_time.as_duration(),
-            compile_memory_limit: limits.compile_memory.bytes(),
+            compile_memory_limit: limits.compile_memory,
             build_tmpfs_bytes: env.runner_build_tmpfs_size,
             run_tmpfs_bytes: env.runner_tmpfs_size,
             artifact_limit: env.runner_artifact_limit,
