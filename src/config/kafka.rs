@@ -28,7 +28,7 @@ const MIN_RESULT_BYTES: usize = 16 * 1024;
 /// The consumer's `max.poll.interval.ms`: longer than the longest script, so a slow script never costs the
 /// instance its group membership.
 pub(super) fn max_poll_interval(script_deadline: Duration) -> Duration {
-    script_deadline + POLL_INTERVAL_MARGIN
+    script_deadline.saturating_add(POLL_INTERVAL_MARGIN)
 }
 
 /// # Errors

@@ -80,9 +80,12 @@ impl LimitSettings {
     }
 
     /// The longest script this runner may take on: its build, then every test at the maximum time limit.
+    /// Saturating, so that limits too long to add up reach the poll-interval rule instead of panicking.
     pub(super) fn script_deadline(&self) -> Duration {
         let tests = u32::try_from(self.max_tests).unwrap_or(u32::MAX);
-        self.compile_time.as_duration() + BUILD_OVERHEAD + (self.max_time.as_duration() + PER_TEST_OVERHEAD) * tests
+        let build = self.compile_time.as_duration().saturating_add(BUILD_OVERHEAD);
+        let test = self.max_time.as_duration().saturating_add(PER_TEST_OVERHEAD);
+        build.saturating_add(test.saturating_mul(tests))
     }
 
     /// # Errors

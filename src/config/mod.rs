@@ -271,6 +271,14 @@ mod tests {
     }
 
     #[test]
+    fn a_time_limit_too_long_to_add_up_is_refused_not_a_panic() {
+        let error = load(&[("RUNNER_MAX_TIME_LIMIT", "100000000000000h")])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("24 h ceiling"), "{error}");
+    }
+
+    #[test]
     fn rdkafka_variables_pass_through_but_cannot_weaken_delivery() {
         let config = load(&[
             ("RDKAFKA_SECURITY_PROTOCOL", "SASL_SSL"),
