@@ -120,3 +120,42 @@ pub(super) fn rdkafka_properties(vars: &[(String, String)]) -> Result<Vec<(Strin
     properties.sort();
     Ok(properties)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::load;
+
+    #[test]
+    fn rdkafka_variables_pass_through_but_cannot_weaken_delivery() {
+        let config = load(&[
+            ("RDKAFKA_SECURITY_PROTOCOL", "SASL_SSL"),
+            ("RDKAFKA_SASL_MECHANISMS", "SCRAM-SHA-512"),
+            ("RDKAFKA_SSL_CA_LOCATION", "/etc/ca.pem"),
+        ])
+        .unwrap();
+        assert_eq!(
+            config.kafka.properties,
+            [
+                ("sasl.mechanisms".to_owned(), "SCRAM-SHA-512".to_owned()),
+                ("security.protocol".to_owned(), "SASL_SSL".to_owned()),
+                ("ssl.ca.location".to_owned(), "/etc/ca.pem".to_owned()),
+            ]
+        );
+        let error = load(&[("RDKAFKA_ENABLE_AUTO_OFFSET_STORE", "true")])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("enable.auto.offset.store"), "{error}");
+    }
+
+    #[test]
+    fn auto_offset_reset_cannot_be_overridden() {
+        for value in ["latest", "earliest", "error"] {
+            let error = load(&[("RDKAFKA_AUTO_OFFSET_RESET", value)]).unwrap_err().to_string();
+            assert!(
+                error.contains("RDKAFKA_AUTO_OFFSET_RESET") && error.contains("auto.offset.reset"),
+                "{error}"
+            );
+            assert!(error.contains("latest"), "says why: {error}");
+        }
+    }
+}

@@ -78,3 +78,43 @@ fn check_poll_interval(env: &Env, limits: &LimitSettings, shutdown_grace: Durati
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::config::limits::{BUILD_OVERHEAD, PER_TEST_OVERHEAD};
+    use crate::config::load;
+
+    #[test]
+    fn cross_field_rules_are_enforced() {
+        let error = load(&[("RUNNER_TIME_LIMIT", "30s")]).unwrap_err().to_string();
+        assert!(error.contains("exceeds RUNNER_MAX_TIME_LIMIT"), "{error}");
+        let error = load(&[
+            ("RUNNER_MAX_TESTS", "10000"),
+            ("RUNNER_MAX_TIME_LIMIT", "1h"),
+            ("RUNNER_TIME_LIMIT", "1s"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("24 h ceiling"), "{error}");
+        let error = load(&[("KAFKA_DLQ_TOPIC", "scripts")]).unwrap_err().to_string();
+        assert!(error.contains("KAFKA_DLQ_TOPIC must differ"), "{error}");
+    }
+
+    #[test]
+    fn the_poll_interval_outlasts_the_longest_allowed_script() {
+        let config = load(&[("RUNNER_MAX_TESTS", "10"), ("RUNNER_MAX_TIME_LIMIT", "20s")]).unwrap();
+        let longest = Duration::from_secs(30) + BUILD_OVERHEAD + (Duration::from_secs(20) + PER_TEST_OVERHEAD) * 10;
+        assert_eq!(config.executor.script_deadline, longest);
+        assert!(config.kafka.max_poll_interval > longest);
+    }
+
+    #[test]
+    fn a_time_limit_too_long_to_add_up_is_refused_not_a_panic() {
+        let error = load(&[("RUNNER_MAX_TIME_LIMIT", "100000000000000h")])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("24 h ceiling"), "{error}");
+    }
+}
