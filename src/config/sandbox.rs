@@ -12,8 +12,8 @@ use crate::adapters::docker::DockerSettings;
 use crate::adapters::docker::hardening::HardeningSettings;
 use crate::adapters::docker::sandbox::{SandboxMode, SandboxSettings};
 
-/// Size of every sandbox's `/dev/shm`: enough for runtimes that map shared memory at start, and it counts against
-/// the memory limit anyway.
+/// Size of every sandbox's `/dev/shm`, a quarter of Docker's 64 MiB default: it counts against the memory limit, and
+/// judged programs barely use it.
 const SHM_BYTES: i64 = 16 * MIB as i64;
 
 /// How long to wait for a registry when pulling a missing image at startup: a large build image over a slow link,
@@ -23,7 +23,8 @@ const PULL_TIMEOUT: Duration = Duration::from_secs(120);
 /// The most warm sandboxes `RUNNER_POOL_IDLE` may keep started per pair of images: each idle one holds memory.
 const MAX_POOL_IDLE: usize = 64;
 
-/// The most CPUs `RUNNER_CPUS` may give one container.
+/// The most CPUs `RUNNER_CPUS` may give one container: one sandbox judges one program, which cannot use a machine
+/// larger than this.
 const MAX_CPUS: f64 = 64.0;
 
 /// Processes and threads `RUNNER_PIDS_LIMIT` may allow: a JVM needs about 20, a fork bomb must stop somewhere.
