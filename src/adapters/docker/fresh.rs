@@ -260,7 +260,7 @@ impl FreshSandbox {
                     read_only: false,
                 },
             ],
-            memory: self.settings.compile_memory_limit,
+            memory: self.settings.compile_memory_limit.bytes(),
             tmpfs_bytes: self.settings.build_tmpfs_bytes,
             labels: self.labels(script, "build", limit + Duration::from_secs(120)),
         };
@@ -328,7 +328,7 @@ impl FreshSandbox {
         let observed = supervised.into_observed();
         let limits = CompileLimits {
             time: limit,
-            memory: self.settings.compile_memory_limit,
+            memory: self.settings.compile_memory_limit.bytes(),
         };
         if let Some(missing) = outcome::toolchain_missing(&observed, &plan.image) {
             return Err(missing);

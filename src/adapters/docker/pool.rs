@@ -212,7 +212,12 @@ impl Inner {
         let volume = Arc::new(ProgramVolume::new(self.engine.clone(), name));
         if images.build == images.run && self.sealing.load(Ordering::Relaxed) {
             let server = self
-                .start(&images.build, Role::Both, &volume, settings.compile_memory_limit)
+                .start(
+                    &images.build,
+                    Role::Both,
+                    &volume,
+                    settings.compile_memory_limit.bytes(),
+                )
                 .await?;
             if server.hello.can_seal() {
                 return Ok(Pair {
@@ -229,7 +234,12 @@ impl Inner {
             self.sealing.store(false, Ordering::Relaxed);
         }
         let (builder, runner) = tokio::join!(
-            self.start(&images.build, Role::Build, &volume, settings.compile_memory_limit),
+            self.start(
+                &images.build,
+                Role::Build,
+                &volume,
+                settings.compile_memory_limit.bytes()
+            ),
             self.start(&images.run, Role::Run, &volume, memory),
         );
         Ok(Pair {

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use super::hardening::HardeningSettings;
+use crate::domain::MemoryLimit;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct SandboxSettings {
@@ -14,7 +15,8 @@ pub struct SandboxSettings {
     /// Bytes kept per stream per run (`RUNNER_OUTPUT_LIMIT`); one more byte is OL.
     pub output_limit: usize,
     pub compile_time_limit: Duration,
-    pub compile_memory_limit: u64,
+    /// The memory limit of a build (`RUNNER_COMPILE_MEMORY_LIMIT`), validated like the limits scripts run with.
+    pub compile_memory_limit: MemoryLimit,
     /// `/tmp` of build containers; compilers keep temporary files and caches there.
     pub build_tmpfs_bytes: u64,
     /// `/tmp` of run containers.

@@ -192,7 +192,7 @@ impl WarmSandbox {
         }
         let limits_of_build = CompileLimits {
             time: limit,
-            memory: self.settings.compile_memory_limit,
+            memory: self.settings.compile_memory_limit.bytes(),
         };
         match outcome::build_failure(&observed, limits_of_build) {
             Ok(None) => {}

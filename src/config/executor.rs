@@ -1,0 +1,111 @@
+//! The executor's settings and the judge's retries: how many scripts run at once, how shutdown is paced, and how
+//! infrastructure failures are retried and cut off by the circuit breaker.
+
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
+use super::duration::parse_go_duration;
+use super::env::Env;
+use super::limits::positive_duration;
+use super::{ConfigError, invalid};
+use crate::app::{Backoff, ExecutorSettings, RetryPolicy};
+
+/// Slots `RUNNER_MAX_PARALLEL` may ask for: at least one, or nothing is judged; parallelism beyond the sandboxes'
+/// cores buys nothing (2 cores flatten at 4), so 256 leaves room for the largest engine and no more.
+const MAX_PARALLEL_RANGE: RangeInclusive<usize> = 1..=256;
+
+/// How long abandoned scripts get to release their containers after the shutdown grace, and then the final flush
+/// and commit: with the default 30 s grace a shutdown lasts at most 40 s, inside compose's stop grace period.
+const CLEANUP_GRACE: Duration = Duration::from_secs(5);
+
+/// Retries of publishing and of source hiccups: soon enough that a broker blip costs little, capped so that a
+/// long outage is not hammered.
+const PUBLISH_BACKOFF: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
+
+/// Recent script ids remembered to catch one id reused for a different script: hours of traffic at the measured
+/// throughput, while the executor's byte bound keeps their memory under 16 MiB.
+const RECENT_IDS: usize = 65_536;
+
+/// Retries of a runtime call that failed for infrastructure reasons: all attempts fit in a few seconds, well inside
+/// a script's deadline.
+const RUNTIME_BACKOFF: Backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(5));
+
+/// How many cool-downs a runtime call waits for an open breaker before giving up as IE: more than one, so that the
+/// wait outlasts the breaker's cool-down wherever in it the call arrives.
+const BREAKER_WAIT_IN_COOL_DOWNS: u32 = 2;
+
+/// `RUNNER_MAX_PARALLEL`, which the executor, the consumer and the sandbox pool all size themselves by.
+///
+/// # Errors
+/// [`ConfigError::Invalid`] outside [`MAX_PARALLEL_RANGE`].
+pub(super) fn max_parallel(env: &Env) -> Result<usize, ConfigError> {
+    let max_parallel = env.runner_max_parallel;
+    if !MAX_PARALLEL_RANGE.contains(&max_parallel) {
+        return Err(invalid(
+            "RUNNER_MAX_PARALLEL",
+            max_parallel,
+            format!(
+                "must be between {} and {}",
+                MAX_PARALLEL_RANGE.start(),
+                MAX_PARALLEL_RANGE.end()
+            ),
+        ));
+    }
+    Ok(max_parallel)
+}
+
+/// `RUNNER_SHUTDOWN_GRACE`, which may be zero: a runner may be told to abandon its scripts at once.
+///
+/// # Errors
+/// [`ConfigError::Invalid`] for a malformed duration.
+pub(super) fn shutdown_grace(env: &Env) -> Result<Duration, ConfigError> {
+    parse_go_duration(&env.runner_shutdown_grace)
+        .map_err(|reason| invalid("RUNNER_SHUTDOWN_GRACE", &env.runner_shutdown_grace, reason))
+}
+
+pub(super) fn executor_settings(
+    env: &Env,
+    max_parallel: usize,
+    shutdown_grace: Duration,
+    script_deadline: Duration,
+) -> ExecutorSettings {
+    ExecutorSettings {
+        max_parallel,
+        script_expected: (env.script_expected > 0).then_some(env.script_expected),
+        shutdown_grace,
+        cleanup_grace: CLEANUP_GRACE,
+        backoff: PUBLISH_BACKOFF,
+        recent_ids: RECENT_IDS,
+        script_deadline,
+    }
+}
+
+/// The circuit breaker's settings and the judge's retries of the runtime.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct FailureSettings {
+    pub(super) retry: RetryPolicy,
+    /// `RUNNER_BREAKER_THRESHOLD`: consecutive failures that open the breaker.
+    pub(super) breaker_threshold: u32,
+    /// `RUNNER_BREAKER_COOL_DOWN`: how long the breaker stays open.
+    pub(super) breaker_cool_down: Duration,
+}
+
+impl FailureSettings {
+    /// # Errors
+    /// [`ConfigError::Invalid`] for a malformed or zero cool-down, or no attempts.
+    pub(super) fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let breaker_cool_down = positive_duration("RUNNER_BREAKER_COOL_DOWN", &env.runner_breaker_cool_down)?;
+        if env.runner_retry_attempts == 0 {
+            return Err(invalid("RUNNER_RETRY_ATTEMPTS", 0, "must be at least 1"));
+        }
+        Ok(Self {
+            retry: RetryPolicy {
+                attempts: env.runner_retry_attempts,
+                backoff: RUNTIME_BACKOFF,
+                breaker_wait: breaker_cool_down * BREAKER_WAIT_IN_COOL_DOWNS,
+            },
+            breaker_threshold: env.runner_breaker_threshold.max(1),
+            breaker_cool_down,
+        })
+    }
+}

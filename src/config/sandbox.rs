@@ -1,0 +1,160 @@
+//! Docker's settings: the engine, the hardening every sandbox container gets, the sandbox mode and its pool, the
+//! sizes of builds and runs, and the per-language toolchains.
+
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
+use super::env::Env;
+use super::limits::LimitSettings;
+use super::toolchains::toolchains;
+use super::{ConfigError, MIB, invalid};
+use crate::adapters::docker::DockerSettings;
+use crate::adapters::docker::hardening::HardeningSettings;
+use crate::adapters::docker::sandbox::{SandboxMode, SandboxSettings};
+
+/// Size of every sandbox's `/dev/shm`, a quarter of Docker's 64 MiB default: it counts against the memory limit, and
+/// judged programs barely use it.
+const SHM_BYTES: i64 = 16 * MIB as i64;
+
+/// How long to wait for a registry when pulling a missing image at startup: a large build image over a slow link,
+/// but not so long that a runner with an unreachable registry never starts judging the other languages.
+const PULL_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The most warm sandboxes `RUNNER_POOL_IDLE` may keep started per pair of images: each idle one holds memory.
+const MAX_POOL_IDLE: usize = 64;
+
+/// The most CPUs `RUNNER_CPUS` may give one container: one sandbox judges one program, which cannot use a machine
+/// larger than this.
+const MAX_CPUS: f64 = 64.0;
+
+/// Processes and threads `RUNNER_PIDS_LIMIT` may allow: a JVM needs about 20, a fork bomb must stop somewhere.
+const PIDS_LIMIT_RANGE: RangeInclusive<i64> = 16..=32_768;
+
+/// Open files `RUNNER_NOFILE_LIMIT` may allow per process: a runtime opens a few at start.
+const NOFILE_LIMIT_RANGE: RangeInclusive<i64> = 16..=65_536;
+
+/// The smallest file `RUNNER_FILE_SIZE_LIMIT` may allow: compilers and programs write files of some size.
+const MIN_FILE_SIZE_LIMIT: i64 = MIB as i64;
+
+/// The smallest `RUNNER_OUTPUT_LIMIT`: an error message or a stack trace must fit before a program is OL.
+const MIN_OUTPUT_LIMIT: usize = 1024;
+
+/// The smallest `/tmp` of a build or run container: compilers keep temporary files there.
+const MIN_TMPFS_BYTES: u64 = MIB;
+
+/// # Errors
+/// [`ConfigError::Invalid`] naming the first sandbox variable out of its range, or toolchain variable that is
+/// empty or relative.
+pub(super) fn docker_settings(
+    env: &Env,
+    instance: &str,
+    limits: &LimitSettings,
+    max_parallel: usize,
+) -> Result<DockerSettings, ConfigError> {
+    let mode = sandbox_mode(env)?;
+    let pool_idle = pool_idle(env, max_parallel)?;
+    let hardening = hardening(env)?;
+    check_sizes(env)?;
+    Ok(DockerSettings {
+        host: env.docker_host.clone().filter(|host| !host.is_empty()),
+        sandbox: SandboxSettings {
+            instance: instance.to_owned(),
+            hardening,
+            output_limit: env.runner_output_limit,
+            compile_time_limit: limits.compile_time.as_duration(),
+            compile_memory_limit: limits.compile_memory,
+            build_tmpfs_bytes: env.runner_build_tmpfs_size,
+            run_tmpfs_bytes: env.runner_tmpfs_size,
+            artifact_limit: env.runner_artifact_limit,
+            script_deadline: limits.script_deadline(),
+            mode,
+            pool_idle,
+            run_memory_default: limits.memory.bytes(),
+            artifact_cache_bytes: env.runner_artifact_cache_bytes,
+            shared_toolchains: env.runner_shared_toolchains,
+        },
+        toolchains: toolchains(env)?,
+        pull_timeout: PULL_TIMEOUT,
+    })
+}
+
+fn sandbox_mode(env: &Env) -> Result<SandboxMode, ConfigError> {
+    match env.runner_sandbox.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("") | Some("warm") => Ok(SandboxMode::Warm),
+        Some("fresh") => Ok(SandboxMode::Fresh),
+        Some(_) => Err(invalid(
+            "RUNNER_SANDBOX",
+            env.runner_sandbox.clone().unwrap_or_default(),
+            "must be \"warm\" or \"fresh\"",
+        )),
+    }
+}
+
+/// By default, enough idle containers per image and role that a burst of `RUNNER_MAX_PARALLEL` scripts of one
+/// language finds half of them started; the refill task starts the rest while they build.
+fn pool_idle(env: &Env, max_parallel: usize) -> Result<usize, ConfigError> {
+    let pool_idle = env.runner_pool_idle.unwrap_or(max_parallel.div_ceil(2));
+    if pool_idle > MAX_POOL_IDLE {
+        return Err(invalid(
+            "RUNNER_POOL_IDLE",
+            pool_idle,
+            format!("must be at most {MAX_POOL_IDLE}"),
+        ));
+    }
+    Ok(pool_idle)
+}
+
+fn hardening(env: &Env) -> Result<HardeningSettings, ConfigError> {
+    if !(env.runner_cpus > 0.0 && env.runner_cpus <= MAX_CPUS) {
+        return Err(invalid(
+            "RUNNER_CPUS",
+            env.runner_cpus,
+            format!("must be greater than 0 and at most {MAX_CPUS}"),
+        ));
+    }
+    for (name, value, range) in [
+        ("RUNNER_PIDS_LIMIT", env.runner_pids_limit, PIDS_LIMIT_RANGE),
+        ("RUNNER_NOFILE_LIMIT", env.runner_nofile_limit, NOFILE_LIMIT_RANGE),
+    ] {
+        if !range.contains(&value) {
+            return Err(invalid(
+                name,
+                value,
+                format!("must be between {} and {}", range.start(), range.end()),
+            ));
+        }
+    }
+    if env.runner_file_size_limit < MIN_FILE_SIZE_LIMIT {
+        return Err(invalid(
+            "RUNNER_FILE_SIZE_LIMIT",
+            env.runner_file_size_limit,
+            "must be at least 1 MiB",
+        ));
+    }
+    Ok(HardeningSettings {
+        pids_limit: env.runner_pids_limit,
+        cpus: env.runner_cpus,
+        nofile: env.runner_nofile_limit,
+        file_size: env.runner_file_size_limit,
+        shm_bytes: SHM_BYTES,
+    })
+}
+
+fn check_sizes(env: &Env) -> Result<(), ConfigError> {
+    if env.runner_output_limit < MIN_OUTPUT_LIMIT {
+        return Err(invalid(
+            "RUNNER_OUTPUT_LIMIT",
+            env.runner_output_limit,
+            format!("must be at least {MIN_OUTPUT_LIMIT} bytes"),
+        ));
+    }
+    for (name, size) in [
+        ("RUNNER_TMPFS_SIZE", env.runner_tmpfs_size),
+        ("RUNNER_BUILD_TMPFS_SIZE", env.runner_build_tmpfs_size),
+    ] {
+        if size < MIN_TMPFS_BYTES {
+            return Err(invalid(name, size, "must be at least 1 MiB"));
+        }
+    }
+    Ok(())
+}
