@@ -542,6 +542,7 @@ mod tests {
     use super::*;
     use crate::domain::{Execution, Exit, Status, Verdict};
     use proptest::prelude::*;
+    use serde_json::json;
 
     const MAX: usize = 1 << 20;
 
@@ -830,6 +831,136 @@ mod tests {
         assert!(message.truncated);
         assert!(message.tests[0].stdout.ends_with("bytes truncated]"));
         assert_eq!(message.tests[0].expected_output, "5\n", "small fields are left alone");
+    }
+
+    /// A report exercising every encoding rule: script-level and test-level fields, output that is not UTF-8 (so
+    /// with its base64 copy), a killed test, a test that did not run, and a CPU time the sandbox could not measure.
+    fn full_report() -> RunReport {
+        let case = |number: u32| TestCase {
+            number,
+            input: format!("in{number}\n"),
+            expected_output: format!("out{number}\n"),
+        };
+        let ok = Verdict {
+            status: Status::Ok,
+            detail: String::new(),
+        };
+        let crashed = Verdict {
+            status: Status::RuntimeError,
+            detail: "killed by signal 11 (SIGSEGV)".into(),
+        };
+        let unmeasured = Execution {
+            cpu_time: None,
+            stderr: b"warn\n".to_vec(),
+            ..execution(b"bad\xff\n")
+        };
+        let killed = Execution {
+            exit: Exit::Signal(11),
+            wall_time: Duration::from_millis(7),
+            memory_peak: Some(2 << 20),
+            stderr: vec![b'e'; 300],
+            ..execution(b"")
+        };
+        RunReport::suite(
+            ScriptId::new("full-1").unwrap(),
+            Language::Python,
+            vec![
+                TestResult::judged(&case(1), unmeasured, ok),
+                TestResult::judged(&case(2), killed, crashed),
+                TestResult::not_run(&case(3)),
+            ],
+        )
+    }
+
+    /// The JSON is a compatibility contract (docs/schemas, README): this pins every field's name, value, presence
+    /// and omission, so that a change to how results are encoded cannot change what consumers receive.
+    #[test]
+    fn the_encoded_json_of_a_full_report_is_exactly_the_contract() {
+        let errors = "e".repeat(300);
+        let encoded = encode_report(&full_report(), "runner-1", SystemTime::UNIX_EPOCH, MAX).unwrap();
+        let expected = json!({
+            "id": "full-1",
+            "status": "RE",
+            "exit_code": 139,
+            "stdout": "bad\u{fffd}\n",
+            "stderr": errors,
+            "duration_ms": 52,
+            "error": "test 2: killed by signal 11 (SIGSEGV)",
+            "tests": [
+                {
+                    "number": 1,
+                    "status": "OK",
+                    "exit_code": 0,
+                    "duration_ms": 45,
+                    "stdout": "bad\u{fffd}\n",
+                    "stderr": "warn\n",
+                    "input": "in1\n",
+                    "expected_output": "out1\n",
+                    "error": "",
+                    "memory_peak_bytes": 1_048_576,
+                    "stdout_base64": "YmFk/wo=",
+                },
+                {
+                    "number": 2,
+                    "status": "RE",
+                    "exit_code": 139,
+                    "duration_ms": 7,
+                    "stdout": "",
+                    "stderr": errors,
+                    "input": "in2\n",
+                    "expected_output": "out2\n",
+                    "error": "killed by signal 11 (SIGSEGV)",
+                    "signal": 11,
+                    "cpu_time_ms": 40,
+                    "memory_peak_bytes": 2_097_152,
+                },
+                {
+                    "number": 3,
+                    "status": "-",
+                    "exit_code": null,
+                    "duration_ms": null,
+                    "stdout": "",
+                    "stderr": "",
+                    "input": "in3\n",
+                    "expected_output": "out3\n",
+                    "error": "",
+                },
+            ],
+            "timestamp": "1970-01-01T00:00:00.000Z",
+            "language": "python",
+            "memory_peak_bytes": 2_097_152,
+            "stdout_base64": "YmFk/wo=",
+            "runner": "runner-1",
+        });
+        assert_eq!(serde_json::from_slice::<Value>(&encoded).unwrap(), expected);
+
+        // Over budget: no base64 copies, the long output shortened with its marker, `truncated` set.
+        let encoded = encode_report(&full_report(), "", SystemTime::UNIX_EPOCH, 1000).unwrap();
+        let shortened = format!("{}…[238 bytes truncated]", "e".repeat(62));
+        let mut expected = expected;
+        expected["stderr"] = json!(shortened);
+        expected["tests"][1]["stderr"] = json!(shortened);
+        expected["tests"][0].as_object_mut().unwrap().remove("stdout_base64");
+        let top = expected.as_object_mut().unwrap();
+        top.remove("stdout_base64");
+        top.remove("runner");
+        expected["truncated"] = json!(true);
+        assert_eq!(serde_json::from_slice::<Value>(&encoded).unwrap(), expected);
+
+        // Nothing ran: the measurements are null or left out, and so are the language and the tests.
+        let rejected = RunReport::rejected(ScriptId::new("r-1").unwrap(), None, "unknown language".into());
+        let encoded = encode_report(&rejected, "", SystemTime::UNIX_EPOCH, MAX).unwrap();
+        let expected = json!({
+            "id": "r-1",
+            "status": "RJ",
+            "exit_code": null,
+            "stdout": "",
+            "stderr": "",
+            "duration_ms": null,
+            "error": "unknown language",
+            "timestamp": "1970-01-01T00:00:00.000Z",
+        });
+        assert_eq!(serde_json::from_slice::<Value>(&encoded).unwrap(), expected);
     }
 
     fn script_message() -> impl Strategy<Value = ScriptMessage> {
