@@ -345,7 +345,7 @@ async fn case_19_nul_invalid_utf8_and_megabyte_lines_give_valid_json() {
     let encoded = encode_report(&report, "test", SystemTime::now(), 950_000).expect("fits");
     assert!(encoded.len() <= 950_000);
     let message: ResultMessage = serde_json::from_slice(&encoded).expect("valid JSON");
-    assert!(message.tests[0].stdout.starts_with("a\u{0}b\u{fffd}\u{fffd}\n"));
+    assert!(message.tests[0].output.stdout.starts_with("a\u{0}b\u{fffd}\u{fffd}\n"));
     assert!(
         message.truncated,
         "the megabyte line was shortened to fit the broker's message size"
@@ -356,9 +356,9 @@ async fn case_19_nul_invalid_utf8_and_megabyte_lines_give_valid_json() {
     assert_eq!(report.status, Status::WrongAnswer);
     let encoded = encode_report(&report, "test", SystemTime::now(), 950_000).expect("fits");
     let message: ResultMessage = serde_json::from_slice(&encoded).expect("valid JSON");
-    assert_eq!(message.tests[0].stdout, "a\u{0}b\u{fffd}\u{fffd}\n");
+    assert_eq!(message.tests[0].output.stdout, "a\u{0}b\u{fffd}\u{fffd}\n");
     assert_eq!(
-        message.tests[0].stdout_base64.as_deref(),
+        message.tests[0].output.stdout_base64.as_deref(),
         Some("YQBi//4K"),
         "the exact bytes travel too"
     );

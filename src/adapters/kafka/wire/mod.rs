@@ -8,4 +8,4 @@ mod inbound;
 mod outbound;
 
 pub use inbound::{Coordinates, Unreadable, parse_message};
-pub use outbound::{ReportTooLarge, ResultMessage, TestResultMessage, encode_report};
+pub use outbound::{OutputBlock, ReportTooLarge, ResultMessage, TestResultMessage, encode_report};

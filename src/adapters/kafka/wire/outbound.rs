@@ -18,24 +18,15 @@ use crate::domain::{RunReport, TestResult};
 pub struct ResultMessage {
     pub id: String,
     pub status: String,
-    pub exit_code: Option<i32>,
-    pub stdout: String,
-    pub stderr: String,
-    pub duration_ms: Option<u64>,
+    /// The last test's output and the suite's measurements, or the single run's.
+    #[serde(flatten)]
+    pub output: OutputBlock,
     pub error: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tests: Vec<TestResultMessage>,
     pub timestamp: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cpu_time_ms: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub memory_peak_bytes: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stdout_base64: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stderr_base64: Option<String>,
     /// The runner instance that judged the script.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runner: Option<String>,
@@ -44,25 +35,38 @@ pub struct ResultMessage {
     pub truncated: bool,
 }
 
+/// One entry of a result's `tests`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TestResultMessage {
     pub number: u32,
     pub status: String,
-    pub exit_code: Option<i32>,
-    pub duration_ms: Option<u64>,
-    pub stdout: String,
-    pub stderr: String,
+    /// The test's own run; its measurements are `null` or absent when it did not run.
+    #[serde(flatten)]
+    pub output: OutputBlock,
     pub input: String,
     pub expected_output: String,
     pub error: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signal: Option<i32>,
+}
+
+/// What a run printed and what it cost, under the same names at the top of a result and in each of its tests.
+/// SCRC's fields (`exit_code`, `duration_ms`, `stdout`, `stderr`) are always present, `null` when nothing ran;
+/// scrc's additions are left out when unknown.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputBlock {
+    pub exit_code: Option<i32>,
+    pub duration_ms: Option<u64>,
+    pub stdout: String,
+    pub stderr: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_time_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_peak_bytes: Option<u64>,
+    /// The exact stdout bytes, when they were not valid UTF-8 and `stdout` had to replace some.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stdout_base64: Option<String>,
+    /// The exact stderr bytes, when they were not valid UTF-8.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stderr_base64: Option<String>,
 }
@@ -115,46 +119,75 @@ pub fn encode_report(
 }
 
 fn result_message(report: &RunReport, runner: &str, timestamp: SystemTime) -> ResultMessage {
-    let (stdout, stdout_base64) = encode_output(&report.stdout);
-    let (stderr, stderr_base64) = encode_output(&report.stderr);
     ResultMessage {
         id: report.id.as_str().to_owned(),
         status: report.status.code().to_owned(),
-        exit_code: report.exit_code,
-        stdout,
-        stderr,
-        duration_ms: report.duration.map(millis),
+        output: OutputBlock::encode(Run {
+            exit_code: report.exit_code,
+            duration: report.duration,
+            cpu_time: report.cpu_time,
+            memory_peak: report.memory_peak,
+            stdout: &report.stdout,
+            stderr: &report.stderr,
+        }),
         error: report.error.clone(),
         tests: report.tests.iter().map(test_message).collect(),
         timestamp: humantime::format_rfc3339_millis(timestamp).to_string(),
         language: report.language.map(|language| language.as_str().to_owned()),
-        cpu_time_ms: report.cpu_time.map(millis),
-        memory_peak_bytes: report.memory_peak,
-        stdout_base64,
-        stderr_base64,
         runner: (!runner.is_empty()).then(|| runner.to_owned()),
         truncated: false,
     }
 }
 
 fn test_message(test: &TestResult) -> TestResultMessage {
-    let (stdout, stdout_base64) = encode_output(&test.stdout);
-    let (stderr, stderr_base64) = encode_output(&test.stderr);
     TestResultMessage {
         number: test.number,
         status: test.status.code().to_owned(),
-        exit_code: test.exit_code,
-        duration_ms: test.duration.map(millis),
-        stdout,
-        stderr,
+        output: OutputBlock::encode(Run {
+            exit_code: test.exit_code,
+            duration: test.duration,
+            cpu_time: test.cpu_time,
+            memory_peak: test.memory_peak,
+            stdout: &test.stdout,
+            stderr: &test.stderr,
+        }),
         input: test.input.clone(),
         expected_output: test.expected_output.clone(),
         error: test.error.clone(),
         signal: test.signal,
-        cpu_time_ms: test.cpu_time.map(millis),
-        memory_peak_bytes: test.memory_peak,
-        stdout_base64,
-        stderr_base64,
+    }
+}
+
+/// The domain's view of one output block, borrowed from a report or a test.
+struct Run<'a> {
+    exit_code: Option<i32>,
+    duration: Option<Duration>,
+    cpu_time: Option<Duration>,
+    memory_peak: Option<u64>,
+    stdout: &'a [u8],
+    stderr: &'a [u8],
+}
+
+impl OutputBlock {
+    fn encode(run: Run<'_>) -> Self {
+        let (stdout, stdout_base64) = encode_output(run.stdout);
+        let (stderr, stderr_base64) = encode_output(run.stderr);
+        Self {
+            exit_code: run.exit_code,
+            duration_ms: run.duration.map(millis),
+            stdout,
+            stderr,
+            cpu_time_ms: run.cpu_time.map(millis),
+            memory_peak_bytes: run.memory_peak,
+            stdout_base64,
+            stderr_base64,
+        }
+    }
+
+    /// A truncated result carries no base64 copies: they are the largest fields and only a convenience.
+    fn drop_base64(&mut self) {
+        self.stdout_base64 = None;
+        self.stderr_base64 = None;
     }
 }
 
@@ -174,20 +207,22 @@ fn encode_output(bytes: &[u8]) -> (String, Option<String>) {
 }
 
 fn drop_base64(message: &mut ResultMessage) {
-    message.stdout_base64 = None;
-    message.stderr_base64 = None;
+    message.output.drop_base64();
     for test in &mut message.tests {
-        test.stdout_base64 = None;
-        test.stderr_base64 = None;
+        test.output.drop_base64();
     }
 }
 
 fn text_fields(message: &mut ResultMessage) -> Vec<&mut String> {
-    let mut fields = vec![&mut message.stdout, &mut message.stderr, &mut message.error];
+    let mut fields = vec![
+        &mut message.output.stdout,
+        &mut message.output.stderr,
+        &mut message.error,
+    ];
     for test in &mut message.tests {
         fields.extend([
-            &mut test.stdout,
-            &mut test.stderr,
+            &mut test.output.stdout,
+            &mut test.output.stderr,
             &mut test.input,
             &mut test.expected_output,
             &mut test.error,
@@ -297,14 +332,14 @@ mod tests {
         let raw = b"ok\x00\xff\xfe end";
         let encoded = encode_report(&suite_report(raw), "", SystemTime::UNIX_EPOCH, MAX).unwrap();
         let message: ResultMessage = serde_json::from_slice(&encoded).unwrap();
-        assert_eq!(message.tests[0].stdout, "ok\u{0}\u{fffd}\u{fffd} end");
+        assert_eq!(message.tests[0].output.stdout, "ok\u{0}\u{fffd}\u{fffd} end");
         let exact = base64::engine::general_purpose::STANDARD
-            .decode(message.tests[0].stdout_base64.as_ref().unwrap())
+            .decode(message.tests[0].output.stdout_base64.as_ref().unwrap())
             .unwrap();
         assert_eq!(exact, raw);
         let valid = encode_report(&suite_report(b"fine\0"), "", SystemTime::UNIX_EPOCH, MAX).unwrap();
         let message: ResultMessage = serde_json::from_slice(&valid).unwrap();
-        assert_eq!(message.tests[0].stdout_base64, None, "valid UTF-8 needs no copy");
+        assert_eq!(message.tests[0].output.stdout_base64, None, "valid UTF-8 needs no copy");
     }
 
     #[test]
@@ -314,7 +349,7 @@ mod tests {
         assert!(encoded.len() <= 100_000, "{} bytes", encoded.len());
         let message: ResultMessage = serde_json::from_slice(&encoded).unwrap();
         assert!(message.truncated);
-        assert!(message.tests[0].stdout.ends_with("bytes truncated]"));
+        assert!(message.tests[0].output.stdout.ends_with("bytes truncated]"));
         assert_eq!(message.tests[0].expected_output, "5\n", "small fields are left alone");
     }
 
