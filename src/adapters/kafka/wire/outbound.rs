@@ -144,17 +144,17 @@ fn test_message(test: &TestResult) -> TestResultMessage {
         number: test.number,
         status: test.status.code().to_owned(),
         output: OutputBlock::encode(Run {
-            exit_code: test.exit_code,
-            duration: test.duration,
-            cpu_time: test.cpu_time,
-            memory_peak: test.memory_peak,
-            stdout: &test.stdout,
-            stderr: &test.stderr,
+            exit_code: test.exit_code(),
+            duration: test.duration(),
+            cpu_time: test.cpu_time(),
+            memory_peak: test.memory_peak(),
+            stdout: test.stdout(),
+            stderr: test.stderr(),
         }),
         input: test.input.clone(),
         expected_output: test.expected_output.clone(),
         error: test.error.clone(),
-        signal: test.signal,
+        signal: test.signal(),
     }
 }
 
