@@ -1,4 +1,4 @@
-//! SCRC's wire format: script messages in ([`inbound`]), result messages out ([`outbound`]).
+//! SCRC's wire format: script messages in (`inbound`), result messages out (`outbound`).
 //!
 //! Parsing is total: any bytes become either an [`Inbound`](crate::ports::Inbound) value or an [`Unreadable`]
 //! reason, never a panic. Results carry every SCRC field under its SCRC name, and additions are optional fields
