@@ -71,7 +71,7 @@ async fn case_03_busy_loop_is_tl() {
     );
     let report = judged(&judge, &busy).await;
     assert_eq!(report.status, Status::TimeLimit);
-    let cpu = report.tests[0].cpu_time.unwrap();
+    let cpu = report.tests[0].cpu_time().unwrap();
     assert!(cpu > Duration::from_millis(50), "a busy loop burns its CPU: {cpu:?}");
     assert_clean_and_serving(&judge, &config.instance).await;
 }
@@ -91,12 +91,13 @@ async fn case_04_sleeping_forever_is_tl_by_wall_clock() {
     assert_eq!(report.status, Status::TimeLimit);
     let test = &report.tests[0];
     assert!(
-        test.duration.unwrap() >= Duration::from_millis(1000) && test.duration.unwrap() < Duration::from_millis(1500)
+        test.duration().unwrap() >= Duration::from_millis(1000)
+            && test.duration().unwrap() < Duration::from_millis(1500)
     );
     assert!(
-        test.cpu_time.unwrap() < Duration::from_millis(300),
+        test.cpu_time().unwrap() < Duration::from_millis(300),
         "it slept: {:?}",
-        test.cpu_time
+        test.cpu_time()
     );
     assert!(
         started.elapsed() < Duration::from_secs(15),
@@ -114,7 +115,7 @@ async fn case_06_infinite_stdout_is_ol_with_bounded_memory() {
     let (flooded, neighbour) = both(judged(&judge, &flood), judged(&judge, &benign())).await;
     assert_eq!(flooded.status, Status::OutputLimit, "{:?}", flooded.error);
     assert_eq!(
-        flooded.tests[0].stdout.len(),
+        flooded.tests[0].stdout().len(),
         config.docker.sandbox.output_limit,
         "the runner kept exactly the cap"
     );
@@ -134,7 +135,7 @@ async fn case_07_infinite_stderr_is_ol() {
     );
     let report = judged(&judge, &flood).await;
     assert_eq!(report.status, Status::OutputLimit);
-    assert!(report.tests[0].stderr.len() <= config.docker.sandbox.output_limit);
+    assert!(report.tests[0].stderr().len() <= config.docker.sandbox.output_limit);
     assert_clean_and_serving(&judge, &config.instance).await;
 }
 
@@ -150,7 +151,7 @@ async fn case_08_right_answer_then_flood_is_ol_not_ok() {
     );
     let report = judged(&judge, &cheat).await;
     assert_eq!(report.status, Status::OutputLimit);
-    assert!(report.tests[0].stdout.starts_with(b"5\n"));
+    assert!(report.tests[0].stdout().starts_with(b"5\n"));
     assert_clean_and_serving(&judge, &config.instance).await;
 }
 
@@ -233,7 +234,7 @@ async fn case_13_network_connections_fail_and_no_packet_leaves() {
         Status::RuntimeError,
         "name resolution fails too: {report:#?}"
     );
-    let stdout = String::from_utf8_lossy(&report.tests[0].stdout);
+    let stdout = String::from_utf8_lossy(report.tests[0].stdout());
     assert!(!stdout.contains("connected"), "{stdout}");
     assert_eq!(stdout.matches("blocked").count(), 3, "{stdout}");
     assert!(listener.accept().is_err(), "a connection reached the host");
@@ -256,7 +257,7 @@ async fn case_14_host_files_are_not_visible() {
         print(open('/etc/shadow').read())\n";
     let report = judged(&judge, &script(Language::Python, source, &[("", "")])).await;
     assert_eq!(report.status, Status::RuntimeError, "{report:#?}");
-    let stdout = String::from_utf8_lossy(&report.tests[0].stdout);
+    let stdout = String::from_utf8_lossy(report.tests[0].stdout());
     assert!(
         !stdout.contains("READ"),
         "something of the host was readable:\n{stdout}"
@@ -339,13 +340,13 @@ async fn case_19_nul_invalid_utf8_and_megabyte_lines_give_valid_json() {
                   for(int i=0;i<900000;i++)putchar('x');putchar('\\n');return 0;}\n";
     let report = judged(&judge, &script(Language::C, source, &[("", "a\n")])).await;
     assert_eq!(report.status, Status::WrongAnswer);
-    let stdout = &report.tests[0].stdout;
+    let stdout = report.tests[0].stdout();
     assert_eq!(&stdout[..6], b"a\0b\xff\xfe\n");
     assert_eq!(stdout.len(), 6 + 900_001);
     let encoded = encode_report(&report, "test", SystemTime::now(), 950_000).expect("fits");
     assert!(encoded.len() <= 950_000);
     let message: ResultMessage = serde_json::from_slice(&encoded).expect("valid JSON");
-    assert!(message.tests[0].stdout.starts_with("a\u{0}b\u{fffd}\u{fffd}\n"));
+    assert!(message.tests[0].output.stdout.starts_with("a\u{0}b\u{fffd}\u{fffd}\n"));
     assert!(
         message.truncated,
         "the megabyte line was shortened to fit the broker's message size"
@@ -356,9 +357,9 @@ async fn case_19_nul_invalid_utf8_and_megabyte_lines_give_valid_json() {
     assert_eq!(report.status, Status::WrongAnswer);
     let encoded = encode_report(&report, "test", SystemTime::now(), 950_000).expect("fits");
     let message: ResultMessage = serde_json::from_slice(&encoded).expect("valid JSON");
-    assert_eq!(message.tests[0].stdout, "a\u{0}b\u{fffd}\u{fffd}\n");
+    assert_eq!(message.tests[0].output.stdout, "a\u{0}b\u{fffd}\u{fffd}\n");
     assert_eq!(
-        message.tests[0].stdout_base64.as_deref(),
+        message.tests[0].output.stdout_base64.as_deref(),
         Some("YQBi//4K"),
         "the exact bytes travel too"
     );
@@ -460,7 +461,7 @@ async fn case_11_and_12_stack_overflow_and_non_zero_exit_are_re() {
     let overflow = "int f(int n){volatile int pad[64];pad[0]=n;return f(n+1)+pad[0];}\nint main(void){return f(0);}\n";
     let report = judged(&judge, &script(Language::C, overflow, &[("", "")])).await;
     assert_eq!(report.status, Status::RuntimeError, "{report:#?}");
-    assert_eq!(report.tests[0].signal, Some(11), "SIGSEGV");
+    assert_eq!(report.tests[0].signal(), Some(11), "SIGSEGV");
     let right_but_failing = "#include <stdio.h>\nint main(void){puts(\"5\");return 3;}\n";
     let report = judged(&judge, &script(Language::C, right_but_failing, &[("", "5\n")])).await;
     assert_eq!(
@@ -468,7 +469,7 @@ async fn case_11_and_12_stack_overflow_and_non_zero_exit_are_re() {
         Status::RuntimeError,
         "right output, non-zero exit: {report:#?}"
     );
-    assert_eq!(report.tests[0].exit_code, Some(3));
+    assert_eq!(report.tests[0].exit_code(), Some(3));
     assert_clean_and_serving(&judge, &config.instance).await;
 }
 
@@ -489,7 +490,7 @@ async fn case_16_privileged_operations_are_blocked() {
         report.status,
         Status::Ok,
         "{}",
-        String::from_utf8_lossy(&report.tests[0].stdout)
+        String::from_utf8_lossy(report.tests[0].stdout())
     );
     assert_clean_and_serving(&judge, &config.instance).await;
 }
@@ -597,7 +598,7 @@ async fn case_06_floods_are_ol_in_every_added_language() {
         let report = judged(&judge, &script(language, source, &[("", "")])).await;
         assert_eq!(report.status, Status::OutputLimit, "{language}: {report:#?}");
         assert_eq!(
-            report.tests[0].stdout.len(),
+            report.tests[0].stdout().len(),
             config.docker.sandbox.output_limit,
             "{language}: the runner kept exactly the cap"
         );

@@ -42,7 +42,7 @@ async fn each_language_is_compiled_once_and_judged_the_same_from_the_cache() {
         let again = judged(&judge, &script(language, sum_program(language), &tests)).await;
         assert_eq!(again.status, Status::WrongAnswer, "{language}: {again:#?}");
         assert_eq!(again.tests[0].status, Status::Ok, "{language}: {again:#?}");
-        assert_eq!(again.tests[1].stdout, b"4\n", "{language}: the program's own answer");
+        assert_eq!(again.tests[1].stdout(), b"4\n", "{language}: the program's own answer");
     }
     if !warm(&config) {
         assert_eq!(stats(&judge), None, "the fresh path has no cache");

@@ -61,10 +61,10 @@ async fn matrix(programs: Programs) {
         }
         if expected != Status::BuildFailure {
             let first = &report.tests[0];
-            assert!(first.duration.is_some() && first.cpu_time.is_some() && first.memory_peak.is_some());
+            assert!(first.duration().is_some() && first.cpu_time().is_some() && first.memory_peak().is_some());
         }
         if expected == Status::TimeLimit {
-            let run = report.tests[0].duration.unwrap();
+            let run = report.tests[0].duration().unwrap();
             assert!(
                 run.as_millis() >= 1500 && run.as_millis() < 2500,
                 "{language}: TL run time {run:?}"

@@ -175,11 +175,11 @@ fn assert_probe_clean(action: &str, report: &RunReport) {
         probe.status,
         Status::Ok,
         "after {action}: {}\n{report:#?}",
-        String::from_utf8_lossy(&probe.stdout)
+        String::from_utf8_lossy(probe.stdout())
     );
-    let peak = probe.memory_peak.expect("the probe's memory peak is measured");
+    let peak = probe.memory_peak().expect("the probe's memory peak is measured");
     assert!(peak < 48 << 20, "after {action}: the probe's peak is {peak} bytes");
-    let cpu = probe.cpu_time.expect("the probe's CPU time is measured");
+    let cpu = probe.cpu_time().expect("the probe's CPU time is measured");
     assert!(
         cpu < std::time::Duration::from_millis(500),
         "after {action}: the probe's CPU time is {cpu:?}"
@@ -240,21 +240,21 @@ async fn each_hostile_test_leaves_nothing_for_the_next_test_of_its_script() {
         assert_probe_clean(action, report);
     }
     let daemons = &reports[0].tests[0];
-    assert_eq!(String::from_utf8_lossy(&daemons.stdout), "forked\n");
+    assert_eq!(String::from_utf8_lossy(daemons.stdout()), "forked\n");
     let sysv = &reports[14].tests[0];
     assert_eq!(
-        String::from_utf8_lossy(&sysv.stdout),
+        String::from_utf8_lossy(sysv.stdout()),
         "segment True\n",
         "the segment was made, and is gone for test 2"
     );
     let program = &reports[15].tests[0];
     assert!(
-        !String::from_utf8_lossy(&program.stdout).contains("changed"),
+        !String::from_utf8_lossy(program.stdout()).contains("changed"),
         "a test changed the program: {program:#?}"
     );
     let big = &reports[2].tests[0];
     assert!(
-        big.memory_peak.is_some_and(|peak| peak > 150 << 20),
+        big.memory_peak().is_some_and(|peak| peak > 150 << 20),
         "the big test reports its own peak: {big:#?}"
     );
     assert_clean_and_serving(&judge, &config.instance).await;

@@ -82,7 +82,7 @@ fn cost(report: &RunReport) -> usize {
     let tests: usize = report
         .tests
         .iter()
-        .map(|t| t.stdout.len() + t.stderr.len() + t.input.len() + t.expected_output.len() + t.error.len() + 160)
+        .map(|t| t.stdout().len() + t.stderr().len() + t.input.len() + t.expected_output.len() + t.error.len() + 160)
         .sum();
     2 * report.id.as_str().len() + report.stdout.len() + report.stderr.len() + report.error.len() + tests + 256
 }

@@ -16,16 +16,9 @@ use super::verdict::{Execution, Exit, Verdict};
 pub struct TestResult {
     pub number: u32,
     pub status: Status,
-    /// `None` when the program did not run.
-    pub exit_code: Option<i32>,
-    /// The signal that killed the program, if one did.
-    pub signal: Option<i32>,
-    /// The program's own run time; `None` when it did not run.
-    pub duration: Option<Duration>,
-    pub cpu_time: Option<Duration>,
-    pub memory_peak: Option<u64>,
-    pub stdout: Vec<u8>,
-    pub stderr: Vec<u8>,
+    /// The run as the sandbox measured it; `None` when the program did not run. Held whole rather than copied
+    /// field by field, so that "did not run" is one state and the measurements cannot disagree with each other.
+    pub execution: Option<Execution>,
     pub input: String,
     pub expected_output: String,
     /// Why the status was given; empty for OK.
@@ -35,20 +28,10 @@ pub struct TestResult {
 impl TestResult {
     /// A test that ran and was judged.
     pub fn judged(test: &TestCase, execution: Execution, verdict: Verdict) -> Self {
-        let signal = match execution.exit {
-            Exit::Signal(signal) => Some(signal),
-            Exit::Code(_) => None,
-        };
         Self {
             number: test.number,
             status: verdict.status,
-            exit_code: Some(execution.exit.code()),
-            signal,
-            duration: Some(execution.wall_time),
-            cpu_time: execution.cpu_time,
-            memory_peak: execution.memory_peak,
-            stdout: execution.stdout,
-            stderr: execution.stderr,
+            execution: Some(execution),
             input: test.input.clone(),
             expected_output: test.expected_output.clone(),
             error: verdict.detail,
@@ -69,17 +52,47 @@ impl TestResult {
         Self {
             number: test.number,
             status,
-            exit_code: None,
-            signal: None,
-            duration: None,
-            cpu_time: None,
-            memory_peak: None,
-            stdout: Vec::new(),
-            stderr: Vec::new(),
+            execution: None,
             input: test.input.clone(),
             expected_output: test.expected_output.clone(),
             error,
         }
+    }
+
+    /// The code a shell would report; `None` when the program did not run.
+    pub fn exit_code(&self) -> Option<i32> {
+        self.execution.as_ref().map(|execution| execution.exit.code())
+    }
+
+    /// The signal that killed the program, if one did.
+    pub fn signal(&self) -> Option<i32> {
+        match self.execution.as_ref()?.exit {
+            Exit::Signal(signal) => Some(signal),
+            Exit::Code(_) => None,
+        }
+    }
+
+    /// The program's own run time; `None` when it did not run.
+    pub fn duration(&self) -> Option<Duration> {
+        self.execution.as_ref().map(|execution| execution.wall_time)
+    }
+
+    pub fn cpu_time(&self) -> Option<Duration> {
+        self.execution.as_ref()?.cpu_time
+    }
+
+    pub fn memory_peak(&self) -> Option<u64> {
+        self.execution.as_ref()?.memory_peak
+    }
+
+    /// The captured stdout; empty when the program did not run.
+    pub fn stdout(&self) -> &[u8] {
+        self.execution.as_ref().map_or(&[], |execution| &execution.stdout)
+    }
+
+    /// The captured stderr; empty when the program did not run.
+    pub fn stderr(&self) -> &[u8] {
+        self.execution.as_ref().map_or(&[], |execution| &execution.stderr)
     }
 }
 
@@ -135,7 +148,7 @@ impl RunReport {
     }
 
     fn aggregate(id: ScriptId, language: Option<Language>, tests: Vec<TestResult>) -> Self {
-        let run: Vec<&TestResult> = tests.iter().filter(|t| t.duration.is_some()).collect();
+        let run: Vec<&Execution> = tests.iter().filter_map(|t| t.execution.as_ref()).collect();
         // An IE anywhere decides: it means the script could not be judged, which an earlier failure under
         // `run_all_tests` must not hide. Otherwise the first failure decides, as in SCRC.
         let deciding = tests.iter().find(|t| t.status == Status::InternalError).or_else(|| {
@@ -148,28 +161,29 @@ impl RunReport {
         let exit_code = run
             .iter()
             .rev()
-            .find_map(|t| t.exit_code.filter(|&code| code != 0))
+            .map(|execution| execution.exit.code())
+            .find(|&code| code != 0)
             .or_else(|| (!run.is_empty()).then_some(0));
-        let last_non_empty = |pick: fn(&TestResult) -> &Vec<u8>| {
+        let last_non_empty = |pick: fn(&Execution) -> &Vec<u8>| {
             run.iter()
                 .rev()
-                .map(|t| pick(t))
+                .map(|execution| pick(execution))
                 .find(|output| !output.is_empty())
                 .cloned()
                 .unwrap_or_default()
         };
-        let cpu_time = run.iter().map(|t| t.cpu_time).sum::<Option<Duration>>();
+        let cpu_time = run.iter().map(|execution| execution.cpu_time).sum::<Option<Duration>>();
         Self {
             id,
             language,
             status,
             exit_code,
-            stdout: last_non_empty(|t| &t.stdout),
-            stderr: last_non_empty(|t| &t.stderr),
-            duration: Some(run.iter().filter_map(|t| t.duration).sum()),
+            stdout: last_non_empty(|execution| &execution.stdout),
+            stderr: last_non_empty(|execution| &execution.stderr),
+            duration: Some(run.iter().map(|execution| execution.wall_time).sum()),
             error,
             cpu_time: if run.is_empty() { None } else { cpu_time },
-            memory_peak: run.iter().filter_map(|t| t.memory_peak).max(),
+            memory_peak: run.iter().filter_map(|execution| execution.memory_peak).max(),
             tests,
         }
     }
@@ -288,8 +302,8 @@ mod tests {
         assert_eq!(report.status, Status::WrongAnswer);
         assert_eq!(report.error, "test 2: because");
         assert_eq!(report.tests[2].status, Status::NotRun);
-        assert_eq!(report.tests[2].exit_code, None);
-        assert_eq!(report.tests[2].duration, None);
+        assert_eq!(report.tests[2].exit_code(), None);
+        assert_eq!(report.tests[2].duration(), None);
         assert_eq!(report.tests[2].input, "in3");
         assert_eq!(report.duration, Some(Duration::from_millis(20)));
     }

@@ -148,7 +148,7 @@ pub fn record_size(record: RecordRef<'_>) -> usize {
             let tests: usize = report
                 .tests
                 .iter()
-                .map(|t| t.stdout.len() + t.stderr.len() + t.input.len() + t.expected_output.len() + t.error.len())
+                .map(|t| t.stdout().len() + t.stderr().len() + t.input.len() + t.expected_output.len() + t.error.len())
                 .sum();
             report.id.as_str().len() + report.stdout.len() + report.stderr.len() + report.error.len() + tests
         }

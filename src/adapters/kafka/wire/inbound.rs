@@ -1,23 +1,16 @@
-//! SCRC's wire format: script messages in, result messages out.
+//! Script messages in: bytes from the `scripts` topic become a script, a done marker, a rejection or a
+//! dead-letter reason.
 //!
 //! Parsing is total: any bytes become either an [`Inbound`] value or an [`Unreadable`] reason, never a panic. A
 //! message that is JSON but wrong (a bad field type, an unknown language, a negative limit) is *readable* and gets
 //! an RJ result naming the field and the value; only bytes that are not a JSON object of acceptable size are
 //! unreadable and go to the dead-letter topic.
-//!
-//! Results carry every SCRC field under its SCRC name. Additions are optional fields only. Output is raw bytes in
-//! the domain; on the wire it becomes a UTF-8 string (invalid sequences replaced by U+FFFD, NUL escaped as
-//! `\u0000` by JSON itself), and when the bytes were not valid UTF-8 the exact bytes also travel base64-encoded in
-//! `stdout_base64` / `stderr_base64`. A result that would exceed the broker's message size has its largest text
-//! fields shortened, marked with `"truncated": true`.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use base64::Engine as _;
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::domain::{Checker, Language, RequestedLimits, RunReport, Script, ScriptId, Source, TestCase, TestResult};
+use crate::domain::{Checker, Language, RequestedLimits, Script, ScriptId, Source, TestCase};
 use crate::ports::Inbound;
 
 /// Where a message came from, for the fallback id `topic:partition:offset`.
@@ -296,252 +289,11 @@ fn coordinates_id(at: Coordinates<'_>) -> ScriptId {
         .unwrap_or_else(|_| unreachable!("the suffix is never empty and the whole fits by construction"))
 }
 
-/// A script message as SCRC producers write it. Used by tests and tools to produce messages; the runner itself
-/// parses with [`parse_message`] for field-by-field errors.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ScriptMessage {
-    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
-    pub kind: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-    pub language: String,
-    pub source: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub limits: Option<LimitsMessage>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub tests: Vec<TestMessage>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub checker: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub float_tolerance: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub run_all_tests: Option<bool>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LimitsMessage {
-    #[serde(default)]
-    pub time_limit_ms: i64,
-    #[serde(default)]
-    pub memory_limit_bytes: i64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TestMessage {
-    #[serde(default)]
-    pub number: i64,
-    #[serde(default)]
-    pub input: String,
-    #[serde(default)]
-    pub expected_output: String,
-}
-
-/// The result message: SCRC's fields first, then scrc's optional additions.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ResultMessage {
-    pub id: String,
-    pub status: String,
-    pub exit_code: Option<i32>,
-    pub stdout: String,
-    pub stderr: String,
-    pub duration_ms: Option<u64>,
-    pub error: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub tests: Vec<TestResultMessage>,
-    pub timestamp: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub language: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cpu_time_ms: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub memory_peak_bytes: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stdout_base64: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stderr_base64: Option<String>,
-    /// The runner instance that judged the script.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub runner: Option<String>,
-    /// Text fields were shortened to fit the broker's message size.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub truncated: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TestResultMessage {
-    pub number: u32,
-    pub status: String,
-    pub exit_code: Option<i32>,
-    pub duration_ms: Option<u64>,
-    pub stdout: String,
-    pub stderr: String,
-    pub input: String,
-    pub expected_output: String,
-    pub error: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub signal: Option<i32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cpu_time_ms: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub memory_peak_bytes: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stdout_base64: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stderr_base64: Option<String>,
-}
-
-/// The report does not fit in `max_bytes` even with every text field emptied.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the result needs {needed} bytes even when truncated, over the limit of {limit} bytes")]
-pub struct ReportTooLarge {
-    pub needed: usize,
-    pub limit: usize,
-}
-
-/// Encodes a report as a result message of at most `max_bytes` bytes, shortening text fields when needed.
-///
-/// # Errors
-/// [`ReportTooLarge`] when even the shortest form is over `max_bytes`.
-pub fn encode_report(
-    report: &RunReport,
-    runner: &str,
-    timestamp: SystemTime,
-    max_bytes: usize,
-) -> Result<Vec<u8>, ReportTooLarge> {
-    let mut message = result_message(report, runner, timestamp);
-    let mut encoded = to_json(&message);
-    if encoded.len() <= max_bytes {
-        return Ok(encoded);
-    }
-    message.truncated = true;
-    drop_base64(&mut message);
-    // Halve the room for each text field until the message fits. The loop ends: at cap 0 every text field is
-    // reduced to its marker.
-    let mut cap = max_bytes / 2;
-    loop {
-        let mut shortened = message.clone();
-        for field in text_fields(&mut shortened) {
-            shorten(field, cap);
-        }
-        encoded = to_json(&shortened);
-        if encoded.len() <= max_bytes {
-            return Ok(encoded);
-        }
-        if cap == 0 {
-            return Err(ReportTooLarge {
-                needed: encoded.len(),
-                limit: max_bytes,
-            });
-        }
-        cap /= 2;
-    }
-}
-
-fn result_message(report: &RunReport, runner: &str, timestamp: SystemTime) -> ResultMessage {
-    let (stdout, stdout_base64) = encode_output(&report.stdout);
-    let (stderr, stderr_base64) = encode_output(&report.stderr);
-    ResultMessage {
-        id: report.id.as_str().to_owned(),
-        status: report.status.code().to_owned(),
-        exit_code: report.exit_code,
-        stdout,
-        stderr,
-        duration_ms: report.duration.map(millis),
-        error: report.error.clone(),
-        tests: report.tests.iter().map(test_message).collect(),
-        timestamp: humantime::format_rfc3339_millis(timestamp).to_string(),
-        language: report.language.map(|language| language.as_str().to_owned()),
-        cpu_time_ms: report.cpu_time.map(millis),
-        memory_peak_bytes: report.memory_peak,
-        stdout_base64,
-        stderr_base64,
-        runner: (!runner.is_empty()).then(|| runner.to_owned()),
-        truncated: false,
-    }
-}
-
-fn test_message(test: &TestResult) -> TestResultMessage {
-    let (stdout, stdout_base64) = encode_output(&test.stdout);
-    let (stderr, stderr_base64) = encode_output(&test.stderr);
-    TestResultMessage {
-        number: test.number,
-        status: test.status.code().to_owned(),
-        exit_code: test.exit_code,
-        duration_ms: test.duration.map(millis),
-        stdout,
-        stderr,
-        input: test.input.clone(),
-        expected_output: test.expected_output.clone(),
-        error: test.error.clone(),
-        signal: test.signal,
-        cpu_time_ms: test.cpu_time.map(millis),
-        memory_peak_bytes: test.memory_peak,
-        stdout_base64,
-        stderr_base64,
-    }
-}
-
-fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// Output as text, plus its exact bytes in base64 when the text had to replace invalid UTF-8.
-fn encode_output(bytes: &[u8]) -> (String, Option<String>) {
-    match std::str::from_utf8(bytes) {
-        Ok(text) => (text.to_owned(), None),
-        Err(_) => (
-            String::from_utf8_lossy(bytes).into_owned(),
-            Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
-        ),
-    }
-}
-
-fn drop_base64(message: &mut ResultMessage) {
-    message.stdout_base64 = None;
-    message.stderr_base64 = None;
-    for test in &mut message.tests {
-        test.stdout_base64 = None;
-        test.stderr_base64 = None;
-    }
-}
-
-fn text_fields(message: &mut ResultMessage) -> Vec<&mut String> {
-    let mut fields = vec![&mut message.stdout, &mut message.stderr, &mut message.error];
-    for test in &mut message.tests {
-        fields.extend([
-            &mut test.stdout,
-            &mut test.stderr,
-            &mut test.input,
-            &mut test.expected_output,
-            &mut test.error,
-        ]);
-    }
-    fields
-}
-
-fn shorten(text: &mut String, cap: usize) {
-    if text.len() <= cap {
-        return;
-    }
-    let removed = text.len() - cap;
-    let mut end = cap;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text.truncate(end);
-    text.push_str(&format!("…[{removed} bytes truncated]"));
-}
-
-fn to_json(message: &ResultMessage) -> Vec<u8> {
-    // Serializing plain strings and numbers cannot fail.
-    serde_json::to_vec(message).unwrap_or_else(|_| unreachable!("a result message always serializes"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Execution, Exit, Status, Verdict};
     use proptest::prelude::*;
+    use serde::Serialize;
 
     const MAX: usize = 1 << 20;
 
@@ -737,99 +489,41 @@ mod tests {
         assert_eq!(error.reason, "the message has no payload");
     }
 
-    fn execution(stdout: &[u8]) -> Execution {
-        Execution {
-            exit: Exit::Code(0),
-            wall_time: Duration::from_millis(45),
-            cpu_time: Some(Duration::from_millis(40)),
-            memory_peak: Some(1 << 20),
-            stdout: stdout.to_vec(),
-            stderr: Vec::new(),
-            timed_out: false,
-            memory_exceeded: false,
-            stalled_at_memory_limit: false,
-            output_exceeded: false,
-        }
+    /// A script message as SCRC producers write it, for the round-trip proptest to generate: the runner itself
+    /// never deserializes into a struct, it reads field by field to name the bad field in its rejection.
+    #[derive(Debug, Clone, Serialize)]
+    struct ScriptMessage {
+        #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+        kind: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+        language: String,
+        source: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        limits: Option<LimitsMessage>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        tests: Vec<TestMessage>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        checker: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        float_tolerance: Option<f64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        run_all_tests: Option<bool>,
     }
 
-    fn suite_report(stdout: &[u8]) -> RunReport {
-        let test = TestCase {
-            number: 1,
-            input: "2 3\n".into(),
-            expected_output: "5\n".into(),
-        };
-        let verdict = Verdict {
-            status: Status::Ok,
-            detail: String::new(),
-        };
-        RunReport::suite(
-            ScriptId::new("submission-456").unwrap(),
-            Language::C,
-            vec![TestResult::judged(&test, execution(stdout), verdict)],
-        )
+    /// The `limits` object of a [`ScriptMessage`]; signed, so that a generator could send negative limits.
+    #[derive(Debug, Clone, Serialize)]
+    struct LimitsMessage {
+        time_limit_ms: i64,
+        memory_limit_bytes: i64,
     }
 
-    #[test]
-    fn results_carry_every_scrc_field() {
-        let encoded = encode_report(&suite_report(b"5\n"), "runner-1", SystemTime::UNIX_EPOCH, MAX).unwrap();
-        let value: Value = serde_json::from_slice(&encoded).unwrap();
-        for field in [
-            "id",
-            "status",
-            "exit_code",
-            "stdout",
-            "stderr",
-            "duration_ms",
-            "error",
-            "tests",
-            "timestamp",
-        ] {
-            assert!(value.get(field).is_some(), "missing {field}");
-        }
-        for field in [
-            "number",
-            "status",
-            "exit_code",
-            "duration_ms",
-            "stdout",
-            "stderr",
-            "input",
-            "expected_output",
-            "error",
-        ] {
-            assert!(value["tests"][0].get(field).is_some(), "missing tests[].{field}");
-        }
-        assert_eq!(value["status"], "OK");
-        assert_eq!(value["tests"][0]["duration_ms"], 45);
-        assert_eq!(value["tests"][0]["cpu_time_ms"], 40);
-        assert_eq!(value["timestamp"], "1970-01-01T00:00:00.000Z");
-        assert_eq!(value["runner"], "runner-1");
-    }
-
-    #[test]
-    fn invalid_utf8_and_nul_give_valid_json_and_the_exact_bytes() {
-        let raw = b"ok\x00\xff\xfe end";
-        let encoded = encode_report(&suite_report(raw), "", SystemTime::UNIX_EPOCH, MAX).unwrap();
-        let message: ResultMessage = serde_json::from_slice(&encoded).unwrap();
-        assert_eq!(message.tests[0].stdout, "ok\u{0}\u{fffd}\u{fffd} end");
-        let exact = base64::engine::general_purpose::STANDARD
-            .decode(message.tests[0].stdout_base64.as_ref().unwrap())
-            .unwrap();
-        assert_eq!(exact, raw);
-        let valid = encode_report(&suite_report(b"fine\0"), "", SystemTime::UNIX_EPOCH, MAX).unwrap();
-        let message: ResultMessage = serde_json::from_slice(&valid).unwrap();
-        assert_eq!(message.tests[0].stdout_base64, None, "valid UTF-8 needs no copy");
-    }
-
-    #[test]
-    fn oversized_results_are_truncated_to_fit() {
-        let huge = vec![b'x'; 3 << 20];
-        let encoded = encode_report(&suite_report(&huge), "", SystemTime::UNIX_EPOCH, 100_000).unwrap();
-        assert!(encoded.len() <= 100_000, "{} bytes", encoded.len());
-        let message: ResultMessage = serde_json::from_slice(&encoded).unwrap();
-        assert!(message.truncated);
-        assert!(message.tests[0].stdout.ends_with("bytes truncated]"));
-        assert_eq!(message.tests[0].expected_output, "5\n", "small fields are left alone");
+    /// One entry of a [`ScriptMessage`]'s `tests`; a number of 0 or less stands for an absent one.
+    #[derive(Debug, Clone, Serialize)]
+    struct TestMessage {
+        number: i64,
+        input: String,
+        expected_output: String,
     }
 
     fn script_message() -> impl Strategy<Value = ScriptMessage> {
@@ -905,23 +599,6 @@ mod tests {
                 prop_assert_eq!(i64::from(parsed.number), number);
                 prop_assert_eq!(&parsed.input, &sent.input);
                 prop_assert_eq!(&parsed.expected_output, &sent.expected_output);
-            }
-        }
-
-        #[test]
-        fn any_report_encodes_to_valid_json_within_budget(
-            stdout in proptest::collection::vec(any::<u8>(), 0..2000),
-            budget in 0usize..5000,
-        ) {
-            match encode_report(&suite_report(&stdout), "r", SystemTime::UNIX_EPOCH, budget) {
-                Ok(encoded) => {
-                    prop_assert!(encoded.len() <= budget, "{} > {}", encoded.len(), budget);
-                    prop_assert!(serde_json::from_slice::<ResultMessage>(&encoded).is_ok());
-                }
-                Err(too_large) => {
-                    prop_assert!(too_large.needed > budget);
-                    prop_assert!(budget < 1000, "a one-test report always fits in 1000 bytes");
-                }
             }
         }
     }

@@ -1,0 +1,505 @@
+//! Result messages out: a run report becomes the JSON SCRC consumers read.
+//!
+//! Results carry every SCRC field under its SCRC name. Additions are optional fields only. Output is raw bytes in
+//! the domain; on the wire it becomes a UTF-8 string (invalid sequences replaced by U+FFFD, NUL escaped as
+//! `\u0000` by JSON itself), and when the bytes were not valid UTF-8 the exact bytes also travel base64-encoded in
+//! `stdout_base64` / `stderr_base64`. A result that would exceed the broker's message size has its largest text
+//! fields shortened, marked with `"truncated": true`.
+
+use std::time::{Duration, SystemTime};
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{RunReport, TestResult};
+
+/// The result message: SCRC's fields first, then scrc's optional additions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultMessage {
+    pub id: String,
+    pub status: String,
+    /// The last test's output and the suite's measurements, or the single run's.
+    #[serde(flatten)]
+    pub output: OutputBlock,
+    pub error: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tests: Vec<TestResultMessage>,
+    pub timestamp: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    /// The runner instance that judged the script.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runner: Option<String>,
+    /// Text fields were shortened to fit the broker's message size.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+}
+
+/// One entry of a result's `tests`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TestResultMessage {
+    pub number: u32,
+    pub status: String,
+    /// The test's own run; its measurements are `null` or absent when it did not run.
+    #[serde(flatten)]
+    pub output: OutputBlock,
+    pub input: String,
+    pub expected_output: String,
+    pub error: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+}
+
+/// What a run printed and what it cost, under the same names at the top of a result and in each of its tests.
+/// SCRC's fields (`exit_code`, `duration_ms`, `stdout`, `stderr`) are always present, `null` when nothing ran;
+/// scrc's additions are left out when unknown.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputBlock {
+    pub exit_code: Option<i32>,
+    pub duration_ms: Option<u64>,
+    pub stdout: String,
+    pub stderr: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_time_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_peak_bytes: Option<u64>,
+    /// The exact stdout bytes, when they were not valid UTF-8 and `stdout` had to replace some.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdout_base64: Option<String>,
+    /// The exact stderr bytes, when they were not valid UTF-8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stderr_base64: Option<String>,
+}
+
+/// The report does not fit in `max_bytes` even with every text field emptied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the result needs {needed} bytes even when truncated, over the limit of {limit} bytes")]
+pub struct ReportTooLarge {
+    pub needed: usize,
+    pub limit: usize,
+}
+
+/// Encodes a report as a result message of at most `max_bytes` bytes, shortening text fields when needed.
+///
+/// # Errors
+/// [`ReportTooLarge`] when even the shortest form is over `max_bytes`.
+pub fn encode_report(
+    report: &RunReport,
+    runner: &str,
+    timestamp: SystemTime,
+    max_bytes: usize,
+) -> Result<Vec<u8>, ReportTooLarge> {
+    let mut message = result_message(report, runner, timestamp);
+    let mut encoded = to_json(&message);
+    if encoded.len() <= max_bytes {
+        return Ok(encoded);
+    }
+    message.truncated = true;
+    drop_base64(&mut message);
+    // Halve the room for each text field until the message fits. The loop ends: at cap 0 every text field is
+    // reduced to its marker.
+    let mut cap = max_bytes / 2;
+    loop {
+        let mut shortened = message.clone();
+        for field in text_fields(&mut shortened) {
+            shorten(field, cap);
+        }
+        encoded = to_json(&shortened);
+        if encoded.len() <= max_bytes {
+            return Ok(encoded);
+        }
+        if cap == 0 {
+            return Err(ReportTooLarge {
+                needed: encoded.len(),
+                limit: max_bytes,
+            });
+        }
+        cap /= 2;
+    }
+}
+
+fn result_message(report: &RunReport, runner: &str, timestamp: SystemTime) -> ResultMessage {
+    ResultMessage {
+        id: report.id.as_str().to_owned(),
+        status: report.status.code().to_owned(),
+        output: OutputBlock::encode(Run {
+            exit_code: report.exit_code,
+            duration: report.duration,
+            cpu_time: report.cpu_time,
+            memory_peak: report.memory_peak,
+            stdout: &report.stdout,
+            stderr: &report.stderr,
+        }),
+        error: report.error.clone(),
+        tests: report.tests.iter().map(test_message).collect(),
+        timestamp: humantime::format_rfc3339_millis(timestamp).to_string(),
+        language: report.language.map(|language| language.as_str().to_owned()),
+        runner: (!runner.is_empty()).then(|| runner.to_owned()),
+        truncated: false,
+    }
+}
+
+fn test_message(test: &TestResult) -> TestResultMessage {
+    TestResultMessage {
+        number: test.number,
+        status: test.status.code().to_owned(),
+        output: OutputBlock::encode(Run {
+            exit_code: test.exit_code(),
+            duration: test.duration(),
+            cpu_time: test.cpu_time(),
+            memory_peak: test.memory_peak(),
+            stdout: test.stdout(),
+            stderr: test.stderr(),
+        }),
+        input: test.input.clone(),
+        expected_output: test.expected_output.clone(),
+        error: test.error.clone(),
+        signal: test.signal(),
+    }
+}
+
+/// The domain's view of one output block, borrowed from a report or a test.
+struct Run<'a> {
+    exit_code: Option<i32>,
+    duration: Option<Duration>,
+    cpu_time: Option<Duration>,
+    memory_peak: Option<u64>,
+    stdout: &'a [u8],
+    stderr: &'a [u8],
+}
+
+impl OutputBlock {
+    fn encode(run: Run<'_>) -> Self {
+        let (stdout, stdout_base64) = encode_output(run.stdout);
+        let (stderr, stderr_base64) = encode_output(run.stderr);
+        Self {
+            exit_code: run.exit_code,
+            duration_ms: run.duration.map(millis),
+            stdout,
+            stderr,
+            cpu_time_ms: run.cpu_time.map(millis),
+            memory_peak_bytes: run.memory_peak,
+            stdout_base64,
+            stderr_base64,
+        }
+    }
+
+    /// A truncated result carries no base64 copies: they are the largest fields and only a convenience.
+    fn drop_base64(&mut self) {
+        self.stdout_base64 = None;
+        self.stderr_base64 = None;
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Output as text, plus its exact bytes in base64 when the text had to replace invalid UTF-8.
+fn encode_output(bytes: &[u8]) -> (String, Option<String>) {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => (text.to_owned(), None),
+        Err(_) => (
+            String::from_utf8_lossy(bytes).into_owned(),
+            Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
+        ),
+    }
+}
+
+fn drop_base64(message: &mut ResultMessage) {
+    message.output.drop_base64();
+    for test in &mut message.tests {
+        test.output.drop_base64();
+    }
+}
+
+fn text_fields(message: &mut ResultMessage) -> Vec<&mut String> {
+    let mut fields = vec![
+        &mut message.output.stdout,
+        &mut message.output.stderr,
+        &mut message.error,
+    ];
+    for test in &mut message.tests {
+        fields.extend([
+            &mut test.output.stdout,
+            &mut test.output.stderr,
+            &mut test.input,
+            &mut test.expected_output,
+            &mut test.error,
+        ]);
+    }
+    fields
+}
+
+fn shorten(text: &mut String, cap: usize) {
+    if text.len() <= cap {
+        return;
+    }
+    let removed = text.len() - cap;
+    let mut end = cap;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push_str(&format!("…[{removed} bytes truncated]"));
+}
+
+fn to_json(message: &ResultMessage) -> Vec<u8> {
+    // Serializing plain strings and numbers cannot fail.
+    serde_json::to_vec(message).unwrap_or_else(|_| unreachable!("a result message always serializes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Execution, Exit, Language, ScriptId, Status, TestCase, Verdict};
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    const MAX: usize = 1 << 20;
+
+    fn execution(stdout: &[u8]) -> Execution {
+        Execution {
+            exit: Exit::Code(0),
+            wall_time: Duration::from_millis(45),
+            cpu_time: Some(Duration::from_millis(40)),
+            memory_peak: Some(1 << 20),
+            stdout: stdout.to_vec(),
+            stderr: Vec::new(),
+            timed_out: false,
+            memory_exceeded: false,
+            stalled_at_memory_limit: false,
+            output_exceeded: false,
+        }
+    }
+
+    fn suite_report(stdout: &[u8]) -> RunReport {
+        let test = TestCase {
+            number: 1,
+            input: "2 3\n".into(),
+            expected_output: "5\n".into(),
+        };
+        let verdict = Verdict {
+            status: Status::Ok,
+            detail: String::new(),
+        };
+        RunReport::suite(
+            ScriptId::new("submission-456").unwrap(),
+            Language::C,
+            vec![TestResult::judged(&test, execution(stdout), verdict)],
+        )
+    }
+
+    #[test]
+    fn results_carry_every_scrc_field() {
+        let encoded = encode_report(&suite_report(b"5\n"), "runner-1", SystemTime::UNIX_EPOCH, MAX).unwrap();
+        let value: Value = serde_json::from_slice(&encoded).unwrap();
+        for field in [
+            "id",
+            "status",
+            "exit_code",
+            "stdout",
+            "stderr",
+            "duration_ms",
+            "error",
+            "tests",
+            "timestamp",
+        ] {
+            assert!(value.get(field).is_some(), "missing {field}");
+        }
+        for field in [
+            "number",
+            "status",
+            "exit_code",
+            "duration_ms",
+            "stdout",
+            "stderr",
+            "input",
+            "expected_output",
+            "error",
+        ] {
+            assert!(value["tests"][0].get(field).is_some(), "missing tests[].{field}");
+        }
+        assert_eq!(value["status"], "OK");
+        assert_eq!(value["tests"][0]["duration_ms"], 45);
+        assert_eq!(value["tests"][0]["cpu_time_ms"], 40);
+        assert_eq!(value["timestamp"], "1970-01-01T00:00:00.000Z");
+        assert_eq!(value["runner"], "runner-1");
+    }
+
+    #[test]
+    fn invalid_utf8_and_nul_give_valid_json_and_the_exact_bytes() {
+        let raw = b"ok\x00\xff\xfe end";
+        let encoded = encode_report(&suite_report(raw), "", SystemTime::UNIX_EPOCH, MAX).unwrap();
+        let message: ResultMessage = serde_json::from_slice(&encoded).unwrap();
+        assert_eq!(message.tests[0].output.stdout, "ok\u{0}\u{fffd}\u{fffd} end");
+        let exact = base64::engine::general_purpose::STANDARD
+            .decode(message.tests[0].output.stdout_base64.as_ref().unwrap())
+            .unwrap();
+        assert_eq!(exact, raw);
+        let valid = encode_report(&suite_report(b"fine\0"), "", SystemTime::UNIX_EPOCH, MAX).unwrap();
+        let message: ResultMessage = serde_json::from_slice(&valid).unwrap();
+        assert_eq!(message.tests[0].output.stdout_base64, None, "valid UTF-8 needs no copy");
+    }
+
+    #[test]
+    fn oversized_results_are_truncated_to_fit() {
+        let huge = vec![b'x'; 3 << 20];
+        let encoded = encode_report(&suite_report(&huge), "", SystemTime::UNIX_EPOCH, 100_000).unwrap();
+        assert!(encoded.len() <= 100_000, "{} bytes", encoded.len());
+        let message: ResultMessage = serde_json::from_slice(&encoded).unwrap();
+        assert!(message.truncated);
+        assert!(message.tests[0].output.stdout.ends_with("bytes truncated]"));
+        assert_eq!(message.tests[0].expected_output, "5\n", "small fields are left alone");
+    }
+
+    /// A report exercising every encoding rule: script-level and test-level fields, output that is not UTF-8 (so
+    /// with its base64 copy), a killed test, a test that did not run, and a CPU time the sandbox could not measure.
+    fn full_report() -> RunReport {
+        let case = |number: u32| TestCase {
+            number,
+            input: format!("in{number}\n"),
+            expected_output: format!("out{number}\n"),
+        };
+        let ok = Verdict {
+            status: Status::Ok,
+            detail: String::new(),
+        };
+        let crashed = Verdict {
+            status: Status::RuntimeError,
+            detail: "killed by signal 11 (SIGSEGV)".into(),
+        };
+        let unmeasured = Execution {
+            cpu_time: None,
+            stderr: b"warn\n".to_vec(),
+            ..execution(b"bad\xff\n")
+        };
+        let killed = Execution {
+            exit: Exit::Signal(11),
+            wall_time: Duration::from_millis(7),
+            memory_peak: Some(2 << 20),
+            stderr: vec![b'e'; 300],
+            ..execution(b"")
+        };
+        RunReport::suite(
+            ScriptId::new("full-1").unwrap(),
+            Language::Python,
+            vec![
+                TestResult::judged(&case(1), unmeasured, ok),
+                TestResult::judged(&case(2), killed, crashed),
+                TestResult::not_run(&case(3)),
+            ],
+        )
+    }
+
+    /// The JSON is a compatibility contract (docs/schemas, README): this pins every field's name, value, presence
+    /// and omission, so that a change to how results are encoded cannot change what consumers receive.
+    #[test]
+    fn the_encoded_json_of_a_full_report_is_exactly_the_contract() {
+        let errors = "e".repeat(300);
+        let encoded = encode_report(&full_report(), "runner-1", SystemTime::UNIX_EPOCH, MAX).unwrap();
+        let expected = json!({
+            "id": "full-1",
+            "status": "RE",
+            "exit_code": 139,
+            "stdout": "bad\u{fffd}\n",
+            "stderr": errors,
+            "duration_ms": 52,
+            "error": "test 2: killed by signal 11 (SIGSEGV)",
+            "tests": [
+                {
+                    "number": 1,
+                    "status": "OK",
+                    "exit_code": 0,
+                    "duration_ms": 45,
+                    "stdout": "bad\u{fffd}\n",
+                    "stderr": "warn\n",
+                    "input": "in1\n",
+                    "expected_output": "out1\n",
+                    "error": "",
+                    "memory_peak_bytes": 1_048_576,
+                    "stdout_base64": "YmFk/wo=",
+                },
+                {
+                    "number": 2,
+                    "status": "RE",
+                    "exit_code": 139,
+                    "duration_ms": 7,
+                    "stdout": "",
+                    "stderr": errors,
+                    "input": "in2\n",
+                    "expected_output": "out2\n",
+                    "error": "killed by signal 11 (SIGSEGV)",
+                    "signal": 11,
+                    "cpu_time_ms": 40,
+                    "memory_peak_bytes": 2_097_152,
+                },
+                {
+                    "number": 3,
+                    "status": "-",
+                    "exit_code": null,
+                    "duration_ms": null,
+                    "stdout": "",
+                    "stderr": "",
+                    "input": "in3\n",
+                    "expected_output": "out3\n",
+                    "error": "",
+                },
+            ],
+            "timestamp": "1970-01-01T00:00:00.000Z",
+            "language": "python",
+            "memory_peak_bytes": 2_097_152,
+            "stdout_base64": "YmFk/wo=",
+            "runner": "runner-1",
+        });
+        assert_eq!(serde_json::from_slice::<Value>(&encoded).unwrap(), expected);
+
+        // Over budget: no base64 copies, the long output shortened with its marker, `truncated` set.
+        let encoded = encode_report(&full_report(), "", SystemTime::UNIX_EPOCH, 1000).unwrap();
+        let shortened = format!("{}…[238 bytes truncated]", "e".repeat(62));
+        let mut expected = expected;
+        expected["stderr"] = json!(shortened);
+        expected["tests"][1]["stderr"] = json!(shortened);
+        expected["tests"][0].as_object_mut().unwrap().remove("stdout_base64");
+        let top = expected.as_object_mut().unwrap();
+        top.remove("stdout_base64");
+        top.remove("runner");
+        expected["truncated"] = json!(true);
+        assert_eq!(serde_json::from_slice::<Value>(&encoded).unwrap(), expected);
+
+        // Nothing ran: the measurements are null or left out, and so are the language and the tests.
+        let rejected = RunReport::rejected(ScriptId::new("r-1").unwrap(), None, "unknown language".into());
+        let encoded = encode_report(&rejected, "", SystemTime::UNIX_EPOCH, MAX).unwrap();
+        let expected = json!({
+            "id": "r-1",
+            "status": "RJ",
+            "exit_code": null,
+            "stdout": "",
+            "stderr": "",
+            "duration_ms": null,
+            "error": "unknown language",
+            "timestamp": "1970-01-01T00:00:00.000Z",
+        });
+        assert_eq!(serde_json::from_slice::<Value>(&encoded).unwrap(), expected);
+    }
+
+    proptest! {
+
+        #[test]
+        fn any_report_encodes_to_valid_json_within_budget(
+            stdout in proptest::collection::vec(any::<u8>(), 0..2000),
+            budget in 0usize..5000,
+        ) {
+            match encode_report(&suite_report(&stdout), "r", SystemTime::UNIX_EPOCH, budget) {
+                Ok(encoded) => {
+                    prop_assert!(encoded.len() <= budget, "{} > {}", encoded.len(), budget);
+                    prop_assert!(serde_json::from_slice::<ResultMessage>(&encoded).is_ok());
+                }
+                Err(too_large) => {
+                    prop_assert!(too_large.needed > budget);
+                    prop_assert!(budget < 1000, "a one-test report always fits in 1000 bytes");
+                }
+            }
+        }
+    }
+}
