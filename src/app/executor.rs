@@ -1,5 +1,5 @@
 //! The executor: pulls messages from the source, judges up to `max_parallel` scripts at once, publishes each
-//! verdict and only then lets the source commit.
+//! verdict and only then acknowledges its delivery, which the source commits once every earlier one is acknowledged.
 //!
 //! Backpressure comes first: a slot is taken *before* a message is fetched, so the executor never holds more
 //! scripts than it can run. Shutdown (a signal, a `done` message, or `SCRIPT_EXPECTED` reached) stops fetching,
@@ -19,7 +19,6 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::judge::Judge;
-use super::offsets::OffsetLedger;
 use super::report_cache::ReportCache;
 use super::retry::Backoff;
 use crate::domain::{Checker, Language, RunReport, Script, ScriptId, Status};
@@ -98,7 +97,6 @@ struct Shared<S, P, R: Runtime> {
     source: Arc<S>,
     publisher: Arc<P>,
     judge: Judge<R>,
-    ledger: Mutex<OffsetLedger>,
     recent: Mutex<RecentScripts>,
     /// Reports produced recently, so that a script delivered again is answered without a second judging.
     reports: Mutex<ReportCache>,
@@ -129,7 +127,6 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Executor<S, P, R> {
             source,
             publisher,
             judge,
-            ledger: Mutex::new(OffsetLedger::default()),
             recent: Mutex::new(RecentScripts::new(settings.recent_ids)),
             reports: Mutex::new(ReportCache::default()),
             judging: Mutex::new(HashMap::new()),
@@ -213,7 +210,6 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Executor<S, P, R> {
                 }
             };
             source_failures = 0;
-            self.shared.ledger().begin(position);
             if message == Inbound::Done {
                 tracing::info!(
                     partition = position.partition,
@@ -710,19 +706,11 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Shared<S, P, R> {
         }
     }
 
-    /// Marks a message finished and lets the source commit the new contiguous prefix. The ledger lock is held
-    /// across the commit so that two tasks can never store their positions out of order.
+    /// Tells the source that a message is done with; it commits once every earlier message of its partition is.
     fn finish(&self, position: Position) {
-        let mut ledger = self.ledger();
-        if let Some(next) = ledger.finish(position)
-            && let Err(error) = self.source.commit(position.partition, position.generation, next)
-        {
+        if let Err(error) = self.source.ack(position) {
             tracing::warn!(%error, "offset not stored; the message will be delivered again");
         }
-    }
-
-    fn ledger(&self) -> MutexGuard<'_, OffsetLedger> {
-        self.ledger.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// An RJ reason when this script reuses the id of a *different* script judged recently by this instance. The

@@ -4,7 +4,6 @@
 pub mod breaker;
 pub mod executor;
 pub mod judge;
-pub mod offsets;
 pub mod report_cache;
 pub mod retry;
 

@@ -1,15 +1,17 @@
 //! The inbound port: where submissions come from, and how the app tells the source that one is done with.
 //!
-//! The contract is at-least-once. The app calls [`ScriptSource::commit`] for a position only after the result (or
-//! dead-letter record) of every earlier message of that partition has been acknowledged by the broker, so a crash
-//! at any point leads to redelivery, never to loss.
+//! The contract is at-least-once. The app acknowledges a delivery ([`ScriptSource::ack`]) only after its result (or
+//! dead-letter record) has been acknowledged by the broker, in whatever order its deliveries finish; the source
+//! makes a delivery durable only once every delivery before it is acknowledged too, so a crash at any point leads to
+//! redelivery, never to loss.
 
 use std::future::Future;
 use std::time::SystemTime;
 
 use crate::domain::{Language, Script, ScriptId};
 
-/// Where a message sits in the source.
+/// Where a message sits in the source: the app names it in logs and hands it back in [`ScriptSource::ack`], and
+/// computes nothing from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Position {
     pub partition: i32,
@@ -114,12 +116,13 @@ pub trait ScriptSource: Send + Sync + 'static {
     /// cannot continue.
     fn next(&self) -> impl Future<Output = Result<Delivery, SourceError>> + Send;
 
-    /// Records that every message of `partition` before `next_offset` is finished, for the generation that
-    /// delivered them. Does nothing for a partition this instance no longer owns under that generation.
+    /// Records that the delivery at `position` is done with. The source keeps its position from being made durable
+    /// until every earlier delivery of the same partition is done too, and ignores a delivery of an assignment it no
+    /// longer holds.
     ///
     /// # Errors
-    /// [`CommitError`] when the source refuses the position.
-    fn commit(&self, partition: i32, generation: u64, next_offset: i64) -> Result<(), CommitError>;
+    /// [`CommitError`] when the source refuses to store the position that became durable.
+    fn ack(&self, position: Position) -> Result<(), CommitError>;
 
     /// Names a position the way the source's users know it, for dead-letter records and logs. Kafka says
     /// `topic:partition:offset`.

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
+use crate::adapters::kafka::offsets::OffsetLedger;
 use crate::domain::RunReport;
 use crate::ports::{
     CloseError, CommitError, DeadLetter, Delivery, Inbound, Position, PublishError, ReportPublisher, ScriptSource,
@@ -21,7 +22,9 @@ use crate::ports::{
 pub struct FakeSource {
     queue: Mutex<VecDeque<Delivery>>,
     arrived: Notify,
-    /// Every `commit` call, in order: (partition, generation, next offset).
+    /// The deliveries handed out and not yet acknowledged, kept as the Kafka source keeps them.
+    ledger: Mutex<OffsetLedger>,
+    /// Every position made durable, in order: (partition, generation, next offset).
     commits: Mutex<Vec<(i32, u64, i64)>>,
     delivered: AtomicUsize,
     closed: AtomicBool,
@@ -90,17 +93,26 @@ impl ScriptSource for FakeSource {
             let notified = self.arrived.notified();
             if let Some(delivery) = self.queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front() {
                 self.delivered.fetch_add(1, Ordering::SeqCst);
+                self.ledger
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .begin(delivery.position);
                 return Ok(delivery);
             }
             notified.await;
         }
     }
 
-    fn commit(&self, partition: i32, generation: u64, next_offset: i64) -> Result<(), CommitError> {
-        self.commits
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push((partition, generation, next_offset));
+    /// Finishes the delivery in the same ledger as the Kafka source, and records each commit it lets through.
+    fn ack(&self, position: Position) -> Result<(), CommitError> {
+        let mut ledger = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(next_offset) = ledger.finish(position) {
+            self.commits.lock().unwrap_or_else(|p| p.into_inner()).push((
+                position.partition,
+                position.generation,
+                next_offset,
+            ));
+        }
         Ok(())
     }
 

@@ -19,8 +19,8 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol, StreamConsumer};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
@@ -32,6 +32,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::offsets::OffsetLedger;
 use super::wire::{self, Coordinates};
 use super::{KafkaSettings, KafkaSetupError};
 use crate::ports::{CloseError, CommitError, DeadLetter, Delivery, Inbound, Position, ScriptSource, SourceError};
@@ -48,6 +49,9 @@ pub struct KafkaSource {
     poller: Mutex<PollerState>,
     /// Stops the poller before the final commit.
     stop_polling: CancellationToken,
+    /// The deliveries handed out and not yet acknowledged. Its lock is held across storing an offset, so that two
+    /// acknowledgements can never store their positions out of order.
+    ledger: Mutex<OffsetLedger>,
 }
 
 enum PollerState {
@@ -352,7 +356,37 @@ impl KafkaSource {
             requests,
             poller: Mutex::new(PollerState::NotStarted(Box::new(poller), receiver)),
             stop_polling: CancellationToken::new(),
+            ledger: Mutex::new(OffsetLedger::default()),
         })
+    }
+
+    /// Stores `next_offset` as the partition's position, unless the partition has been reassigned since
+    /// `generation` delivered it: then its new owner commits for it.
+    fn store(&self, partition: i32, generation: u64, next_offset: i64) -> Result<(), CommitError> {
+        if self.consumer.context().generation(partition) != Some(generation) {
+            tracing::debug!(
+                partition,
+                next_offset,
+                "partition no longer owned under this generation; not storing"
+            );
+            return Ok(());
+        }
+        let error = |reason: String| CommitError {
+            partition,
+            next_offset,
+            reason,
+        };
+        let mut positions = TopicPartitionList::new();
+        positions
+            .add_partition_offset(&self.topic, partition, Offset::Offset(next_offset))
+            .map_err(|e| error(e.to_string()))?;
+        self.consumer
+            .store_offsets(&positions)
+            .map_err(|e| error(e.to_string()))
+    }
+
+    fn ledger(&self) -> MutexGuard<'_, OffsetLedger> {
+        self.ledger.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn start_polling(&self) {
@@ -491,30 +525,17 @@ impl ScriptSource for KafkaSource {
         let stopped = || SourceError::Fatal("the consumer's poller has stopped".into());
         let (reply, answer) = oneshot::channel();
         self.requests.send(reply).await.map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        let delivery = answer.await.map_err(|_| stopped())??;
+        self.ledger().begin(delivery.position);
+        Ok(delivery)
     }
 
-    fn commit(&self, partition: i32, generation: u64, next_offset: i64) -> Result<(), CommitError> {
-        if self.consumer.context().generation(partition) != Some(generation) {
-            tracing::debug!(
-                partition,
-                next_offset,
-                "partition no longer owned under this generation; not storing"
-            );
-            return Ok(());
+    fn ack(&self, position: Position) -> Result<(), CommitError> {
+        let mut ledger = self.ledger();
+        match ledger.finish(position) {
+            Some(next_offset) => self.store(position.partition, position.generation, next_offset),
+            None => Ok(()),
         }
-        let error = |reason: String| CommitError {
-            partition,
-            next_offset,
-            reason,
-        };
-        let mut positions = TopicPartitionList::new();
-        positions
-            .add_partition_offset(&self.topic, partition, Offset::Offset(next_offset))
-            .map_err(|e| error(e.to_string()))?;
-        self.consumer
-            .store_offsets(&positions)
-            .map_err(|e| error(e.to_string()))
     }
 
     fn origin(&self, position: Position) -> String {

@@ -9,6 +9,7 @@ pub mod admin;
 pub mod consumer;
 pub mod dev_broker;
 pub mod events;
+pub mod offsets;
 pub mod producer;
 pub mod wire;
 

@@ -1,4 +1,5 @@
-//! The ledger of in-flight offsets that makes out-of-order completion safe.
+//! The ledger of in-flight offsets that makes out-of-order completion safe. The Kafka source keeps one: it begins
+//! an entry for each delivery it hands out and finishes it when the app acknowledges the delivery.
 //!
 //! With several scripts running at once, offset 7 may finish before offset 5. Committing 8 then would lose 5 and 6
 //! on a crash, so the ledger only ever returns the end of the contiguous finished prefix of each partition: the
