@@ -1,5 +1,5 @@
 //! Embeds the script library (`scripts/<language>/<outcome>/`) in the crate, so that the simulator and
-//! `scrc demo` carry it wherever they go.
+//! `scrc-demo` carry it wherever they go.
 
 use std::fmt::Write;
 use std::path::Path;

@@ -1,4 +1,5 @@
-//! The command line: `scrc [run]`, `scrc dev-broker`, `scrc demo`, `scrc create-topics` and `scrc health`.
+//! The command line: `scrc [run]`, `scrc dev-broker`, `scrc create-topics` and `scrc health`. The demo is a binary of
+//! its own, `scrc-demo`.
 //! Configuration itself comes from the environment, as in SCRC; flags only choose what to do.
 
 use std::fmt;
@@ -11,12 +12,13 @@ usage: scrc [COMMAND] [FLAGS]
 commands:
   run                  run the runner daemon; the default when no command is given
   dev-broker           start an embedded Kafka-protocol broker for development [--partitions N, default 6]
-  demo                 run a broker, a runner and the simulator in one process and check every verdict
-                       (SCRC's five languages; all twelve with --all-languages)
   create-topics        create the scripts, results, dead-letter and events topics [--partitions N] [--replication N]
   health               exit 0 when the running runner is ready (Kafka, Docker, group): the container HEALTHCHECK
   help                 show this help (also --help, -h)
   version              show the version (also --version, -V)
+
+The demo (a broker, a runner and the simulator in one process, every verdict checked) is its own binary:
+scrc-demo [--all-languages], or from the source tree: cargo run --release --bin scrc-demo.
 
 Configuration comes from environment variables (KAFKA_BROKERS, RUNNER_MAX_PARALLEL, RUNNER_HTTP_ADDR, ...), listed
 in the README's Configuration section. A running runner serves /metrics, /healthz and /readyz on RUNNER_HTTP_ADDR
@@ -26,7 +28,6 @@ in the README's Configuration section. A running runner serves /metrics, /health
 pub enum Command {
     Run,
     DevBroker { partitions: i32 },
-    Demo { all_languages: bool },
     CreateTopics { partitions: i32, replication: i32 },
     Health,
     Help,
@@ -72,14 +73,10 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             return Ok(Command::DevBroker { partitions });
         }
         Some("demo") => {
-            let mut all_languages = false;
-            for flag in args.by_ref() {
-                match flag {
-                    "--all-languages" => all_languages = true,
-                    other => return Err(UsageError(format!("unknown flag {other:?} for demo"))),
-                }
-            }
-            Command::Demo { all_languages }
+            return Err(UsageError(
+                "the demo is a binary of its own: scrc-demo [--all-languages] (cargo run --release --bin scrc-demo)"
+                    .into(),
+            ));
         }
         Some("health") => Command::Health,
         Some("create-topics") => {
@@ -139,13 +136,9 @@ mod tests {
     }
 
     #[test]
-    fn demo_sends_scrcs_languages_unless_asked_for_all() {
-        assert_eq!(parse_words(&["demo"]), Ok(Command::Demo { all_languages: false }));
-        assert_eq!(
-            parse_words(&["demo", "--all-languages"]),
-            Ok(Command::Demo { all_languages: true })
-        );
-        assert!(parse_words(&["demo", "--fast"]).is_err());
+    fn demo_points_to_its_own_binary() {
+        let refused = parse_words(&["demo"]).unwrap_err();
+        assert!(refused.0.contains("scrc-demo"), "{refused}");
     }
 
     #[test]
@@ -173,7 +166,6 @@ mod tests {
         let commands = [
             ("run", Command::Run),
             ("dev-broker", Command::DevBroker { partitions: 6 }),
-            ("demo", Command::Demo { all_languages: false }),
             (
                 "create-topics",
                 Command::CreateTopics {

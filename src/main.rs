@@ -28,29 +28,6 @@ fn health() -> ExitCode {
     }
 }
 
-/// `scrc demo`: quiet runner logs (unless `RUST_LOG` says otherwise), the verdict table on stdout.
-fn demo(all_languages: bool) -> ExitCode {
-    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into());
-    telemetry::init(&scrc::config::LogSettings {
-        format: scrc::config::LogFormat::Text,
-        filter,
-    });
-    let outcome = tokio::runtime::Runtime::new()
-        .map_err(anyhow::Error::from)
-        .and_then(|runtime| runtime.block_on(commands::demo(std::env::vars().collect(), all_languages)));
-    match outcome {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => {
-            eprintln!("scrc demo: some verdicts did not match");
-            ExitCode::FAILURE
-        }
-        Err(error) => {
-            eprintln!("scrc demo: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let command = match cli::parse(&args) {
@@ -69,11 +46,8 @@ fn main() -> ExitCode {
             println!("scrc {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
         }
-        Command::Run | Command::DevBroker { .. } | Command::Demo { .. } | Command::CreateTopics { .. } => {}
+        Command::Run | Command::DevBroker { .. } | Command::CreateTopics { .. } => {}
         Command::Health => return health(),
-    }
-    if let Command::Demo { all_languages } = command {
-        return demo(all_languages);
     }
     let config = match Config::from_env() {
         Ok(config) => config,

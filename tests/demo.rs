@@ -1,10 +1,10 @@
-//! `scrc demo`, the README's main command, run as a user runs it: the binary, one process, every verdict checked.
+//! `scrc-demo`, the README's main command, run as a user runs it: the binary, one process, every verdict checked.
 
 mod support;
 
 use std::process::Command;
 
-/// Runs `scrc demo` with `args` and returns its table (stdout), after checking that it passed; `None` without a
+/// Runs `scrc-demo` with `args` and returns its table (stdout), after checking that it passed; `None` without a
 /// Docker engine (a failure under `CI=true`).
 fn demo(args: &[&str]) -> Option<String> {
     let docker = Command::new("docker")
@@ -16,11 +16,10 @@ fn demo(args: &[&str]) -> Option<String> {
         eprintln!("skipping: no Docker engine");
         return None;
     }
-    let output = Command::new(env!("CARGO_BIN_EXE_scrc"))
-        .arg("demo")
+    let output = Command::new(env!("CARGO_BIN_EXE_scrc-demo"))
         .args(args)
         .output()
-        .expect("run scrc demo");
+        .expect("run scrc-demo");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "demo failed:\n{stdout}\n{stderr}");

@@ -697,7 +697,7 @@ async fn a_partition_revoked_while_paused_delivers_again_when_it_comes_back() {
     runner.stop().await;
 }
 
-/// librdkafka's mock cluster, which `scrc dev-broker` and `scrc demo` run, keeps only about the newest 5 MiB of each
+/// librdkafka's mock cluster, which `scrc dev-broker` and `scrc-demo` run, keeps only about the newest 5 MiB of each
 /// partition and drops older batches, read or not. What it dropped before the runner came is gone: the runner starts
 /// at the oldest message kept, answers each kept message once and commits to the end. A test that counts what it
 /// sent rather than what was kept miscounts; the fuzz test did, and looked like message loss.

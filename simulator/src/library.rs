@@ -47,7 +47,7 @@ pub struct LibraryError {
     pub reason: String,
 }
 
-/// SCRC's own languages. The simulator, the load and chaos benchmarks and `scrc demo` send only these by default,
+/// SCRC's own languages. The simulator, the load and chaos benchmarks and `scrc-demo` send only these by default,
 /// so their mixes, and the figures measured with them, stay those of SCRC's library.
 pub const SCRC_LANGUAGES: [&str; 5] = ["c", "cpp", "go", "java", "python"];
 

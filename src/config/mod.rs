@@ -127,7 +127,7 @@ impl Config {
 }
 
 /// The variables of `images/local.env`, which point scrc at the images `scripts/build-images.sh` builds from
-/// Debian packages. Embedded, so `scrc demo`, the tests and the benchmarks agree on them wherever they run.
+/// Debian packages. Embedded, so `scrc-demo`, the tests and the benchmarks agree on them wherever they run.
 pub fn local_images() -> Vec<(String, String)> {
     include_str!("../../images/local.env")
         .lines()
