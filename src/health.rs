@@ -154,7 +154,7 @@ pub async fn report(
         let health = Health {
             instance: instance.clone(),
             updated_unix: now_unix(),
-            kafka: kafka.as_ref().map_or_else(Clone::clone, |_| "ok".to_owned()),
+            kafka: kafka.as_ref().map_or_else(ToString::to_string, |_| "ok".to_owned()),
             docker: docker_state.map_or_else(|e| e, |()| "ok".to_owned()),
             assigned_partitions: kafka.unwrap_or(0),
             in_group: source.group_view().in_group,

@@ -416,14 +416,14 @@ impl KafkaSource {
     /// partitions this instance owns.
     ///
     /// # Errors
-    /// The client's error when no broker answers within `timeout`.
-    pub async fn check(&self, timeout: std::time::Duration) -> Result<usize, String> {
+    /// [`CheckError`] when no broker answers within `timeout`.
+    pub async fn check(&self, timeout: std::time::Duration) -> Result<usize, CheckError> {
         let consumer = Arc::clone(&self.consumer);
         let topic = self.topic.clone();
         tokio::task::spawn_blocking(move || consumer.fetch_metadata(Some(&topic), timeout))
             .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
+            .map_err(CheckError::Task)?
+            .map_err(CheckError::Unanswered)?;
         Ok(self
             .consumer
             .context()
@@ -432,6 +432,17 @@ impl KafkaSource {
             .unwrap_or_else(|p| p.into_inner())
             .len())
     }
+}
+
+/// Why the brokers could not be checked.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// No broker answered the metadata request in time, or it failed.
+    #[error("{0}")]
+    Unanswered(#[source] KafkaError),
+    /// The blocking task that asks could not run to its end (the runtime is shutting down).
+    #[error("the broker check did not complete: {0}")]
+    Task(#[source] tokio::task::JoinError),
 }
 
 impl KafkaSource {
