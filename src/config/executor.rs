@@ -92,11 +92,15 @@ pub(super) struct FailureSettings {
 
 impl FailureSettings {
     /// # Errors
-    /// [`ConfigError::Invalid`] for a malformed or zero cool-down, or no attempts.
+    /// [`ConfigError::Invalid`] for a malformed or zero cool-down, no attempts, or a zero threshold (a breaker
+    /// that opens before any failure would stop every script).
     pub(super) fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let breaker_cool_down = positive_duration("RUNNER_BREAKER_COOL_DOWN", &env.runner_breaker_cool_down)?;
         if env.runner_retry_attempts == 0 {
             return Err(invalid("RUNNER_RETRY_ATTEMPTS", 0, "must be at least 1"));
+        }
+        if env.runner_breaker_threshold == 0 {
+            return Err(invalid("RUNNER_BREAKER_THRESHOLD", 0, "must be at least 1"));
         }
         Ok(Self {
             retry: RetryPolicy {
@@ -104,8 +108,26 @@ impl FailureSettings {
                 backoff: RUNTIME_BACKOFF,
                 breaker_wait: breaker_cool_down * BREAKER_WAIT_IN_COOL_DOWNS,
             },
-            breaker_threshold: env.runner_breaker_threshold.max(1),
+            breaker_threshold: env.runner_breaker_threshold,
             breaker_cool_down,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::load;
+
+    #[test]
+    fn a_breaker_that_could_never_open_is_refused_not_raised_to_one() {
+        for (name, value) in [("RUNNER_BREAKER_THRESHOLD", "0"), ("RUNNER_RETRY_ATTEMPTS", "0")] {
+            let error = load(&[(name, value)]).unwrap_err().to_string();
+            assert!(
+                error.contains(&format!("{name}=\"0\"")) && error.contains("at least 1"),
+                "{error}"
+            );
+        }
+        let config = load(&[("RUNNER_BREAKER_THRESHOLD", "1")]).unwrap();
+        assert_eq!(config.breaker_threshold, 1);
     }
 }
