@@ -176,8 +176,7 @@ impl Pool {
         let idle = lock(&self.inner.idle);
         let pairs = idle.values().flatten();
         let containers = pairs.clone().map(|pair| 1 + usize::from(pair.runner.is_some())).sum();
-        drop(idle);
-        (containers, self.idle_pairs())
+        (containers, pairs.count())
     }
 
     /// How many started pairs (or single sandboxes) wait for a script now, each with its program volume.

@@ -7,7 +7,7 @@
 //! - periodically, anything past its expiry label, whichever runner created it: no live runner can still need
 //!   it, because every live runner stops its own work before that time;
 //! - any stopped warm sandbox: its supervisor exits only when the runner that drove it closed its stream;
-//! - the shared toolchain volumes no runner can need (see [`shared_dirs::sweep`]).
+//! - the shared toolchain volumes no runner can need (see [`shared_dirs::unneeded`]).
 //!
 //! Another live runner's unexpired containers are never touched.
 
@@ -54,16 +54,21 @@ pub async fn sweep(engine: &Engine, own_instance: Option<&str>) -> Swept {
     }
     match engine.volumes_with_label(labels::MANAGED).await {
         Ok(volumes) => {
-            for volume in volumes.iter().filter(|v| doomed(&v.labels)) {
-                match engine.remove_volume(&volume.name).await {
+            let mut names: Vec<String> = volumes
+                .iter()
+                .filter(|v| doomed(&v.labels))
+                .map(|v| v.name.clone())
+                .collect();
+            names.extend(shared_dirs::unneeded(engine, &volumes).await);
+            for name in names {
+                match engine.remove_volume(&name).await {
                     Ok(()) => swept.volumes += 1,
-                    Err(error) => tracing::debug!(%error, volume = %volume.name, "reaper cannot remove a volume yet"),
+                    Err(error) => tracing::debug!(%error, volume = %name, "reaper cannot remove a volume yet"),
                 }
             }
         }
         Err(error) => tracing::warn!(%error, "reaper cannot list volumes"),
     }
-    swept.volumes += shared_dirs::sweep(engine).await;
     if swept != Swept::default() {
         tracing::info!(
             containers = swept.containers,

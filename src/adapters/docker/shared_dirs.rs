@@ -35,7 +35,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::OnceCell;
 
-use super::engine::{Engine, EngineError};
+use super::engine::{Engine, EngineError, Labelled};
 use super::hardening::{self, VolumeMount};
 use super::labels;
 use super::languages::PROGRAM_DIR;
@@ -390,19 +390,13 @@ async fn find(engine: &Engine, id: &str, dirs: &[String]) -> Result<Option<Vec<V
     Ok(Some(volumes))
 }
 
-/// Removes the toolchain volumes no runner can need: every set and marker of an image that no longer exists, every
-/// set the image's marker does not name, and a marker whose set lost a volume. Returns how many it removed. A set
-/// no marker names yet is left alone: a runner may be filling it.
-pub async fn sweep(engine: &Engine) -> usize {
-    let listed = match engine.volumes_with_label(labels::TOOLCHAIN_IMAGE).await {
-        Ok(listed) => listed,
-        Err(error) => {
-            tracing::warn!(%error, "reaper cannot list the toolchain volumes");
-            return 0;
-        }
-    };
-    let mut by_image: HashMap<&str, Vec<&super::engine::Labelled>> = HashMap::new();
-    for volume in &listed {
+/// The toolchain volumes among `listed` (the engine's managed volumes) that no runner can need, in the order to
+/// remove them: every set and marker of an image that no longer exists (its marker first, so that no runner finds a
+/// set being removed), every set the image's marker does not name, and a marker whose set lost a volume. A set no
+/// marker names yet is left alone: a runner may be filling it.
+pub async fn unneeded(engine: &Engine, listed: &[Labelled]) -> Vec<String> {
+    let mut by_image: HashMap<&str, Vec<&Labelled>> = HashMap::new();
+    for volume in listed {
         if let Some(image) = volume.labels.get(labels::TOOLCHAIN_IMAGE) {
             by_image.entry(image).or_default().push(volume);
         }
@@ -411,7 +405,6 @@ pub async fn sweep(engine: &Engine) -> usize {
     for (image, volumes) in by_image {
         match engine.image_exists(image).await {
             Ok(false) => {
-                // The marker first, so that no runner finds a set being removed.
                 let (markers, sets): (Vec<_>, Vec<_>) = volumes.into_iter().partition(|v| v.name == marker(image));
                 doomed.extend(markers.into_iter().chain(sets).map(|v| v.name.clone()));
             }
@@ -419,24 +412,17 @@ pub async fn sweep(engine: &Engine) -> usize {
             Err(error) => tracing::warn!(%error, image, "reaper cannot inspect a toolchain set's image"),
         }
     }
-    let mut removed = 0;
-    for name in doomed {
-        match engine.remove_volume(&name).await {
-            Ok(()) => removed += 1,
-            Err(error) => tracing::debug!(%error, volume = %name, "reaper cannot remove a toolchain volume yet"),
-        }
-    }
-    removed
+    doomed
 }
 
 /// The volumes of an existing image that no runner can need: sets the marker does not name, or the marker itself
 /// when its set is incomplete.
-fn stale(image: &str, volumes: &[&super::engine::Labelled]) -> Vec<String> {
+fn stale(image: &str, volumes: &[&Labelled]) -> Vec<String> {
     let marker_name = marker(image);
     let Some(named) = volumes.iter().find(|v| v.name == marker_name) else {
         return Vec::new();
     };
-    let set = |v: &super::engine::Labelled| v.labels.get(labels::TOOLCHAIN_SET).cloned();
+    let set = |v: &Labelled| v.labels.get(labels::TOOLCHAIN_SET).cloned();
     let wanted: usize = named
         .labels
         .get(labels::TOOLCHAIN_VOLUMES)

@@ -59,7 +59,8 @@ impl OffsetLedger {
     }
 
     /// How many messages are delivered and unfinished.
-    pub fn in_flight(&self) -> usize {
+    #[cfg(test)]
+    fn in_flight(&self) -> usize {
         self.partitions.values().map(|ledger| ledger.in_flight.len()).sum()
     }
 }
