@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 async fn measure(scripts: usize, max_parallel: usize) -> f64 {
     let broker = DevBroker::start(&DevTopics {
-        scripts: "scripts".into(),
+        scripts: vec!["scripts".into()],
         results: "script-results".into(),
         dead_letters: "scripts-dlq".into(),
         partitions: 6,
@@ -54,7 +54,8 @@ async fn measure(scripts: usize, max_parallel: usize) -> f64 {
 
     let settings = KafkaSettings {
         brokers: brokers.clone(),
-        scripts_topic: "scripts".into(),
+        scripts_topics: vec!["scripts".into()],
+        lane_policy: scrc::adapters::kafka::LanePolicy::Strict,
         group_id: "bench".into(),
         results_topic: "script-results".into(),
         dlq_topic: "scripts-dlq".into(),

@@ -101,7 +101,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     tracing::info!(
         instance = %config.instance,
         brokers = %config.kafka.brokers,
-        topic = %config.kafka.scripts_topic,
+        topics = %config.kafka.scripts_topics.join(","),
         group = %config.kafka.group_id,
         max_parallel = config.executor.max_parallel,
         "runner started"
@@ -176,7 +176,7 @@ pub async fn create_topics(config: &Config, partitions: i32, replication: i32) -
 /// When the mock cluster cannot start or the signal handlers cannot be installed.
 pub async fn dev_broker(config: &Config, partitions: i32) -> anyhow::Result<()> {
     let topics = DevTopics {
-        scripts: config.kafka.scripts_topic.clone(),
+        scripts: config.kafka.scripts_topics.clone(),
         results: config.kafka.results_topic.clone(),
         dead_letters: config.kafka.dlq_topic.clone(),
         partitions,
@@ -187,7 +187,7 @@ pub async fn dev_broker(config: &Config, partitions: i32) -> anyhow::Result<()> 
     stdout.flush()?;
     tracing::info!(
         brokers = %broker.bootstrap_servers(),
-        scripts = %topics.scripts,
+        scripts = %topics.scripts.join(","),
         results = %topics.results,
         dead_letters = %topics.dead_letters,
         partitions,

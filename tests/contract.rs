@@ -92,7 +92,7 @@ fn the_topic_defaults_in_the_document_are_the_runners() {
     let contract = Contract::load();
     let kafka = support::config(&[]).kafka;
     let address = |channel: &str| contract.asyncapi["channels"][channel]["address"].clone();
-    assert_eq!(address("scripts"), json!(kafka.scripts_topic));
+    assert_eq!(address("scripts"), json!(kafka.scripts_topics[0]));
     assert_eq!(address("results"), json!(kafka.results_topic));
     assert_eq!(address("deadLetters"), json!(kafka.dlq_topic));
     assert_eq!(address("events"), Value::Null, "the events topic has no default");

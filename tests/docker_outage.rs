@@ -317,7 +317,7 @@ async fn readiness_turns_false_while_the_engine_is_cut() {
         return;
     }
     let broker = scrc::adapters::kafka::DevBroker::start(&scrc::adapters::kafka::dev_broker::DevTopics {
-        scripts: "scripts".into(),
+        scripts: vec!["scripts".into()],
         results: "script-results".into(),
         dead_letters: "scripts-dlq".into(),
         partitions: 1,

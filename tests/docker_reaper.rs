@@ -189,7 +189,7 @@ async fn after_sigkill_the_program_still_ends_and_a_restarted_runner_cleans_up_a
         return;
     }
     let broker = DevBroker::start(&DevTopics {
-        scripts: "scripts".into(),
+        scripts: vec!["scripts".into()],
         results: "script-results".into(),
         dead_letters: "scripts-dlq".into(),
         partitions: 1,

@@ -25,7 +25,7 @@ async fn scrc_messages_in_scrc_results_out() {
         return;
     }
     let broker = DevBroker::start(&DevTopics {
-        scripts: "scripts".into(),
+        scripts: vec!["scripts".into()],
         results: "script-results".into(),
         dead_letters: "scripts-dlq".into(),
         partitions: 3,
@@ -244,7 +244,7 @@ async fn metrics_and_events_follow_what_was_judged() {
         return;
     }
     let broker = DevBroker::start(&DevTopics {
-        scripts: "scripts".into(),
+        scripts: vec!["scripts".into()],
         results: "script-results".into(),
         dead_letters: "scripts-dlq".into(),
         partitions: 2,
@@ -355,7 +355,12 @@ async fn metrics_and_events_follow_what_was_judged() {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let (_, metrics) = http_get(&addr, "/metrics").await.expect("the runner serves /metrics");
-        let lag = |partition: &str| series(&metrics, &format!("scrc_consumer_lag{{partition=\"{partition}\"}}"));
+        let lag = |partition: &str| {
+            series(
+                &metrics,
+                &format!("scrc_consumer_lag{{topic=\"scripts\",partition=\"{partition}\"}}"),
+            )
+        };
         if lag("0") == Some(0.0) && lag("1") == Some(0.0) {
             break;
         }

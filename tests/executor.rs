@@ -711,6 +711,7 @@ async fn a_script_delivered_twice_is_judged_once_and_gets_the_same_report_twice(
     // The redelivery a rebalance causes: the same offset again, under the partition's next generation.
     harness.source.push_at(
         scrc::ports::Position {
+            lane: 0,
             partition: 0,
             offset: 0,
             generation: 2,
@@ -740,6 +741,7 @@ async fn a_script_delivered_again_while_being_judged_waits_for_that_report() {
     harness.source.push(Inbound::Script(twice.clone()));
     harness.source.push_at(
         scrc::ports::Position {
+            lane: 0,
             partition: 0,
             offset: 0,
             generation: 2,

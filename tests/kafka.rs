@@ -27,7 +27,7 @@ const WAIT: Duration = Duration::from_secs(60);
 
 fn topics() -> DevTopics {
     DevTopics {
-        scripts: "scripts".into(),
+        scripts: vec!["scripts".into()],
         results: "script-results".into(),
         dead_letters: "scripts-dlq".into(),
         partitions: PARTITIONS,
@@ -37,7 +37,8 @@ fn topics() -> DevTopics {
 fn kafka_settings(broker: &DevBroker, instance: &str, max_parallel: usize) -> KafkaSettings {
     KafkaSettings {
         brokers: broker.bootstrap_servers(),
-        scripts_topic: "scripts".into(),
+        scripts_topics: vec!["scripts".into()],
+        lane_policy: scrc::adapters::kafka::LanePolicy::Strict,
         group_id: "runners".into(),
         results_topic: "script-results".into(),
         dlq_topic: "scripts-dlq".into(),
@@ -954,5 +955,126 @@ async fn fuzzed_messages_are_each_answered_committed_and_the_runner_stays_up() {
     eprintln!(
         "fuzz: {total} messages (seed {SEED:#x}) in {:.1} s: {summary:?}",
         started.elapsed().as_secs_f64()
+    );
+}
+
+/// The priority lanes' topics: interactive first.
+const LANES: [&str; 2] = ["scripts-interactive", "scripts-batch"];
+
+/// How long each script of a burst runs: the "one script's time" an interactive script may wait for a slot.
+const SCRIPT_TIME: Duration = Duration::from_millis(1500);
+
+/// Sends `id` on `topic` and returns how long its result took to be published, by the result's own timestamp.
+async fn latency_of(
+    broker: &DevBroker,
+    topic: &str,
+    id: &str,
+    source: &str,
+    headers: Option<OwnedHeaders>,
+) -> Duration {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap_servers())
+        .create()
+        .unwrap();
+    let payload = script_json(id, source);
+    let mut record: FutureRecord<'_, str, [u8]> = FutureRecord::to(topic).key(id).payload(&payload);
+    if let Some(headers) = headers {
+        record = record.headers(headers);
+    }
+    let sent = std::time::SystemTime::now();
+    producer.send(record, Duration::from_secs(10)).await.unwrap();
+    let wanted = id.as_bytes().to_vec();
+    let records = read_until(broker, "script-results", |records| {
+        records.iter().any(|record| record.0.as_deref() == Some(&wanted[..]))
+    })
+    .await;
+    let result: ResultMessage = records
+        .iter()
+        .find(|record| record.0.as_deref() == Some(&wanted[..]))
+        .map(|record| serde_json::from_slice(&record.1).unwrap())
+        .unwrap();
+    let published = humantime::parse_rfc3339(&result.timestamp).unwrap();
+    published.duration_since(sent).unwrap_or_default()
+}
+
+/// Waits until `slots` scripts are being judged at once, the rest of what was sent waiting behind them.
+async fn busy(runtime: &FakeRuntime, slots: usize) {
+    let started = Instant::now();
+    while runtime.stats().active.load(Ordering::SeqCst) < slots {
+        assert!(
+            started.elapsed() < WAIT,
+            "the runner never got {slots} scripts to judge"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // And the consumer has had time to receive and hold what the partitions have for it.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+}
+
+fn lane_settings(broker: &DevBroker, instance: &str, max_parallel: usize) -> KafkaSettings {
+    let mut settings = kafka_settings(broker, instance, max_parallel);
+    settings.scripts_topics = LANES.iter().map(|&topic| topic.to_owned()).collect();
+    // The mock cluster answers an idle fetch only when the wait expires: keep it short, as real Kafka would be.
+    settings.properties.push(("fetch.wait.max.ms".into(), "10".into()));
+    settings
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_interactive_script_waits_for_one_slot_not_for_a_burst_on_the_batch_lane() {
+    let broker = DevBroker::start(&DevTopics {
+        scripts: LANES.iter().map(|&topic| topic.to_owned()).collect(),
+        ..topics()
+    })
+    .unwrap();
+    let burst = ids("batch", 16);
+    let sleep = format!("sleep {}\necho", SCRIPT_TIME.as_millis());
+    for id in &burst {
+        produce(&broker, LANES[1], Some(id), &script_json(id, &sleep), None).await;
+    }
+    let runtime = FakeRuntime::new();
+    let runner = Runner::start_with(lane_settings(&broker, "runner-lanes", 2), runtime.clone());
+    busy(&runtime, 2).await;
+
+    let waited = latency_of(&broker, LANES[0], "interactive", "echo", None).await;
+    assert!(
+        waited < SCRIPT_TIME + Duration::from_millis(700),
+        "the interactive script took {waited:?}: more than one batch script's time ({SCRIPT_TIME:?})"
+    );
+    let results = read_results(&broker, burst.len() + 1).await;
+    assert!(results.iter().all(|r| r.status == "OK"), "{results:?}");
+    runner.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn both_lanes_are_judged_and_committed_and_a_new_runner_judges_nothing_again() {
+    let broker = DevBroker::start(&DevTopics {
+        scripts: LANES.iter().map(|&topic| topic.to_owned()).collect(),
+        ..topics()
+    })
+    .unwrap();
+    let interactive = ids("i", 12);
+    let batch = ids("b", 12);
+    for (topic, sent) in [(LANES[0], &interactive), (LANES[1], &batch)] {
+        for id in sent {
+            produce(&broker, topic, Some(id), &script_json(id, "echo"), None).await;
+        }
+    }
+    let runtime = FakeRuntime::new();
+    let runner = Runner::start_with(lane_settings(&broker, "runner-a", 3), runtime.clone());
+    let results = read_results(&broker, 24).await;
+    assert!(results.iter().all(|r| r.status == "OK"), "{results:?}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let summary = runner.stop().await;
+    assert_eq!(summary.answered, 24);
+
+    // Everything was committed on both topics: a fresh member of the group finds nothing to judge.
+    let again = FakeRuntime::new();
+    let runner = Runner::start_with(lane_settings(&broker, "runner-b", 3), again.clone());
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    runner.stop().await;
+    assert_eq!(
+        again.stats().runs.load(Ordering::SeqCst),
+        0,
+        "a committed script was judged again"
     );
 }

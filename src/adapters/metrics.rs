@@ -4,7 +4,8 @@
 //! Built on `prometheus-client`, the Prometheus project's own Rust client: metrics are plain values registered in
 //! a registry we own (no global state, so tests run several runners in one process), and label sets are typed
 //! structs, so a label can only hold what its type allows. Every label value here comes from a closed set: a
-//! language, a status code, a phase, a sandbox state or a partition number; never a script id or a tenant.
+//! language, a status code, a phase, a sandbox state, a configured scripts topic or a partition number; never a
+//! script id or a tenant.
 
 use std::fmt::Write as _;
 use std::sync::Mutex;
@@ -17,6 +18,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
+use crate::adapters::kafka::consumer::PartitionLag;
 use crate::domain::{Language, RunReport, ScriptId};
 use crate::ports::Observer;
 
@@ -45,6 +47,7 @@ struct StateLabels {
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct PartitionLabels {
+    topic: String,
     partition: i32,
 }
 
@@ -135,7 +138,7 @@ impl Metrics {
         let consumer_lag = Family::<PartitionLabels, Gauge>::default();
         registry.register(
             "scrc_consumer_lag",
-            "Messages behind the end of each assigned partition of the scripts topic",
+            "Messages behind the end of each assigned partition of the scripts topics",
             consumer_lag.clone(),
         );
         let resident_memory = Gauge::default();
@@ -179,10 +182,14 @@ impl Metrics {
     }
 
     /// Replaces the per-partition lag with `lags`: partitions no longer listed (revoked) disappear.
-    pub fn set_consumer_lag(&self, lags: &[(i32, i64)]) {
+    pub fn set_consumer_lag(&self, lags: &[PartitionLag]) {
         self.consumer_lag.clear();
-        for &(partition, lag) in lags {
-            self.consumer_lag.get_or_create(&PartitionLabels { partition }).set(lag);
+        for PartitionLag { topic, partition, lag } in lags {
+            let labels = PartitionLabels {
+                topic: topic.clone(),
+                partition: *partition,
+            };
+            self.consumer_lag.get_or_create(&labels).set(*lag);
         }
     }
 
@@ -325,8 +332,13 @@ mod tests {
         metrics.dead_lettered();
         metrics.publish_failed();
         metrics.publish_failed();
-        metrics.set_consumer_lag(&[(0, 4), (1, 9)]);
-        metrics.set_consumer_lag(&[(0, 4), (2, 0)]);
+        let lag = |topic: &str, partition, lag| PartitionLag {
+            topic: topic.into(),
+            partition,
+            lag,
+        };
+        metrics.set_consumer_lag(&[lag("scripts", 0, 4), lag("scripts", 1, 9), lag("batch", 0, 2)]);
+        metrics.set_consumer_lag(&[lag("scripts", 0, 4), lag("scripts", 2, 0), lag("batch", 0, 3)]);
         metrics.set_events_dropped(7);
         metrics.set_breaker_open(true);
 
@@ -341,9 +353,16 @@ mod tests {
         assert_eq!(value(&text, "scrc_slots"), Some(3.0));
         assert_eq!(value(&text, "scrc_breaker_open"), Some(1.0));
         assert_eq!(value(&text, "scrc_sandboxes{state=\"running\"}"), Some(0.0));
-        assert_eq!(value(&text, "scrc_consumer_lag{partition=\"0\"}"), Some(4.0));
         assert_eq!(
-            value(&text, "scrc_consumer_lag{partition=\"1\"}"),
+            value(&text, "scrc_consumer_lag{topic=\"scripts\",partition=\"0\"}"),
+            Some(4.0)
+        );
+        assert_eq!(
+            value(&text, "scrc_consumer_lag{topic=\"batch\",partition=\"0\"}"),
+            Some(3.0)
+        );
+        assert_eq!(
+            value(&text, "scrc_consumer_lag{topic=\"scripts\",partition=\"1\"}"),
             None,
             "a revoked partition goes"
         );
@@ -371,7 +390,11 @@ mod tests {
         metrics.built(Language::Python, Duration::from_millis(1));
         metrics.ran(Language::Python, Duration::from_millis(1));
         metrics.finished(&RunReport::rejected(id, None, "x".into()), Duration::from_millis(1));
-        metrics.set_consumer_lag(&[(0, 1)]);
+        metrics.set_consumer_lag(&[PartitionLag {
+            topic: "scripts".into(),
+            partition: 0,
+            lag: 1,
+        }]);
         metrics.set_idle_sandboxes(1);
         let exposed = metrics.render();
         let panels = dashboard["panels"].as_array().unwrap();

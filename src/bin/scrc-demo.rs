@@ -106,7 +106,7 @@ async fn demo(environment: Vec<(String, String)>, all_languages: bool) -> anyhow
     ensure_demo_images(&probe, &languages).await?;
 
     let topics = DevTopics {
-        scripts: probe.kafka.scripts_topic.clone(),
+        scripts: probe.kafka.scripts_topics.clone(),
         results: probe.kafka.results_topic.clone(),
         dead_letters: probe.kafka.dlq_topic.clone(),
         partitions: 6,
@@ -130,7 +130,11 @@ async fn demo(environment: Vec<(String, String)>, all_languages: bool) -> anyhow
     let simulator = scrc_simulator::SimulatorConfig::load(
         [
             ("KAFKA_BROKER".to_owned(), broker.bootstrap_servers()),
-            ("KAFKA_TOPIC".to_owned(), config.kafka.scripts_topic.clone()),
+            // The simulator sends on the first lane: a demo has no batch to keep out of the way.
+            (
+                "KAFKA_TOPIC".to_owned(),
+                config.kafka.scripts_topics.first().cloned().unwrap_or_default(),
+            ),
             ("KAFKA_RESULTS_TOPIC".to_owned(), config.kafka.results_topic.clone()),
             (
                 "KAFKA_CONSUMER_GROUP".to_owned(),

@@ -21,6 +21,9 @@ pub(super) struct Env {
     pub(super) kafka_brokers: String,
     #[serde(default = "defaults::kafka_topic")]
     pub(super) kafka_topic: String,
+    /// `KAFKA_TOPIC_WEIGHTS`: unset for strict priority between the lanes of `KAFKA_TOPIC`.
+    #[serde(default)]
+    pub(super) kafka_topic_weights: Option<String>,
     #[serde(default = "defaults::kafka_group_id")]
     pub(super) kafka_group_id: String,
     #[serde(default = "defaults::kafka_results_topic")]

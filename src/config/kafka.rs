@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::env::Env;
 use super::{ConfigError, invalid};
-use crate::adapters::kafka::{KafkaSettings, PROTECTED_PROPERTIES};
+use crate::adapters::kafka::{KafkaSettings, LanePolicy, PROTECTED_PROPERTIES};
 
 /// Prefix of the variables passed through to librdkafka: `RDKAFKA_SECURITY_PROTOCOL=SASL_SSL` sets
 /// `security.protocol`.
@@ -25,6 +25,13 @@ const MIN_MESSAGE_BYTES: usize = 1024;
 /// and headers.
 const MIN_RESULT_BYTES: usize = 16 * 1024;
 
+/// The most lanes `KAFKA_TOPIC` may list: priority classes, not a topic per user; each lane holds up to one
+/// message per slot.
+const MAX_LANES: usize = 8;
+
+/// The largest weight of `KAFKA_TOPIC_WEIGHTS`: ratios beyond 1000 to 1 are strict priority in all but name.
+const MAX_LANE_WEIGHT: u32 = 1000;
+
 /// The consumer's `max.poll.interval.ms`: longer than the longest script, so a slow script never costs the
 /// instance its group membership.
 pub(super) fn max_poll_interval(script_deadline: Duration) -> Duration {
@@ -32,7 +39,7 @@ pub(super) fn max_poll_interval(script_deadline: Duration) -> Duration {
 }
 
 /// # Errors
-/// [`ConfigError::Invalid`] naming the first empty name or too small a size.
+/// [`ConfigError::Invalid`] naming the first empty or invalid name, invalid weights or too small a size.
 pub(super) fn kafka_settings(
     env: &Env,
     instance: &str,
@@ -54,9 +61,10 @@ pub(super) fn kafka_settings(
             format!("must be at least {MIN_RESULT_BYTES}"),
         ));
     }
+    let scripts_topics = scripts_topics(env)?;
+    let lane_policy = lane_policy(env, scripts_topics.len())?;
     for (name, value) in [
         ("KAFKA_BROKERS", &env.kafka_brokers),
-        ("KAFKA_TOPIC", &env.kafka_topic),
         ("KAFKA_GROUP_ID", &env.kafka_group_id),
         ("KAFKA_RESULTS_TOPIC", &env.kafka_results_topic),
         ("KAFKA_DLQ_TOPIC", &env.kafka_dlq_topic),
@@ -67,7 +75,8 @@ pub(super) fn kafka_settings(
     }
     Ok(KafkaSettings {
         brokers: env.kafka_brokers.clone(),
-        scripts_topic: env.kafka_topic.clone(),
+        scripts_topics,
+        lane_policy,
         group_id: env.kafka_group_id.clone(),
         results_topic: env.kafka_results_topic.clone(),
         dlq_topic: env.kafka_dlq_topic.clone(),
@@ -78,6 +87,88 @@ pub(super) fn kafka_settings(
         max_poll_interval: max_poll_interval(script_deadline),
         max_parallel,
     })
+}
+
+/// `KAFKA_TOPIC`: one scripts topic, or a comma-separated list of them, the priority lanes, first lane first.
+///
+/// # Errors
+/// [`ConfigError::Invalid`] for an empty list or name, a name Kafka would refuse, a topic listed twice or more
+/// than [`MAX_LANES`] topics.
+pub(super) fn scripts_topics(env: &Env) -> Result<Vec<String>, ConfigError> {
+    let value = &env.kafka_topic;
+    let topics: Vec<String> = value.split(',').map(|topic| topic.trim().to_owned()).collect();
+    for (index, topic) in topics.iter().enumerate() {
+        if topic.is_empty() {
+            return Err(invalid(
+                "KAFKA_TOPIC",
+                value,
+                "must name a topic, or several separated by commas",
+            ));
+        }
+        // Kafka's own rule for topic names, so that a typo is named here rather than by a broker's refusal.
+        if topic.len() > 249
+            || topic == "."
+            || topic == ".."
+            || !topic.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        {
+            return Err(invalid(
+                "KAFKA_TOPIC",
+                value,
+                format!("{topic:?} is not a Kafka topic name (at most 249 of a-z, A-Z, 0-9, '.', '_' and '-')"),
+            ));
+        }
+        if topics[..index].contains(topic) {
+            return Err(invalid("KAFKA_TOPIC", value, format!("lists {topic:?} twice")));
+        }
+    }
+    if topics.len() > MAX_LANES {
+        return Err(invalid(
+            "KAFKA_TOPIC",
+            value,
+            format!("lists {} topics; at most {MAX_LANES} priority lanes", topics.len()),
+        ));
+    }
+    Ok(topics)
+}
+
+/// `KAFKA_TOPIC_WEIGHTS`: unset or empty for strict priority, or one weight per topic of `KAFKA_TOPIC`.
+///
+/// # Errors
+/// [`ConfigError::Invalid`] for a weight that is not a whole number from 1 to [`MAX_LANE_WEIGHT`], or a count
+/// that differs from the topics'.
+fn lane_policy(env: &Env, lanes: usize) -> Result<LanePolicy, ConfigError> {
+    let Some(value) = env
+        .kafka_topic_weights
+        .as_deref()
+        .filter(|value| !value.trim().is_empty())
+    else {
+        return Ok(LanePolicy::Strict);
+    };
+    let weights = value
+        .split(',')
+        .map(|weight| match weight.trim().parse::<u32>() {
+            Ok(weight) if (1..=MAX_LANE_WEIGHT).contains(&weight) => Ok(weight),
+            _ => Err(invalid(
+                "KAFKA_TOPIC_WEIGHTS",
+                value,
+                format!(
+                    "{:?} is not a weight: each is a whole number from 1 to {MAX_LANE_WEIGHT}",
+                    weight.trim()
+                ),
+            )),
+        })
+        .collect::<Result<Vec<u32>, ConfigError>>()?;
+    if weights.len() != lanes {
+        return Err(invalid(
+            "KAFKA_TOPIC_WEIGHTS",
+            value,
+            format!(
+                "gives {} weights for the {lanes} topics of KAFKA_TOPIC: one each",
+                weights.len()
+            ),
+        ));
+    }
+    Ok(LanePolicy::Weighted(weights))
 }
 
 /// `KAFKA_EVENTS_TOPIC`, trimmed; `None` when unset or empty.
@@ -145,6 +236,41 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("enable.auto.offset.store"), "{error}");
+    }
+
+    #[test]
+    fn kafka_topic_lists_priority_lanes_with_strict_or_weighted_order() {
+        use crate::adapters::kafka::LanePolicy;
+
+        let config = load(&[]).unwrap();
+        assert_eq!(config.kafka.scripts_topics, ["scripts"]);
+        assert_eq!(config.kafka.lane_policy, LanePolicy::Strict);
+        let config = load(&[("KAFKA_TOPIC", "scripts-interactive, scripts-batch")]).unwrap();
+        assert_eq!(config.kafka.scripts_topics, ["scripts-interactive", "scripts-batch"]);
+        assert_eq!(config.kafka.lane_policy, LanePolicy::Strict);
+        let config = load(&[
+            ("KAFKA_TOPIC", "scripts-interactive,scripts-batch"),
+            ("KAFKA_TOPIC_WEIGHTS", "4, 1"),
+        ])
+        .unwrap();
+        assert_eq!(config.kafka.lane_policy, LanePolicy::Weighted(vec![4, 1]));
+        for (topic, weights, says) in [
+            ("a,,b", "", "must name a topic"),
+            ("a,b,a", "", "twice"),
+            ("a b", "", "not a Kafka topic name"),
+            ("a,b,c,d,e,f,g,h,i", "", "at most 8"),
+            ("a,b", "4", "one each"),
+            ("a,b", "4,0", "whole number from 1"),
+            ("a,b", "4,x", "whole number from 1"),
+        ] {
+            let error = load(&[("KAFKA_TOPIC", topic), ("KAFKA_TOPIC_WEIGHTS", weights)])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains(says) && error.contains("KAFKA_TOPIC"),
+                "{topic} {weights}: {error}"
+            );
+        }
     }
 
     #[test]

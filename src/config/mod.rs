@@ -169,7 +169,7 @@ mod tests {
     fn defaults_follow_scrc_with_finite_limits() {
         let config = load(&[]).unwrap();
         assert_eq!(config.kafka.brokers, "kafka:9092");
-        assert_eq!(config.kafka.scripts_topic, "scripts");
+        assert_eq!(config.kafka.scripts_topics, ["scripts"]);
         assert_eq!(config.kafka.group_id, "scrc-runner");
         assert_eq!(config.kafka.results_topic, "script-results");
         assert_eq!(config.kafka.dlq_topic, "scripts-dlq");

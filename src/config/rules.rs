@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::ConfigError;
 use super::env::Env;
-use super::kafka::{MAX_POLL_INTERVAL_CEILING, max_poll_interval};
+use super::kafka::{MAX_POLL_INTERVAL_CEILING, max_poll_interval, scripts_topics};
 use super::limits::LimitSettings;
 
 /// # Errors
@@ -39,15 +39,23 @@ fn check_defaults_within_ceilings(env: &Env, limits: &LimitSettings) -> Result<(
 }
 
 fn check_topics_are_distinct(env: &Env, events_topic: Option<&str>) -> Result<(), ConfigError> {
-    if env.kafka_dlq_topic == env.kafka_topic {
+    let scripts = scripts_topics(env)?;
+    if scripts.contains(&env.kafka_dlq_topic) {
         return Err(ConfigError::Rule(
-            "KAFKA_DLQ_TOPIC must differ from KAFKA_TOPIC, or dead letters would be read again".into(),
+            "KAFKA_DLQ_TOPIC must differ from every topic of KAFKA_TOPIC, or dead letters would be read again".into(),
+        ));
+    }
+    if scripts.contains(&env.kafka_results_topic) {
+        return Err(ConfigError::Rule(
+            "KAFKA_RESULTS_TOPIC must differ from every topic of KAFKA_TOPIC, or results would be read as scripts"
+                .into(),
         ));
     }
     if let Some(topic) = events_topic
-        && [&env.kafka_topic, &env.kafka_results_topic, &env.kafka_dlq_topic]
-            .iter()
-            .any(|other| other.as_str() == topic)
+        && (scripts.iter().any(|other| other == topic)
+            || [&env.kafka_results_topic, &env.kafka_dlq_topic]
+                .iter()
+                .any(|other| other.as_str() == topic))
     {
         return Err(ConfigError::Rule(format!(
             "KAFKA_EVENTS_TOPIC={topic:?} is also the scripts, results or dead-letter topic; lifecycle events \

@@ -14,6 +14,9 @@ use crate::domain::{Language, Script, ScriptId};
 /// computes nothing from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Position {
+    /// Which of the source's streams holds the message: for Kafka, the index of its topic in `KAFKA_TOPIC`'s list
+    /// (its priority lane); 0 for a source of one stream.
+    pub lane: u16,
     pub partition: i32,
     pub offset: i64,
     /// Which assignment of the partition to this instance delivered the message. A commit for an older
@@ -117,7 +120,7 @@ pub trait ScriptSource: Send + Sync + 'static {
     fn next(&self) -> impl Future<Output = Result<Delivery, SourceError>> + Send;
 
     /// Records that the delivery at `position` is done with. The source keeps its position from being made durable
-    /// until every earlier delivery of the same partition is done too, and ignores a delivery of an assignment it no
+    /// until every earlier delivery of the same lane and partition is done too, and ignores a delivery of an assignment it no
     /// longer holds.
     ///
     /// # Errors

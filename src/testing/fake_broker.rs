@@ -42,6 +42,7 @@ impl FakeSource {
     pub fn push(&self, message: Inbound) -> Position {
         let mut next = self.next_offset.lock().unwrap_or_else(|p| p.into_inner());
         let position = Position {
+            lane: 0,
             partition: 0,
             offset: *next,
             generation: 1,

@@ -19,7 +19,7 @@ pub fn min_insync_replicas(replication: i32) -> i32 {
     if replication >= 3 { 2 } else { 1 }
 }
 
-/// The topics to create: scripts, results, dead letters, and events when `events` names a topic. `min_insync` is
+/// The topics to create: every scripts topic (lane), results, dead letters, and events when `events` names a topic. `min_insync` is
 /// [`min_insync_replicas`] as text, borrowed by the specs.
 fn topic_specs<'a>(
     settings: &'a KafkaSettings,
@@ -31,11 +31,13 @@ fn topic_specs<'a>(
     let topic = |name: &'a str, partitions: i32| {
         NewTopic::new(name, partitions, TopicReplication::Fixed(replication)).set("min.insync.replicas", min_insync)
     };
-    let mut topics = vec![
-        topic(&settings.scripts_topic, partitions),
-        topic(&settings.results_topic, partitions),
-        topic(&settings.dlq_topic, 1),
-    ];
+    let mut topics: Vec<NewTopic<'a>> = settings
+        .scripts_topics
+        .iter()
+        .map(|name| topic(name, partitions))
+        .collect();
+    topics.push(topic(&settings.results_topic, partitions));
+    topics.push(topic(&settings.dlq_topic, 1));
     topics.extend(events.map(|name| topic(name, partitions)));
     topics
 }
@@ -94,7 +96,8 @@ mod tests {
     fn settings() -> KafkaSettings {
         KafkaSettings {
             brokers: "b:9092".into(),
-            scripts_topic: "scripts".into(),
+            scripts_topics: vec!["scripts".into()],
+            lane_policy: crate::adapters::kafka::LanePolicy::Strict,
             group_id: "g".into(),
             results_topic: "script-results".into(),
             dlq_topic: "scripts-dlq".into(),

@@ -16,8 +16,12 @@
 //! are resumed once half of the held messages are taken: pausing drops librdkafka's prefetched messages and
 //! resuming fetches them again, so pausing at every message that finds no free slot would cost a fetch round trip
 //! per message.
+//!
+//! `KAFKA_TOPIC` may list several topics, the priority lanes ([`super::lanes`]). Each lane holds and pauses on its
+//! own: a burst on the batch lane fills and pauses only the batch lane, so an interactive script is received at once
+//! and handed to the next free slot ahead of everything the batch lane holds.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -32,6 +36,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::lanes::Lanes;
 use super::offsets::OffsetLedger;
 use super::wire::{self, Coordinates};
 use super::{KafkaSettings, KafkaSetupError};
@@ -42,7 +47,8 @@ type Reply = oneshot::Sender<Result<Delivery, SourceError>>;
 
 pub struct KafkaSource {
     consumer: Arc<StreamConsumer<SourceContext>>,
-    topic: String,
+    /// The scripts topics, one per lane, in priority order.
+    topics: Vec<String>,
     /// Where [`ScriptSource::next`] asks the poller for a message.
     requests: mpsc::Sender<Reply>,
     /// The poller, started by the first [`ScriptSource::next`] (which runs inside the Tokio runtime it needs).
@@ -62,48 +68,100 @@ enum PollerState {
 
 /// Tracks which partitions this instance owns, under which generation, and what librdkafka's statistics say about
 /// them.
-#[derive(Default)]
 struct SourceContext {
-    /// The scripts topic, whose partitions' lag the statistics report.
-    topic: String,
+    /// The scripts topics, one per lane, whose partitions' lag the statistics report.
+    topics: Vec<String>,
     /// The latest statistics' view, for metrics and readiness.
     statistics: Mutex<GroupView>,
-    owned: Mutex<HashMap<i32, u64>>,
+    /// The generation of each owned partition, by lane and partition.
+    owned: Mutex<HashMap<(u16, i32), u64>>,
     generations: AtomicU64,
-    /// Whether the poller has paused the assignment because nobody asks for messages: partitions assigned
-    /// meanwhile are paused too, so that they do not deliver into a runner that has no free slot.
-    paused: AtomicBool,
+    /// Whether the poller has paused each lane because it holds as many messages as it may: partitions of the lane
+    /// assigned meanwhile are paused too, so that they do not deliver into a runner that has no room for them.
+    paused: Vec<AtomicBool>,
 }
 
 impl SourceContext {
-    fn generation(&self, partition: i32) -> Option<u64> {
+    fn new(topics: Vec<String>) -> Self {
+        Self {
+            paused: topics.iter().map(|_| AtomicBool::new(false)).collect(),
+            topics,
+            statistics: Mutex::default(),
+            owned: Mutex::default(),
+            generations: AtomicU64::new(0),
+        }
+    }
+
+    /// The lane of `topic`: its index in `KAFKA_TOPIC`'s list.
+    fn lane(&self, topic: &str) -> Option<u16> {
+        let index = self.topics.iter().position(|name| name == topic)?;
+        u16::try_from(index).ok()
+    }
+
+    fn generation(&self, lane: u16, partition: i32) -> Option<u64> {
         self.owned
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&partition)
+            .get(&(lane, partition))
             .copied()
+    }
+
+    fn is_paused(&self, lane: u16) -> bool {
+        self.paused
+            .get(usize::from(lane))
+            .is_some_and(|paused| paused.load(Ordering::SeqCst))
+    }
+
+    /// The lane and partition of each element of `partitions`; elements of a topic this runner does not consume
+    /// (which the group never assigns it) are left out.
+    fn lanes_of(&self, partitions: &TopicPartitionList) -> Vec<(u16, i32)> {
+        partitions
+            .elements()
+            .iter()
+            .filter_map(|element| Some((self.lane(element.topic())?, element.partition())))
+            .collect()
     }
 
     fn assigned(&self, partitions: &TopicPartitionList) {
         let mut owned = self.owned.lock().unwrap_or_else(|p| p.into_inner());
-        let assigned: Vec<i32> = partitions.elements().iter().map(|e| e.partition()).collect();
-        for partition in &assigned {
+        let assigned = self.lanes_of(partitions);
+        for key in &assigned {
             let generation = self.generations.fetch_add(1, Ordering::SeqCst) + 1;
-            owned.insert(*partition, generation);
+            owned.insert(*key, generation);
         }
-        tracing::info!(?assigned, "partitions assigned");
+        tracing::info!(?assigned, "partitions assigned (lane, partition)");
     }
 
     fn revoked(&self, partitions: &TopicPartitionList) {
         let mut owned = self.owned.lock().unwrap_or_else(|p| p.into_inner());
-        let revoked: Vec<i32> = partitions.elements().iter().map(|e| e.partition()).collect();
-        for partition in &revoked {
-            owned.remove(partition);
+        let revoked = self.lanes_of(partitions);
+        for key in &revoked {
+            owned.remove(key);
         }
         tracing::info!(
             ?revoked,
-            "partitions revoked; their in-flight results will not be committed here"
+            "partitions revoked (lane, partition); their in-flight results will not be committed here"
         );
+    }
+
+    /// Pauses the elements of `partitions` whose lane the poller has paused and resumes the others.
+    fn apply_pauses(&self, consumer: &BaseConsumer<Self>, partitions: &TopicPartitionList) -> KafkaResult<()> {
+        let mut paused = TopicPartitionList::new();
+        let mut resumed = TopicPartitionList::new();
+        for element in partitions.elements() {
+            let list = match self.lane(element.topic()) {
+                Some(lane) if self.is_paused(lane) => &mut paused,
+                _ => &mut resumed,
+            };
+            list.add_partition(element.topic(), element.partition());
+        }
+        if paused.count() > 0 {
+            consumer.pause(&paused)?;
+        }
+        if resumed.count() > 0 {
+            consumer.resume(&resumed)?;
+        }
+        Ok(())
     }
 }
 
@@ -114,26 +172,31 @@ impl ClientContext for SourceContext {
 
     /// Keeps the lag of each owned partition and the group membership, every `statistics.interval.ms`.
     fn stats(&self, statistics: Statistics) {
-        let owned: Vec<i32> = self
+        let owned: Vec<(u16, i32)> = self
             .owned
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .keys()
             .copied()
             .collect();
-        let mut lag: Vec<(i32, i64)> = statistics
-            .topics
-            .get(&self.topic)
-            .map(|topic| {
+        let mut lag: Vec<PartitionLag> = Vec::new();
+        for (lane, name) in (0u16..).zip(&self.topics) {
+            let Some(topic) = statistics.topics.get(name) else {
+                continue;
+            };
+            lag.extend(
                 topic
                     .partitions
                     .iter()
                     // librdkafka reports -1 until it knows, and lists partition -1 for its own bookkeeping.
-                    .filter(|(partition, stats)| owned.contains(partition) && stats.consumer_lag >= 0)
-                    .map(|(partition, stats)| (*partition, stats.consumer_lag))
-                    .collect()
-            })
-            .unwrap_or_default();
+                    .filter(|(partition, stats)| owned.contains(&(lane, **partition)) && stats.consumer_lag >= 0)
+                    .map(|(partition, stats)| PartitionLag {
+                        topic: name.clone(),
+                        partition: *partition,
+                        lag: stats.consumer_lag,
+                    }),
+            );
+        }
         lag.sort_unstable();
         let in_group = statistics
             .cgrp
@@ -145,11 +208,20 @@ impl ClientContext for SourceContext {
 /// What the consumer's latest statistics say.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GroupView {
-    /// Messages behind the end of each owned partition whose lag is known, by partition.
-    pub lag: Vec<(i32, i64)>,
+    /// Messages behind the end of each owned partition whose lag is known, by topic and partition.
+    pub lag: Vec<PartitionLag>,
     /// Whether the consumer has joined its group and applied its assignment; `None` before the first statistics
     /// (or with `statistics.interval.ms=0`).
     pub in_group: Option<bool>,
+}
+
+/// How far one owned partition is behind its end.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PartitionLag {
+    /// One of the scripts topics: a closed set, the configured lanes.
+    pub topic: String,
+    pub partition: i32,
+    pub lag: i64,
 }
 
 impl ConsumerContext for SourceContext {
@@ -167,16 +239,12 @@ impl ConsumerContext for SourceContext {
                 } else {
                     consumer.assign(partitions)
                 };
-                // Each new partition takes the poller's current state explicitly. librdkafka keeps the
+                // Each new partition takes its lane's current state explicitly. librdkafka keeps the
                 // application's pause on a partition across its revocation and a later assignment, and the poller
                 // resumes only what is assigned when it resumes: a partition revoked while paused and assigned
-                // again after the resume would otherwise never deliver again.
-                if self.paused.load(Ordering::SeqCst) {
-                    // Nobody is asking for messages: the new partitions wait like the others.
-                    applied.and_then(|()| consumer.pause(partitions))
-                } else {
-                    applied.and_then(|()| consumer.resume(partitions))
-                }
+                // again after the resume would otherwise never deliver again. A paused lane's new partitions wait
+                // like the others.
+                applied.and_then(|()| self.apply_pauses(consumer, partitions))
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 self.revoked(partitions);
@@ -212,13 +280,13 @@ impl ConsumerContext for SourceContext {
 }
 
 /// Polls the consumer for as long as the source lives, handing messages to whoever asks and holding them (with the
-/// assignment paused) while nobody does.
+/// lane paused) while nobody does.
 struct Poller {
     consumer: Arc<StreamConsumer<SourceContext>>,
     max_message_bytes: usize,
-    /// Messages received while nobody asked, oldest first.
-    held: VecDeque<Delivery>,
-    /// How many messages may be held before the assignment is paused: the app's parallelism.
+    /// Messages received while nobody asked, oldest first in each lane.
+    held: Lanes,
+    /// How many messages a lane may hold before it is paused: the app's parallelism.
     hold_limit: usize,
 }
 
@@ -229,8 +297,10 @@ impl Poller {
             if let Some(reply) = waiting.take() {
                 waiting = self.answer(reply);
             }
-            if self.held.len() <= self.hold_limit / 2 && self.consumer.context().paused.load(Ordering::SeqCst) {
-                self.set_paused(false);
+            for lane in (0u16..).take(self.consumer.context().topics.len()) {
+                if self.held.len(usize::from(lane)) <= self.hold_limit / 2 && self.consumer.context().is_paused(lane) {
+                    self.set_paused(lane, false);
+                }
             }
             tokio::select! {
                 biased;
@@ -245,9 +315,10 @@ impl Poller {
                     Ok(message) => {
                         let delivery = classify(&message, self.max_message_bytes, self.consumer.context());
                         drop(message);
-                        self.held.push_back(delivery);
-                        if self.held.len() >= self.hold_limit {
-                            self.set_paused(true);
+                        let lane = delivery.position.lane;
+                        self.held.push(delivery);
+                        if self.held.len(usize::from(lane)) >= self.hold_limit {
+                            self.set_paused(lane, true);
                         }
                     }
                     Err(error) => {
@@ -265,34 +336,39 @@ impl Poller {
         }
     }
 
-    /// Hands the oldest held message to `reply`, skipping those whose partition was revoked since they arrived
-    /// (their new owner reads them). Returns the request back when there is nothing to hand over yet.
+    /// Hands the held message the lane policy chooses to `reply`, after dropping those whose partition was
+    /// revoked since they arrived (their new owner reads them). Returns the request back when there is nothing to
+    /// hand over yet.
     fn answer(&mut self, reply: Reply) -> Option<Reply> {
         let context = self.consumer.context();
-        while let Some(delivery) = self.held.pop_front() {
-            let position = delivery.position;
-            if context.generation(position.partition) != Some(position.generation) {
-                tracing::debug!(
-                    partition = position.partition,
-                    offset = position.offset,
-                    "held message of a revoked partition dropped"
-                );
-                continue;
-            }
-            if let Err(Ok(delivery)) = reply.send(Ok(delivery)) {
-                // Nobody is waiting any more: keep the message for the next request.
-                self.held.push_front(delivery);
-            }
-            return None;
+        let dropped = self.held.retain(|delivery| {
+            context.generation(delivery.position.lane, delivery.position.partition)
+                == Some(delivery.position.generation)
+        });
+        if dropped > 0 {
+            tracing::debug!(dropped, "held messages of revoked partitions dropped");
         }
-        Some(reply)
+        let Some(delivery) = self.held.pick() else {
+            return Some(reply);
+        };
+        if let Err(Ok(delivery)) = reply.send(Ok(delivery)) {
+            // Nobody is waiting any more: keep the message for the next request.
+            self.held.unpick(delivery);
+        }
+        None
     }
 
-    /// Pauses (or resumes) every partition assigned now. Pausing is repeated for each message that arrives over the
-    /// hold limit, which covers partitions assigned by a rebalance in between.
-    fn set_paused(&self, paused: bool) {
+    /// Pauses (or resumes) every partition of `lane` assigned now. Pausing is repeated for each message that
+    /// arrives over the hold limit, which covers partitions assigned by a rebalance in between.
+    fn set_paused(&self, lane: u16, paused: bool) {
         let context = self.consumer.context();
-        let was = context.paused.swap(paused, Ordering::SeqCst);
+        let (Some(flag), Some(topic)) = (
+            context.paused.get(usize::from(lane)),
+            context.topics.get(usize::from(lane)),
+        ) else {
+            return;
+        };
+        let was = flag.swap(paused, Ordering::SeqCst);
         let assignment = match self.consumer.assignment() {
             Ok(assignment) => assignment,
             Err(error) => {
@@ -300,15 +376,22 @@ impl Poller {
                 return;
             }
         };
+        let mut partitions = TopicPartitionList::new();
+        for element in assignment.elements().iter().filter(|element| element.topic() == topic) {
+            partitions.add_partition(topic, element.partition());
+        }
+        if partitions.count() == 0 {
+            return;
+        }
         let applied = if paused {
-            self.consumer.pause(&assignment)
+            self.consumer.pause(&partitions)
         } else {
-            self.consumer.resume(&assignment)
+            self.consumer.resume(&partitions)
         };
         match applied {
-            Err(error) => tracing::warn!(%error, paused, "cannot pause or resume the assigned partitions"),
+            Err(error) => tracing::warn!(%error, paused, topic, "cannot pause or resume the lane's partitions"),
             Ok(()) if was != paused => {
-                tracing::debug!(paused, partitions = assignment.count(), "consumer flow control")
+                tracing::debug!(paused, topic, partitions = partitions.count(), "consumer flow control")
             }
             Ok(()) => {}
         }
@@ -324,7 +407,7 @@ async fn closed(waiting: &mut Option<Reply>) {
 }
 
 impl KafkaSource {
-    /// Joins the consumer group and subscribes to the scripts topic.
+    /// Joins the consumer group and subscribes to the scripts topics.
     ///
     /// # Errors
     /// [`KafkaSetupError`] when a property is invalid or the subscription fails.
@@ -335,24 +418,22 @@ impl KafkaSource {
         };
         let consumer: StreamConsumer<SourceContext> = settings
             .consumer_config()
-            .create_with_context(SourceContext {
-                topic: settings.scripts_topic.clone(),
-                ..SourceContext::default()
-            })
+            .create_with_context(SourceContext::new(settings.scripts_topics.clone()))
             .map_err(setup)?;
-        consumer.subscribe(&[&settings.scripts_topic]).map_err(setup)?;
+        let topics: Vec<&str> = settings.scripts_topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&topics).map_err(setup)?;
         let consumer = Arc::new(consumer);
         // One request at a time: the app asks for a message only with a slot in hand.
         let (requests, receiver) = mpsc::channel(1);
         let poller = Poller {
             consumer: Arc::clone(&consumer),
             max_message_bytes: settings.max_message_bytes,
-            held: VecDeque::new(),
+            held: Lanes::new(settings.scripts_topics.len(), settings.lane_policy.clone()),
             hold_limit: settings.max_parallel.max(1),
         };
         Ok(Self {
             consumer,
-            topic: settings.scripts_topic.clone(),
+            topics: settings.scripts_topics.clone(),
             requests,
             poller: Mutex::new(PollerState::NotStarted(Box::new(poller), receiver)),
             stop_polling: CancellationToken::new(),
@@ -360,10 +441,16 @@ impl KafkaSource {
         })
     }
 
-    /// Stores `next_offset` as the partition's position, unless the partition has been reassigned since
-    /// `generation` delivered it: then its new owner commits for it.
-    fn store(&self, partition: i32, generation: u64, next_offset: i64) -> Result<(), CommitError> {
-        if self.consumer.context().generation(partition) != Some(generation) {
+    /// Stores `next_offset` as the position of the partition of `at`'s lane, unless the partition has been
+    /// reassigned since `at`'s generation delivered it: then its new owner commits for it.
+    fn store(&self, at: Position, next_offset: i64) -> Result<(), CommitError> {
+        let Position {
+            lane,
+            partition,
+            generation,
+            ..
+        } = at;
+        if self.consumer.context().generation(lane, partition) != Some(generation) {
             tracing::debug!(
                 partition,
                 next_offset,
@@ -376,9 +463,13 @@ impl KafkaSource {
             next_offset,
             reason,
         };
+        let topic = self
+            .topics
+            .get(usize::from(lane))
+            .ok_or_else(|| error(format!("no scripts topic has lane {lane}")))?;
         let mut positions = TopicPartitionList::new();
         positions
-            .add_partition_offset(&self.topic, partition, Offset::Offset(next_offset))
+            .add_partition_offset(topic, partition, Offset::Offset(next_offset))
             .map_err(|e| error(e.to_string()))?;
         self.consumer
             .store_offsets(&positions)
@@ -412,15 +503,15 @@ impl KafkaSource {
         }
     }
 
-    /// Checks that the brokers answer (a metadata request for the scripts topic) and returns how many of its
-    /// partitions this instance owns.
+    /// Checks that the brokers answer (a metadata request for the first scripts topic) and returns how many
+    /// partitions of the scripts topics this instance owns.
     ///
     /// # Errors
     /// [`CheckError`] when no broker answers within `timeout`.
     pub async fn check(&self, timeout: std::time::Duration) -> Result<usize, CheckError> {
         let consumer = Arc::clone(&self.consumer);
-        let topic = self.topic.clone();
-        tokio::task::spawn_blocking(move || consumer.fetch_metadata(Some(&topic), timeout))
+        let topic = self.topics.first().cloned();
+        tokio::task::spawn_blocking(move || consumer.fetch_metadata(topic.as_deref(), timeout))
             .await
             .map_err(CheckError::Task)?
             .map_err(CheckError::Unanswered)?;
@@ -468,10 +559,13 @@ fn classify(message: &BorrowedMessage<'_>, max_message_bytes: usize, context: &S
         partition: message.partition(),
         offset: message.offset(),
     };
+    // The group assigns only the subscribed topics, so every message has a lane.
+    let lane = context.lane(message.topic()).unwrap_or(0);
     let position = Position {
+        lane,
         partition: message.partition(),
         offset: message.offset(),
-        generation: context.generation(message.partition()).unwrap_or(0),
+        generation: context.generation(lane, message.partition()).unwrap_or(0),
     };
     let parsed = wire::parse_message(message.payload(), message.key(), at, max_message_bytes);
     let message = match parsed {
@@ -544,13 +638,14 @@ impl ScriptSource for KafkaSource {
     fn ack(&self, position: Position) -> Result<(), CommitError> {
         let mut ledger = self.ledger();
         match ledger.finish(position) {
-            Some(next_offset) => self.store(position.partition, position.generation, next_offset),
+            Some(next_offset) => self.store(position, next_offset),
             None => Ok(()),
         }
     }
 
     fn origin(&self, position: Position) -> String {
-        format!("{}:{}:{}", self.topic, position.partition, position.offset)
+        let topic = self.topics.get(usize::from(position.lane)).map_or("?", String::as_str);
+        format!("{topic}:{}:{}", position.partition, position.offset)
     }
 
     async fn close(&self) -> Result<(), CloseError> {

@@ -10,10 +10,11 @@ use rdkafka::producer::DefaultProducerContext;
 /// The topics a dev broker creates.
 #[derive(Debug, Clone)]
 pub struct DevTopics {
-    pub scripts: String,
+    /// The scripts topics, one per lane.
+    pub scripts: Vec<String>,
     pub results: String,
     pub dead_letters: String,
-    /// Partitions of the scripts topic: as many as runner instances times their parallelism can use.
+    /// Partitions of each scripts topic: as many as runner instances times their parallelism can use.
     pub partitions: i32,
 }
 
@@ -28,7 +29,9 @@ impl DevBroker {
     /// [`KafkaError`] when librdkafka cannot create the cluster or a topic.
     pub fn start(topics: &DevTopics) -> Result<Self, KafkaError> {
         let cluster = MockCluster::new(1)?;
-        cluster.create_topic(&topics.scripts, topics.partitions.max(1), 1)?;
+        for scripts in &topics.scripts {
+            cluster.create_topic(scripts, topics.partitions.max(1), 1)?;
+        }
         cluster.create_topic(&topics.results, topics.partitions.max(1), 1)?;
         cluster.create_topic(&topics.dead_letters, 1, 1)?;
         Ok(Self { cluster })

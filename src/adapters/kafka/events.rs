@@ -186,7 +186,8 @@ mod tests {
     fn with_no_broker_events_are_dropped_past_the_queue_and_emitting_never_waits() {
         let settings = KafkaSettings {
             brokers: "127.0.0.1:1".into(),
-            scripts_topic: "scripts".into(),
+            scripts_topics: vec!["scripts".into()],
+            lane_policy: crate::adapters::kafka::LanePolicy::Strict,
             group_id: "g".into(),
             results_topic: "script-results".into(),
             dlq_topic: "scripts-dlq".into(),

@@ -9,6 +9,7 @@ pub mod admin;
 pub mod consumer;
 pub mod dev_broker;
 pub mod events;
+pub mod lanes;
 pub mod offsets;
 pub mod producer;
 pub mod wire;
@@ -20,6 +21,7 @@ use rdkafka::ClientConfig;
 pub use consumer::KafkaSource;
 pub use dev_broker::DevBroker;
 pub use events::KafkaEvents;
+pub use lanes::LanePolicy;
 pub use producer::KafkaPublisher;
 
 /// Properties scrc sets for its guarantees; overriding them through `RDKAFKA_*` is refused at startup.
@@ -116,8 +118,10 @@ enum Role {
 pub struct KafkaSettings {
     /// `KAFKA_BROKERS`: the bootstrap list.
     pub brokers: String,
-    /// `KAFKA_TOPIC`: where scripts arrive.
-    pub scripts_topic: String,
+    /// `KAFKA_TOPIC`: where scripts arrive, one topic per priority lane, first lane first.
+    pub scripts_topics: Vec<String>,
+    /// `KAFKA_TOPIC_WEIGHTS`: how a free slot chooses between lanes that both have a script waiting.
+    pub lane_policy: LanePolicy,
     /// `KAFKA_GROUP_ID`: runners in one group share the scripts topic's partitions.
     pub group_id: String,
     /// `KAFKA_RESULTS_TOPIC`: where results go, keyed by script id.
@@ -251,7 +255,8 @@ mod tests {
     fn settings() -> KafkaSettings {
         KafkaSettings {
             brokers: "b:9092".into(),
-            scripts_topic: "scripts".into(),
+            scripts_topics: vec!["scripts".into()],
+            lane_policy: crate::adapters::kafka::LanePolicy::Strict,
             group_id: "g".into(),
             results_topic: "script-results".into(),
             dlq_topic: "scripts-dlq".into(),

@@ -4,7 +4,7 @@
 //! With several scripts running at once, offset 7 may finish before offset 5. Committing 8 then would lose 5 and 6
 //! on a crash, so the ledger only ever returns the end of the contiguous finished prefix of each partition: the
 //! smallest offset still in flight, or one past the last offset seen when nothing is in flight. Ledgers are kept
-//! per partition *and* generation, so work finished for a revoked assignment never moves the new one.
+//! per lane (topic), partition *and* generation, so work finished for a revoked assignment never moves the new one.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -12,7 +12,7 @@ use crate::ports::Position;
 
 #[derive(Debug, Default)]
 pub struct OffsetLedger {
-    partitions: HashMap<(i32, u64), PartitionLedger>,
+    partitions: HashMap<(u16, i32, u64), PartitionLedger>,
 }
 
 #[derive(Debug)]
@@ -30,7 +30,7 @@ impl OffsetLedger {
     pub fn begin(&mut self, position: Position) {
         let ledger = self
             .partitions
-            .entry((position.partition, position.generation))
+            .entry((position.lane, position.partition, position.generation))
             .or_insert(PartitionLedger {
                 in_flight: BTreeSet::new(),
                 last_delivered: position.offset,
@@ -43,7 +43,7 @@ impl OffsetLedger {
     /// Records a finished message. Returns the new commit position (the next offset to consume) when the
     /// contiguous prefix moved forward.
     pub fn finish(&mut self, position: Position) -> Option<i64> {
-        let key = (position.partition, position.generation);
+        let key = (position.lane, position.partition, position.generation);
         let ledger = self.partitions.get_mut(&key)?;
         if !ledger.in_flight.remove(&position.offset) {
             return None;
@@ -72,6 +72,7 @@ mod tests {
 
     fn at(partition: i32, offset: i64) -> Position {
         Position {
+            lane: 0,
             partition,
             offset,
             generation: 1,
@@ -114,6 +115,29 @@ mod tests {
     }
 
     #[test]
+    fn the_same_partition_of_two_lanes_is_two_ledgers() {
+        let mut ledger = OffsetLedger::default();
+        let batch = |offset| Position {
+            lane: 1,
+            ..at(0, offset)
+        };
+        ledger.begin(at(0, 4));
+        ledger.begin(batch(4));
+        ledger.begin(batch(5));
+        assert_eq!(
+            ledger.finish(batch(5)),
+            None,
+            "the batch lane still waits for its own offset 4"
+        );
+        assert_eq!(ledger.finish(batch(4)), Some(6));
+        assert_eq!(
+            ledger.finish(at(0, 4)),
+            Some(5),
+            "the first lane's offset 4 was never finished before"
+        );
+    }
+
+    #[test]
     fn gaps_in_offsets_are_skipped() {
         let mut ledger = OffsetLedger::default();
         ledger.begin(at(0, 3));
@@ -126,11 +150,13 @@ mod tests {
     fn an_older_generation_never_moves_the_new_one() {
         let mut ledger = OffsetLedger::default();
         let old = Position {
+            lane: 0,
             partition: 0,
             offset: 4,
             generation: 1,
         };
         let new = Position {
+            lane: 0,
             partition: 0,
             offset: 4,
             generation: 2,
