@@ -473,7 +473,16 @@ fn classify(message: &BorrowedMessage<'_>, max_message_bytes: usize, context: &S
         offset: message.offset(),
         generation: context.generation(message.partition()).unwrap_or(0),
     };
-    let parsed = wire::parse_message(message.payload(), message.key(), at, max_message_bytes);
+    let parsed = wire::parse_message(
+        message.payload(),
+        message.key(),
+        read_headers(message)
+            .iter()
+            .find(|(name, _)| name == "tenant")
+            .and_then(|(_, value)| value.as_deref()),
+        at,
+        max_message_bytes,
+    );
     let message = match parsed {
         Ok(inbound) => inbound,
         Err(unreadable) => Inbound::Unreadable(DeadLetter {
