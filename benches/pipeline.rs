@@ -92,6 +92,8 @@ async fn measure(scripts: usize, max_parallel: usize) -> f64 {
         judge,
         ExecutorSettings {
             max_parallel,
+            tenant_max_parallel: None,
+            lookahead: 4 * max_parallel,
             script_expected: Some(scripts as u64),
             shutdown_grace: Duration::from_secs(30),
             cleanup_grace: Duration::from_secs(5),

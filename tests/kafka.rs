@@ -95,6 +95,8 @@ impl Runner {
         );
         let executor_settings = ExecutorSettings {
             max_parallel,
+            tenant_max_parallel: None,
+            lookahead: 4 * max_parallel,
             script_expected: None,
             shutdown_grace: Duration::from_secs(10),
             cleanup_grace: Duration::from_secs(5),
