@@ -1038,3 +1038,29 @@ async fn without_a_cap_or_without_tenants_nothing_is_held_back() {
     assert_eq!(summary.abandoned, 0);
     assert_eq!(harness.source.committed(0), Some(4));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_held_back_script_starts_when_its_tenant_frees_even_while_the_topic_is_idle() {
+    let harness = Harness::new();
+    for n in 0..3 {
+        harness
+            .source
+            .push(Inbound::Script(tagged(&format!("flood{n}"), "big", "sleep 100")));
+    }
+    // Nothing more arrives: the slot that held the flood's tail back is waiting on the source.
+    let running = tokio::spawn(harness.executor(capped(2, 1, 8)).run(harness.stop.clone()));
+    tokio::time::timeout(Duration::from_secs(5), harness.publisher.wait_for_reports(3))
+        .await
+        .expect("each held-back script starts when the one before it finishes, without a new message");
+    assert_eq!(harness.source.committed(0), Some(3));
+
+    // The fetch that was waiting all along is still the one that gets the next message.
+    harness.source.push(Inbound::Script(tagged("late", "big", "echo")));
+    tokio::time::timeout(Duration::from_secs(5), harness.publisher.wait_for_reports(4))
+        .await
+        .expect("a message arriving later is still fetched");
+    harness.stop.cancel();
+    let summary = running.await.unwrap();
+    assert_eq!(summary.abandoned, 0);
+    assert_eq!(harness.source.committed(0), Some(4));
+}
