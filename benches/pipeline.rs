@@ -65,6 +65,7 @@ async fn measure(scripts: usize, max_parallel: usize) -> f64 {
         max_result_bytes: 950_000,
         max_poll_interval: Duration::from_secs(300),
         max_parallel,
+        hold_per_lane: max_parallel,
     };
     let limits = Limits {
         time: TimeLimit::new(Duration::from_secs(5)).expect("positive"),
@@ -93,6 +94,8 @@ async fn measure(scripts: usize, max_parallel: usize) -> f64 {
         judge,
         ExecutorSettings {
             max_parallel,
+            tenant_max_parallel: None,
+            lookahead: 4 * max_parallel,
             script_expected: Some(scripts as u64),
             shutdown_grace: Duration::from_secs(30),
             cleanup_grace: Duration::from_secs(5),

@@ -31,6 +31,8 @@ fn policy() -> LimitPolicy {
 fn settings_for(max_parallel: usize) -> ExecutorSettings {
     ExecutorSettings {
         max_parallel,
+        tenant_max_parallel: None,
+        lookahead: 4 * max_parallel,
         script_expected: None,
         shutdown_grace: Duration::from_secs(30),
         cleanup_grace: Duration::from_secs(5),
@@ -756,4 +758,342 @@ async fn a_script_delivered_again_while_being_judged_waits_for_that_report() {
     let reports = harness.publisher.reports();
     assert_eq!(reports.len(), 2);
     assert_eq!(reports[0], reports[1]);
+}
+
+// Fair sharing between tenants (`RUNNER_TENANT_MAX_PARALLEL`). The fake programs sleep, so with paused time each
+// script holds its slot for a known time and the tests can look at the executor in between.
+
+fn tagged(id: &str, tenant: &str, source: &str) -> Script {
+    fixtures::with_tenant(script(id, source, &[]), tenant)
+}
+
+/// `settings_for(max_parallel)` with every tenant capped at `cap` and up to `lookahead` scripts held back.
+fn capped(max_parallel: usize, cap: usize, lookahead: usize) -> ExecutorSettings {
+    ExecutorSettings {
+        tenant_max_parallel: Some(cap),
+        lookahead,
+        ..settings_for(max_parallel)
+    }
+}
+
+fn has_report(publisher: &FakePublisher, id: &str) -> bool {
+    publisher.reports().iter().any(|report| report.id.as_str() == id)
+}
+
+#[tokio::test(start_paused = true)]
+async fn another_tenants_script_behind_a_flood_runs_while_the_flood_is_still_running() {
+    let harness = Harness::new();
+    for n in 0..10 {
+        harness
+            .source
+            .push(Inbound::Script(tagged(&format!("flood{n}"), "big", "sleep 100")));
+    }
+    harness
+        .source
+        .push(Inbound::Script(tagged("small", "small", "sleep 10")));
+    let mut settings = capped(2, 1, 16);
+    settings.script_expected = Some(11);
+    let running = tokio::spawn(harness.executor(settings).run(harness.stop.clone()));
+
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        has_report(&harness.publisher, "small"),
+        "the other tenant's script ran at once: {:?}",
+        harness.publisher.reports()
+    );
+    assert!(
+        !has_report(&harness.publisher, "flood0"),
+        "while the flood's first script was still running"
+    );
+    assert_eq!(
+        harness.source.delivered(),
+        11,
+        "the flood's tail was held back to reach it"
+    );
+
+    let summary = running.await.unwrap();
+    assert_eq!(summary.stop, StopReason::Expected);
+    assert_eq!(
+        summary.published.get(&Status::Ok),
+        Some(&11),
+        "every script got its result"
+    );
+    assert_eq!(summary.abandoned, 0);
+    let stats = harness.runtime.stats();
+    assert_eq!(
+        stats.max_active.load(Ordering::SeqCst),
+        2,
+        "the flood's one slot and the other tenant's"
+    );
+    assert_eq!(harness.source.committed(0), Some(11));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_commit_never_passes_a_held_back_delivery() {
+    let harness = Harness::new();
+    for n in 0..10 {
+        harness
+            .source
+            .push(Inbound::Script(tagged(&format!("flood{n}"), "big", "sleep 100")));
+    }
+    harness
+        .source
+        .push(Inbound::Script(tagged("small", "small", "sleep 10")));
+    let mut settings = capped(2, 1, 16);
+    settings.script_expected = Some(11);
+    let running = tokio::spawn(harness.executor(settings).run(harness.stop.clone()));
+
+    // Every 5 ms until the end: the committed position never passes the oldest offset without its result. The
+    // flood's scripts are at offsets 0..10, held back and judged in order, so that is the first without a report.
+    let mut steps = 0;
+    let mut commits_seen = 0;
+    while !running.is_finished() {
+        let committed = harness.source.committed(0).unwrap_or(0);
+        let oldest_unfinished = (0..10)
+            .find(|n| !has_report(&harness.publisher, &format!("flood{n}")))
+            .unwrap_or(11);
+        assert!(
+            committed <= oldest_unfinished,
+            "step {steps}: committed {committed} passes offset {oldest_unfinished}, which is not judged yet"
+        );
+        commits_seen = harness.source.commits().len();
+        steps += 1;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    running.await.unwrap();
+    assert!(steps > 100, "the run was sampled throughout ({steps} steps)");
+    assert!(
+        commits_seen >= 9,
+        "the commit moved step by step: {commits_seen} commits"
+    );
+    assert_eq!(
+        harness.source.committed(0),
+        Some(11),
+        "and ends one past the last, the early finisher included"
+    );
+    assert_eq!(harness.source.outstanding(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_instance_never_takes_more_than_max_parallel_plus_lookahead_ahead_of_its_commit() {
+    let harness = Harness::new();
+    // Another tenant holds a slot for the whole flood, so the flood has one slot and the rest piles up.
+    harness
+        .source
+        .push(Inbound::Script(tagged("long", "other", "sleep 100000")));
+    for n in 0..60 {
+        harness
+            .source
+            .push(Inbound::Script(tagged(&format!("flood{n}"), "big", "sleep 100")));
+    }
+    let (max_parallel, lookahead) = (3, 5);
+    let running = tokio::spawn(
+        harness
+            .executor(capped(max_parallel, 1, lookahead))
+            .run(harness.stop.clone()),
+    );
+
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        harness.source.delivered(),
+        1 + 1 + lookahead,
+        "the long script, the flood's running one, and a full held-back queue: no more is fetched"
+    );
+    tokio::time::timeout(Duration::from_secs(60), harness.publisher.wait_for_reports(60))
+        .await
+        .expect("the whole flood is judged, one at a time");
+    assert!(
+        harness.source.most_outstanding() <= max_parallel + lookahead,
+        "{} deliveries were out at once, over {max_parallel} + {lookahead}",
+        harness.source.most_outstanding()
+    );
+    assert_eq!(
+        harness.source.most_outstanding(),
+        1 + 1 + lookahead,
+        "the held-back queue was used up to its bound"
+    );
+    assert_eq!(
+        harness.source.committed(0),
+        None,
+        "the long script at offset 0 holds the commit"
+    );
+    harness.stop.cancel();
+    running.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn done_after_a_flood_judges_every_held_back_script_before_stopping() {
+    let harness = Harness::new();
+    for n in 0..6 {
+        harness
+            .source
+            .push(Inbound::Script(tagged(&format!("flood{n}"), "big", "sleep 100")));
+    }
+    harness.source.push(Inbound::Done);
+    let summary = harness.run(capped(2, 1, 8)).await;
+
+    assert_eq!(summary.stop, StopReason::Done);
+    assert_eq!(summary.abandoned, 0);
+    assert_eq!(summary.published.get(&Status::Ok), Some(&6));
+    for n in 0..6 {
+        assert_eq!(status_of(&harness.publisher, &format!("flood{n}")), Status::Ok);
+    }
+    assert_eq!(
+        harness.runtime.stats().max_active.load(Ordering::SeqCst),
+        1,
+        "the drain keeps the tenant's cap"
+    );
+    assert_eq!(harness.source.committed(0), Some(7), "the done message included");
+}
+
+#[tokio::test(start_paused = true)]
+async fn script_expected_counts_held_back_scripts_and_the_drain_judges_them() {
+    let harness = Harness::new();
+    for n in 0..6 {
+        harness
+            .source
+            .push(Inbound::Script(tagged(&format!("flood{n}"), "big", "sleep 100")));
+    }
+    let mut settings = capped(2, 1, 8);
+    settings.script_expected = Some(4);
+    let summary = harness.run(settings).await;
+
+    assert_eq!(summary.stop, StopReason::Expected);
+    assert_eq!(
+        harness.source.delivered(),
+        4,
+        "one running and three held back make four taken"
+    );
+    assert_eq!(summary.published.get(&Status::Ok), Some(&4));
+    assert_eq!(harness.source.committed(0), Some(4));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_requested_stop_leaves_held_back_scripts_unacknowledged_and_counts_them_abandoned() {
+    let harness = Harness::new();
+    for n in 0..5 {
+        harness
+            .source
+            .push(Inbound::Script(tagged(&format!("flood{n}"), "big", "sleep 1000")));
+    }
+    let running = tokio::spawn(harness.executor(capped(2, 1, 8)).run(harness.stop.clone()));
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(harness.source.delivered(), 5, "one running, four held back");
+    harness.stop.cancel();
+    let summary = running.await.unwrap();
+
+    assert_eq!(summary.stop, StopReason::Requested);
+    assert_eq!(summary.abandoned, 4, "the four held back were never started");
+    let reports = harness.publisher.reports();
+    assert_eq!(reports.len(), 1, "only the running script finished: {reports:?}");
+    assert_eq!(reports[0].id.as_str(), "flood0");
+    assert_eq!(harness.runtime.stats().prepare_calls.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        harness.source.committed(0),
+        Some(1),
+        "the commit stops below the held-back ones"
+    );
+    assert_eq!(harness.source.outstanding(), 4, "and they stay unacknowledged");
+    assert!(harness.source.is_closed());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_held_back_script_of_a_revoked_partition_is_left_to_its_new_owner() {
+    let harness = Harness::new();
+    for n in 0..3 {
+        harness
+            .source
+            .push(Inbound::Script(tagged(&format!("flood{n}"), "big", "sleep 1000")));
+    }
+    let running = tokio::spawn(harness.executor(capped(2, 1, 8)).run(harness.stop.clone()));
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(harness.source.delivered(), 3, "one running, two held back");
+    // A rebalance gives the partition to another instance, which reads it again from its last commit.
+    harness.source.revoke(0, 1);
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    harness.stop.cancel();
+    let summary = running.await.unwrap();
+
+    assert_eq!(
+        harness.runtime.stats().prepare_calls.load(Ordering::SeqCst),
+        1,
+        "the held-back scripts were not judged here as well as by the new owner"
+    );
+    assert_eq!(summary.abandoned, 2);
+    assert_eq!(harness.source.outstanding(), 0, "and they are off the source's books");
+    assert_eq!(
+        harness.source.committed(0),
+        None,
+        "a revoked assignment commits nothing"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_a_cap_or_without_tenants_nothing_is_held_back() {
+    // Tagged scripts, no cap: the flood takes both slots and the other tenant waits, as before fair sharing.
+    let harness = Harness::new();
+    for n in 0..4 {
+        harness
+            .source
+            .push(Inbound::Script(tagged(&format!("flood{n}"), "big", "sleep 100")));
+    }
+    harness
+        .source
+        .push(Inbound::Script(tagged("small", "small", "sleep 10")));
+    let running = tokio::spawn(harness.executor(settings_for(2)).run(harness.stop.clone()));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        harness.source.delivered(),
+        2,
+        "only as many messages as slots are fetched"
+    );
+    assert!(!has_report(&harness.publisher, "small"));
+    harness.publisher.wait_for_reports(5).await;
+    harness.stop.cancel();
+    let summary = running.await.unwrap();
+    assert_eq!(summary.abandoned, 0);
+    assert_eq!(harness.runtime.stats().max_active.load(Ordering::SeqCst), 2);
+
+    // A cap, untagged scripts: never capped, they take both slots.
+    let harness = Harness::new();
+    for n in 0..4 {
+        harness
+            .source
+            .push(Inbound::Script(script(&format!("plain{n}"), "sleep 100", &[])));
+    }
+    let running = tokio::spawn(harness.executor(capped(2, 1, 8)).run(harness.stop.clone()));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(harness.source.delivered(), 2, "nothing is held back");
+    assert_eq!(harness.runtime.stats().max_active.load(Ordering::SeqCst), 2);
+    harness.publisher.wait_for_reports(4).await;
+    harness.stop.cancel();
+    let summary = running.await.unwrap();
+    assert_eq!(summary.abandoned, 0);
+    assert_eq!(harness.source.committed(0), Some(4));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_held_back_script_starts_when_its_tenant_frees_even_while_the_topic_is_idle() {
+    let harness = Harness::new();
+    for n in 0..3 {
+        harness
+            .source
+            .push(Inbound::Script(tagged(&format!("flood{n}"), "big", "sleep 100")));
+    }
+    // Nothing more arrives: the slot that held the flood's tail back is waiting on the source.
+    let running = tokio::spawn(harness.executor(capped(2, 1, 8)).run(harness.stop.clone()));
+    tokio::time::timeout(Duration::from_secs(5), harness.publisher.wait_for_reports(3))
+        .await
+        .expect("each held-back script starts when the one before it finishes, without a new message");
+    assert_eq!(harness.source.committed(0), Some(3));
+
+    // The fetch that was waiting all along is still the one that gets the next message.
+    harness.source.push(Inbound::Script(tagged("late", "big", "echo")));
+    tokio::time::timeout(Duration::from_secs(5), harness.publisher.wait_for_reports(4))
+        .await
+        .expect("a message arriving later is still fetched");
+    harness.stop.cancel();
+    let summary = running.await.unwrap();
+    assert_eq!(summary.abandoned, 0);
+    assert_eq!(harness.source.committed(0), Some(4));
 }

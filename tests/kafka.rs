@@ -51,6 +51,7 @@ fn kafka_settings(broker: &DevBroker, instance: &str, max_parallel: usize) -> Ka
         max_result_bytes: 950_000,
         max_poll_interval: Duration::from_secs(300),
         max_parallel,
+        hold_per_lane: max_parallel,
     }
 }
 
@@ -80,6 +81,11 @@ impl Runner {
     }
 
     fn start_with<R: Runtime>(settings: KafkaSettings, runtime: R) -> Self {
+        Self::start_fair(settings, runtime, None)
+    }
+
+    /// A runner on which no tenant judges more than `tenant_max_parallel` scripts at once.
+    fn start_fair<R: Runtime>(settings: KafkaSettings, runtime: R, tenant_max_parallel: Option<usize>) -> Self {
         let max_parallel = settings.max_parallel;
         let source = Arc::new(KafkaSource::connect(&settings).unwrap());
         let publisher = Arc::new(KafkaPublisher::connect(&settings).unwrap());
@@ -96,6 +102,8 @@ impl Runner {
         );
         let executor_settings = ExecutorSettings {
             max_parallel,
+            tenant_max_parallel,
+            lookahead: 4 * max_parallel,
             script_expected: None,
             shutdown_grace: Duration::from_secs(10),
             cleanup_grace: Duration::from_secs(5),
@@ -1077,4 +1085,48 @@ async fn both_lanes_are_judged_and_committed_and_a_new_runner_judges_nothing_aga
         0,
         "a committed script was judged again"
     );
+}
+
+fn tenant_header(tenant: &str) -> OwnedHeaders {
+    OwnedHeaders::new().insert(Header {
+        key: "tenant",
+        value: Some(tenant),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_tenants_flood_and_a_batch_burst_delay_another_tenants_interactive_script_by_one_script_at_most() {
+    let broker = DevBroker::start(&DevTopics {
+        scripts: LANES.iter().map(|&topic| topic.to_owned()).collect(),
+        ..topics()
+    })
+    .unwrap();
+    let sleep = format!("sleep {}\necho", SCRIPT_TIME.as_millis());
+    // A re-judge on the batch lane, and one class flooding the interactive lane, all sent before the runner starts.
+    let burst = ids("rejudge", 8);
+    for id in &burst {
+        produce(&broker, LANES[1], Some(id), &script_json(id, &sleep), None).await;
+    }
+    let flood = ids("class-a", 6);
+    for id in &flood {
+        let headers = tenant_header("class-a");
+        produce(&broker, LANES[0], Some(id), &script_json(id, &sleep), Some(headers)).await;
+    }
+    let runtime = FakeRuntime::new();
+    let mut settings = lane_settings(&broker, "runner-fair", 2);
+    // As the configuration sizes it: the slots and the lookahead (4 per slot), so that reading through the flood
+    // never pauses the interactive lane, which would hide class b's script until it resumed.
+    settings.hold_per_lane = 2 + 4 * 2;
+    let runner = Runner::start_fair(settings, runtime.clone(), Some(1));
+    busy(&runtime, 2).await;
+
+    let waited = latency_of(&broker, LANES[0], "student", "echo", Some(tenant_header("class-b"))).await;
+    assert!(
+        waited < SCRIPT_TIME + Duration::from_millis(700),
+        "class b's script took {waited:?}: more than one script's time ({SCRIPT_TIME:?}) behind class a's flood and \
+         the batch lane's burst"
+    );
+    let results = read_results(&broker, burst.len() + flood.len() + 1).await;
+    assert!(results.iter().all(|r| r.status == "OK"), "{results:?}");
+    runner.stop().await;
 }

@@ -5,19 +5,25 @@
 //! scripts than it can run. Shutdown (a signal, a `done` message, or `SCRIPT_EXPECTED` reached) stops fetching,
 //! lets in-flight scripts finish within the grace period, abandons the rest uncommitted so that another instance
 //! gets them, and closes the source, which commits and leaves the group.
+//!
+//! With a per-tenant cap, a script whose tenant already runs its share is held back (see [`super::fairness`]) and
+//! the executor fetches again with the same slot, so that other tenants' scripts behind a flood still run. Held-back
+//! deliveries stay unacknowledged, which keeps the commit below them; at most `lookahead` are held.
 
 use std::any::Any;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use futures::FutureExt as _;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::fairness::{Fairness, TenantSlot};
 use super::judge::Judge;
 use super::report_cache::ReportCache;
 use super::retry::Backoff;
@@ -31,6 +37,12 @@ use crate::ports::{
 pub struct ExecutorSettings {
     /// Scripts judged at once (`RUNNER_MAX_PARALLEL`).
     pub max_parallel: usize,
+    /// The most scripts one tenant may run at once (`RUNNER_TENANT_MAX_PARALLEL`); `None` for no cap. Untagged
+    /// scripts are never capped.
+    pub tenant_max_parallel: Option<usize>,
+    /// How many taken messages may be held back while their tenant is at its cap (`RUNNER_TENANT_LOOKAHEAD`), so
+    /// that the instance never takes more than `max_parallel + lookahead` messages ahead of its commit.
+    pub lookahead: usize,
     /// Stop after taking this many scripts (`SCRIPT_EXPECTED`; `None` for no limit).
     pub script_expected: Option<u64>,
     /// How long in-flight scripts may run on after shutdown starts (`RUNNER_SHUTDOWN_GRACE`).
@@ -83,7 +95,9 @@ pub struct Summary {
     /// Messages whose offset finished without any record acknowledged: the broker refused every form of their
     /// result or dead letter as invalid. Zero unless the broker's limits are below what scrc sends.
     pub unanswered: u64,
-    /// Scripts abandoned at the shutdown deadline, left uncommitted.
+    /// Scripts abandoned at the shutdown deadline, and scripts held back for their tenant's cap and never
+    /// started (at a requested stop, at the deadline, or because their partition was revoked meanwhile), all left
+    /// uncommitted.
     pub abandoned: u64,
 }
 
@@ -114,6 +128,21 @@ struct Shared<S, P, R: Runtime> {
 /// A judging under way: the script's fingerprint, and where its report will appear (`None` until it is done; the
 /// sender is dropped without a report if the judging is abandoned).
 type UnderWay = (u64, watch::Receiver<Option<RunReport>>);
+
+/// A source's `next()`, boxed so that it can outlive one turn of the loop: when a script finishes while the
+/// executor waits for a message (and a held-back script may now start), the fetch is kept and polled again later
+/// rather than dropped, since dropping a fetch that has just received its message would lose that message.
+type Fetch = Pin<Box<dyn Future<Output = Result<Delivery, SourceError>> + Send>>;
+
+/// What woke the loop while it held a slot and had nothing to start.
+enum Event {
+    /// Shutdown was requested.
+    Stop,
+    /// A script task ended, so its tenant may be under its cap again.
+    Finished(Result<Outcome, tokio::task::JoinError>),
+    /// The source answered.
+    Fetched(Result<Delivery, SourceError>),
+}
 
 /// How one message's task ended.
 enum Outcome {
@@ -156,6 +185,7 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Executor<S, P, R> {
     pub async fn run(self, stop: CancellationToken) -> Summary {
         let slots = Arc::new(Semaphore::new(self.settings.max_parallel.max(1)));
         let mut tasks = JoinSet::new();
+        let mut fairness = Fairness::new(self.settings.tenant_max_parallel, self.settings.lookahead.max(1));
         let mut summary = Summary {
             stop: StopReason::Requested,
             answered: 0,
@@ -166,8 +196,9 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Executor<S, P, R> {
         };
         let mut taken = 0u64;
         let mut source_failures = 0u32;
+        let mut fetch: Option<Fetch> = None;
 
-        summary.stop = loop {
+        summary.stop = 'fetching: loop {
             while let Some(joined) = tasks.try_join_next() {
                 record(&mut summary, joined);
             }
@@ -187,61 +218,166 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Executor<S, P, R> {
             if stop.is_cancelled() {
                 break StopReason::Requested;
             }
-            let delivery = tokio::select! {
-                biased;
-                () = stop.cancelled() => break StopReason::Requested,
-                delivery = self.shared.source.next() => delivery,
-            };
-            let Delivery {
-                position,
-                message,
-                enqueued,
-            } = match delivery {
-                Ok(delivery) => delivery,
-                Err(SourceError::Fatal(reason)) => break StopReason::SourceFailed(reason),
-                Err(SourceError::Transient(reason)) => {
-                    let delay = self.settings.backoff.delay(source_failures);
-                    source_failures = source_failures.saturating_add(1);
-                    tracing::warn!(error = %reason, retry_in_ms = delay.as_millis() as u64, "cannot read from Kafka");
-                    tokio::select! {
-                        () = stop.cancelled() => break StopReason::Requested,
-                        () = tokio::time::sleep(delay) => continue,
+            // With this slot: a held-back script whose tenant is now under its cap, else the first message fetched
+            // that may start. A script whose tenant is at its cap is held back and the slot fetches again.
+            let (delivery, tenant_slot) = loop {
+                summary.abandoned += self.forget_revoked(&mut fairness);
+                if let Some(ready) = fairness.take_ready() {
+                    break ready;
+                }
+                // With held-back scripts, a finishing script may free their tenant: wait for that as well as for
+                // the source. With the held-back queue full, wait for that alone: no more may be taken.
+                let full = fairness.is_full();
+                let waiting_on_tenants = fairness.held() > 0;
+                if !full && fetch.is_none() {
+                    let source = Arc::clone(&self.shared.source);
+                    fetch = Some(Box::pin(async move { source.next().await }));
+                }
+                let fetched = async {
+                    match fetch.as_mut() {
+                        Some(fetch) if !full => fetch.await,
+                        _ => std::future::pending().await,
                     }
+                };
+                let event = tokio::select! {
+                    biased;
+                    () = stop.cancelled() => Event::Stop,
+                    Some(joined) = tasks.join_next(), if waiting_on_tenants => Event::Finished(joined),
+                    delivery = fetched => Event::Fetched(delivery),
+                };
+                let delivery = match event {
+                    Event::Stop => break 'fetching StopReason::Requested,
+                    Event::Finished(joined) => {
+                        record(&mut summary, joined);
+                        continue;
+                    }
+                    Event::Fetched(delivery) => {
+                        fetch = None;
+                        delivery
+                    }
+                };
+                let delivery = match delivery {
+                    Ok(delivery) => delivery,
+                    Err(SourceError::Fatal(reason)) => break 'fetching StopReason::SourceFailed(reason),
+                    Err(SourceError::Transient(reason)) => {
+                        let delay = self.settings.backoff.delay(source_failures);
+                        source_failures = source_failures.saturating_add(1);
+                        tracing::warn!(error = %reason, retry_in_ms = delay.as_millis() as u64, "cannot read from Kafka");
+                        tokio::select! {
+                            () = stop.cancelled() => break 'fetching StopReason::Requested,
+                            () = tokio::time::sleep(delay) => continue 'fetching,
+                        }
+                    }
+                };
+                source_failures = 0;
+                let position = delivery.position;
+                if delivery.message == Inbound::Done {
+                    tracing::info!(
+                        partition = position.partition,
+                        offset = position.offset,
+                        "done message read: finishing in-flight work"
+                    );
+                    self.shared.finish(position);
+                    break 'fetching StopReason::Done;
+                }
+                taken += 1;
+                let waited = waited(delivery.enqueued);
+                let tenant = match &delivery.message {
+                    Inbound::Script(Script {
+                        id, language, tenant, ..
+                    }) => {
+                        self.shared.observer.accepted(id, Some(*language), waited);
+                        tenant.as_ref()
+                    }
+                    Inbound::Rejected { id, language, .. } => {
+                        self.shared.observer.accepted(id, *language, waited);
+                        None
+                    }
+                    Inbound::Unreadable(_) | Inbound::Done => None,
+                };
+                if let Some(tenant_slot) = fairness.admit(tenant) {
+                    break (delivery, tenant_slot);
+                }
+                // Only a script with a tenant is ever refused a slot.
+                if let Some(tenant) = tenant.cloned() {
+                    tracing::debug!(
+                        %tenant,
+                        partition = position.partition,
+                        offset = position.offset,
+                        held = fairness.held() + 1,
+                        "tenant at its cap: script held back"
+                    );
+                    fairness.hold(tenant, delivery);
+                }
+                if self.settings.script_expected.is_some_and(|expected| taken >= expected) {
+                    break 'fetching StopReason::Expected;
                 }
             };
-            source_failures = 0;
-            if message == Inbound::Done {
-                tracing::info!(
-                    partition = position.partition,
-                    offset = position.offset,
-                    "done message read: finishing in-flight work"
-                );
-                self.shared.finish(position);
-                break StopReason::Done;
-            }
-            taken += 1;
-            let waited = waited(enqueued);
-            if let Inbound::Script(Script { id, language, .. }) = &message {
-                self.shared.observer.accepted(id, Some(*language), waited);
-            } else if let Inbound::Rejected { id, language, .. } = &message {
-                self.shared.observer.accepted(id, *language, waited);
-            }
-            let shared = Arc::clone(&self.shared);
-            shared.observer.in_flight(true);
-            tasks.spawn(async move {
-                let outcome = shared
-                    .process_guarded(position, message, waited.unwrap_or_default())
-                    .await;
-                shared.observer.in_flight(false);
-                drop(permit);
-                outcome
-            });
+            self.spawn(&mut tasks, delivery, permit, tenant_slot);
         };
 
-        tracing::info!(reason = ?summary.stop, in_flight = tasks.len(), "stopped fetching; draining");
-        self.drain(&mut tasks, &mut summary).await;
+        tracing::info!(
+            reason = ?summary.stop,
+            in_flight = tasks.len(),
+            held_back = fairness.held(),
+            "stopped fetching; draining"
+        );
+        // A requested stop starts nothing more; held-back scripts were never started and go to another instance.
+        // Any other stop leaves them taken work, judged in the drain as slots and caps allow: the demo sends `done`
+        // after everything and expects every result.
+        if summary.stop == StopReason::Requested {
+            summary.abandoned += abandon(&mut fairness);
+        }
+        self.drain(&mut tasks, &mut summary, &mut fairness, &slots, &stop).await;
         self.close().await;
         summary
+    }
+
+    /// Gives up the held-back deliveries whose partition has been revoked since they were taken: the partition's
+    /// new owner reads them again from its last commit, and judging them here too would judge them twice.
+    /// Acknowledging one only takes it off the source's books, since a revoked assignment commits nothing. Returns
+    /// how many were given up.
+    fn forget_revoked(&self, fairness: &mut Fairness<Delivery>) -> u64 {
+        let source = &self.shared.source;
+        let revoked = fairness.discard(|delivery| source.is_current(delivery.position));
+        for delivery in &revoked {
+            tracing::info!(
+                partition = delivery.position.partition,
+                offset = delivery.position.offset,
+                "held-back script of a revoked partition left to its new owner"
+            );
+            if let Err(error) = source.ack(delivery.position) {
+                tracing::warn!(%error, "cannot take a revoked delivery off the source's books");
+            }
+        }
+        revoked.len() as u64
+    }
+
+    /// Starts judging `delivery` in its own task, which owns its slot and its tenant's slot until it ends.
+    fn spawn(
+        &self,
+        tasks: &mut JoinSet<Outcome>,
+        delivery: Delivery,
+        permit: OwnedSemaphorePermit,
+        tenant_slot: TenantSlot,
+    ) {
+        let Delivery {
+            position,
+            message,
+            enqueued,
+        } = delivery;
+        // Measured now, so a held-back script's end-to-end time includes the time it was held.
+        let waited = waited(enqueued).unwrap_or_default();
+        let shared = Arc::clone(&self.shared);
+        shared.observer.in_flight(true);
+        tasks.spawn(async move {
+            let outcome = shared.process_guarded(position, message, waited).await;
+            shared.observer.in_flight(false);
+            // The tenant's count before the slot: the loop, woken by the slot, must already see the tenant free.
+            drop(tenant_slot);
+            drop(permit);
+            outcome
+        });
     }
 
     /// Flushes the publisher and closes the source (final commit, leave the group) within one `cleanup_grace`.
@@ -271,13 +407,42 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Executor<S, P, R> {
         }
     }
 
-    async fn drain(&self, tasks: &mut JoinSet<Outcome>, summary: &mut Summary) {
+    /// Lets in-flight scripts finish and starts held-back ones as slots and their tenants' caps allow, all within
+    /// the grace period; then abandons what is left. A requested stop arriving meanwhile starts nothing more.
+    async fn drain(
+        &self,
+        tasks: &mut JoinSet<Outcome>,
+        summary: &mut Summary,
+        fairness: &mut Fairness<Delivery>,
+        slots: &Arc<Semaphore>,
+        stop: &CancellationToken,
+    ) {
         let deadline = tokio::time::Instant::now() + self.settings.shutdown_grace;
-        while !tasks.is_empty() {
+        loop {
+            if stop.is_cancelled() {
+                summary.abandoned += abandon(fairness);
+            }
+            summary.abandoned += self.forget_revoked(fairness);
+            while fairness.held() > 0 {
+                let Ok(permit) = Arc::clone(slots).try_acquire_owned() else {
+                    break;
+                };
+                let Some((delivery, tenant_slot)) = fairness.take_ready() else {
+                    break;
+                };
+                self.spawn(tasks, delivery, permit, tenant_slot);
+            }
+            if tasks.is_empty() {
+                // Nothing runs, so no tenant is at its cap and every held-back script has started; this only
+                // guards the loop against a count gone wrong.
+                summary.abandoned += abandon(fairness);
+                break;
+            }
             match tokio::time::timeout_at(deadline, tasks.join_next()).await {
                 Ok(Some(joined)) => record(summary, joined),
-                Ok(None) => break,
+                Ok(None) => {}
                 Err(_) => {
+                    summary.abandoned += abandon(fairness);
                     tracing::warn!(
                         abandoned = tasks.len(),
                         "shutdown grace period over: abandoning in-flight scripts uncommitted"
@@ -300,6 +465,20 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Executor<S, P, R> {
             }
         }
     }
+}
+
+/// Gives up every held-back delivery, leaving it unacknowledged so that its partition's commit stays below it and
+/// another instance judges it. Returns how many there were.
+fn abandon(fairness: &mut Fairness<Delivery>) -> u64 {
+    let abandoned = fairness.abandon_held();
+    for delivery in &abandoned {
+        tracing::info!(
+            partition = delivery.position.partition,
+            offset = delivery.position.offset,
+            "held-back script left for another instance"
+        );
+    }
+    abandoned.len() as u64
 }
 
 /// How long a message waited in the queue, from its enqueue time; `None` when unknown or in the future (a
@@ -812,6 +991,7 @@ mod tests {
             tests: Vec::new(),
             checker: Checker::Exact,
             run_all_tests: false,
+            tenant: None,
         }
     }
 

@@ -3,6 +3,7 @@
 
 pub mod breaker;
 pub mod executor;
+mod fairness;
 pub mod judge;
 pub mod report_cache;
 pub mod retry;

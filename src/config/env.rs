@@ -168,6 +168,12 @@ pub(super) struct Env {
     pub(super) runner_sandbox: Option<String>,
     #[serde(default)]
     pub(super) runner_pool_idle: Option<usize>,
+    /// Read as text: set empty, it means "no cap", as unset does.
+    #[serde(default)]
+    pub(super) runner_tenant_max_parallel: Option<String>,
+    /// Read as text, so that empty means the default, as for `RUNNER_TENANT_MAX_PARALLEL`.
+    #[serde(default)]
+    pub(super) runner_tenant_lookahead: Option<String>,
     #[serde(default)]
     pub(super) log_level: Option<String>,
     #[serde(default)]

@@ -46,6 +46,7 @@ pub(super) fn kafka_settings(
     properties: Vec<(String, String)>,
     script_deadline: Duration,
     max_parallel: usize,
+    hold_per_lane: usize,
 ) -> Result<KafkaSettings, ConfigError> {
     if env.runner_max_message_bytes < MIN_MESSAGE_BYTES {
         return Err(invalid(
@@ -86,6 +87,7 @@ pub(super) fn kafka_settings(
         max_result_bytes: env.runner_max_result_bytes,
         max_poll_interval: max_poll_interval(script_deadline),
         max_parallel,
+        hold_per_lane,
     })
 }
 
@@ -271,6 +273,21 @@ mod tests {
                 "{topic} {weights}: {error}"
             );
         }
+    }
+
+    #[test]
+    fn each_lane_holds_what_the_executor_may_take_before_it_pauses() {
+        let config = load(&[("RUNNER_MAX_PARALLEL", "3")]).unwrap();
+        assert_eq!(config.kafka.hold_per_lane, 3, "no cap: the slots");
+        let config = load(&[("RUNNER_MAX_PARALLEL", "3"), ("RUNNER_TENANT_MAX_PARALLEL", "1")]).unwrap();
+        assert_eq!(config.kafka.hold_per_lane, 3 + 12, "with a cap: the slots and the lookahead");
+        let config = load(&[
+            ("RUNNER_MAX_PARALLEL", "3"),
+            ("RUNNER_TENANT_MAX_PARALLEL", "1"),
+            ("RUNNER_TENANT_LOOKAHEAD", "5"),
+        ])
+        .unwrap();
+        assert_eq!(config.kafka.hold_per_lane, 8);
     }
 
     #[test]

@@ -101,16 +101,24 @@ impl Config {
         let failures = FailureSettings::from_env(&env)?;
         let shutdown_grace = executor::shutdown_grace(&env)?;
         let max_parallel = executor::max_parallel(&env)?;
+        let fair_sharing = executor::FairSharing::from_env(&env, max_parallel)?;
         let instance = runner::instance_id(&env)?;
         let script_deadline = limits.script_deadline();
-        let kafka = kafka::kafka_settings(&env, &instance, properties, script_deadline, max_parallel)?;
+        let kafka = kafka::kafka_settings(
+            &env,
+            &instance,
+            properties,
+            script_deadline,
+            max_parallel,
+            fair_sharing.taken_at_most(max_parallel),
+        )?;
         let log = logging::log_settings(&env)?;
         let docker = sandbox::docker_settings(&env, &instance, &limits, max_parallel)?;
         let http_addr = runner::http_addr(&env)?;
         let events_topic = kafka::events_topic(&env);
         rules::check_cross_field_rules(&env, &limits, shutdown_grace, events_topic.as_deref())?;
         Ok(Config {
-            executor: executor::executor_settings(&env, max_parallel, shutdown_grace, script_deadline),
+            executor: executor::executor_settings(&env, max_parallel, fair_sharing, shutdown_grace, script_deadline),
             policy: limits.policy()?,
             retry: failures.retry,
             breaker_threshold: failures.breaker_threshold,

@@ -11,6 +11,6 @@ pub mod verdict;
 pub use checker::Checker;
 pub use limits::{LimitPolicy, Limits, MemoryLimit, RequestedLimits, TimeLimit};
 pub use report::{RunReport, TestResult};
-pub use script::{Language, Script, ScriptId, Source, TestCase};
+pub use script::{Language, Script, ScriptId, Source, Tenant, TestCase};
 pub use status::Status;
 pub use verdict::{Execution, Exit, Verdict, judge};

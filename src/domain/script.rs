@@ -56,6 +56,55 @@ pub enum InvalidScriptId {
     TooLong { length: usize, limit: usize },
 }
 
+/// Who a submission belongs to, for fair sharing: with `RUNNER_TENANT_MAX_PARALLEL` set, no tenant holds more of an
+/// instance's slots than that. Producers choose it, so it is bounded like [`ScriptId`] ([`Tenant::MAX_BYTES`]):
+/// the executor keeps one count per tenant it is running, and logs name it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Tenant(String);
+
+impl Tenant {
+    /// The longest tenant accepted, in bytes: room for a customer id, a UUID or an organisation's name, and no
+    /// more, since a tenant is only a label to count by.
+    pub const MAX_BYTES: usize = 128;
+
+    /// Wraps a non-empty tenant of at most [`Tenant::MAX_BYTES`] bytes.
+    ///
+    /// # Errors
+    /// [`InvalidTenant`] when `tenant` is empty or too long.
+    pub fn new(tenant: impl Into<String>) -> Result<Self, InvalidTenant> {
+        let tenant = tenant.into();
+        if tenant.is_empty() {
+            return Err(InvalidTenant::Empty);
+        }
+        if tenant.len() > Self::MAX_BYTES {
+            return Err(InvalidTenant::TooLong {
+                length: tenant.len(),
+                limit: Self::MAX_BYTES,
+            });
+        }
+        Ok(Self(tenant))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Tenant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Why a tenant was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidTenant {
+    #[error("a tenant cannot be empty")]
+    Empty,
+    #[error("a tenant is {length} bytes, over the limit of {limit} bytes")]
+    TooLong { length: usize, limit: usize },
+}
+
 /// The languages scrc runs: SCRC's five, with SCRC's wire names, then seven more.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Language {
@@ -188,6 +237,8 @@ pub struct Script {
     pub checker: Checker,
     /// Run every test even after one fails. SCRC stops at the first failure and marks the rest `-`.
     pub run_all_tests: bool,
+    /// Who the script belongs to, for fair sharing; `None` for an untagged script, which is never capped.
+    pub tenant: Option<Tenant>,
 }
 
 #[cfg(test)]
@@ -223,6 +274,22 @@ mod tests {
     fn empty_id_is_rejected() {
         assert_eq!(ScriptId::new(""), Err(InvalidScriptId::Empty));
         assert_eq!(ScriptId::new("a").map(|id| id.to_string()), Ok("a".to_owned()));
+    }
+
+    #[test]
+    fn tenants_are_non_empty_and_bounded_naming_the_limit() {
+        assert_eq!(Tenant::new(""), Err(InvalidTenant::Empty));
+        assert_eq!(Tenant::new("acme").map(|t| t.to_string()), Ok("acme".to_owned()));
+        assert!(Tenant::new("t".repeat(Tenant::MAX_BYTES)).is_ok());
+        let error = Tenant::new("t".repeat(Tenant::MAX_BYTES + 1)).unwrap_err();
+        assert_eq!(
+            error,
+            InvalidTenant::TooLong {
+                length: 129,
+                limit: 128
+            }
+        );
+        assert_eq!(error.to_string(), "a tenant is 129 bytes, over the limit of 128 bytes");
     }
 
     #[test]

@@ -127,6 +127,14 @@ pub trait ScriptSource: Send + Sync + 'static {
     /// [`CommitError`] when the source refuses to store the position that became durable.
     fn ack(&self, position: Position) -> Result<(), CommitError>;
 
+    /// Whether the delivery at `position` is still this instance's to judge. Where partitions move between
+    /// consumers (Kafka's rebalances), a delivery of an assignment revoked since is not: its partition's new owner
+    /// reads it again from the last commit. The executor asks before it starts a delivery it held back.
+    fn is_current(&self, position: Position) -> bool {
+        let _ = position;
+        true
+    }
+
     /// Names a position the way the source's users know it, for dead-letter records and logs. Kafka says
     /// `topic:partition:offset`.
     fn origin(&self, position: Position) -> String {

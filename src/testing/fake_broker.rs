@@ -2,7 +2,7 @@
 //! given, with switches to make it fail the ways a broker does: not acknowledging a record (transient), or
 //! refusing one as invalid (permanent, like a record over the broker's `message.max.bytes`).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -24,6 +24,8 @@ pub struct FakeSource {
     arrived: Notify,
     /// The deliveries handed out and not yet acknowledged, kept as the Kafka source keeps them.
     ledger: Mutex<OffsetLedger>,
+    /// What the executor has taken ahead of its commit.
+    outstanding: Mutex<Outstanding>,
     /// Every position made durable, in order: (partition, generation, next offset).
     commits: Mutex<Vec<(i32, u64, i64)>>,
     delivered: AtomicUsize,
@@ -31,6 +33,16 @@ pub struct FakeSource {
     /// `close` never returns, as a final commit to an unreachable group coordinator may not.
     close_hangs: AtomicBool,
     next_offset: Mutex<i64>,
+    /// Assignments taken away, as (partition, generation): their deliveries are no longer current.
+    revoked: Mutex<BTreeSet<(i32, u64)>>,
+}
+
+/// The deliveries handed out and not yet acknowledged, with the most there ever were at once.
+#[derive(Debug, Default)]
+struct Outstanding {
+    /// As (partition, generation, offset).
+    now: BTreeSet<(i32, u64, i64)>,
+    most: usize,
 }
 
 impl FakeSource {
@@ -74,12 +86,31 @@ impl FakeSource {
         self.commits().iter().rev().find(|c| c.0 == partition).map(|c| c.2)
     }
 
+    /// How many deliveries are handed out and not acknowledged now.
+    pub fn outstanding(&self) -> usize {
+        self.outstanding.lock().unwrap_or_else(|p| p.into_inner()).now.len()
+    }
+
+    /// The most deliveries ever handed out and not acknowledged at once.
+    pub fn most_outstanding(&self) -> usize {
+        self.outstanding.lock().unwrap_or_else(|p| p.into_inner()).most
+    }
+
     pub fn delivered(&self) -> usize {
         self.delivered.load(Ordering::SeqCst)
     }
 
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::SeqCst)
+    }
+
+    /// Takes `generation` of `partition` away, as a rebalance does: its deliveries are no longer current, and
+    /// acknowledging them commits nothing.
+    pub fn revoke(&self, partition: i32, generation: u64) {
+        self.revoked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((partition, generation));
     }
 
     /// Makes `close` hang forever from now on.
@@ -94,6 +125,13 @@ impl ScriptSource for FakeSource {
             let notified = self.arrived.notified();
             if let Some(delivery) = self.queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front() {
                 self.delivered.fetch_add(1, Ordering::SeqCst);
+                let mut outstanding = self.outstanding.lock().unwrap_or_else(|p| p.into_inner());
+                let position = delivery.position;
+                outstanding
+                    .now
+                    .insert((position.partition, position.generation, position.offset));
+                outstanding.most = outstanding.most.max(outstanding.now.len());
+                drop(outstanding);
                 self.ledger
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -104,10 +142,25 @@ impl ScriptSource for FakeSource {
         }
     }
 
+    fn is_current(&self, position: Position) -> bool {
+        !self
+            .revoked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&(position.partition, position.generation))
+    }
+
     /// Finishes the delivery in the same ledger as the Kafka source, and records each commit it lets through.
     fn ack(&self, position: Position) -> Result<(), CommitError> {
+        self.outstanding.lock().unwrap_or_else(|p| p.into_inner()).now.remove(&(
+            position.partition,
+            position.generation,
+            position.offset,
+        ));
         let mut ledger = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(next_offset) = ledger.finish(position) {
+        if let Some(next_offset) = ledger.finish(position)
+            && self.is_current(position)
+        {
             self.commits.lock().unwrap_or_else(|p| p.into_inner()).push((
                 position.partition,
                 position.generation,

@@ -1,7 +1,7 @@
 //! Scripts and programs the tests and the benchmarks share: the sum of two integers in every language, and a
 //! script built from a source and its tests.
 
-use crate::domain::{Checker, Language, RequestedLimits, Script, ScriptId, Source, TestCase};
+use crate::domain::{Checker, Language, RequestedLimits, Script, ScriptId, Source, Tenant, TestCase};
 
 /// Three tests of a sum program.
 pub const SUM_TESTS: [(&str, &str); 3] = [("2 3\n", "5\n"), ("10 20\n", "30\n"), ("-1 1\n", "0\n")];
@@ -64,5 +64,15 @@ pub fn script(id: impl Into<String>, language: Language, source: &str, tests: &[
             .collect(),
         checker: Checker::Exact,
         run_all_tests: false,
+        tenant: None,
     }
+}
+
+/// `script` tagged with `tenant`, for the fair-sharing tests.
+///
+/// # Panics
+/// On an empty or over-long tenant: fixtures are written by hand.
+pub fn with_tenant(mut script: Script, tenant: &str) -> Script {
+    script.tenant = Some(Tenant::new(tenant).expect("a fixture's tenant is valid"));
+    script
 }

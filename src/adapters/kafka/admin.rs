@@ -107,6 +107,7 @@ mod tests {
             max_result_bytes: 950_000,
             max_poll_interval: Duration::from_secs(600),
             max_parallel: 1,
+            hold_per_lane: 1,
         }
     }
 

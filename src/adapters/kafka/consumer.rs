@@ -286,7 +286,7 @@ struct Poller {
     max_message_bytes: usize,
     /// Messages received while nobody asked, oldest first in each lane.
     held: Lanes,
-    /// How many messages a lane may hold before it is paused: the app's parallelism.
+    /// How many messages a lane may hold before it is paused: what the app may take at once.
     hold_limit: usize,
 }
 
@@ -429,7 +429,7 @@ impl KafkaSource {
             consumer: Arc::clone(&consumer),
             max_message_bytes: settings.max_message_bytes,
             held: Lanes::new(settings.scripts_topics.len(), settings.lane_policy.clone()),
-            hold_limit: settings.max_parallel.max(1),
+            hold_limit: settings.hold_per_lane.max(1),
         };
         Ok(Self {
             consumer,
@@ -567,7 +567,12 @@ fn classify(message: &BorrowedMessage<'_>, max_message_bytes: usize, context: &S
         offset: message.offset(),
         generation: context.generation(lane, message.partition()).unwrap_or(0),
     };
-    let parsed = wire::parse_message(message.payload(), message.key(), at, max_message_bytes);
+    let headers = read_headers(message);
+    let tenant = headers
+        .iter()
+        .find(|(name, _)| name == wire::TENANT_HEADER)
+        .and_then(|(_, value)| value.as_deref());
+    let parsed = wire::parse_message(message.payload(), message.key(), tenant, at, max_message_bytes);
     let message = match parsed {
         Ok(inbound) => inbound,
         Err(unreadable) => Inbound::Unreadable(DeadLetter {
@@ -576,7 +581,7 @@ fn classify(message: &BorrowedMessage<'_>, max_message_bytes: usize, context: &S
             origin: format!("{}:{}:{}", at.topic, at.partition, at.offset),
             payload: message.payload().map(<[u8]>::to_vec),
             key: message.key().map(<[u8]>::to_vec),
-            headers: read_headers(message),
+            headers,
         }),
     };
     Delivery {
@@ -641,6 +646,10 @@ impl ScriptSource for KafkaSource {
             Some(next_offset) => self.store(position, next_offset),
             None => Ok(()),
         }
+    }
+
+    fn is_current(&self, position: Position) -> bool {
+        self.consumer.context().generation(position.lane, position.partition) == Some(position.generation)
     }
 
     fn origin(&self, position: Position) -> String {

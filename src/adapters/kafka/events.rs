@@ -197,6 +197,7 @@ mod tests {
             max_result_bytes: 950_000,
             max_poll_interval: Duration::from_secs(600),
             max_parallel: 1,
+            hold_per_lane: 1,
         };
         let events = KafkaEvents::connect(&settings, "script-events").unwrap();
         let id = ScriptId::new("s1").unwrap();

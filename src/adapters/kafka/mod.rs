@@ -140,6 +140,10 @@ pub struct KafkaSettings {
     pub max_poll_interval: Duration,
     /// Scripts judged at once; bounds how much the consumer prefetches.
     pub max_parallel: usize,
+    /// How many messages each lane may hold while nobody asks for them before the consumer pauses it: what the
+    /// executor may take at once, its slots and, with fair sharing, the scripts it may hold back. Pausing a lane
+    /// hides what arrives on it until it resumes, so a lane the executor reads through quickly must not pause.
+    pub hold_per_lane: usize,
 }
 
 impl KafkaSettings {
@@ -272,6 +276,7 @@ mod tests {
             max_result_bytes: 950_000,
             max_poll_interval: Duration::from_secs(600),
             max_parallel: 4,
+            hold_per_lane: 4,
         }
     }
 

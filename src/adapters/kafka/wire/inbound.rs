@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::domain::{Checker, Language, RequestedLimits, Script, ScriptId, Source, TestCase};
+use crate::domain::{Checker, Language, RequestedLimits, Script, ScriptId, Source, Tenant, TestCase};
 use crate::ports::Inbound;
 
 /// Where a message came from, for the fallback id `topic:partition:offset`.
@@ -30,13 +30,20 @@ pub struct Unreadable {
     pub id: Option<ScriptId>,
 }
 
+/// The Kafka header that names a script's tenant when its payload does not.
+pub const TENANT_HEADER: &str = "tenant";
+
 /// Classifies a message. `Err` means unreadable: dead-letter it.
+///
+/// `tenant_header` is the value of the message's `tenant` header, if it has one: the script's tenant when the
+/// payload has no `tenant` field (the field wins when both are present).
 ///
 /// # Errors
 /// [`Unreadable`] for a missing payload, a payload over `max_bytes`, invalid JSON or JSON that is not an object.
 pub fn parse_message(
     payload: Option<&[u8]>,
     key: Option<&[u8]>,
+    tenant_header: Option<&[u8]>,
     at: Coordinates<'_>,
     max_bytes: usize,
 ) -> Result<Inbound, Unreadable> {
@@ -75,7 +82,7 @@ pub fn parse_message(
         language,
         reason,
     };
-    match read_script(&object, &id) {
+    match read_script(&object, &id, tenant_header) {
         Ok(Message::Script(script)) => Ok(Inbound::Script(script)),
         Ok(Message::Done) => Ok(Inbound::Done),
         Err(rejection) => Ok(reject(rejection.reason, rejection.language)),
@@ -98,7 +105,7 @@ impl From<String> for Rejection {
     }
 }
 
-fn read_script(object: &Map<String, Value>, id: &ScriptId) -> Result<Message, Rejection> {
+fn read_script(object: &Map<String, Value>, id: &ScriptId, tenant_header: Option<&[u8]>) -> Result<Message, Rejection> {
     match optional_string(object, "type")? {
         None | Some("script") => {}
         Some("done") => return Ok(Message::Done),
@@ -153,6 +160,7 @@ fn read_script(object: &Map<String, Value>, id: &ScriptId) -> Result<Message, Re
         Some(Value::Bool(flag)) => *flag,
         Some(value) => return Err(with_language(type_error("run_all_tests", "a boolean", value))),
     };
+    let tenant = read_tenant(object, tenant_header).map_err(with_language)?;
     Ok(Message::Script(Script {
         id: id.clone(),
         language,
@@ -161,7 +169,28 @@ fn read_script(object: &Map<String, Value>, id: &ScriptId) -> Result<Message, Re
         tests,
         checker,
         run_all_tests,
+        tenant,
     }))
+}
+
+/// The script's tenant: the `tenant` field (an scrc extension), else the `tenant` header, else none. Only the one
+/// used is checked, so a producer that sets a valid field is not refused for a stale header. A tenant that is
+/// there but unusable is refused rather than ignored: dropping it would run the script uncapped, which is exactly
+/// what its producer tagged it to avoid.
+fn read_tenant(object: &Map<String, Value>, header: Option<&[u8]>) -> Result<Option<Tenant>, String> {
+    let rule = || format!("a tenant is 1 to {} bytes of UTF-8", Tenant::MAX_BYTES);
+    if let Some(text) = optional_string(object, "tenant")? {
+        return Tenant::new(text)
+            .map(Some)
+            .map_err(|error| format!("field \"tenant\" is invalid: {error}; {}", rule()));
+    }
+    let Some(header) = header else {
+        return Ok(None);
+    };
+    let text = std::str::from_utf8(header).map_err(|_| format!("header \"tenant\" is not UTF-8; {}", rule()))?;
+    Tenant::new(text)
+        .map(Some)
+        .map_err(|error| format!("header \"tenant\" is invalid: {error}; {}", rule()))
 }
 
 fn read_limits(object: &Map<String, Value>) -> Result<RequestedLimits, String> {
@@ -306,7 +335,7 @@ mod tests {
     }
 
     fn parse(json: &str) -> Result<Inbound, Unreadable> {
-        parse_message(Some(json.as_bytes()), None, at(), MAX)
+        parse_message(Some(json.as_bytes()), None, None, at(), MAX)
     }
 
     fn rejection(json: &str) -> String {
@@ -356,17 +385,123 @@ mod tests {
 
     #[test]
     fn id_falls_back_to_the_key() {
-        let parsed = parse_message(Some(br#"{"language":"go","source":"x"}"#), Some(b"k-1"), at(), MAX);
+        let parsed = parse_message(
+            Some(br#"{"language":"go","source":"x"}"#),
+            Some(b"k-1"),
+            None,
+            at(),
+            MAX,
+        );
         let Ok(Inbound::Script(script)) = parsed else { panic!() };
         assert_eq!(script.id.as_str(), "k-1");
         let parsed = parse_message(
             Some(br#"{"id":"","language":"go","source":"x"}"#),
             Some(b"k-2"),
+            None,
             at(),
             MAX,
         );
         let Ok(Inbound::Script(script)) = parsed else { panic!() };
         assert_eq!(script.id.as_str(), "k-2", "an empty id counts as absent, as in SCRC");
+    }
+
+    fn with_header(json: &str, header: Option<&[u8]>) -> Result<Inbound, Unreadable> {
+        parse_message(Some(json.as_bytes()), None, header, at(), MAX)
+    }
+
+    fn tenant_of(parsed: Result<Inbound, Unreadable>) -> Option<String> {
+        match parsed {
+            Ok(Inbound::Script(script)) => script.tenant.map(|tenant| tenant.to_string()),
+            other => panic!("expected a script, got {other:?}"),
+        }
+    }
+
+    fn rejected_for(parsed: Result<Inbound, Unreadable>) -> String {
+        match parsed {
+            Ok(Inbound::Rejected { reason, language, .. }) => {
+                assert_eq!(language, Some(Language::Go), "the rejection keeps the language");
+                reason
+            }
+            other => panic!("expected a rejection, got {other:?}"),
+        }
+    }
+
+    const GO: &str = r#"{"language":"go","source":"x"}"#;
+
+    #[test]
+    fn a_script_without_tenant_field_or_header_has_none() {
+        assert_eq!(tenant_of(with_header(GO, None)), None);
+        assert_eq!(
+            tenant_of(with_header(r#"{"language":"go","source":"x","tenant":null}"#, None)),
+            None,
+            "null means absent, as for every optional field"
+        );
+    }
+
+    #[test]
+    fn the_tenant_comes_from_the_field_or_else_the_header() {
+        let json = r#"{"language":"go","source":"x","tenant":"acme"}"#;
+        assert_eq!(tenant_of(with_header(json, None)).as_deref(), Some("acme"));
+        assert_eq!(tenant_of(with_header(GO, Some(b"globex"))).as_deref(), Some("globex"));
+        assert_eq!(
+            tenant_of(with_header(json, Some(b"globex"))).as_deref(),
+            Some("acme"),
+            "the field wins over the header"
+        );
+        assert_eq!(
+            tenant_of(with_header(json, Some(b""))).as_deref(),
+            Some("acme"),
+            "a header the field overrides is not checked"
+        );
+        let longest = "t".repeat(128);
+        let json = format!(r#"{{"language":"go","source":"x","tenant":"{longest}"}}"#);
+        assert_eq!(tenant_of(with_header(&json, None)), Some(longest));
+    }
+
+    #[test]
+    fn an_invalid_tenant_field_is_rejected_naming_the_rule() {
+        let reason = rejected_for(with_header(
+            r#"{"language":"go","source":"x","tenant":""}"#,
+            Some(b"globex"),
+        ));
+        assert_eq!(
+            reason,
+            "field \"tenant\" is invalid: a tenant cannot be empty; a tenant is 1 to 128 bytes of UTF-8"
+        );
+        let long = "t".repeat(129);
+        let reason = rejected_for(with_header(
+            &format!(r#"{{"language":"go","source":"x","tenant":"{long}"}}"#),
+            None,
+        ));
+        assert_eq!(
+            reason,
+            "field \"tenant\" is invalid: a tenant is 129 bytes, over the limit of 128 bytes; \
+             a tenant is 1 to 128 bytes of UTF-8"
+        );
+        let reason = rejected_for(with_header(r#"{"language":"go","source":"x","tenant":7}"#, None));
+        assert_eq!(reason, "field \"tenant\" must be a string, got 7");
+    }
+
+    #[test]
+    fn an_invalid_tenant_header_is_rejected_naming_the_rule() {
+        assert_eq!(
+            rejected_for(with_header(GO, Some(b""))),
+            "header \"tenant\" is invalid: a tenant cannot be empty; a tenant is 1 to 128 bytes of UTF-8"
+        );
+        assert_eq!(
+            rejected_for(with_header(GO, Some(&[b'h'; 129]))),
+            "header \"tenant\" is invalid: a tenant is 129 bytes, over the limit of 128 bytes; \
+             a tenant is 1 to 128 bytes of UTF-8"
+        );
+        assert_eq!(
+            rejected_for(with_header(GO, Some(&[0xff, 0xfe]))),
+            "header \"tenant\" is not UTF-8; a tenant is 1 to 128 bytes of UTF-8"
+        );
+    }
+
+    #[test]
+    fn a_done_message_ignores_the_tenant_header() {
+        assert_eq!(with_header(r#"{"type":"done"}"#, Some(&[0xff])), Ok(Inbound::Done));
     }
 
     #[test]
@@ -413,7 +548,7 @@ mod tests {
     fn an_id_over_the_limit_is_rejected_naming_the_limit_under_a_usable_id() {
         let huge = "i".repeat(300_000);
         let json = format!(r#"{{"id":"{huge}","language":"c","source":"x"}}"#);
-        let parsed = parse_message(Some(json.as_bytes()), Some(b"key-9"), at(), MAX);
+        let parsed = parse_message(Some(json.as_bytes()), Some(b"key-9"), None, at(), MAX);
         let Ok(Inbound::Rejected { id, reason, .. }) = parsed else {
             panic!("expected a rejection")
         };
@@ -435,10 +570,10 @@ mod tests {
     #[test]
     fn a_key_over_the_limit_never_becomes_an_id() {
         let key = vec![b'k'; 1000];
-        let parsed = parse_message(Some(br#"{"language":"go","source":"x"}"#), Some(&key), at(), MAX);
+        let parsed = parse_message(Some(br#"{"language":"go","source":"x"}"#), Some(&key), None, at(), MAX);
         let Ok(Inbound::Script(script)) = parsed else { panic!() };
         assert_eq!(script.id.as_str(), "scripts:2:41");
-        let error = parse_message(Some(b"{oops"), Some(&key), at(), MAX).unwrap_err();
+        let error = parse_message(Some(b"{oops"), Some(&key), None, at(), MAX).unwrap_err();
         assert_eq!(error.id, None, "no RJ result under an id that could never be published");
     }
 
@@ -450,7 +585,8 @@ mod tests {
             partition: i32::MAX,
             offset: i64::MAX,
         };
-        let Ok(Inbound::Script(script)) = parse_message(Some(br#"{"language":"go","source":"x"}"#), None, at, MAX)
+        let Ok(Inbound::Script(script)) =
+            parse_message(Some(br#"{"language":"go","source":"x"}"#), None, None, at, MAX)
         else {
             panic!()
         };
@@ -470,7 +606,7 @@ mod tests {
 
     #[test]
     fn unreadable_messages_say_why_and_take_the_id_from_the_key() {
-        let error = parse_message(Some(b"{oops"), Some(b"key-7"), at(), MAX).unwrap_err();
+        let error = parse_message(Some(b"{oops"), Some(b"key-7"), None, at(), MAX).unwrap_err();
         assert!(
             error.reason.starts_with("the message is not valid JSON"),
             "{}",
@@ -478,14 +614,14 @@ mod tests {
         );
         assert_eq!(error.id.map(|id| id.to_string()), Some("key-7".into()));
 
-        let error = parse_message(Some(b"[1,2]"), None, at(), MAX).unwrap_err();
+        let error = parse_message(Some(b"[1,2]"), None, None, at(), MAX).unwrap_err();
         assert_eq!(error.reason, "the message is JSON but not an object (got an array)");
         assert_eq!(error.id, None);
 
-        let error = parse_message(Some(&[b' '; 11]), None, at(), 10).unwrap_err();
+        let error = parse_message(Some(&[b' '; 11]), None, None, at(), 10).unwrap_err();
         assert_eq!(error.reason, "the message is 11 bytes, over the limit of 10 bytes");
 
-        let error = parse_message(None, None, at(), MAX).unwrap_err();
+        let error = parse_message(None, None, None, at(), MAX).unwrap_err();
         assert_eq!(error.reason, "the message has no payload");
     }
 
@@ -509,6 +645,8 @@ mod tests {
         float_tolerance: Option<f64>,
         #[serde(skip_serializing_if = "Option::is_none")]
         run_all_tests: Option<bool>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tenant: Option<String>,
     }
 
     /// The `limits` object of a [`ScriptMessage`]; signed, so that a generator could send negative limits.
@@ -536,9 +674,10 @@ mod tests {
             proptest::collection::vec((-3i64..50, text, text), 0..5),
             proptest::option::of(prop_oneof![Just("exact"), Just("lines"), Just("tokens"), Just("float")]),
             proptest::option::of(any::<bool>()),
+            proptest::option::of("[a-zA-Z0-9_.-]{1,20}"),
         )
             .prop_map(
-                |(id, language, source, limits, tests, checker, run_all_tests)| ScriptMessage {
+                |(id, language, source, limits, tests, checker, run_all_tests, tenant)| ScriptMessage {
                     kind: None,
                     id,
                     language: language.to_owned(),
@@ -558,6 +697,7 @@ mod tests {
                     checker: checker.map(str::to_owned),
                     float_tolerance: None,
                     run_all_tests,
+                    tenant,
                 },
             )
     }
@@ -567,21 +707,22 @@ mod tests {
         fn parsing_arbitrary_bytes_never_panics(
             payload in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..256)),
             key in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..16)),
+            tenant in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..200)),
             max in 0usize..300,
         ) {
-            let _ = parse_message(payload.as_deref(), key.as_deref(), at(), max);
+            let _ = parse_message(payload.as_deref(), key.as_deref(), tenant.as_deref(), at(), max);
         }
 
         #[test]
         fn parsing_arbitrary_json_values_never_panics(value in arbitrary_json()) {
             let bytes = serde_json::to_vec(&value).unwrap();
-            let _ = parse_message(Some(&bytes), None, at(), MAX);
+            let _ = parse_message(Some(&bytes), None, None, at(), MAX);
         }
 
         #[test]
         fn a_script_message_survives_a_serialize_parse_round_trip(message in script_message()) {
             let bytes = serde_json::to_vec(&message).unwrap();
-            let Ok(Inbound::Script(script)) = parse_message(Some(&bytes), None, at(), MAX) else {
+            let Ok(Inbound::Script(script)) = parse_message(Some(&bytes), None, None, at(), MAX) else {
                 return Err(TestCaseError::fail(format!("did not parse: {}", String::from_utf8_lossy(&bytes))));
             };
             let expected_id = message.id.clone().unwrap_or_else(|| "scripts:2:41".into());
@@ -590,6 +731,7 @@ mod tests {
             prop_assert_eq!(script.source.as_str(), message.source.as_str());
             prop_assert_eq!(script.checker.name(), message.checker.as_deref().unwrap_or("exact"));
             prop_assert_eq!(script.run_all_tests, message.run_all_tests.unwrap_or(false));
+            prop_assert_eq!(script.tenant.as_ref().map(|t| t.as_str()), message.tenant.as_deref());
             let limits = message.limits.clone().unwrap_or(LimitsMessage { time_limit_ms: 0, memory_limit_bytes: 0 });
             prop_assert_eq!(script.limits.time.map(|t| t.as_millis() as i64).unwrap_or(0), limits.time_limit_ms);
             prop_assert_eq!(script.limits.memory.map(|m| m as i64).unwrap_or(0), limits.memory_limit_bytes);
@@ -641,6 +783,7 @@ mod tests {
                             Just("checker".to_owned()),
                             Just("float_tolerance".to_owned()),
                             Just("run_all_tests".to_owned()),
+                            Just("tenant".to_owned()),
                         ],
                         inner
                     ),
