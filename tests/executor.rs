@@ -1029,6 +1029,41 @@ async fn a_held_back_script_of_a_revoked_partition_is_left_to_its_new_owner() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_held_back_script_does_not_overtake_a_script_waiting_on_an_earlier_lane() {
+    let harness = Harness::new();
+    let batch = |offset, script| {
+        let position = scrc::ports::Position {
+            lane: 1,
+            partition: 0,
+            offset,
+            generation: 1,
+        };
+        harness.source.push_at(position, Inbound::Script(script));
+    };
+    // On the batch lane: course a's two scripts (the second held back at the cap of 1) and course b's long one.
+    batch(0, tagged("a0", "course-a", "sleep 100\necho"));
+    batch(1, tagged("a1", "course-a", "sleep 100\necho"));
+    batch(2, tagged("b0", "course-b", "sleep 1000\necho"));
+    let running = tokio::spawn(harness.executor(capped(2, 1, 8)).run(harness.stop.clone()));
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(harness.source.delivered(), 3, "a0 and b0 running, a1 held back");
+    // A student's script arrives on the interactive lane while both slots are busy.
+    harness
+        .source
+        .push(Inbound::Script(tagged("student", "class-b", "echo")));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    harness.stop.cancel();
+    running.await.unwrap();
+
+    let order: Vec<String> = harness.publisher.reports().iter().map(|r| r.id.to_string()).collect();
+    let position = |id: &str| order.iter().position(|done| done == id);
+    assert!(
+        position("student").is_some() && position("student") < position("a1"),
+        "when a0's slot freed, a1 was startable but the student's script waited ahead of it: {order:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn without_a_cap_or_without_tenants_nothing_is_held_back() {
     // Tagged scripts, no cap: the flood takes both slots and the other tenant waits, as before fair sharing.
     let harness = Harness::new();

@@ -27,7 +27,7 @@ use super::fairness::{Fairness, TenantSlot};
 use super::judge::Judge;
 use super::report_cache::ReportCache;
 use super::retry::Backoff;
-use crate::domain::{Checker, Language, RunReport, Script, ScriptId, Status};
+use crate::domain::{Checker, Language, RunReport, Script, ScriptId, Status, Tenant};
 use crate::ports::{
     DeadLetter, Delivery, Inbound, Observer, Position, PublishError, ReportPublisher, Runtime, ScriptSource,
     SourceError, Unobserved,
@@ -134,6 +134,18 @@ type UnderWay = (u64, watch::Receiver<Option<RunReport>>);
 /// rather than dropped, since dropping a fetch that has just received its message would lose that message.
 type Fetch = Pin<Box<dyn Future<Output = Result<Delivery, SourceError>> + Send>>;
 
+/// What the fetching loop keeps from one slot to the next.
+struct Intake {
+    /// The held-back scripts and the per-tenant counts.
+    fairness: Fairness<Delivery>,
+    /// A fetch under way, kept across wake-ups (see [`Fetch`]).
+    fetch: Option<Fetch>,
+    /// Messages taken, for `SCRIPT_EXPECTED`.
+    taken: u64,
+    /// Source failures in a row, for the back-off.
+    source_failures: u32,
+}
+
 /// What woke the loop while it held a slot and had nothing to start.
 enum Event {
     /// Shutdown was requested.
@@ -185,7 +197,6 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Executor<S, P, R> {
     pub async fn run(self, stop: CancellationToken) -> Summary {
         let slots = Arc::new(Semaphore::new(self.settings.max_parallel.max(1)));
         let mut tasks = JoinSet::new();
-        let mut fairness = Fairness::new(self.settings.tenant_max_parallel, self.settings.lookahead.max(1));
         let mut summary = Summary {
             stop: StopReason::Requested,
             answered: 0,
@@ -194,15 +205,22 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Executor<S, P, R> {
             unanswered: 0,
             abandoned: 0,
         };
-        let mut taken = 0u64;
-        let mut source_failures = 0u32;
-        let mut fetch: Option<Fetch> = None;
+        let mut intake = Intake {
+            fairness: Fairness::new(self.settings.tenant_max_parallel, self.settings.lookahead.max(1)),
+            fetch: None,
+            taken: 0,
+            source_failures: 0,
+        };
 
-        summary.stop = 'fetching: loop {
+        summary.stop = loop {
             while let Some(joined) = tasks.try_join_next() {
                 record(&mut summary, joined);
             }
-            if self.settings.script_expected.is_some_and(|expected| taken >= expected) {
+            if self
+                .settings
+                .script_expected
+                .is_some_and(|expected| intake.taken >= expected)
+            {
                 break StopReason::Expected;
             }
             let permit = tokio::select! {
@@ -218,103 +236,12 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Executor<S, P, R> {
             if stop.is_cancelled() {
                 break StopReason::Requested;
             }
-            // With this slot: a held-back script whose tenant is now under its cap, else the first message fetched
-            // that may start. A script whose tenant is at its cap is held back and the slot fetches again.
-            let (delivery, tenant_slot) = loop {
-                summary.abandoned += self.forget_revoked(&mut fairness);
-                if let Some(ready) = fairness.take_ready() {
-                    break ready;
-                }
-                // With held-back scripts, a finishing script may free their tenant: wait for that as well as for
-                // the source. With the held-back queue full, wait for that alone: no more may be taken.
-                let full = fairness.is_full();
-                let waiting_on_tenants = fairness.held() > 0;
-                if !full && fetch.is_none() {
-                    let source = Arc::clone(&self.shared.source);
-                    fetch = Some(Box::pin(async move { source.next().await }));
-                }
-                let fetched = async {
-                    match fetch.as_mut() {
-                        Some(fetch) if !full => fetch.await,
-                        _ => std::future::pending().await,
-                    }
-                };
-                let event = tokio::select! {
-                    biased;
-                    () = stop.cancelled() => Event::Stop,
-                    Some(joined) = tasks.join_next(), if waiting_on_tenants => Event::Finished(joined),
-                    delivery = fetched => Event::Fetched(delivery),
-                };
-                let delivery = match event {
-                    Event::Stop => break 'fetching StopReason::Requested,
-                    Event::Finished(joined) => {
-                        record(&mut summary, joined);
-                        continue;
-                    }
-                    Event::Fetched(delivery) => {
-                        fetch = None;
-                        delivery
-                    }
-                };
-                let delivery = match delivery {
-                    Ok(delivery) => delivery,
-                    Err(SourceError::Fatal(reason)) => break 'fetching StopReason::SourceFailed(reason),
-                    Err(SourceError::Transient(reason)) => {
-                        let delay = self.settings.backoff.delay(source_failures);
-                        source_failures = source_failures.saturating_add(1);
-                        tracing::warn!(error = %reason, retry_in_ms = delay.as_millis() as u64, "cannot read from Kafka");
-                        tokio::select! {
-                            () = stop.cancelled() => break 'fetching StopReason::Requested,
-                            () = tokio::time::sleep(delay) => continue 'fetching,
-                        }
-                    }
-                };
-                source_failures = 0;
-                let position = delivery.position;
-                if delivery.message == Inbound::Done {
-                    tracing::info!(
-                        partition = position.partition,
-                        offset = position.offset,
-                        "done message read: finishing in-flight work"
-                    );
-                    self.shared.finish(position);
-                    break 'fetching StopReason::Done;
-                }
-                taken += 1;
-                let waited = waited(delivery.enqueued);
-                let tenant = match &delivery.message {
-                    Inbound::Script(Script {
-                        id, language, tenant, ..
-                    }) => {
-                        self.shared.observer.accepted(id, Some(*language), waited);
-                        tenant.as_ref()
-                    }
-                    Inbound::Rejected { id, language, .. } => {
-                        self.shared.observer.accepted(id, *language, waited);
-                        None
-                    }
-                    Inbound::Unreadable(_) | Inbound::Done => None,
-                };
-                if let Some(tenant_slot) = fairness.admit(tenant) {
-                    break (delivery, tenant_slot);
-                }
-                // Only a script with a tenant is ever refused a slot.
-                if let Some(tenant) = tenant.cloned() {
-                    tracing::debug!(
-                        %tenant,
-                        partition = position.partition,
-                        offset = position.offset,
-                        held = fairness.held() + 1,
-                        "tenant at its cap: script held back"
-                    );
-                    fairness.hold(tenant, delivery);
-                }
-                if self.settings.script_expected.is_some_and(|expected| taken >= expected) {
-                    break 'fetching StopReason::Expected;
-                }
-            };
-            self.spawn(&mut tasks, delivery, permit, tenant_slot);
+            match self.next_startable(&mut intake, &mut tasks, &mut summary, &stop).await {
+                Ok((delivery, tenant_slot)) => self.spawn(&mut tasks, delivery, permit, tenant_slot),
+                Err(reason) => break reason,
+            }
         };
+        let mut fairness = intake.fairness;
 
         tracing::info!(
             reason = ?summary.stop,
@@ -333,6 +260,126 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Executor<S, P, R> {
         summary
     }
 
+    /// Finds the work for a slot just taken: a held-back script whose tenant is now under its cap, else the first
+    /// message fetched that may start. A script whose tenant is at its cap is held back and the slot fetches again.
+    /// Returns why the executor must stop instead, when it must.
+    async fn next_startable(
+        &self,
+        intake: &mut Intake,
+        tasks: &mut JoinSet<Outcome>,
+        summary: &mut Summary,
+        stop: &CancellationToken,
+    ) -> Result<(Delivery, TenantSlot), StopReason> {
+        loop {
+            summary.abandoned += self.forget_revoked(&mut intake.fairness);
+            // A held-back script does not overtake a message of an earlier lane waiting in the source, unless
+            // nothing more may be fetched: then the held-back scripts are all this slot can start.
+            let full = intake.fairness.is_full();
+            let source = &self.shared.source;
+            if let Some(ready) = intake
+                .fairness
+                .take_ready(|held| full || !source.has_waiting_ahead_of(held.position.lane))
+            {
+                return Ok(ready);
+            }
+            // With held-back scripts, a finishing script may free their tenant: wait for that as well as for the
+            // source. With the held-back queue full, wait for that alone: no more may be taken.
+            let waiting_on_tenants = intake.fairness.held() > 0;
+            if !full && intake.fetch.is_none() {
+                let source = Arc::clone(&self.shared.source);
+                intake.fetch = Some(Box::pin(async move { source.next().await }));
+            }
+            let fetched = async {
+                match intake.fetch.as_mut() {
+                    Some(fetch) if !full => fetch.await,
+                    _ => std::future::pending().await,
+                }
+            };
+            let event = tokio::select! {
+                biased;
+                () = stop.cancelled() => Event::Stop,
+                Some(joined) = tasks.join_next(), if waiting_on_tenants => Event::Finished(joined),
+                delivery = fetched => Event::Fetched(delivery),
+            };
+            let delivery = match event {
+                Event::Stop => return Err(StopReason::Requested),
+                Event::Finished(joined) => {
+                    record(summary, joined);
+                    continue;
+                }
+                Event::Fetched(delivery) => {
+                    intake.fetch = None;
+                    delivery
+                }
+            };
+            let delivery = match delivery {
+                Ok(delivery) => delivery,
+                Err(SourceError::Fatal(reason)) => return Err(StopReason::SourceFailed(reason)),
+                Err(SourceError::Transient(reason)) => {
+                    let delay = self.settings.backoff.delay(intake.source_failures);
+                    intake.source_failures = intake.source_failures.saturating_add(1);
+                    tracing::warn!(error = %reason, retry_in_ms = delay.as_millis() as u64, "cannot read from Kafka");
+                    tokio::select! {
+                        () = stop.cancelled() => return Err(StopReason::Requested),
+                        () = tokio::time::sleep(delay) => continue,
+                    }
+                }
+            };
+            intake.source_failures = 0;
+            let position = delivery.position;
+            if delivery.message == Inbound::Done {
+                tracing::info!(
+                    lane = position.lane,
+                    partition = position.partition,
+                    offset = position.offset,
+                    "done message read: finishing in-flight work"
+                );
+                self.shared.finish(position);
+                return Err(StopReason::Done);
+            }
+            intake.taken += 1;
+            match intake.fairness.admit(self.accepted(&delivery)) {
+                Ok(tenant_slot) => return Ok((delivery, tenant_slot)),
+                Err(tenant) => {
+                    tracing::debug!(
+                        %tenant,
+                        lane = position.lane,
+                        partition = position.partition,
+                        offset = position.offset,
+                        held = intake.fairness.held() + 1,
+                        "tenant at its cap: script held back"
+                    );
+                    intake.fairness.hold(tenant, delivery);
+                }
+            }
+            if self
+                .settings
+                .script_expected
+                .is_some_and(|expected| intake.taken >= expected)
+            {
+                return Err(StopReason::Expected);
+            }
+        }
+    }
+
+    /// Tells the observer a message was taken, and returns the tenant it is counted under, if any.
+    fn accepted<'a>(&self, delivery: &'a Delivery) -> Option<&'a Tenant> {
+        let waited = waited(delivery.enqueued);
+        match &delivery.message {
+            Inbound::Script(Script {
+                id, language, tenant, ..
+            }) => {
+                self.shared.observer.accepted(id, Some(*language), waited);
+                tenant.as_ref()
+            }
+            Inbound::Rejected { id, language, .. } => {
+                self.shared.observer.accepted(id, *language, waited);
+                None
+            }
+            Inbound::Unreadable(_) | Inbound::Done => None,
+        }
+    }
+
     /// Gives up the held-back deliveries whose partition has been revoked since they were taken: the partition's
     /// new owner reads them again from its last commit, and judging them here too would judge them twice.
     /// Acknowledging one only takes it off the source's books, since a revoked assignment commits nothing. Returns
@@ -342,6 +389,7 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Executor<S, P, R> {
         let revoked = fairness.discard(|delivery| source.is_current(delivery.position));
         for delivery in &revoked {
             tracing::info!(
+                lane = delivery.position.lane,
                 partition = delivery.position.partition,
                 offset = delivery.position.offset,
                 "held-back script of a revoked partition left to its new owner"
@@ -427,7 +475,8 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Executor<S, P, R> {
                 let Ok(permit) = Arc::clone(slots).try_acquire_owned() else {
                     break;
                 };
-                let Some((delivery, tenant_slot)) = fairness.take_ready() else {
+                // Nothing more is fetched: a held-back script goes before whatever waits in the source.
+                let Some((delivery, tenant_slot)) = fairness.take_ready(|_| true) else {
                     break;
                 };
                 self.spawn(tasks, delivery, permit, tenant_slot);
@@ -473,6 +522,7 @@ fn abandon(fairness: &mut Fairness<Delivery>) -> u64 {
     let abandoned = fairness.abandon_held();
     for delivery in &abandoned {
         tracing::info!(
+            lane = delivery.position.lane,
             partition = delivery.position.partition,
             offset = delivery.position.offset,
             "held-back script left for another instance"
@@ -602,6 +652,7 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Shared<S, P, R> {
             Err(panic) => panic_text(&*panic),
         };
         tracing::error!(
+            lane = position.lane,
             partition = position.partition,
             offset = position.offset,
             %panic,
@@ -656,6 +707,7 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Shared<S, P, R> {
             Ok(Published::Abandoned) => return Outcome::Abandoned,
             Err(again) => {
                 tracing::error!(
+                    lane = position.lane,
                     partition = position.partition,
                     offset = position.offset,
                     panic = %panic_text(&*again),
@@ -683,7 +735,7 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Shared<S, P, R> {
                 None => match self.judge_once(&script).await {
                     Some(report) => vec![Record::Report(report)],
                     None => {
-                        tracing::warn!(script_id = %script.id, partition = position.partition, offset = position.offset, "script abandoned at shutdown");
+                        tracing::warn!(script_id = %script.id, lane = position.lane, partition = position.partition, offset = position.offset, "script abandoned at shutdown");
                         return Outcome::Abandoned;
                     }
                 },
@@ -717,6 +769,7 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Shared<S, P, R> {
                 Record::Report(report) | Record::Replacement(report) => {
                     tracing::info!(
                         script_id = %report.id,
+                        lane = position.lane,
                         partition = position.partition,
                         offset = position.offset,
                         status = %report.status,
@@ -732,6 +785,7 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Shared<S, P, R> {
                 Record::DeadLetter(letter) => {
                     tracing::warn!(
                         reason = %letter.reason,
+                        lane = position.lane,
                         partition = position.partition,
                         offset = position.offset,
                         "record sent to the dead-letter topic"
@@ -839,7 +893,7 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Shared<S, P, R> {
 
     /// Publishes `record`, retrying until the broker acknowledges it. A record the broker refuses as invalid is
     /// replaced by a smaller one ([`Record::smaller`]) a bounded number of times, never retried as it is.
-    #[tracing::instrument(name = "publish", skip_all, fields(partition = position.partition, offset = position.offset))]
+    #[tracing::instrument(name = "publish", skip_all, fields(lane = position.lane, partition = position.partition, offset = position.offset))]
     async fn publish_until_acknowledged(&self, position: Position, mut record: Record) -> Published {
         let mut attempt = 0u32;
         loop {
@@ -855,6 +909,7 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Shared<S, P, R> {
                 Err(PublishError::Invalid(reason)) => match record.smaller(&reason, &self.source.origin(position)) {
                     Some(smaller) => {
                         tracing::error!(
+                            lane = position.lane,
                             partition = position.partition,
                             offset = position.offset,
                             %reason,
@@ -864,6 +919,7 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Shared<S, P, R> {
                     }
                     None => {
                         tracing::error!(
+                            lane = position.lane,
                             partition = position.partition,
                             offset = position.offset,
                             %reason,

@@ -68,18 +68,19 @@ impl<T> Fairness<T> {
     }
 
     /// A slot for a script of `tenant` if it may start now: always for an untagged script or without a cap, else
-    /// while the tenant runs fewer than the cap. `None` means hold it back.
-    pub(super) fn admit(&self, tenant: Option<&Tenant>) -> Option<TenantSlot> {
+    /// while the tenant runs fewer than the cap. Refused, it returns the tenant at its cap, to hold the script
+    /// back under: only a script with a tenant can be refused.
+    pub(super) fn admit(&self, tenant: Option<&Tenant>) -> Result<TenantSlot, Tenant> {
         let (Some(cap), Some(tenant)) = (self.cap, tenant) else {
-            return Some(TenantSlot { claim: None });
+            return Ok(TenantSlot { claim: None });
         };
         let mut running = lock(&self.running);
         let count = running.entry(tenant.clone()).or_insert(0);
         if *count >= cap {
-            return None;
+            return Err(tenant.clone());
         }
         *count += 1;
-        Some(TenantSlot {
+        Ok(TenantSlot {
             claim: Some((Arc::clone(&self.running), tenant.clone())),
         })
     }
@@ -89,14 +90,15 @@ impl<T> Fairness<T> {
         self.held.push_back((tenant, item));
     }
 
-    /// The oldest held-back item whose tenant may start now, with its slot. Items of other tenants may have been
-    /// held before it: a tenant at its cap does not block the tenants behind it.
-    pub(super) fn take_ready(&mut self) -> Option<(T, TenantSlot)> {
+    /// The oldest held-back item whose tenant may start now and for which `may_start` holds, with its slot. Items
+    /// of other tenants may have been held before it: a tenant at its cap does not block the tenants behind it.
+    pub(super) fn take_ready(&mut self, may_start: impl Fn(&T) -> bool) -> Option<(T, TenantSlot)> {
         let (index, slot) = self
             .held
             .iter()
             .enumerate()
-            .find_map(|(index, (tenant, _))| self.admit(Some(tenant)).map(|slot| (index, slot)))?;
+            .filter(|(_, (_, item))| may_start(item))
+            .find_map(|(index, (tenant, _))| self.admit(Some(tenant)).ok().map(|slot| (index, slot)))?;
         let (_, item) = self.held.remove(index)?;
         Some((item, slot))
     }
@@ -150,12 +152,12 @@ mod tests {
     fn without_a_cap_or_a_tenant_everything_is_admitted_and_nothing_counted() {
         let uncapped: Fairness<u32> = Fairness::new(None, 4);
         let slots: Vec<_> = (0..10).map(|_| uncapped.admit(Some(&tenant("a")))).collect();
-        assert!(slots.iter().all(Option::is_some));
+        assert!(slots.iter().all(Result::is_ok));
         assert_eq!(uncapped.running(&tenant("a")), 0, "nothing is counted without a cap");
 
         let capped: Fairness<u32> = Fairness::new(Some(1), 4);
         let slots: Vec<_> = (0..10).map(|_| capped.admit(None)).collect();
-        assert!(slots.iter().all(Option::is_some), "untagged scripts are never capped");
+        assert!(slots.iter().all(Result::is_ok), "untagged scripts are never capped");
         assert!(lock(&capped.running).is_empty());
     }
 
@@ -164,17 +166,17 @@ mod tests {
         let fairness: Fairness<u32> = Fairness::new(Some(2), 4);
         let first = fairness.admit(Some(&tenant("a")));
         let second = fairness.admit(Some(&tenant("a")));
-        assert!(first.is_some() && second.is_some());
-        assert!(fairness.admit(Some(&tenant("a"))).is_none(), "a third is over the cap");
+        assert!(first.is_ok() && second.is_ok());
+        assert!(fairness.admit(Some(&tenant("a"))).is_err(), "a third is over the cap");
         assert!(
-            fairness.admit(Some(&tenant("b"))).is_some(),
+            fairness.admit(Some(&tenant("b"))).is_ok(),
             "another tenant has its own cap"
         );
         assert_eq!(fairness.running(&tenant("a")), 2);
         drop(first);
         assert_eq!(fairness.running(&tenant("a")), 1);
         let third = fairness.admit(Some(&tenant("a")));
-        assert!(third.is_some());
+        assert!(third.is_ok());
         drop((second, third));
         assert!(
             lock(&fairness.running).is_empty(),
@@ -191,18 +193,18 @@ mod tests {
         fairness.hold(tenant("b"), 2);
         fairness.hold(tenant("a"), 3);
         fairness.hold(tenant("b"), 4);
-        assert!(fairness.take_ready().is_none(), "both tenants are at their cap");
+        assert!(fairness.take_ready(|_| true).is_none(), "both tenants are at their cap");
 
         drop(b);
-        let (item, b2) = fairness.take_ready().unwrap();
+        let (item, b2) = fairness.take_ready(|_| true).unwrap();
         assert_eq!(item, 2, "b's oldest, although a's item 1 is older");
-        assert!(fairness.take_ready().is_none(), "b is at its cap again");
+        assert!(fairness.take_ready(|_| true).is_none(), "b is at its cap again");
 
         drop(a);
-        let (item, _a1) = fairness.take_ready().unwrap();
+        let (item, _a1) = fairness.take_ready(|_| true).unwrap();
         assert_eq!(item, 1);
         drop(b2);
-        let (item, _b4) = fairness.take_ready().unwrap();
+        let (item, _b4) = fairness.take_ready(|_| true).unwrap();
         assert_eq!(item, 4);
         assert_eq!(fairness.held(), 1, "item 3 waits for a");
     }

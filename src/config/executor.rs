@@ -68,21 +68,12 @@ pub(super) fn max_parallel(env: &Env) -> Result<usize, ConfigError> {
 /// # Errors
 /// [`ConfigError::Invalid`] for a value that is not an integer in that range.
 pub(super) fn tenant_max_parallel(env: &Env, max_parallel: usize) -> Result<Option<usize>, ConfigError> {
-    const NAME: &str = "RUNNER_TENANT_MAX_PARALLEL";
-    let Some(text) = env
-        .runner_tenant_max_parallel
-        .as_deref()
-        .filter(|text| !text.is_empty())
-    else {
-        return Ok(None);
-    };
-    let reason =
-        || format!("must be an integer between 1 and RUNNER_MAX_PARALLEL ({max_parallel}), or empty for no cap");
-    let cap: usize = text.trim().parse().map_err(|_| invalid(NAME, text, reason()))?;
-    if !(1..=max_parallel).contains(&cap) {
-        return Err(invalid(NAME, text, reason()));
-    }
-    Ok(Some(cap))
+    optional_count(
+        "RUNNER_TENANT_MAX_PARALLEL",
+        env.runner_tenant_max_parallel.as_deref(),
+        1..=max_parallel,
+        &format!("must be an integer between 1 and RUNNER_MAX_PARALLEL ({max_parallel}), or empty for no cap"),
+    )
 }
 
 /// `RUNNER_TENANT_LOOKAHEAD`: how many taken messages the executor may hold back while their tenant is at its cap.
@@ -91,16 +82,32 @@ pub(super) fn tenant_max_parallel(env: &Env, max_parallel: usize) -> Result<Opti
 /// # Errors
 /// [`ConfigError::Invalid`] for a value that is not an integer from 1 to [`MAX_LOOKAHEAD`].
 pub(super) fn tenant_lookahead(env: &Env, max_parallel: usize) -> Result<usize, ConfigError> {
-    const NAME: &str = "RUNNER_TENANT_LOOKAHEAD";
-    let Some(text) = env.runner_tenant_lookahead.as_deref().filter(|text| !text.is_empty()) else {
-        return Ok((max_parallel * LOOKAHEAD_PER_SLOT).min(MAX_LOOKAHEAD));
+    let lookahead = optional_count(
+        "RUNNER_TENANT_LOOKAHEAD",
+        env.runner_tenant_lookahead.as_deref(),
+        1..=MAX_LOOKAHEAD,
+        &format!("must be an integer between 1 and {MAX_LOOKAHEAD}"),
+    )?;
+    Ok(lookahead.unwrap_or((max_parallel * LOOKAHEAD_PER_SLOT).min(MAX_LOOKAHEAD)))
+}
+
+/// An optional count: `None` when unset or empty, else a whole number within `range`.
+///
+/// # Errors
+/// [`ConfigError::Invalid`] naming `name` and `reason` for anything else.
+fn optional_count(
+    name: &'static str,
+    value: Option<&str>,
+    range: RangeInclusive<usize>,
+    reason: &str,
+) -> Result<Option<usize>, ConfigError> {
+    let Some(text) = value.filter(|text| !text.trim().is_empty()) else {
+        return Ok(None);
     };
-    let reason = || format!("must be an integer between 1 and {MAX_LOOKAHEAD}");
-    let lookahead: usize = text.trim().parse().map_err(|_| invalid(NAME, text, reason()))?;
-    if !(1..=MAX_LOOKAHEAD).contains(&lookahead) {
-        return Err(invalid(NAME, text, reason()));
+    match text.trim().parse::<usize>() {
+        Ok(count) if range.contains(&count) => Ok(Some(count)),
+        _ => Err(invalid(name, text, reason)),
     }
-    Ok(lookahead)
 }
 
 /// `RUNNER_SHUTDOWN_GRACE`, which may be zero: a runner may be told to abandon its scripts at once.

@@ -96,7 +96,7 @@ pub(super) fn kafka_settings(
 /// # Errors
 /// [`ConfigError::Invalid`] for an empty list or name, a name Kafka would refuse, a topic listed twice or more
 /// than [`MAX_LANES`] topics.
-pub(super) fn scripts_topics(env: &Env) -> Result<Vec<String>, ConfigError> {
+fn scripts_topics(env: &Env) -> Result<Vec<String>, ConfigError> {
     let value = &env.kafka_topic;
     let topics: Vec<String> = value.split(',').map(|topic| topic.trim().to_owned()).collect();
     for (index, topic) in topics.iter().enumerate() {
@@ -280,7 +280,11 @@ mod tests {
         let config = load(&[("RUNNER_MAX_PARALLEL", "3")]).unwrap();
         assert_eq!(config.kafka.hold_per_lane, 3, "no cap: the slots");
         let config = load(&[("RUNNER_MAX_PARALLEL", "3"), ("RUNNER_TENANT_MAX_PARALLEL", "1")]).unwrap();
-        assert_eq!(config.kafka.hold_per_lane, 3 + 12, "with a cap: the slots and the lookahead");
+        assert_eq!(
+            config.kafka.hold_per_lane,
+            3 + 12,
+            "with a cap: the slots and the lookahead"
+        );
         let config = load(&[
             ("RUNNER_MAX_PARALLEL", "3"),
             ("RUNNER_TENANT_MAX_PARALLEL", "1"),

@@ -116,7 +116,13 @@ impl Config {
         let docker = sandbox::docker_settings(&env, &instance, &limits, max_parallel)?;
         let http_addr = runner::http_addr(&env)?;
         let events_topic = kafka::events_topic(&env);
-        rules::check_cross_field_rules(&env, &limits, shutdown_grace, events_topic.as_deref())?;
+        rules::check_cross_field_rules(
+            &env,
+            &limits,
+            shutdown_grace,
+            &kafka.scripts_topics,
+            events_topic.as_deref(),
+        )?;
         Ok(Config {
             executor: executor::executor_settings(&env, max_parallel, fair_sharing, shutdown_grace, script_deadline),
             policy: limits.policy()?,

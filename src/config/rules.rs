@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::ConfigError;
 use super::env::Env;
-use super::kafka::{MAX_POLL_INTERVAL_CEILING, max_poll_interval, scripts_topics};
+use super::kafka::{MAX_POLL_INTERVAL_CEILING, max_poll_interval};
 use super::limits::LimitSettings;
 
 /// # Errors
@@ -15,10 +15,11 @@ pub(super) fn check_cross_field_rules(
     env: &Env,
     limits: &LimitSettings,
     shutdown_grace: Duration,
+    scripts_topics: &[String],
     events_topic: Option<&str>,
 ) -> Result<(), ConfigError> {
     check_defaults_within_ceilings(env, limits)?;
-    check_topics_are_distinct(env, events_topic)?;
+    check_topics_are_distinct(env, scripts_topics, events_topic)?;
     check_poll_interval(env, limits, shutdown_grace)
 }
 
@@ -38,8 +39,7 @@ fn check_defaults_within_ceilings(env: &Env, limits: &LimitSettings) -> Result<(
     Ok(())
 }
 
-fn check_topics_are_distinct(env: &Env, events_topic: Option<&str>) -> Result<(), ConfigError> {
-    let scripts = scripts_topics(env)?;
+fn check_topics_are_distinct(env: &Env, scripts: &[String], events_topic: Option<&str>) -> Result<(), ConfigError> {
     if scripts.contains(&env.kafka_dlq_topic) {
         return Err(ConfigError::Rule(
             "KAFKA_DLQ_TOPIC must differ from every topic of KAFKA_TOPIC, or dead letters would be read again".into(),

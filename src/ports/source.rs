@@ -135,6 +135,15 @@ pub trait ScriptSource: Send + Sync + 'static {
         true
     }
 
+    /// Whether the source has a message waiting, received and not yet taken, that it would hand out before any
+    /// message of `lane`: with strict priority lanes, one of an earlier lane. The executor starts a script it held
+    /// back only when nothing waits ahead of its lane, so that holding back never lets a later lane overtake an
+    /// earlier one.
+    fn has_waiting_ahead_of(&self, lane: u16) -> bool {
+        let _ = lane;
+        false
+    }
+
     /// Names a position the way the source's users know it, for dead-letter records and logs. Kafka says
     /// `topic:partition:offset`.
     fn origin(&self, position: Position) -> String {

@@ -142,6 +142,15 @@ impl ScriptSource for FakeSource {
         }
     }
 
+    /// Strict priority lanes, as the Kafka source has them: anything queued on an earlier lane is ahead.
+    fn has_waiting_ahead_of(&self, lane: u16) -> bool {
+        self.queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .any(|delivery| delivery.position.lane < lane)
+    }
+
     fn is_current(&self, position: Position) -> bool {
         !self
             .revoked

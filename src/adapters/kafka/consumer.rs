@@ -23,7 +23,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol, StreamConsumer};
@@ -36,7 +36,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::lanes::Lanes;
+use super::lanes::{LanePolicy, Lanes};
 use super::offsets::OffsetLedger;
 use super::wire::{self, Coordinates};
 use super::{KafkaSettings, KafkaSetupError};
@@ -79,12 +79,18 @@ struct SourceContext {
     /// Whether the poller has paused each lane because it holds as many messages as it may: partitions of the lane
     /// assigned meanwhile are paused too, so that they do not deliver into a runner that has no room for them.
     paused: Vec<AtomicBool>,
+    /// How many messages the poller holds for each lane, for [`ScriptSource::has_waiting_ahead_of`].
+    waiting: Vec<AtomicUsize>,
+    /// Whether the lanes are in strict priority order (no `KAFKA_TOPIC_WEIGHTS`).
+    strict: bool,
 }
 
 impl SourceContext {
-    fn new(topics: Vec<String>) -> Self {
+    fn new(topics: Vec<String>, policy: &LanePolicy) -> Self {
         Self {
             paused: topics.iter().map(|_| AtomicBool::new(false)).collect(),
+            waiting: topics.iter().map(|_| AtomicUsize::new(0)).collect(),
+            strict: *policy == LanePolicy::Strict,
             topics,
             statistics: Mutex::default(),
             owned: Mutex::default(),
@@ -221,6 +227,7 @@ pub struct PartitionLag {
     /// One of the scripts topics: a closed set, the configured lanes.
     pub topic: String,
     pub partition: i32,
+    /// Messages between the committed offset and the end of the partition.
     pub lag: i64,
 }
 
@@ -297,6 +304,7 @@ impl Poller {
             if let Some(reply) = waiting.take() {
                 waiting = self.answer(reply);
             }
+            self.count_waiting();
             for lane in (0u16..).take(self.consumer.context().topics.len()) {
                 if self.held.len(usize::from(lane)) <= self.hold_limit / 2 && self.consumer.context().is_paused(lane) {
                     self.set_paused(lane, false);
@@ -336,6 +344,13 @@ impl Poller {
         }
     }
 
+    /// Tells the source how many messages each lane holds now.
+    fn count_waiting(&self) {
+        for (lane, count) in self.consumer.context().waiting.iter().enumerate() {
+            count.store(self.held.len(lane), Ordering::SeqCst);
+        }
+    }
+
     /// Hands the held message the lane policy chooses to `reply`, after dropping those whose partition was
     /// revoked since they arrived (their new owner reads them). Returns the request back when there is nothing to
     /// hand over yet.
@@ -359,7 +374,9 @@ impl Poller {
     }
 
     /// Pauses (or resumes) every partition of `lane` assigned now. Pausing is repeated for each message that
-    /// arrives over the hold limit, which covers partitions assigned by a rebalance in between.
+    /// arrives over the hold limit, which covers partitions assigned by a rebalance in between. The lane's flag is
+    /// set first, so that a rebalance meanwhile treats new partitions alike, and put back if librdkafka refuses,
+    /// so that the poller tries again rather than believing a lane resumed that is still paused.
     fn set_paused(&self, lane: u16, paused: bool) {
         let context = self.consumer.context();
         let (Some(flag), Some(topic)) = (
@@ -372,6 +389,7 @@ impl Poller {
         let assignment = match self.consumer.assignment() {
             Ok(assignment) => assignment,
             Err(error) => {
+                flag.store(was, Ordering::SeqCst);
                 tracing::warn!(%error, "cannot read the assignment to pause or resume it");
                 return;
             }
@@ -389,7 +407,10 @@ impl Poller {
             self.consumer.resume(&partitions)
         };
         match applied {
-            Err(error) => tracing::warn!(%error, paused, topic, "cannot pause or resume the lane's partitions"),
+            Err(error) => {
+                flag.store(was, Ordering::SeqCst);
+                tracing::warn!(%error, paused, topic, "cannot pause or resume the lane's partitions");
+            }
             Ok(()) if was != paused => {
                 tracing::debug!(paused, topic, partitions = partitions.count(), "consumer flow control")
             }
@@ -418,7 +439,10 @@ impl KafkaSource {
         };
         let consumer: StreamConsumer<SourceContext> = settings
             .consumer_config()
-            .create_with_context(SourceContext::new(settings.scripts_topics.clone()))
+            .create_with_context(SourceContext::new(
+                settings.scripts_topics.clone(),
+                &settings.lane_policy,
+            ))
             .map_err(setup)?;
         let topics: Vec<&str> = settings.scripts_topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics).map_err(setup)?;
@@ -559,13 +583,16 @@ fn classify(message: &BorrowedMessage<'_>, max_message_bytes: usize, context: &S
         partition: message.partition(),
         offset: message.offset(),
     };
-    // The group assigns only the subscribed topics, so every message has a lane.
-    let lane = context.lane(message.topic()).unwrap_or(0);
+    // The group assigns only the subscribed topics, so every message has a lane. Were one not to, generation 0,
+    // which no assignment has, keeps its offset from ever being stored under the first lane's topic.
+    let lane = context.lane(message.topic());
     let position = Position {
-        lane,
+        lane: lane.unwrap_or(0),
         partition: message.partition(),
         offset: message.offset(),
-        generation: context.generation(lane, message.partition()).unwrap_or(0),
+        generation: lane
+            .and_then(|lane| context.generation(lane, message.partition()))
+            .unwrap_or(0),
     };
     let headers = read_headers(message);
     let tenant = headers
@@ -650,6 +677,16 @@ impl ScriptSource for KafkaSource {
 
     fn is_current(&self, position: Position) -> bool {
         self.consumer.context().generation(position.lane, position.partition) == Some(position.generation)
+    }
+
+    fn has_waiting_ahead_of(&self, lane: u16) -> bool {
+        let context = self.consumer.context();
+        context.strict
+            && context
+                .waiting
+                .iter()
+                .take(usize::from(lane))
+                .any(|count| count.load(Ordering::SeqCst) > 0)
     }
 
     fn origin(&self, position: Position) -> String {

@@ -25,7 +25,9 @@ pub enum LanePolicy {
 /// The deliveries each lane has received and nobody has taken yet.
 #[derive(Debug)]
 pub struct Lanes {
+    /// What each lane received and nobody took yet, oldest first; one queue per lane, in lane order.
     held: Vec<VecDeque<Delivery>>,
+    /// How [`Lanes::pick`] chooses between lanes that both hold something.
     policy: LanePolicy,
     /// The weighted policy's running credit per lane.
     credit: Vec<i64>,
