@@ -12,10 +12,10 @@
 //! protocol (rebalances) only while it is polled: a runner whose slots are all busy with long scripts would
 //! otherwise hold up every rebalance of the group for as long as its longest script. The app asks for messages
 //! through [`ScriptSource::next`] only when it has a free slot, so messages that arrive while nobody asks are held,
-//! up to one per slot (the prefetch librdkafka is allowed anyway), and then the assigned partitions are paused. They
-//! are resumed once half of the held messages are taken: pausing drops librdkafka's prefetched messages and
-//! resuming fetches them again, so pausing at every message that finds no free slot would cost a fetch round trip
-//! per message.
+//! up to what the app may take at once (one per slot, and with fair sharing the scripts it may hold back), and then
+//! the assigned partitions are paused. They are resumed once the held messages are down to half that: pausing drops
+//! librdkafka's prefetched messages and resuming fetches them again, so pausing at every message that finds no free
+//! slot would cost a fetch round trip per message.
 //!
 //! `KAFKA_TOPIC` may list several topics, the priority lanes ([`super::lanes`]). Each lane holds and pauses on its
 //! own: a burst on the batch lane fills and pauses only the batch lane, so an interactive script is received at once
@@ -135,7 +135,9 @@ impl SourceContext {
             let generation = self.generations.fetch_add(1, Ordering::SeqCst) + 1;
             owned.insert(*key, generation);
         }
-        tracing::info!(?assigned, "partitions assigned (lane, partition)");
+        for (topic, assigned) in self.by_topic(&assigned) {
+            tracing::info!(topic, ?assigned, "partitions assigned");
+        }
     }
 
     fn revoked(&self, partitions: &TopicPartitionList) {
@@ -144,10 +146,27 @@ impl SourceContext {
         for key in &revoked {
             owned.remove(key);
         }
-        tracing::info!(
-            ?revoked,
-            "partitions revoked (lane, partition); their in-flight results will not be committed here"
-        );
+        for (topic, revoked) in self.by_topic(&revoked) {
+            tracing::info!(
+                topic,
+                ?revoked,
+                "partitions revoked; their in-flight results will not be committed here"
+            );
+        }
+    }
+
+    /// The partitions of `keys` grouped by their lane's topic, lanes in order, for the log: one line per topic
+    /// whose `assigned` or `revoked` field lists partition numbers, as it did before lanes (log readers such as
+    /// the chaos harness parse it).
+    fn by_topic<'a>(&'a self, keys: &[(u16, i32)]) -> Vec<(&'a str, Vec<i32>)> {
+        (0u16..)
+            .zip(&self.topics)
+            .map(|(lane, topic)| {
+                let partitions = keys.iter().filter(|key| key.0 == lane).map(|key| key.1).collect();
+                (topic.as_str(), partitions)
+            })
+            .filter(|(_, partitions): &(&str, Vec<i32>)| !partitions.is_empty())
+            .collect()
     }
 
     /// Pauses the elements of `partitions` whose lane the poller has paused and resumes the others.
@@ -226,6 +245,7 @@ pub struct GroupView {
 pub struct PartitionLag {
     /// One of the scripts topics: a closed set, the configured lanes.
     pub topic: String,
+    /// The partition's number in that topic.
     pub partition: i32,
     /// Messages between the committed offset and the end of the partition.
     pub lag: i64,
