@@ -767,6 +767,13 @@ fn tagged(id: &str, tenant: &str, source: &str) -> Script {
     fixtures::with_tenant(script(id, source, &[]), tenant)
 }
 
+/// Queues `count` scripts of tenant `big`, `flood0` onwards, each running `program`.
+fn flood(source: &FakeSource, count: usize, program: &str) {
+    for n in 0..count {
+        source.push(Inbound::Script(tagged(&format!("flood{n}"), "big", program)));
+    }
+}
+
 /// `settings_for(max_parallel)` with every tenant capped at `cap` and up to `lookahead` scripts held back.
 fn capped(max_parallel: usize, cap: usize, lookahead: usize) -> ExecutorSettings {
     ExecutorSettings {
@@ -783,11 +790,7 @@ fn has_report(publisher: &FakePublisher, id: &str) -> bool {
 #[tokio::test(start_paused = true)]
 async fn another_tenants_script_behind_a_flood_runs_while_the_flood_is_still_running() {
     let harness = Harness::new();
-    for n in 0..10 {
-        harness
-            .source
-            .push(Inbound::Script(tagged(&format!("flood{n}"), "big", "sleep 100")));
-    }
+    flood(&harness.source, 10, "sleep 100");
     harness
         .source
         .push(Inbound::Script(tagged("small", "small", "sleep 10")));
@@ -831,11 +834,7 @@ async fn another_tenants_script_behind_a_flood_runs_while_the_flood_is_still_run
 #[tokio::test(start_paused = true)]
 async fn the_commit_never_passes_a_held_back_delivery() {
     let harness = Harness::new();
-    for n in 0..10 {
-        harness
-            .source
-            .push(Inbound::Script(tagged(&format!("flood{n}"), "big", "sleep 100")));
-    }
+    flood(&harness.source, 10, "sleep 100");
     harness
         .source
         .push(Inbound::Script(tagged("small", "small", "sleep 10")));
@@ -881,11 +880,7 @@ async fn the_instance_never_takes_more_than_max_parallel_plus_lookahead_ahead_of
     harness
         .source
         .push(Inbound::Script(tagged("long", "other", "sleep 100000")));
-    for n in 0..60 {
-        harness
-            .source
-            .push(Inbound::Script(tagged(&format!("flood{n}"), "big", "sleep 100")));
-    }
+    flood(&harness.source, 60, "sleep 100");
     let (max_parallel, lookahead) = (3, 5);
     let running = tokio::spawn(
         harness
@@ -924,11 +919,7 @@ async fn the_instance_never_takes_more_than_max_parallel_plus_lookahead_ahead_of
 #[tokio::test(start_paused = true)]
 async fn done_after_a_flood_judges_every_held_back_script_before_stopping() {
     let harness = Harness::new();
-    for n in 0..6 {
-        harness
-            .source
-            .push(Inbound::Script(tagged(&format!("flood{n}"), "big", "sleep 100")));
-    }
+    flood(&harness.source, 6, "sleep 100");
     harness.source.push(Inbound::Done);
     let summary = harness.run(capped(2, 1, 8)).await;
 
@@ -949,11 +940,7 @@ async fn done_after_a_flood_judges_every_held_back_script_before_stopping() {
 #[tokio::test(start_paused = true)]
 async fn script_expected_counts_held_back_scripts_and_the_drain_judges_them() {
     let harness = Harness::new();
-    for n in 0..6 {
-        harness
-            .source
-            .push(Inbound::Script(tagged(&format!("flood{n}"), "big", "sleep 100")));
-    }
+    flood(&harness.source, 6, "sleep 100");
     let mut settings = capped(2, 1, 8);
     settings.script_expected = Some(4);
     let summary = harness.run(settings).await;
@@ -971,11 +958,7 @@ async fn script_expected_counts_held_back_scripts_and_the_drain_judges_them() {
 #[tokio::test(start_paused = true)]
 async fn a_requested_stop_leaves_held_back_scripts_unacknowledged_and_counts_them_abandoned() {
     let harness = Harness::new();
-    for n in 0..5 {
-        harness
-            .source
-            .push(Inbound::Script(tagged(&format!("flood{n}"), "big", "sleep 1000")));
-    }
+    flood(&harness.source, 5, "sleep 1000");
     let running = tokio::spawn(harness.executor(capped(2, 1, 8)).run(harness.stop.clone()));
     tokio::time::sleep(Duration::from_millis(10)).await;
     assert_eq!(harness.source.delivered(), 5, "one running, four held back");
@@ -1000,11 +983,7 @@ async fn a_requested_stop_leaves_held_back_scripts_unacknowledged_and_counts_the
 #[tokio::test(start_paused = true)]
 async fn a_held_back_script_of_a_revoked_partition_is_left_to_its_new_owner() {
     let harness = Harness::new();
-    for n in 0..3 {
-        harness
-            .source
-            .push(Inbound::Script(tagged(&format!("flood{n}"), "big", "sleep 1000")));
-    }
+    flood(&harness.source, 3, "sleep 1000");
     let running = tokio::spawn(harness.executor(capped(2, 1, 8)).run(harness.stop.clone()));
     tokio::time::sleep(Duration::from_millis(10)).await;
     assert_eq!(harness.source.delivered(), 3, "one running, two held back");
@@ -1067,11 +1046,7 @@ async fn a_held_back_script_does_not_overtake_a_script_waiting_on_an_earlier_lan
 async fn without_a_cap_or_without_tenants_nothing_is_held_back() {
     // Tagged scripts, no cap: the flood takes both slots and the other tenant waits, as before fair sharing.
     let harness = Harness::new();
-    for n in 0..4 {
-        harness
-            .source
-            .push(Inbound::Script(tagged(&format!("flood{n}"), "big", "sleep 100")));
-    }
+    flood(&harness.source, 4, "sleep 100");
     harness
         .source
         .push(Inbound::Script(tagged("small", "small", "sleep 10")));
@@ -1110,11 +1085,7 @@ async fn without_a_cap_or_without_tenants_nothing_is_held_back() {
 #[tokio::test(start_paused = true)]
 async fn a_held_back_script_starts_when_its_tenant_frees_even_while_the_topic_is_idle() {
     let harness = Harness::new();
-    for n in 0..3 {
-        harness
-            .source
-            .push(Inbound::Script(tagged(&format!("flood{n}"), "big", "sleep 100")));
-    }
+    flood(&harness.source, 3, "sleep 100");
     // Nothing more arrives: the slot that held the flood's tail back is waiting on the source.
     let running = tokio::spawn(harness.executor(capped(2, 1, 8)).run(harness.stop.clone()));
     tokio::time::timeout(Duration::from_secs(5), harness.publisher.wait_for_reports(3))

@@ -1019,6 +1019,15 @@ async fn busy(runtime: &FakeRuntime, slots: usize) {
     tokio::time::sleep(Duration::from_millis(200)).await;
 }
 
+/// A broker with both lanes' topics.
+fn lane_broker() -> DevBroker {
+    DevBroker::start(&DevTopics {
+        scripts: LANES.iter().map(|&topic| topic.to_owned()).collect(),
+        ..topics()
+    })
+    .unwrap()
+}
+
 fn lane_settings(broker: &DevBroker, instance: &str, max_parallel: usize) -> KafkaSettings {
     let mut settings = kafka_settings(broker, instance, max_parallel);
     settings.scripts_topics = LANES.iter().map(|&topic| topic.to_owned()).collect();
@@ -1029,11 +1038,7 @@ fn lane_settings(broker: &DevBroker, instance: &str, max_parallel: usize) -> Kaf
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_interactive_script_waits_for_one_slot_not_for_a_burst_on_the_batch_lane() {
-    let broker = DevBroker::start(&DevTopics {
-        scripts: LANES.iter().map(|&topic| topic.to_owned()).collect(),
-        ..topics()
-    })
-    .unwrap();
+    let broker = lane_broker();
     let burst = ids("batch", 16);
     let sleep = format!("sleep {}\necho", SCRIPT_TIME.as_millis());
     for id in &burst {
@@ -1055,11 +1060,7 @@ async fn an_interactive_script_waits_for_one_slot_not_for_a_burst_on_the_batch_l
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn both_lanes_are_judged_and_committed_and_a_new_runner_judges_nothing_again() {
-    let broker = DevBroker::start(&DevTopics {
-        scripts: LANES.iter().map(|&topic| topic.to_owned()).collect(),
-        ..topics()
-    })
-    .unwrap();
+    let broker = lane_broker();
     let interactive = ids("i", 12);
     let batch = ids("b", 12);
     for (topic, sent) in [(LANES[0], &interactive), (LANES[1], &batch)] {
@@ -1096,11 +1097,7 @@ fn tenant_header(tenant: &str) -> OwnedHeaders {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_tenants_flood_and_a_batch_burst_delay_another_tenants_interactive_script_by_one_script_at_most() {
-    let broker = DevBroker::start(&DevTopics {
-        scripts: LANES.iter().map(|&topic| topic.to_owned()).collect(),
-        ..topics()
-    })
-    .unwrap();
+    let broker = lane_broker();
     let sleep = format!("sleep {}\necho", SCRIPT_TIME.as_millis());
     // A re-judge on the batch lane, and one class flooding the interactive lane, all sent before the runner starts.
     let burst = ids("rejudge", 8);
