@@ -7,9 +7,10 @@
 //!    those slots are still busy (a runner that only polls Kafka with a free slot would hold it up for a whole slow
 //!    script). The extra runner is then stopped gracefully: a second rebalance while busy.
 //! 2. **Kills.** The submissions go out at once; at seeded points of the drain (after so many results) a seeded
-//!    runner is SIGKILLed and, once the group has noticed (the session timeout, plus a margin for tansu 0.6.0, which
-//!    reassigns a dead member's partitions only at the next join), restarted under the same identity, as an
-//!    orchestrator would.
+//!    runner, one that is up and owns partitions, is SIGKILLed and, once the group has noticed (the session timeout,
+//!    plus a margin for tansu 0.6.0, which reassigns a dead member's partitions only at the next join), restarted
+//!    under the same identity, as an orchestrator would. A kill does not wait for an earlier victim's restart, so
+//!    several runners, even all of them, may be down at once.
 //!
 //! The evidence is every record of the results topic, not the first per id: every id must come back, no id with
 //! two different verdicts (a repeat with the same verdict is allowed and counted), and no container or volume of
@@ -273,6 +274,8 @@ struct Member {
     log_path: PathBuf,
     log: RunnerLog,
     process: Option<Runner>,
+    /// When a killed process is restarted: once the group has noticed it is gone.
+    restart_at: Option<Instant>,
 }
 
 impl Member {
@@ -283,6 +286,7 @@ impl Member {
             log_path,
             instance,
             process: None,
+            restart_at: None,
         };
         member.restart(tools, brokers, parallelism)?;
         Ok(member)
@@ -290,6 +294,7 @@ impl Member {
 
     /// Starts a process under this identity. The log is appended to, so a killed run's log is kept.
     fn restart(&mut self, tools: &Tools, brokers: &str, parallelism: usize) -> anyhow::Result<()> {
+        self.restart_at = None;
         self.log.restarted();
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -529,26 +534,21 @@ impl<'a> Run<'a> {
         );
 
         let deadline = sent + self.plan.timeout;
-        let mut restart: Option<(usize, Instant)> = None;
-        let mut next_point = points.into_iter().peekable();
+        let mut points = points.into_iter().peekable();
         while !self.ledger.complete() && Instant::now() < deadline {
             self.pump(Duration::from_millis(200)).await;
+            self.restart_due(Instant::now())?;
             let answered = self.answered_in_kill_phase();
-            if let Some((victim, at)) = restart
-                && Instant::now() >= at
+            if points.peek().is_some_and(|point| *point <= answered)
+                && let Some(victim) = self.victim()
             {
-                self.members[victim].restart(self.tools, self.brokers, self.plan.parallelism)?;
-                restart = None;
-            }
-            if restart.is_none() && next_point.next_if(|point| *point <= answered).is_some() {
-                let victim = (self.draw.next_f64() * self.members.len() as f64) as usize % self.members.len();
+                points.next();
                 self.kill(victim, sent, answered).await;
-                restart = Some((victim, Instant::now() + SESSION_TIMEOUT + Duration::from_secs(3)));
             }
         }
-        if let Some((victim, at)) = restart {
-            tokio::time::sleep_until(at.into()).await;
-            self.members[victim].restart(self.tools, self.brokers, self.plan.parallelism)?;
+        if let Some(last) = self.members.iter().filter_map(|member| member.restart_at).max() {
+            tokio::time::sleep_until(last.into()).await;
+            self.restart_due(last)?;
         }
         let last = self
             .expected
@@ -566,6 +566,36 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
+    /// Restarts every killed runner whose restart is due at `now`.
+    fn restart_due(&mut self, now: Instant) -> anyhow::Result<()> {
+        for member in &mut self.members {
+            if member.restart_at.is_some_and(|at| at <= now) {
+                member.restart(self.tools, self.brokers, self.plan.parallelism)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A seeded choice among the runners that are up and own partitions, or `None` while there is none (every
+    /// runner is down or still joining). It does not wait for an earlier victim's restart: one kill at a time
+    /// spaced the kills by the restart delay, and late points of a fast drain found it over before their turn.
+    fn victim(&mut self) -> Option<usize> {
+        let candidates: Vec<usize> = self
+            .members
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(index, member)| {
+                member.log.refresh();
+                (member.process.is_some() && !member.log.owned.is_empty()).then_some(index)
+            })
+            .collect();
+        if candidates.is_empty() {
+            return None;
+        }
+        let pick = (self.draw.next_f64() * candidates.len() as f64) as usize % candidates.len();
+        Some(candidates[pick])
+    }
+
     fn answered_in_kill_phase(&self) -> usize {
         self.expected.keys().filter(|id| self.ledger.is_answered(id)).count()
     }
@@ -578,6 +608,7 @@ impl<'a> Run<'a> {
             process.kill().await;
         }
         member.process = None;
+        member.restart_at = Some(Instant::now() + SESSION_TIMEOUT + Duration::from_secs(3));
         let kill = Kill {
             at_seconds: sent.elapsed().as_secs_f64(),
             instance: member.instance.clone(),
