@@ -329,6 +329,7 @@ async fn metrics_and_events_follow_what_was_judged() {
     assert_eq!(value("scrc_publish_errors_total"), 0.0);
     assert_eq!(value("scrc_slots"), 2.0);
     assert_eq!(value("scrc_in_flight"), 0.0);
+    assert_eq!(value("scrc_held_back"), 0.0, "no tenant cap, nothing held back");
     assert_eq!(value("scrc_breaker_open"), 0.0);
     assert_eq!(value("scrc_events_dropped_total"), 0.0);
     assert_eq!(

@@ -1,13 +1,13 @@
 //! The app layer against hand-written fakes: no Kafka, no Docker. Time is paused, so the sleeps of the fake
 //! programs order completions deterministically.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use scrc::app::{Backoff, CircuitBreaker, Executor, ExecutorSettings, Judge, RetryPolicy, StopReason, Summary};
 use scrc::domain::{Language, LimitPolicy, Limits, MemoryLimit, Script, ScriptId, Status, TestCase, TimeLimit};
-use scrc::ports::{DeadLetter, Inbound};
+use scrc::ports::{DeadLetter, Inbound, Observer};
 use scrc::testing::{FakePublisher, FakeRuntime, FakeSource, fixtures};
 use tokio_util::sync::CancellationToken;
 
@@ -935,6 +935,44 @@ async fn done_after_a_flood_judges_every_held_back_script_before_stopping() {
         "the drain keeps the tenant's cap"
     );
     assert_eq!(harness.source.committed(0), Some(7), "the done message included");
+}
+
+/// Records every held-back count the executor reports (the `scrc_held_back` gauge).
+#[derive(Default)]
+struct HeldCounts(Mutex<Vec<usize>>);
+
+impl HeldCounts {
+    fn seen(&self) -> Vec<usize> {
+        self.0.lock().map(|counts| counts.clone()).unwrap_or_default()
+    }
+}
+
+impl Observer for HeldCounts {
+    fn held_back(&self, scripts: usize) {
+        if let Ok(mut counts) = self.0.lock() {
+            counts.push(scripts);
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_held_back_count_rises_with_a_flood_and_is_zero_once_the_drain_has_judged_it() {
+    let harness = Harness::new();
+    flood(&harness.source, 6, "sleep 100");
+    harness.source.push(Inbound::Done);
+    let counts = Arc::new(HeldCounts::default());
+    let summary = harness
+        .executor(capped(2, 1, 8))
+        .with_observer(Arc::clone(&counts) as Arc<dyn Observer>)
+        .run(harness.stop.clone())
+        .await;
+
+    assert_eq!(summary.published.get(&Status::Ok), Some(&6));
+    assert_eq!(
+        counts.seen(),
+        [1, 2, 3, 4, 5, 4, 3, 2, 1, 0],
+        "five held back behind the first, then started one by one"
+    );
 }
 
 #[tokio::test(start_paused = true)]

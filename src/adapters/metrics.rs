@@ -69,6 +69,8 @@ pub struct Metrics {
     seconds: Family<PhaseLabels, Histogram, fn() -> Histogram>,
     /// Messages being processed now: taken from Kafka, their result not yet acknowledged.
     in_flight: Gauge,
+    /// Scripts taken and held back because their tenant is at its cap (`RUNNER_TENANT_MAX_PARALLEL`).
+    held_back: Gauge,
     /// 1 while the circuit breaker holds scripts back from a failing engine.
     breaker_open: Gauge,
     /// Sandboxes by state: `building` and `running` for scripts' phases now, `idle` for warm ones waiting.
@@ -123,6 +125,12 @@ impl Metrics {
         );
         let in_flight = Gauge::default();
         registry.register("scrc_in_flight", "Messages being processed now", in_flight.clone());
+        let held_back = Gauge::default();
+        registry.register(
+            "scrc_held_back",
+            "Scripts taken and held back because their tenant is at its cap",
+            held_back.clone(),
+        );
         // Fixed for the life of the runner: registered with its value, not kept.
         let slots_gauge = Gauge::<i64>::default();
         slots_gauge.set(i64::try_from(slots).unwrap_or(i64::MAX));
@@ -156,6 +164,7 @@ impl Metrics {
             events_dropped,
             seconds,
             in_flight,
+            held_back,
             breaker_open,
             sandboxes,
             consumer_lag,
@@ -297,6 +306,10 @@ impl Observer for Metrics {
             self.in_flight.dec();
         }
     }
+
+    fn held_back(&self, scripts: usize) {
+        self.held_back.set(i64::try_from(scripts).unwrap_or(i64::MAX));
+    }
 }
 
 /// The process's resident set size, from `/proc/self/status` (`VmRSS`, in kB); `None` off Linux.
@@ -341,6 +354,8 @@ mod tests {
         metrics.set_consumer_lag(&[lag("scripts", 0, 4), lag("scripts", 2, 0), lag("batch", 0, 3)]);
         metrics.set_events_dropped(7);
         metrics.set_breaker_open(true);
+        metrics.held_back(5);
+        metrics.held_back(2);
 
         let text = metrics.render();
         assert_eq!(
@@ -352,6 +367,7 @@ mod tests {
         assert_eq!(value(&text, "scrc_events_dropped_total"), Some(7.0));
         assert_eq!(value(&text, "scrc_slots"), Some(3.0));
         assert_eq!(value(&text, "scrc_breaker_open"), Some(1.0));
+        assert_eq!(value(&text, "scrc_held_back"), Some(2.0));
         assert_eq!(value(&text, "scrc_sandboxes{state=\"running\"}"), Some(0.0));
         assert_eq!(
             value(&text, "scrc_consumer_lag{topic=\"scripts\",partition=\"0\"}"),

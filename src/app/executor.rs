@@ -206,7 +206,11 @@ impl<S: ScriptSource, P: ReportPublisher, R: Runtime> Executor<S, P, R> {
             abandoned: 0,
         };
         let mut intake = Intake {
-            fairness: Fairness::new(self.settings.tenant_max_parallel, self.settings.lookahead.max(1)),
+            fairness: Fairness::new(
+                self.settings.tenant_max_parallel,
+                self.settings.lookahead.max(1),
+                Arc::clone(&self.shared.observer),
+            ),
             fetch: None,
             taken: 0,
             source_failures: 0,

@@ -15,12 +15,12 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::domain::Tenant;
+use crate::ports::Observer;
 
 /// The scripts each tenant is running now, shared with the [`TenantSlot`]s that release them.
 type Running = Arc<Mutex<HashMap<Tenant, usize>>>;
 
 /// The per-tenant counts and the queue of held-back work, `T` being what is held (a delivery, in the executor).
-#[derive(Debug)]
 pub(super) struct Fairness<T> {
     /// The most scripts one tenant may run at once; `None` for no cap, when nothing is counted or held.
     cap: Option<usize>,
@@ -31,6 +31,8 @@ pub(super) struct Fairness<T> {
     running: Running,
     /// Held-back items in the order they were taken, each with its tenant: the oldest startable one goes first.
     held: VecDeque<(Tenant, T)>,
+    /// Told the held-back count whenever it changes (the `scrc_held_back` gauge).
+    observer: Arc<dyn Observer>,
 }
 
 /// A tenant's claim on one running script; dropping it (when the script's task ends) gives the claim back.
@@ -58,12 +60,14 @@ impl Drop for TenantSlot {
 
 impl<T> Fairness<T> {
     /// No tenant runs more than `cap` scripts (none capped when `None`); at most `lookahead` items are held back.
-    pub(super) fn new(cap: Option<usize>, lookahead: usize) -> Self {
+    /// `observer` is told the held-back count whenever it changes.
+    pub(super) fn new(cap: Option<usize>, lookahead: usize, observer: Arc<dyn Observer>) -> Self {
         Self {
             cap,
             lookahead,
             running: Arc::default(),
             held: VecDeque::new(),
+            observer,
         }
     }
 
@@ -88,6 +92,7 @@ impl<T> Fairness<T> {
     /// Holds `item` back until its tenant is under the cap. The caller checks [`Fairness::is_full`] first.
     pub(super) fn hold(&mut self, tenant: Tenant, item: T) {
         self.held.push_back((tenant, item));
+        self.held_changed();
     }
 
     /// The oldest held-back item whose tenant may start now and for which `may_start` holds, with its slot. Items
@@ -100,6 +105,7 @@ impl<T> Fairness<T> {
             .filter(|(_, (_, item))| may_start(item))
             .find_map(|(index, (tenant, _))| self.admit(Some(tenant)).ok().map(|slot| (index, slot)))?;
         let (_, item) = self.held.remove(index)?;
+        self.held_changed();
         Some((item, slot))
     }
 
@@ -114,6 +120,9 @@ impl<T> Fairness<T> {
             .into_iter()
             .partition(|(_, item)| keep(item));
         self.held = kept;
+        if !gone.is_empty() {
+            self.held_changed();
+        }
         gone.into_iter().map(|(_, item)| item).collect()
     }
 
@@ -125,7 +134,15 @@ impl<T> Fairness<T> {
     /// Gives up every held-back item, oldest first: at a requested stop they were never started, and are left
     /// for another instance.
     pub(super) fn abandon_held(&mut self) -> Vec<T> {
-        self.held.drain(..).map(|(_, item)| item).collect()
+        let abandoned: Vec<T> = self.held.drain(..).map(|(_, item)| item).collect();
+        if !abandoned.is_empty() {
+            self.held_changed();
+        }
+        abandoned
+    }
+
+    fn held_changed(&self) {
+        self.observer.held_back(self.held.len());
     }
 
     /// How many scripts `tenant` runs now.
@@ -143,19 +160,38 @@ fn lock(running: &Running) -> MutexGuard<'_, HashMap<Tenant, usize>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ports::Unobserved;
 
     fn tenant(name: &str) -> Tenant {
         Tenant::new(name).unwrap()
     }
 
+    fn unobserved<T>(cap: Option<usize>, lookahead: usize) -> Fairness<T> {
+        Fairness::new(cap, lookahead, Arc::new(Unobserved))
+    }
+
+    /// Records every held-back count it is told.
+    #[derive(Default)]
+    struct HeldCounts(Mutex<Vec<usize>>);
+
+    impl Observer for HeldCounts {
+        fn held_back(&self, scripts: usize) {
+            lock_counts(&self.0).push(scripts);
+        }
+    }
+
+    fn lock_counts(counts: &Mutex<Vec<usize>>) -> MutexGuard<'_, Vec<usize>> {
+        counts.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     #[test]
     fn without_a_cap_or_a_tenant_everything_is_admitted_and_nothing_counted() {
-        let uncapped: Fairness<u32> = Fairness::new(None, 4);
+        let uncapped: Fairness<u32> = unobserved(None, 4);
         let slots: Vec<_> = (0..10).map(|_| uncapped.admit(Some(&tenant("a")))).collect();
         assert!(slots.iter().all(Result::is_ok));
         assert_eq!(uncapped.running(&tenant("a")), 0, "nothing is counted without a cap");
 
-        let capped: Fairness<u32> = Fairness::new(Some(1), 4);
+        let capped: Fairness<u32> = unobserved(Some(1), 4);
         let slots: Vec<_> = (0..10).map(|_| capped.admit(None)).collect();
         assert!(slots.iter().all(Result::is_ok), "untagged scripts are never capped");
         assert!(lock(&capped.running).is_empty());
@@ -163,7 +199,7 @@ mod tests {
 
     #[test]
     fn a_tenant_is_admitted_up_to_its_cap_and_again_when_a_slot_is_dropped() {
-        let fairness: Fairness<u32> = Fairness::new(Some(2), 4);
+        let fairness: Fairness<u32> = unobserved(Some(2), 4);
         let first = fairness.admit(Some(&tenant("a")));
         let second = fairness.admit(Some(&tenant("a")));
         assert!(first.is_ok() && second.is_ok());
@@ -186,7 +222,7 @@ mod tests {
 
     #[test]
     fn the_oldest_held_item_whose_tenant_is_under_its_cap_goes_first() {
-        let mut fairness = Fairness::new(Some(1), 8);
+        let mut fairness = unobserved(Some(1), 8);
         let a = fairness.admit(Some(&tenant("a")));
         let b = fairness.admit(Some(&tenant("b")));
         fairness.hold(tenant("a"), 1);
@@ -211,7 +247,7 @@ mod tests {
 
     #[test]
     fn the_held_queue_is_full_at_the_lookahead_and_abandons_in_order() {
-        let mut fairness = Fairness::new(Some(1), 3);
+        let mut fairness = unobserved(Some(1), 3);
         assert!(!fairness.is_full());
         for item in 0..3 {
             fairness.hold(tenant("a"), item);
@@ -220,5 +256,24 @@ mod tests {
         assert_eq!(fairness.abandon_held(), [0, 1, 2]);
         assert_eq!(fairness.held(), 0);
         assert!(!fairness.is_full());
+    }
+
+    #[test]
+    fn the_observer_is_told_the_held_back_count_at_every_change_and_only_then() {
+        let counts = Arc::new(HeldCounts::default());
+        let mut fairness = Fairness::new(Some(1), 8, Arc::clone(&counts) as Arc<dyn Observer>);
+        let a = fairness.admit(Some(&tenant("a")));
+        for item in 0..4 {
+            fairness.hold(tenant("a"), item);
+        }
+        assert!(fairness.take_ready(|_| true).is_none(), "a is at its cap");
+        drop(a);
+        let started = fairness.take_ready(|_| true);
+        assert!(started.is_some());
+        assert!(fairness.discard(|_| true).is_empty(), "nothing given up");
+        assert_eq!(fairness.discard(|item| *item != 2), [2]);
+        assert_eq!(fairness.abandon_held(), [1, 3]);
+        assert!(fairness.abandon_held().is_empty());
+        assert_eq!(*lock_counts(&counts.0), [1, 2, 3, 4, 3, 2, 0]);
     }
 }

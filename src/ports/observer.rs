@@ -39,6 +39,9 @@ pub trait Observer: Send + Sync + 'static {
 
     /// A message's task started (`true`) or ended (`false`).
     fn in_flight(&self, _started: bool) {}
+
+    /// How many scripts are held back now because their tenant is at its cap; told whenever that changes.
+    fn held_back(&self, _scripts: usize) {}
 }
 
 /// Observes nothing: the default of the app.
@@ -84,5 +87,8 @@ impl Observer for Observers {
     }
     fn in_flight(&self, started: bool) {
         self.0.iter().for_each(|o| o.in_flight(started));
+    }
+    fn held_back(&self, scripts: usize) {
+        self.0.iter().for_each(|o| o.held_back(scripts));
     }
 }
