@@ -943,15 +943,16 @@ struct HeldCounts(Mutex<Vec<usize>>);
 
 impl HeldCounts {
     fn seen(&self) -> Vec<usize> {
-        self.0.lock().map(|counts| counts.clone()).unwrap_or_default()
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
 }
 
 impl Observer for HeldCounts {
     fn held_back(&self, scripts: usize) {
-        if let Ok(mut counts) = self.0.lock() {
-            counts.push(scripts);
-        }
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(scripts);
     }
 }
 

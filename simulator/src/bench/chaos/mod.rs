@@ -53,7 +53,8 @@ pub struct ChaosPlan {
     pub slow_sleep: Duration,
     /// Give up waiting for results this long after the kill phase's submissions are sent.
     pub timeout: Duration,
-    /// Seeds the mix, the kill points and the victims.
+    /// Seeds the mix, the kill points and the choice of each victim among the runners eligible then (which are
+    /// eligible depends on timing, so a seed repeats the mix and the points, not always the victims).
     pub seed: u64,
 }
 
@@ -274,7 +275,7 @@ struct Member {
     log_path: PathBuf,
     log: RunnerLog,
     process: Option<Runner>,
-    /// When a killed process is restarted: once the group has noticed it is gone.
+    /// When a killed process is restarted (once the group has noticed it is gone); `None` while a process runs.
     restart_at: Option<Instant>,
 }
 
@@ -550,6 +551,9 @@ impl<'a> Run<'a> {
             tokio::time::sleep_until(last.into()).await;
             self.restart_due(last)?;
         }
+        // A runner restarted a moment ago may not handle SIGTERM yet, nor have swept its killed run's sandboxes:
+        // let the group form again before the graceful stop.
+        self.settle().await?;
         let last = self
             .expected
             .keys()
@@ -577,8 +581,7 @@ impl<'a> Run<'a> {
     }
 
     /// A seeded choice among the runners that are up and own partitions, or `None` while there is none (every
-    /// runner is down or still joining). It does not wait for an earlier victim's restart: one kill at a time
-    /// spaced the kills by the restart delay, and late points of a fast drain found it over before their turn.
+    /// runner is down or still joining).
     fn victim(&mut self) -> Option<usize> {
         let candidates: Vec<usize> = self
             .members
