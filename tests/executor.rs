@@ -1,14 +1,14 @@
 //! The app layer against hand-written fakes: no Kafka, no Docker. Time is paused, so the sleeps of the fake
 //! programs order completions deterministically.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use scrc::app::{Backoff, CircuitBreaker, Executor, ExecutorSettings, Judge, RetryPolicy, StopReason, Summary};
 use scrc::domain::{Language, LimitPolicy, Limits, MemoryLimit, Script, ScriptId, Status, TestCase, TimeLimit};
 use scrc::ports::{DeadLetter, Inbound, Observer};
-use scrc::testing::{FakePublisher, FakeRuntime, FakeSource, fixtures};
+use scrc::testing::{FakePublisher, FakeRuntime, FakeSource, HeldCounts, fixtures};
 use tokio_util::sync::CancellationToken;
 
 const MIB: u64 = 1024 * 1024;
@@ -935,25 +935,6 @@ async fn done_after_a_flood_judges_every_held_back_script_before_stopping() {
         "the drain keeps the tenant's cap"
     );
     assert_eq!(harness.source.committed(0), Some(7), "the done message included");
-}
-
-/// Records every held-back count the executor reports (the `scrc_held_back` gauge).
-#[derive(Default)]
-struct HeldCounts(Mutex<Vec<usize>>);
-
-impl HeldCounts {
-    fn seen(&self) -> Vec<usize> {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
-    }
-}
-
-impl Observer for HeldCounts {
-    fn held_back(&self, scripts: usize) {
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push(scripts);
-    }
 }
 
 #[tokio::test(start_paused = true)]

@@ -161,6 +161,7 @@ fn lock(running: &Running) -> MutexGuard<'_, HashMap<Tenant, usize>> {
 mod tests {
     use super::*;
     use crate::ports::Unobserved;
+    use crate::testing::HeldCounts;
 
     fn tenant(name: &str) -> Tenant {
         Tenant::new(name).unwrap()
@@ -168,20 +169,6 @@ mod tests {
 
     fn unobserved<T>(cap: Option<usize>, lookahead: usize) -> Fairness<T> {
         Fairness::new(cap, lookahead, Arc::new(Unobserved))
-    }
-
-    /// Records every held-back count it is told.
-    #[derive(Default)]
-    struct HeldCounts(Mutex<Vec<usize>>);
-
-    impl Observer for HeldCounts {
-        fn held_back(&self, scripts: usize) {
-            lock_counts(&self.0).push(scripts);
-        }
-    }
-
-    fn lock_counts(counts: &Mutex<Vec<usize>>) -> MutexGuard<'_, Vec<usize>> {
-        counts.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     #[test]
@@ -274,6 +261,6 @@ mod tests {
         assert_eq!(fairness.discard(|item| *item != 2), [2]);
         assert_eq!(fairness.abandon_held(), [1, 3]);
         assert!(fairness.abandon_held().is_empty());
-        assert_eq!(*lock_counts(&counts.0), [1, 2, 3, 4, 3, 2, 0]);
+        assert_eq!(counts.seen(), [1, 2, 3, 4, 3, 2, 0]);
     }
 }

@@ -3,8 +3,10 @@
 //! runner itself carries none of it.
 
 pub mod fake_broker;
+pub mod fake_observer;
 pub mod fake_runtime;
 pub mod fixtures;
 
 pub use fake_broker::{FakePublisher, FakeSource};
+pub use fake_observer::HeldCounts;
 pub use fake_runtime::{FakeProgram, FakeRuntime, FakeRuntimeStats};

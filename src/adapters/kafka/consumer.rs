@@ -162,10 +162,10 @@ impl SourceContext {
         (0u16..)
             .zip(&self.topics)
             .map(|(lane, topic)| {
-                let partitions = keys.iter().filter(|key| key.0 == lane).map(|key| key.1).collect();
+                let partitions: Vec<i32> = keys.iter().filter(|key| key.0 == lane).map(|key| key.1).collect();
                 (topic.as_str(), partitions)
             })
-            .filter(|(_, partitions): &(&str, Vec<i32>)| !partitions.is_empty())
+            .filter(|(_, partitions)| !partitions.is_empty())
             .collect()
     }
 
