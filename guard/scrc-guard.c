@@ -395,9 +395,10 @@ int main(int argc, char **argv) {
  * Guard to runner:
  *   'H'  hello, once, when the guard is ready: "scrc-guard 1 landlock=<ABI version, 0 without Landlock>"
  *   'R'  u32 report length, report JSON, u32 stdout length, stdout, u32 stderr length, stderr
- *   'A'  u32 errno (0: the whole tree follows; a pending setup errno comes first), then per entry, parents first: kind 'd' or 'f', u32 mode, i64
- *        mtime, u32 path length, path relative to the gathered one, and for a file u32 length and contents.
- *        Anything but plain files and directories, or more bytes than the limit, makes the errno non-zero.
+ *   'A'  u32 errno (0: the whole tree follows; a pending setup errno comes first), then per entry, parents first:
+ *        kind 'd' or 'f', u32 mode, i64 mtime, u32 path length, path relative to the gathered one, and for a file
+ *        u32 length and contents. Anything but plain files and directories makes the errno non-zero, and so do
+ *        entries of more bytes, all of them counted, than the limit (EFBIG): the reply is at most 4 + limit.
  * A failed 'W', 'F' or 'D' is remembered and returned in the next reply as "setup_errno"; a test is then not run.
  *
  * Between tests nothing carries over: every process of the previous test is dead before its report is written,
@@ -751,20 +752,35 @@ static void op_directory(uint32_t length) {
     if ((mkdir(path, mode) != 0 || chmod(path, mode) != 0) && !setup_errno) setup_errno = errno;
 }
 
-/* The program tree gathered by 'G', for the runner's artifact cache. */
+/* The program tree gathered by 'G', for the runner's artifact cache. `total` counts every byte of the entries sent
+ * so far, names and metadata included, so that the reply never exceeds the limit by what the contents leave out. */
 struct gathered {
     struct bytes out;
     uint64_t total, limit;
     int error;
 };
 
-static void gathered_entry(struct gathered *g, char kind, const struct stat *st, const char *relative) {
+/* Counts `n` more bytes of the reply against the limit: 0 when they fit, else the tree is too large (EFBIG). */
+static int charge(struct gathered *g, uint64_t n) {
+    if (n > g->limit - g->total) {
+        g->error = EFBIG;
+        return -1;
+    }
+    g->total += n;
+    return 0;
+}
+
+/* An entry's kind, mode, mtime and path; for a file, the length of the contents that follow. */
+static int gathered_entry(struct gathered *g, char kind, const struct stat *st, const char *relative) {
+    size_t path_length = strlen(relative);
+    if (charge(g, 1 + 4 + 8 + 4 + (uint64_t)path_length + (kind == 'f' ? 4 : 0)) != 0) return -1;
     bytes_add(&g->out, &kind, 1);
     bytes_u32(&g->out, (uint32_t)(st->st_mode & 07777));
     bytes_u32(&g->out, (uint32_t)((uint64_t)st->st_mtim.tv_sec & 0xffffffffu));
     bytes_u32(&g->out, (uint32_t)((uint64_t)st->st_mtim.tv_sec >> 32));
-    bytes_u32(&g->out, (uint32_t)strlen(relative));
-    bytes_add(&g->out, relative, strlen(relative));
+    bytes_u32(&g->out, (uint32_t)path_length);
+    bytes_add(&g->out, relative, path_length);
+    return 0;
 }
 
 /* Appends a regular file's metadata and contents; anything that is not a plain file or directory (a link, a
@@ -777,12 +793,17 @@ static void gather_file(struct gathered *g, const char *path, const char *relati
         if (fd >= 0) close(fd);
         return;
     }
-    if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > g->limit - g->total) {
-        g->error = S_ISREG(st.st_mode) ? EFBIG : ENOTSUP;
+    if (!S_ISREG(st.st_mode)) {
+        g->error = ENOTSUP;
         close(fd);
         return;
     }
-    gathered_entry(g, 'f', &st, relative);
+    if (gathered_entry(g, 'f', &st, relative) != 0 || charge(g, (uint64_t)st.st_size) != 0) {
+        close(fd);
+        return;
+    }
+    /* The size was charged; a file that grows past it while being read is refused, one that shrinks refunded. */
+    uint64_t charged = (uint64_t)st.st_size;
     size_t at = g->out.length;
     bytes_u32(&g->out, 0);
     uint64_t size = 0;
@@ -796,14 +817,14 @@ static void gather_file(struct gathered *g, const char *path, const char *relati
         }
         if (got == 0) break;
         size += (uint64_t)got;
-        if (size > g->limit - g->total) {
+        if (size > charged) {
             g->error = EFBIG;
             break;
         }
         bytes_add(&g->out, buffer, (size_t)got);
     }
     close(fd);
-    g->total += size;
+    g->total -= charged - (size < charged ? size : charged);
     if (!g->out.failed) put_u32(g->out.data + at, (uint32_t)size);
 }
 
@@ -837,8 +858,7 @@ static void gather_tree(struct gathered *g, const char *root, const char *relati
         } else if (S_ISDIR(st.st_mode)) {
             if (depth <= 0) {
                 g->error = ELOOP;
-            } else {
-                gathered_entry(g, 'd', &st, child_relative);
+            } else if (gathered_entry(g, 'd', &st, child_relative) == 0) {
                 gather_tree(g, root, child_relative, depth - 1);
             }
         } else {

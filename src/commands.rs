@@ -54,11 +54,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     // Not a child of `shutdown`: the probes and the health file keep answering (live, not ready) while the
     // runner drains, and stop only once it has.
     let reporting = CancellationToken::new();
+    let breaker = Arc::new(CircuitBreaker::new(config.breaker_threshold, config.breaker_cool_down));
     let health = tokio::spawn(crate::health::report(
         config.health_file.clone(),
         config.instance.clone(),
         Arc::clone(&source),
         runtime.probe(),
+        Arc::clone(&breaker),
         vitals.clone(),
         reporting.clone(),
     ));
@@ -73,7 +75,6 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     runtime.prime();
     let cleanup = runtime.cleanup();
     let artifacts = runtime.artifact_cache();
-    let breaker = Arc::new(CircuitBreaker::new(config.breaker_threshold, config.breaker_cool_down));
 
     let mut observers = Observers::default();
     if server.is_some() {

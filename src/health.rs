@@ -4,8 +4,9 @@
 //! `scrc health`, the container's HEALTHCHECK). Both read the same record the same way:
 //!
 //! - *live* means the reporter ticks: the record is fresh, so the process and its runtime are not hung;
-//! - *ready* means live, both checks passed and the instance is in its consumer group. A runner that hangs, loses
-//!   its brokers, loses its Docker engine or drops out of its group turns unready, and `scrc health` unhealthy.
+//! - *ready* means live, both checks passed, the circuit breaker is closed and the instance is in its consumer
+//!   group. A runner that hangs, loses its brokers, loses its Docker engine, has stopped taking scripts because the
+//!   engine kept failing, or drops out of its group turns unready, and `scrc health` unhealthy.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -16,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::adapters::docker::EngineProbe;
 use crate::adapters::kafka::KafkaSource;
+use crate::app::CircuitBreaker;
 
 /// How often the runner checks while it is ready.
 pub const INTERVAL: Duration = Duration::from_secs(10);
@@ -42,6 +44,9 @@ pub struct Health {
     pub kafka: String,
     /// `ok`, or why the Docker engine did not answer.
     pub docker: String,
+    /// `closed`, or how long the circuit breaker stays open: while it is, the runner takes no new script.
+    #[serde(default = "closed")]
+    pub breaker: String,
     /// Partitions of the scripts topic this instance owns.
     pub assigned_partitions: usize,
     /// Whether the consumer has joined its group, by librdkafka's statistics; `None` before the first statistics,
@@ -74,6 +79,13 @@ impl Health {
         }
         if self.docker != "ok" {
             return Err(format!("the Docker engine does not answer: {}", self.docker));
+        }
+        if self.breaker != CLOSED {
+            return Err(format!(
+                "the circuit breaker is {}: the sandbox engine failed repeatedly, and no new script is taken until a \
+                 probe succeeds",
+                self.breaker
+            ));
         }
         if !self.in_group.unwrap_or(self.assigned_partitions > 0) {
             return Err("the consumer is not in its group (joining, or rebalancing)".to_owned());
@@ -125,6 +137,27 @@ impl Vitals {
     }
 }
 
+/// What [`Health::breaker`] says while the breaker lets calls through.
+const CLOSED: &str = "closed";
+
+fn closed() -> String {
+    CLOSED.to_owned()
+}
+
+/// The breaker's state in words: `closed`, `open for another N s`, or `half-open` while a probe decides.
+fn breaker_state(breaker: &CircuitBreaker) -> String {
+    if breaker.is_closed() {
+        return closed();
+    }
+    match breaker.open_until() {
+        Some(until) => format!(
+            "open for another {} s",
+            until.saturating_duration_since(tokio::time::Instant::now()).as_secs()
+        ),
+        None => "half-open, probing".to_owned(),
+    }
+}
+
 fn not_reported() -> String {
     "the runner has not checked its health yet".to_owned()
 }
@@ -140,6 +173,7 @@ pub async fn report(
     instance: String,
     source: Arc<KafkaSource>,
     docker: EngineProbe,
+    breaker: Arc<CircuitBreaker>,
     vitals: Vitals,
     stop: CancellationToken,
 ) {
@@ -156,6 +190,7 @@ pub async fn report(
             updated_unix: now_unix(),
             kafka: kafka.as_ref().map_or_else(ToString::to_string, |_| "ok".to_owned()),
             docker: docker_state.map_or_else(|e| e, |()| "ok".to_owned()),
+            breaker: breaker_state(&breaker),
             assigned_partitions: kafka.unwrap_or(0),
             in_group: source.group_view().in_group,
         };
@@ -208,6 +243,7 @@ mod tests {
             updated_unix: now_unix(),
             kafka: "ok".into(),
             docker: "ok".into(),
+            breaker: closed(),
             assigned_partitions: 3,
             in_group: Some(true),
         }
@@ -230,6 +266,32 @@ mod tests {
         vitals.stopping();
         assert!(vitals.ready().unwrap_err().contains("shutting down"));
         assert_eq!(vitals.live(), Ok(()), "a draining runner is still alive");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_open_breaker_is_not_ready_until_a_probe_closes_it() {
+        // Issue 26: a runner whose breaker stayed open judged nothing for minutes while `/readyz` said ready.
+        let breaker = CircuitBreaker::new(1, Duration::from_secs(30));
+        breaker.pass().await.failed();
+        let mut open = healthy();
+        open.breaker = breaker_state(&breaker);
+        assert_eq!(open.breaker, "open for another 30 s");
+        let why = open.ready().unwrap_err();
+        assert!(why.contains("circuit breaker is open for another 30 s"), "{why}");
+        assert_eq!(open.live(), Ok(()), "an open breaker is not a hang");
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        assert_eq!(breaker_state(&breaker), "half-open, probing");
+        breaker.pass().await.succeeded();
+        open.breaker = breaker_state(&breaker);
+        assert_eq!(open.ready(), Ok(()));
+        let old_file: Health = serde_json::from_str(
+            r#"{"instance":"r1","updated_unix":1,"kafka":"ok","docker":"ok","assigned_partitions":1}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            old_file.breaker, "closed",
+            "a file written before the field reads as closed"
+        );
     }
 
     #[test]

@@ -666,3 +666,92 @@ async fn case_11_stack_overflow_in_every_added_language() {
     }
     assert_clean_and_serving(&judge, &config.instance).await;
 }
+
+/// A C source of exactly 4,096 bytes whose binary carries `pad` bytes of `.data`, and which prints its binary's
+/// size and how many entries its program directory holds.
+fn padded_c(pad: u64) -> String {
+    let body = format!(
+        "#include <dirent.h>\n#include <stdio.h>\n#include <string.h>\n#include <sys/stat.h>\n\
+         __asm__(\".pushsection .data\\n.space {pad}\\n.popsection\\n\");\n\
+         int main(void){{struct stat s;if(stat(\"/box/prog\",&s)!=0)return 1;int n=0;DIR*d=opendir(\"/box\");\
+         struct dirent*e;while(d&&(e=readdir(d)))if(strcmp(e->d_name,\".\")&&strcmp(e->d_name,\"..\"))n++;\
+         printf(\"%lld %d\\n\",(long long)s.st_size,n);return 0;}}\n"
+    );
+    let filler = 4096 - body.len() - "/**/\n".len();
+    format!("{body}/*{}*/\n", "x".repeat(filler))
+}
+
+/// The bytes a gathered program tree of `main.c` (4,096 bytes) and `prog` (`binary` bytes) takes in the
+/// supervisor's reply after its errno: per file a kind byte, mode, mtime, the path's length and the path, the
+/// contents' length and the contents.
+fn tree_bytes(binary: u64) -> u64 {
+    let entry = |path: &str, contents: u64| 1 + 4 + 8 + 4 + path.len() as u64 + 4 + contents;
+    entry("main.c", 4096) + entry("prog", binary)
+}
+
+/// Case 26 (issue 26, finding 1): a program tree just at and just over the artifact limit once its names and
+/// metadata count. Just over is BF "program too large" at once: no retry, no circuit breaker, and the runner
+/// keeps judging. Just at fits and runs. Before the fix, the supervisor counted only the contents, and the reply
+/// of either overran the runner's frame limit (both the default 64 MiB): the build was retried as a transient
+/// sandbox failure, IE, and two such scripts opened the breaker for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn case_26_a_program_tree_over_the_artifact_limit_is_bf_too_large_and_never_a_retry() {
+    let Some((judge, config)) = judge(&[]).await else {
+        return;
+    };
+    if config.docker.sandbox.mode == scrc::adapters::docker::sandbox::SandboxMode::Fresh {
+        // The fresh path moves the program as a tar archive, whose headers the limit counts differently; the path
+        // is retired next (issue 21).
+        return;
+    }
+    let limit = config.docker.sandbox.artifact_limit as u64;
+    assert_eq!(limit, 64 * 1024 * 1024, "the default, as in the report");
+    assert_eq!(padded_c(0).len(), 4096);
+    let measure = async |pad: u64| {
+        let report = judged(&judge, &script(Language::C, &padded_c(pad), &[])).await;
+        assert_eq!(
+            report.status,
+            Status::Ok,
+            "a tree within the limit runs (pad {pad}): {report:#?}"
+        );
+        let said = String::from_utf8_lossy(&report.stdout).into_owned();
+        let mut words = said.split_whitespace().map(|w| w.parse::<u64>().expect("a number"));
+        let (binary, entries) = (words.next().expect("a size"), words.next().expect("a count"));
+        assert_eq!(entries, 2, "the build leaves main.c and prog alone: {said}");
+        binary
+    };
+    // The binary grows with the padding, up to the alignment of what the linker puts after it.
+    let base = measure(limit / 2).await - limit / 2;
+    let mut pad = limit - tree_bytes(0) - base - 256;
+    let mut binary = measure(pad).await;
+    for _ in 0..4 {
+        let room = limit - tree_bytes(binary);
+        if room < 64 {
+            break;
+        }
+        pad += room - 32;
+        binary = measure(pad).await;
+    }
+    let under = tree_bytes(binary);
+    eprintln!(
+        "a tree of {under} bytes against the limit of {limit}; the next is {} bytes over",
+        under + (limit - under) + 1 - limit
+    );
+    assert!(
+        under <= limit && under > limit - 64,
+        "a tree just within the limit: {under} of {limit}"
+    );
+
+    let over = judged(
+        &judge,
+        &script(Language::C, &padded_c(pad + (limit - under) + 1), &[("", "")]),
+    )
+    .await;
+    assert_eq!(over.status, Status::BuildFailure, "{over:#?}");
+    assert!(over.error.contains("too large"), "{}", over.error);
+    assert!(
+        judge.breaker().is_closed(),
+        "a program's own size is never an engine failure"
+    );
+    assert_clean_and_serving(&judge, &config.instance).await;
+}

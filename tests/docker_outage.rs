@@ -136,8 +136,8 @@ async fn eventually(what: &str, limit: Duration, condition: impl Fn() -> bool) {
 /// is only while it is closed. Once the engine is dead no call succeeds, so the breaker cannot close again before
 /// the engine is back; and a slot cannot free up before it opens, because a script becomes IE only after its
 /// `RUNNER_RETRY_ATTEMPTS` (3) failed calls, which are at least the `RUNNER_BREAKER_THRESHOLD` (2) in a row that
-/// open it, or after waiting out an open breaker. Each cool-down's probe rebuilds the remembered failed script (the
-/// canary), not a script from the queue. So at most the scripts in flight when the engine died become IE, however
+/// open it, or after waiting out an open breaker. Each cool-down's probe starts a sandbox and removes it (the
+/// runtime's own probe), never a script from the queue. So at most the scripts in flight when the engine died become IE, however
 /// many cool-downs the outage lasts: at most `RUNNER_MAX_PARALLEL`. A half-open breaker that let fetching resume
 /// would take new scripts at every cool-down and burn them as IE.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -623,12 +623,19 @@ async fn a_long_engine_outage_costs_only_the_in_flight_scripts_and_one_probe_reo
 
     // Sixty cool-downs of the harness's breaker (1 s each).
     tokio::time::sleep(Duration::from_secs(10)).await;
-    let calls_before = harness.runtime.stats().prepare_calls.load(Ordering::SeqCst);
+    let stats = harness.runtime.stats();
+    let calls = || stats.probes.load(Ordering::SeqCst) + stats.prepare_calls.load(Ordering::SeqCst);
+    let calls_before = calls();
     tokio::time::sleep(Duration::from_secs(50)).await;
-    let probes = harness.runtime.stats().prepare_calls.load(Ordering::SeqCst) - calls_before;
+    let probes = calls() - calls_before;
     assert!(
         (40..=51).contains(&probes),
         "one probe per cool-down while the engine is down, not a burst: {probes} calls in 50 s"
+    );
+    assert_eq!(
+        stats.prepare_calls.load(Ordering::SeqCst),
+        2 * 3,
+        "the two scripts in flight were tried their three attempts each; every probe asked the runtime itself"
     );
     assert_eq!(
         harness.source.delivered(),
@@ -654,8 +661,43 @@ async fn a_long_engine_outage_costs_only_the_in_flight_scripts_and_one_probe_reo
     assert_eq!(
         stats.released.load(Ordering::SeqCst),
         stats.prepared.load(Ordering::SeqCst),
-        "the probe's program was released too"
+        "every program built was released"
     );
+}
+
+/// Issue 26, finding 1: two submissions whose builds failed the same way on every try opened the breaker, and its
+/// probe then rebuilt one of them, failed, and opened the breaker again, for as long as anyone watched; a benign
+/// script behind them got no result. The probe asks the runtime itself, never a script.
+#[tokio::test(start_paused = true)]
+async fn scripts_that_fail_on_every_try_cannot_keep_the_breaker_open() {
+    let harness = Harness::new();
+    for id in ["poison-1", "poison-2"] {
+        harness
+            .source
+            .push(Inbound::Script(script(id, "broken", &[("a", "a")])));
+    }
+    harness
+        .source
+        .push(Inbound::Script(script("benign", "echo", &[("a", "a")])));
+    let running = tokio::spawn(harness.executor(settings_for(2)).run(harness.stop.clone()));
+    tokio::time::timeout(Duration::from_secs(30), harness.publisher.wait_for_reports(3))
+        .await
+        .expect("the benign script is judged within a few cool-downs");
+    assert_eq!(status_of(&harness.publisher, "poison-1"), Status::InternalError);
+    assert_eq!(status_of(&harness.publisher, "poison-2"), Status::InternalError);
+    assert_eq!(status_of(&harness.publisher, "benign"), Status::Ok);
+    let stats = harness.runtime.stats();
+    assert!(
+        stats.probes.load(Ordering::SeqCst) >= 1,
+        "the breaker opened and a probe of the runtime closed it"
+    );
+    assert_eq!(
+        stats.prepare_calls.load(Ordering::SeqCst),
+        3 + 3 + 1,
+        "each poison was tried its three attempts and never again; the benign script was built once"
+    );
+    harness.stop.cancel();
+    running.await.unwrap();
 }
 
 #[tokio::test(start_paused = true)]

@@ -391,6 +391,10 @@ impl Runtime for HangingRuntime {
         Err(RuntimeError::Cancelled)
     }
 
+    async fn probe(&self, _: &CancellationToken) -> Result<(), RuntimeError> {
+        Ok(())
+    }
+
     async fn release(&self, _: ()) {}
 }
 

@@ -4,9 +4,9 @@
 //! Infrastructure failures are retried here with backoff, gated by the circuit breaker, and become IE only when the
 //! retries run out. Whatever happens, a built program is released before the report is returned.
 //!
-//! While the breaker is open the judge remembers the last script whose build or run failed for the engine's sake,
-//! its *canary*: [`Judge::wait_until_ready`] rebuilds it as the breaker's probe, so that a long outage is probed
-//! without taking a single new script from the queue.
+//! While the breaker is open, [`Judge::wait_until_ready`] probes the runtime itself ([`Runtime::probe`]) once per
+//! cool-down, so that a long outage is probed without taking a single new script from the queue, and no
+//! submission, however it fails, can be what keeps the breaker open.
 //!
 //! A missing image is not an outage (the engine answered) and retrying it at once does not help. After one, the
 //! next script of that language waits out a back-off ([`IMAGE_RECHECK`]) and re-checks the image, one script of
@@ -52,9 +52,6 @@ pub struct Judge<R: Runtime> {
     policy: LimitPolicy,
     breaker: Arc<CircuitBreaker>,
     retry: RetryPolicy,
-    /// The last script whose runtime call failed for infrastructure reasons: rebuilt as the breaker's probe when
-    /// no script is there to probe, so that probing never takes a new script from the queue.
-    canary: Mutex<Option<Script>>,
     /// Languages whose image was found missing, and when to re-check it.
     missing_images: Mutex<HashMap<Language, MissingImage>>,
     /// One turn per language: while its image is missing, its scripts re-check it one at a time.
@@ -79,7 +76,6 @@ impl<R: Runtime> Judge<R> {
             policy,
             breaker,
             retry,
-            canary: Mutex::new(None),
             missing_images: Mutex::new(HashMap::new()),
             image_turns: Language::ALL
                 .iter()
@@ -176,7 +172,7 @@ impl<R: Runtime> Judge<R> {
                 o.ran(language, took)
             });
             let execution = self
-                .with_retries("run", script, cancel, || self.runtime.run(program, b"", cancel))
+                .with_retries("run", cancel, || self.runtime.run(program, b"", cancel))
                 .await;
             drop(running);
             return match execution {
@@ -210,7 +206,7 @@ impl<R: Runtime> Judge<R> {
                 o.ran(language, took)
             });
             let execution = Box::pin(
-                self.with_retries("run", script, cancel, || {
+                self.with_retries("run", cancel, || {
                     self.runtime.run(program, test.input.as_bytes(), cancel)
                 })
                 .instrument(tracing::info_span!("test", number = test.number)),
@@ -237,28 +233,20 @@ impl<R: Runtime> Judge<R> {
     }
 
     /// Waits until the breaker is closed, which is when the executor may take a new script. Whenever the breaker
-    /// is half-open and no call is probing, the canary is rebuilt (and released) as the probe; without a canary
-    /// it returns at once, and the next script taken is the probe. Returns early when `cancel` fires.
+    /// is half-open and no call is probing, the runtime is probed. Returns early when `cancel` fires.
     pub async fn wait_until_ready(&self, cancel: &CancellationToken) {
         while !self.breaker.is_closed() && !cancel.is_cancelled() {
-            let Some(canary) = self.canary() else { return };
-            let Ok(limits) = self.policy.resolve(&canary.limits, canary.tests.len()) else {
-                return;
-            };
             let pass = tokio::select! {
                 () = cancel.cancelled() => return,
                 pass = self.breaker.pass() => pass,
             };
+            // Not the probe: the breaker closed meanwhile, which ends the loop.
             if !pass.is_probe() {
-                return;
+                continue;
             }
-            tracing::info!(script_id = %canary.id, "probing the sandbox engine with a rebuild");
-            match self.runtime.prepare(&canary, limits, cancel).await {
-                Ok(Preparation::Ready(program)) => {
-                    self.runtime.release(program).await;
-                    pass.succeeded();
-                }
-                Ok(Preparation::BuildFailed(_)) | Err(RuntimeError::ImageMissing { .. }) => pass.succeeded(),
+            tracing::info!("probing the sandbox engine");
+            match self.runtime.probe(cancel).await {
+                Ok(()) | Err(RuntimeError::ImageMissing { .. }) => pass.succeeded(),
                 Err(RuntimeError::Cancelled) => return,
                 Err(error) => {
                     tracing::warn!(%error, "probe failed; the breaker stays open");
@@ -266,13 +254,6 @@ impl<R: Runtime> Judge<R> {
                 }
             }
         }
-        if self.breaker.is_closed() {
-            *self.canary.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        }
-    }
-
-    fn canary(&self) -> Option<Script> {
-        self.canary.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Builds a script, first waiting out the back-off of its language's missing image, if any.
@@ -285,13 +266,13 @@ impl<R: Runtime> Judge<R> {
         let build = || self.runtime.prepare(script, limits, cancel);
         let language = script.language;
         if self.missing_image(language).is_none() {
-            let prepared = self.with_retries("build", script, cancel, build).await;
+            let prepared = self.with_retries("build", cancel, build).await;
             self.note_image(language, &prepared);
             return prepared;
         }
         // The image was missing: one script of the language at a time waits for the re-check and makes it.
         let Some(turn) = self.image_turns.get(&language) else {
-            return self.with_retries("build", script, cancel, build).await;
+            return self.with_retries("build", cancel, build).await;
         };
         let _turn = tokio::select! {
             () = cancel.cancelled() => return Err(RuntimeError::Cancelled),
@@ -308,7 +289,7 @@ impl<R: Runtime> Judge<R> {
                 () = tokio::time::sleep_until(missing.recheck_at) => {}
             }
         }
-        let prepared = self.with_retries("build", script, cancel, build).await;
+        let prepared = self.with_retries("build", cancel, build).await;
         self.note_image(language, &prepared);
         prepared
     }
@@ -353,11 +334,10 @@ impl<R: Runtime> Judge<R> {
     }
 
     /// Runs `operation`, retrying transient failures with backoff while the breaker allows. A failure is
-    /// reported to the breaker and leaves `script` behind as the canary for probing.
+    /// reported to the breaker.
     async fn with_retries<T, F, Fut>(
         &self,
         what: &str,
-        script: &Script,
         cancel: &CancellationToken,
         mut operation: F,
     ) -> Result<T, RuntimeError>
@@ -383,7 +363,6 @@ impl<R: Runtime> Judge<R> {
                 return Err(error);
             }
             pass.failed();
-            *self.canary.lock().unwrap_or_else(|p| p.into_inner()) = Some(script.clone());
             attempt += 1;
             if attempt >= self.retry.attempts {
                 return Err(error);

@@ -10,6 +10,7 @@ use super::toolchains::toolchains;
 use super::{ConfigError, MIB, invalid};
 use crate::adapters::docker::DockerSettings;
 use crate::adapters::docker::hardening::HardeningSettings;
+use crate::adapters::docker::protocol;
 use crate::adapters::docker::sandbox::{SandboxMode, SandboxSettings};
 
 /// Size of every sandbox's `/dev/shm`, a quarter of Docker's 64 MiB default: it counts against the memory limit, and
@@ -38,6 +39,14 @@ const MIN_FILE_SIZE_LIMIT: i64 = MIB as i64;
 
 /// The smallest `RUNNER_OUTPUT_LIMIT`: an error message or a stack trace must fit before a program is OL.
 const MIN_OUTPUT_LIMIT: usize = 1024;
+
+/// The largest `RUNNER_OUTPUT_LIMIT`: a test's report carries both streams in one reply of the supervisor, whose
+/// size the runner bounds.
+const MAX_OUTPUT_LIMIT: usize = protocol::MAX_OUTPUT_LIMIT;
+
+/// `RUNNER_ARTIFACT_LIMIT`: the program volume must hold a static C binary, and the gathered program tree (names
+/// and metadata counted) must fit one reply of the supervisor.
+const ARTIFACT_LIMIT_RANGE: RangeInclusive<usize> = MIB as usize..=protocol::MAX_ARTIFACT_LIMIT;
 
 /// The smallest `/tmp` of a build or run container: compilers keep temporary files there.
 const MIN_TMPFS_BYTES: u64 = MIB;
@@ -141,11 +150,26 @@ fn hardening(env: &Env) -> Result<HardeningSettings, ConfigError> {
 }
 
 fn check_sizes(env: &Env) -> Result<(), ConfigError> {
-    if env.runner_output_limit < MIN_OUTPUT_LIMIT {
+    if !(MIN_OUTPUT_LIMIT..=MAX_OUTPUT_LIMIT).contains(&env.runner_output_limit) {
         return Err(invalid(
             "RUNNER_OUTPUT_LIMIT",
             env.runner_output_limit,
-            format!("must be at least {MIN_OUTPUT_LIMIT} bytes"),
+            format!(
+                "must be between {MIN_OUTPUT_LIMIT} and {MAX_OUTPUT_LIMIT} bytes (32 MiB: a test's report carries both \
+                 streams in one reply of the sandbox supervisor)"
+            ),
+        ));
+    }
+    if !ARTIFACT_LIMIT_RANGE.contains(&env.runner_artifact_limit) {
+        return Err(invalid(
+            "RUNNER_ARTIFACT_LIMIT",
+            env.runner_artifact_limit,
+            format!(
+                "must be between {} and {} bytes (1 to 64 MiB: the built program, its file names counted, comes back \
+                 in one reply of the sandbox supervisor)",
+                ARTIFACT_LIMIT_RANGE.start(),
+                ARTIFACT_LIMIT_RANGE.end()
+            ),
         ));
     }
     for (name, size) in [
@@ -157,4 +181,32 @@ fn check_sizes(env: &Env) -> Result<(), ConfigError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::load;
+
+    #[test]
+    fn output_and_artifact_limits_stay_within_one_reply_of_the_supervisor() {
+        // Issue 26: an output limit over 32 MiB or an artifact limit over 64 MiB let a flood or a big binary make a
+        // reply the runner refuses, which it took for a broken sandbox.
+        for (name, value) in [
+            ("RUNNER_OUTPUT_LIMIT", "33554433"),
+            ("RUNNER_OUTPUT_LIMIT", "1023"),
+            ("RUNNER_ARTIFACT_LIMIT", "67108865"),
+            ("RUNNER_ARTIFACT_LIMIT", "1048575"),
+        ] {
+            let error = load(&[(name, value)]).unwrap_err().to_string();
+            assert!(error.contains(&format!("{name}=\"{value}\"")), "{error}");
+            assert!(error.contains("one reply of the sandbox supervisor"), "{error}");
+        }
+        let config = load(&[
+            ("RUNNER_OUTPUT_LIMIT", "33554432"),
+            ("RUNNER_ARTIFACT_LIMIT", "67108864"),
+        ])
+        .unwrap();
+        assert_eq!(config.docker.sandbox.output_limit, 32 << 20);
+        assert_eq!(config.docker.sandbox.artifact_limit, 64 << 20);
+    }
 }

@@ -80,6 +80,15 @@ pub trait Runtime: Send + Sync + 'static {
         cancel: &CancellationToken,
     ) -> impl Future<Output = Result<Execution, RuntimeError>> + Send;
 
+    /// Checks that the runtime can build and run at all, without any script: the circuit breaker's probe. A
+    /// script cannot be the probe, since a submission that fails the same way on every try would keep the breaker
+    /// open for as long as it is probed.
+    ///
+    /// # Errors
+    /// [`RuntimeError`] when the runtime cannot serve; [`RuntimeError::ImageMissing`] is an answer from a working
+    /// engine.
+    fn probe(&self, cancel: &CancellationToken) -> impl Future<Output = Result<(), RuntimeError>> + Send;
+
     /// Frees what the program holds (containers, volumes). Never fails: what it cannot free, the runtime's own
     /// cleanup collects later.
     fn release(&self, program: Self::Program) -> impl Future<Output = ()> + Send;

@@ -48,6 +48,8 @@ pub struct FakeRuntime {
 pub struct FakeRuntimeStats {
     /// Every `prepare` call, whatever came of it.
     pub prepare_calls: AtomicUsize,
+    /// Every `probe` call, whatever came of it.
+    pub probes: AtomicUsize,
     /// Successful builds.
     pub prepared: AtomicUsize,
     pub runs: AtomicUsize,
@@ -256,6 +258,11 @@ impl Runtime for FakeRuntime {
             }
         }
         Ok(execution)
+    }
+
+    async fn probe(&self, _cancel: &CancellationToken) -> Result<(), RuntimeError> {
+        self.stats.probes.fetch_add(1, Ordering::SeqCst);
+        self.check_engine()
     }
 
     async fn release(&self, _program: FakeProgram) {

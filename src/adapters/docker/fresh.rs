@@ -359,7 +359,7 @@ impl FreshSandbox {
             Download::Complete(tar) => tar,
             Download::TooLarge => {
                 return fail(format!(
-                    "the build produced more than the artifact limit of {} MiB",
+                    "program too large: the build produced more than the artifact limit of {} MiB",
                     self.settings.artifact_limit / (1024 * 1024)
                 ));
             }

@@ -358,6 +358,20 @@ impl Runtime for DockerRuntime {
         }
     }
 
+    async fn probe(&self, cancel: &CancellationToken) -> Result<(), RuntimeError> {
+        let probed = async {
+            self.sandbox.engine().ping().await?;
+            match &self.warm {
+                Some(warm) => warm.probe().await,
+                None => Ok(()),
+            }
+        };
+        tokio::select! {
+            () = cancel.cancelled() => Err(RuntimeError::Cancelled),
+            probed = probed => probed,
+        }
+    }
+
     async fn release(&self, program: Program) {
         match program.workspace {
             Prepared::Fresh(workspace) => self.sandbox.release(workspace).await,

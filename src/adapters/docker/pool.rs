@@ -158,6 +158,23 @@ impl Pool {
         Ok(pair)
     }
 
+    /// Starts a sandbox for images a script asked for and removes it again: the circuit breaker's probe. It
+    /// proves that the engine makes a volume, creates and starts a container, and that the supervisor greets.
+    /// Before any script asked for images there is nothing to start, and only the engine's answer counts.
+    ///
+    /// # Errors
+    /// [`RuntimeError`] when the sandbox cannot be started.
+    pub async fn probe(&self) -> Result<(), RuntimeError> {
+        let wanted = lock(&self.inner.wanted)
+            .iter()
+            .next()
+            .map(|(images, memory)| (images.clone(), *memory));
+        match wanted {
+            Some((images, memory)) => self.inner.start_pair(&images, memory).await.map(drop),
+            None => Ok(()),
+        }
+    }
+
     /// A new run container on an existing program volume, for a script whose run container broke.
     ///
     /// # Errors

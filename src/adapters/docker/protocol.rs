@@ -13,8 +13,27 @@ use super::outcome::MemoryAtTimeout;
 /// The header of every frame: the op and the payload length.
 pub const HEADER: usize = 5;
 
-/// The largest reply the runner accepts: two output streams capped by the supervisor, and room for the rest.
-pub const REPLY_LIMIT: usize = 64 * 1024 * 1024;
+const MIB: usize = 1024 * 1024;
+
+/// The largest artifact limit (`RUNNER_ARTIFACT_LIMIT`) a gather may ask for. The supervisor counts every byte of
+/// the tree it sends (contents, names and metadata) against the limit it is given, so a gathered tree is never
+/// larger than its reply allows.
+pub const MAX_ARTIFACT_LIMIT: usize = 64 * MIB;
+
+/// The largest output limit (`RUNNER_OUTPUT_LIMIT`): a test's report carries both of its streams, each up to it.
+pub const MAX_OUTPUT_LIMIT: usize = 32 * MIB;
+
+/// Room in a reply beyond a tree or two streams: the errno, the lengths, and the report's JSON (under 1 KiB).
+const REPLY_SLACK: usize = 64 * 1024;
+
+/// The largest reply the runner accepts. A larger one means the stream is out of step, which no program can cause:
+/// the largest limits the configuration allows still give replies within it.
+pub const REPLY_LIMIT: usize = MAX_ARTIFACT_LIMIT + REPLY_SLACK;
+
+const _: () = assert!(2 * MAX_OUTPUT_LIMIT + REPLY_SLACK <= REPLY_LIMIT);
+
+/// The errno of a gather whose tree goes past its byte limit.
+pub const EFBIG: i32 = 27;
 
 /// A file to put into a sandbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -465,6 +484,22 @@ mod tests {
         );
         let mut buffer = reply(b'A', &[0, 0, 0, 0, b'f', 1]);
         assert!(take_reply(&mut buffer).is_err(), "a truncated entry");
+    }
+
+    #[test]
+    fn the_largest_replies_the_configuration_allows_fit_the_reply_limit() {
+        // A test's report: the JSON (the supervisor's buffer is 768 bytes) and both streams at the largest limit.
+        let report = 4 + 768 + 4 + MAX_OUTPUT_LIMIT + 4 + MAX_OUTPUT_LIMIT;
+        // A gathered tree: the errno and every byte of the entries, all counted against the artifact limit.
+        let tree = 4 + MAX_ARTIFACT_LIMIT;
+        assert!(report <= REPLY_LIMIT && tree <= REPLY_LIMIT);
+        let mut buffer = vec![b'A'];
+        buffer.extend(u32::try_from(tree).unwrap().to_le_bytes());
+        assert_eq!(
+            take_reply(&mut buffer),
+            Ok(None),
+            "a reply that large is waited for, not refused"
+        );
     }
 
     #[test]

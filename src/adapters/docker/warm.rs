@@ -28,7 +28,7 @@ use super::languages::PROGRAM_DIR;
 use super::lock;
 use super::outcome::{self, CompileLimits, NoReport, Observed};
 use super::pool::{Images, Pool};
-use super::protocol::{Entry, Exec, File, ServedReport};
+use super::protocol::{self, Entry, Exec, File, ServedReport};
 use super::sandbox::{BuildPlan, Phase, PhaseObserver, RunPlan, SandboxSettings};
 use super::server::{ProgramVolume, Server, Waited};
 use crate::domain::{Execution, Limits};
@@ -103,6 +103,14 @@ impl WarmSandbox {
     /// Starts pairs for these images ahead of their first script.
     pub fn prime(&self, images: impl IntoIterator<Item = Images>) {
         self.pool.prime(images);
+    }
+
+    /// Starts a sandbox and removes it again, for the circuit breaker's probe.
+    ///
+    /// # Errors
+    /// [`RuntimeError`] when it cannot be started.
+    pub async fn probe(&self) -> Result<(), RuntimeError> {
+        self.pool.probe().await
     }
 
     /// Containers and volumes started and waiting in the pool.
@@ -215,6 +223,21 @@ impl WarmSandbox {
         let limit = u32::try_from(self.settings.artifact_limit).unwrap_or(u32::MAX);
         let program: Option<Arc<[Entry]>> = match builder.gather(PROGRAM_DIR, limit).await? {
             Ok(entries) => Some(entries.into()),
+            // The tree fits its volume but not the limit once its names and metadata count: the same source always
+            // builds the same tree, so this is the program's verdict, never a failure of the sandbox to retry.
+            Err(protocol::EFBIG) => {
+                let failure = BuildFailure {
+                    diagnostics: outcome::diagnostics(&observed),
+                    reason: format!(
+                        "program too large: the build's files, with their names, exceed the artifact limit of {} bytes",
+                        self.settings.artifact_limit
+                    ),
+                };
+                if let (Some(cache), Some(key)) = (&self.artifacts, key) {
+                    cache.put(key, &Cached::Failed(failure.clone())).await;
+                }
+                return Ok(WarmBuilt::Failed(failure));
+            }
             Err(errno) => {
                 tracing::debug!(errno, "a built program that cannot be kept outside its sandbox");
                 None
