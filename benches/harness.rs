@@ -4,8 +4,8 @@
 //!     cargo bench --bench harness              the quick plan (under 5 minutes on 2 cores) into logs/benchmarks/quick
 //!     cargo bench --bench harness -- full      SCRC's full method (hours)
 //!     cargo bench --bench harness -- school    the full plan's school burst alone (500 submissions at once)
-//!     cargo bench --bench harness -- sandbox   fresh and warm sandboxes against the Docker floor
-//!     cargo bench --bench harness -- languages the warm idle latency of every language's OK program
+//!     cargo bench --bench harness -- sandbox   scrc's sandboxes against the Docker floor
+//!     cargo bench --bench harness -- languages the idle latency of every language's OK program
 //!     cargo bench --bench harness -- chaos     1,000 submissions to three runners against tansu, 20 SIGKILLs and
 //!                                              restarts, a rebalance while busy (`SCRC_CHAOS_SEED` repeats a run)
 //!

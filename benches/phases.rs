@@ -1,17 +1,14 @@
-//! Times each phase of the sandbox lifecycle for each language on this machine, on both sandbox paths side by side
-//! in one run: the fresh path (container creation, start, the compiler's run, the program's run, stop, the archive
-//! transfers and removal, per container) and the warm path (taking a pre-started pair from the pool, putting the
-//! source in, the compiler's run and the program's run; starting and removing containers happens off the script's
-//! path). Each script is a small sum program with three tests, built and judged `SCRC_BENCH_ITERATIONS` times
-//! (default 5) after one warm-up, on an otherwise idle runner; each source is unique, so the artifact cache never
-//! spares a compile.
+//! Times each phase of the sandbox lifecycle for each language on this machine: taking a pre-started pair from the
+//! pool, putting the source in, the compiler's run and the program's run (starting and removing containers happens
+//! off the script's path). Each script is a small sum program with three tests, built and judged
+//! `SCRC_BENCH_ITERATIONS` times (default 5) after one warm-up, on an otherwise idle runner; each source is unique,
+//! so the artifact cache never spares a compile.
 //!
 //!     cargo bench --bench phases
-//!     RUNNER_SANDBOX=warm cargo bench --bench phases     # one path only
 //!
 //! Before and after in one run: `SCRC_BENCH_BASELINE_IMAGES` names other images, as `VAR=image` pairs separated by
 //! spaces or commas (for the cold toolchains: `scripts/build-images.sh` images before the warm ones, see README
-//! "Language images"). Each path is then measured with those images ("before") and with the configured ones
+//! "Language images"). The runner is then measured with those images ("before") and with the configured ones
 //! ("after"), one script of each in turn, and a last table compares the compile medians per language.
 //!
 //!     SCRC_BENCH_BASELINE_IMAGES="GO_IMAGE=scrc-local/go:bookworm C_IMAGE=scrc-local/gcc:bookworm \
@@ -24,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use scrc::adapters::docker::DockerRuntime;
-use scrc::adapters::docker::sandbox::{Phase, PhaseObserver};
+use scrc::adapters::docker::phases::{Phase, PhaseObserver};
 use scrc::app::{CircuitBreaker, Judge};
 use scrc::config::Config;
 use scrc::domain::{Language, Script, Status};
@@ -81,15 +78,7 @@ fn median(samples: &mut [Duration]) -> Duration {
 /// Per language: the median time of each phase, and of a whole script.
 type Medians = BTreeMap<Language, (BTreeMap<Phase, Duration>, Duration)>;
 
-const PHASES: [Phase; 7] = [
-    Phase::Create,
-    Phase::Start,
-    Phase::Compile,
-    Phase::Run,
-    Phase::Stop,
-    Phase::Transfer,
-    Phase::Remove,
-];
+const PHASES: [Phase; 4] = [Phase::Create, Phase::Transfer, Phase::Compile, Phase::Run];
 
 /// The `VAR=image` pairs of `SCRC_BENCH_BASELINE_IMAGES`, or `None` when it is unset or empty.
 fn baseline_images() -> Option<Vec<(String, String)>> {
@@ -105,8 +94,8 @@ fn baseline_images() -> Option<Vec<(String, String)>> {
     (!pairs.is_empty()).then_some(pairs)
 }
 
-/// One measured configuration of a sandbox path: the configured images ("after"), or those with the baseline images
-/// in their place ("before").
+/// One measured configuration: the configured images ("after"), or those with the baseline images in their place
+/// ("before").
 struct Setup<'a> {
     label: &'a str,
     images: &'a [(String, String)],
@@ -118,16 +107,15 @@ struct Bench {
     recorder: Arc<Recorder>,
 }
 
-async fn start(mode: &str, setup: &Setup<'_>) -> Option<Bench> {
+async fn start(setup: &Setup<'_>) -> Option<Bench> {
     // Local images first, the environment on top: `PYTHON_IMAGE=python:3.12-alpine cargo bench` still works.
     let mut vars = scrc::config::local_images();
     vars.push((
         "RUNNER_INSTANCE_ID".into(),
-        format!("bench-{mode}-{}-{}", setup.label, std::process::id()),
+        format!("bench-{}-{}", setup.label, std::process::id()),
     ));
     vars.extend(std::env::vars());
     vars.extend(setup.images.iter().cloned());
-    vars.push(("RUNNER_SANDBOX".into(), mode.into()));
     let config = match Config::from_vars(vars) {
         Ok(config) => config,
         Err(error) => {
@@ -150,12 +138,12 @@ async fn start(mode: &str, setup: &Setup<'_>) -> Option<Bench> {
     Some(Bench { judge, recorder })
 }
 
-/// The medians of each setup on one sandbox path. With several setups their scripts alternate (one of each in
-/// turn), so that a change in the machine's load weighs on all of them alike.
-async fn measure(mode: &str, setups: &[Setup<'_>], iterations: usize) -> Option<Vec<Medians>> {
+/// The medians of each setup. With several setups their scripts alternate (one of each in turn), so that a change
+/// in the machine's load weighs on all of them alike.
+async fn measure(setups: &[Setup<'_>], iterations: usize) -> Option<Vec<Medians>> {
     let mut benches = Vec::new();
     for setup in setups {
-        benches.push(start(mode, setup).await?);
+        benches.push(start(setup).await?);
     }
     let mut medians = vec![Medians::new(); benches.len()];
     for language in Language::ALL {
@@ -182,7 +170,7 @@ async fn measure(mode: &str, setups: &[Setup<'_>], iterations: usize) -> Option<
                 totals[index].push(started.elapsed());
                 assert!(
                     matches!(report, Ok(ref r) if r.status == Status::Ok),
-                    "{mode} {} {language}: {report:?}",
+                    "{} {language}: {report:?}",
                     setups[index].label
                 );
                 for (phase, durations) in bench.recorder.take() {
@@ -205,7 +193,7 @@ async fn measure(mode: &str, setups: &[Setup<'_>], iterations: usize) -> Option<
 }
 
 fn print_table(title: &str, medians: &Medians) {
-    println!("\n{title} path: median milliseconds per phase and per script (3 tests).");
+    println!("\n{title}: median milliseconds per phase and per script (3 tests).");
     print!("| language |");
     for phase in PHASES {
         print!(" {} |", phase.name());
@@ -222,8 +210,8 @@ fn print_table(title: &str, medians: &Medians) {
 }
 
 /// Compile medians per language with the baseline images against the configured ones, measured in this run.
-fn print_compile_comparison(mode: &str, before: &Medians, after: &Medians) {
-    println!("\n{mode} path: median compile milliseconds, baseline images (before) against configured (after).");
+fn print_compile_comparison(before: &Medians, after: &Medians) {
+    println!("\nMedian compile milliseconds, baseline images (before) against configured (after).");
     println!("| language | compile before | compile after | after / before | script before | script after |");
     println!("|---|---|---|---|---|---|");
     for (language, (phases_after, total_after)) in after {
@@ -247,17 +235,11 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
-    let modes: Vec<String> = match std::env::var("RUNNER_SANDBOX") {
-        Ok(mode) if !mode.is_empty() => vec![mode],
-        _ => vec!["fresh".into(), "warm".into()],
-    };
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     runtime.block_on(async {
-        println!("{iterations} scripts of 3 tests per language and path, one at a time, after one warm-up.");
-        println!("Fresh: create/start/stop/remove are per container (1 build + 3 runs). Warm: create is taking a");
-        println!(
-            "started pair from the pool, transfer is putting the source in. Compile and run are the supervisor's."
-        );
+        println!("{iterations} scripts of 3 tests per language, one at a time, after one warm-up.");
+        println!("Create is taking a started pair from the pool, transfer is putting the source in and the wipe");
+        println!("before each test; compile and run are the supervisor's.");
         let baseline = baseline_images();
         let mut setups = Vec::new();
         if let Some(images) = &baseline {
@@ -270,37 +252,16 @@ fn main() {
             label: "after",
             images: &[],
         });
-        let mut results = Vec::new();
-        let mut compared = Vec::new();
-        for mode in &modes {
-            let Some(mut medians) = measure(mode, &setups, iterations).await else {
-                continue;
-            };
-            let after = medians.pop().unwrap_or_default();
-            if let Some(before) = medians.pop() {
-                print_table(&format!("{mode} (before: baseline images)"), &before);
-                compared.push((mode.clone(), before, after.clone()));
-            }
-            print_table(mode, &after);
-            results.push((mode.clone(), after));
-        }
-        for (mode, before, after) in &compared {
-            print_compile_comparison(mode, before, after);
-        }
-        if let [(_, fresh), (_, warm)] = results.as_slice() {
-            println!("\nPer script, warm against fresh, in one run:");
-            println!("| language | fresh ms | warm ms | warm / fresh |");
-            println!("|---|---|---|---|");
-            for (language, (_, fresh_total)) in fresh {
-                if let Some((_, warm_total)) = warm.get(language) {
-                    println!(
-                        "| {language} | {:.0} | {:.0} | {:.2} |",
-                        fresh_total.as_secs_f64() * 1000.0,
-                        warm_total.as_secs_f64() * 1000.0,
-                        warm_total.as_secs_f64() / fresh_total.as_secs_f64()
-                    );
-                }
-            }
+        let Some(mut medians) = measure(&setups, iterations).await else {
+            return;
+        };
+        let after = medians.pop().unwrap_or_default();
+        if let Some(before) = medians.pop() {
+            print_table("Before (baseline images)", &before);
+            print_table("After", &after);
+            print_compile_comparison(&before, &after);
+        } else {
+            print_table("This build", &after);
         }
     });
 }

@@ -6,8 +6,8 @@
 # Compose.
 #
 # Tests that need Docker skip on a machine without it, except under CI=true, where they fail instead. The sandbox
-# suites run three times: on the default warm path with the artifact cache on, then with the cache off
-# (RUNNER_ARTIFACT_CACHE_BYTES=0, so that every script is compiled), then on the fresh path (RUNNER_SANDBOX=fresh).
+# suites run twice: with the artifact cache on, then with it off (RUNNER_ARTIFACT_CACHE_BYTES=0, so that every
+# script is compiled).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -26,8 +26,4 @@ cargo test --workspace --locked --no-fail-fast "$@" || status=$?
 # The verdict suites again with the artifact cache off: a program the suites send twice is compiled twice.
 RUNNER_ARTIFACT_CACHE_BYTES=0 cargo test --locked --no-fail-fast --test docker_verdicts --test docker_adversarial \
   --test docker_warm --test docker_toolchains "$@" || status=$?
-# The Docker suites again on the earlier sandbox path, a fresh container per test: both paths must give the same
-# verdicts and prove the same isolation.
-RUNNER_SANDBOX=fresh cargo test --locked --no-fail-fast --test docker_verdicts --test docker_adversarial \
-  --test docker_warm --test docker_reaper --test docker_cache --test docker_toolchains "$@" || status=$?
 exit "$status"

@@ -699,11 +699,6 @@ async fn case_26_a_program_tree_over_the_artifact_limit_is_bf_too_large_and_neve
     let Some((judge, config)) = judge(&[]).await else {
         return;
     };
-    if config.docker.sandbox.mode == scrc::adapters::docker::sandbox::SandboxMode::Fresh {
-        // The fresh path moves the program as a tar archive, whose headers the limit counts differently; the path
-        // is retired next (issue 21).
-        return;
-    }
     let limit = config.docker.sandbox.artifact_limit as u64;
     assert_eq!(limit, 64 * 1024 * 1024, "the default, as in the report");
     assert_eq!(padded_c(0).len(), 4096);

@@ -1,25 +1,19 @@
-//! The artifact cache on real Docker (`RUNNER_ARTIFACT_CACHE_BYTES`, on by default, warm path only): a program
-//! seen before is not compiled again, gets the same verdicts as when it was, and is as immutable to its tests as a
-//! freshly built one; a compile error comes back with its diagnostics; with the cache off nothing is kept. On the
-//! fresh path (`RUNNER_SANDBOX=fresh`) there is no cache, and these tests check only that.
+//! The artifact cache on real Docker (`RUNNER_ARTIFACT_CACHE_BYTES`, on by default): a program seen before is not
+//! compiled again, gets the same verdicts as when it was, and is as immutable to its tests as a freshly built one;
+//! a compile error comes back with its diagnostics; with the cache off nothing is kept.
 
 mod support;
 
 use scrc::adapters::docker::DockerRuntime;
 use scrc::adapters::docker::artifacts::CacheStats;
-use scrc::adapters::docker::sandbox::SandboxMode;
 use scrc::app::Judge;
 use scrc::domain::{Language, Status};
 use scrc::testing::fixtures::sum_program;
 use support::*;
 
-/// The cache's counters, or `None` when this run has no cache (the fresh path).
+/// The cache's counters, or `None` when the cache is off.
 fn stats(judge: &Judge<DockerRuntime>) -> Option<CacheStats> {
     judge.runtime().artifact_cache_stats()
-}
-
-fn warm(config: &scrc::config::Config) -> bool {
-    config.docker.sandbox.mode == SandboxMode::Warm
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -44,10 +38,6 @@ async fn each_language_is_compiled_once_and_judged_the_same_from_the_cache() {
         assert_eq!(again.tests[0].status, Status::Ok, "{language}: {again:#?}");
         assert_eq!(again.tests[1].stdout(), b"4\n", "{language}: the program's own answer");
     }
-    if !warm(&config) {
-        assert_eq!(stats(&judge), None, "the fresh path has no cache");
-        return;
-    }
     let stats = stats(&judge).expect("the cache is on by default");
     assert_eq!((stats.misses, stats.stored, stats.hits), (5, 5, 5), "{stats:?}");
     assert_clean_and_serving(&judge, &config.instance).await;
@@ -69,10 +59,9 @@ async fn a_compile_error_comes_back_from_the_cache_with_its_diagnostics() {
         );
     }
     assert_eq!((&first.stderr, &first.error), (&again.stderr, &again.error));
-    if warm(&config) {
-        let stats = stats(&judge).expect("the cache is on by default");
-        assert_eq!((stats.misses, stats.hits), (1, 1), "{stats:?}");
-    }
+    let stats = stats(&judge).expect("the cache is on by default");
+    assert_eq!((stats.misses, stats.hits), (1, 1), "{stats:?}");
+    assert_clean_and_serving(&judge, &config.instance).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -85,10 +74,8 @@ async fn a_cached_program_is_as_immutable_to_its_tests_as_a_built_one() {
         let report = judged(&judge, &tampering_script()).await;
         assert_eq!(report.status, Status::Ok, "round {round}: {report:#?}");
     }
-    if warm(&config) {
-        let stats = stats(&judge).expect("the cache is on by default");
-        assert_eq!((stats.misses, stats.hits), (1, 2), "{stats:?}");
-    }
+    let stats = stats(&judge).expect("the cache is on by default");
+    assert_eq!((stats.misses, stats.hits), (1, 2), "{stats:?}");
     assert_clean_and_serving(&judge, &config.instance).await;
 }
 

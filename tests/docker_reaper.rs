@@ -19,7 +19,6 @@ use scrc::adapters::docker::engine::Engine;
 use scrc::adapters::docker::labels;
 use scrc::adapters::kafka::DevBroker;
 use scrc::adapters::kafka::dev_broker::DevTopics;
-use scrc::domain::ScriptId;
 use support::*;
 
 async fn labelled_container(engine: &Engine, instance: &str, expires_in: Duration, expired: bool) -> String {
@@ -28,7 +27,7 @@ async fn labelled_container(engine: &Engine, instance: &str, expires_in: Duratio
     } else {
         SystemTime::now() + expires_in
     };
-    let labels = labels::for_resource(instance, &ScriptId::new("leftover").unwrap(), "run", expires);
+    let labels = labels::for_warm(instance, expires);
     let body = ContainerCreateBody {
         image: Some("scrc-local/static:bookworm".into()),
         cmd: Some(vec!["/nothing".into()]),
@@ -130,14 +129,6 @@ async fn a_restarted_runner_removes_its_own_and_expired_leftovers_but_not_a_live
     }
 }
 
-/// The sandbox path of this test process, for the runner processes it starts.
-fn mode() -> Vec<(&'static str, &'static str)> {
-    match std::env::var("RUNNER_SANDBOX").as_deref() {
-        Ok("fresh") => vec![("RUNNER_SANDBOX", "fresh")],
-        _ => vec![("RUNNER_SANDBOX", "warm")],
-    }
-}
-
 /// A runner process, killed when dropped so that a failing test leaves none behind.
 struct Killed(Child);
 
@@ -213,7 +204,7 @@ async fn after_sigkill_the_program_still_ends_and_a_restarted_runner_cleans_up_a
     let instance = format!("killed-{}", unique());
     let engine = Engine::connect(None).await.unwrap();
     let log = std::env::temp_dir().join(format!("{instance}.log"));
-    let mut doomed = runner(&brokers, &instance, &log, &mode());
+    let mut doomed = runner(&brokers, &instance, &log, &[]);
     wait_for_judging(&log).await;
     doomed.0.kill().expect("SIGKILL the runner");
     doomed.0.wait().unwrap();
@@ -223,8 +214,8 @@ async fn after_sigkill_the_program_still_ends_and_a_restarted_runner_cleans_up_a
         "the killed runner could not clean up: {containers} {volumes}"
     );
 
-    // The program ends on its own at its 4 s limit: the supervisor inside kills it, runner or not. A warm
-    // sandbox's supervisor ends it sooner, when the runner's stream closes; idle pooled ones stop the same way.
+    // The program ends on its own at its 4 s limit: the supervisor inside kills it, runner or not, and sooner, when
+    // the runner's stream closes; idle pooled sandboxes stop the same way.
     let started = Instant::now();
     loop {
         let running = engine
@@ -252,9 +243,7 @@ async fn after_sigkill_the_program_still_ends_and_a_restarted_runner_cleans_up_a
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    let mut extra = mode();
-    extra.push(("SCRIPT_EXPECTED", "1"));
-    let mut restarted = runner(&brokers, &instance, &log, &extra);
+    let mut restarted = runner(&brokers, &instance, &log, &[("SCRIPT_EXPECTED", "1")]);
     let started = Instant::now();
     let status = loop {
         if let Some(status) = restarted.0.try_wait().unwrap() {

@@ -150,8 +150,7 @@ async fn with_the_option_off_no_toolchain_directory_is_shared() {
 
 /// By default, on a storage driver whose containers do not share the image's page cache, the Go and Java build
 /// images' toolchain directories come from the engine's one set of volumes per image, copied from the image once
-/// and mounted read-only into every pooled sandbox of the image; on overlay2, and on the fresh path, nothing is
-/// shared.
+/// and mounted read-only into every pooled sandbox of the image; on overlay2 nothing is shared.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn toolchain_directories_are_shared_read_only_only_where_the_page_cache_is_not() {
     let Some((judge, config)) = judge(&[]).await else {
@@ -164,12 +163,8 @@ async fn toolchain_directories_are_shared_read_only_only_where_the_page_cache_is
     let docker = bollard::Docker::connect_with_unix_defaults().expect("Docker");
     let driver = docker.info().await.expect("info").driver.unwrap_or_default();
     let (mounts, by_id) = toolchain_mounts(&docker, &config.instance).await;
-    let warm = config.docker.sandbox.mode == scrc::adapters::docker::sandbox::SandboxMode::Warm;
-    if driver == "overlay2" || !warm {
-        assert!(
-            mounts.is_empty(),
-            "overlay2 shares the page cache, and the fresh path shares nothing: {mounts:?}"
-        );
+    if driver == "overlay2" {
+        assert!(mounts.is_empty(), "overlay2 shares the page cache: {mounts:?}");
         assert_clean_and_serving(&judge, &config.instance).await;
         return;
     }

@@ -2,7 +2,7 @@
 //! same container, so each hostile program of `ADVERSARIAL.md` runs here as test 1 of a two-test script, and test 2
 //! (a probe that reports what it can see of the sandbox) must be judged exactly as if it had run alone: no process
 //! of test 1 alive, nothing in `/tmp` or `/dev/shm`, no SysV shared memory, the program unchanged, and its own
-//! small CPU time and memory peak. The same suite passes on the fresh path (`RUNNER_SANDBOX=fresh`).
+//! small CPU time and memory peak.
 
 mod support;
 

@@ -11,7 +11,7 @@ use super::{ConfigError, MIB, invalid};
 use crate::adapters::docker::DockerSettings;
 use crate::adapters::docker::hardening::HardeningSettings;
 use crate::adapters::docker::protocol;
-use crate::adapters::docker::sandbox::{SandboxMode, SandboxSettings};
+use crate::adapters::docker::settings::SandboxSettings;
 
 /// Size of every sandbox's `/dev/shm`, a quarter of Docker's 64 MiB default: it counts against the memory limit, and
 /// judged programs barely use it.
@@ -60,7 +60,7 @@ pub(super) fn docker_settings(
     limits: &LimitSettings,
     max_parallel: usize,
 ) -> Result<DockerSettings, ConfigError> {
-    let mode = sandbox_mode(env)?;
+    check_sandbox_mode(env)?;
     let pool_idle = pool_idle(env, max_parallel)?;
     let hardening = hardening(env)?;
     check_sizes(env)?;
@@ -76,7 +76,6 @@ pub(super) fn docker_settings(
             run_tmpfs_bytes: env.runner_tmpfs_size,
             artifact_limit: env.runner_artifact_limit,
             script_deadline: limits.script_deadline(),
-            mode,
             pool_idle,
             run_memory_default: limits.memory.bytes(),
             artifact_cache_bytes: env.runner_artifact_cache_bytes,
@@ -87,14 +86,15 @@ pub(super) fn docker_settings(
     })
 }
 
-fn sandbox_mode(env: &Env) -> Result<SandboxMode, ConfigError> {
+/// `RUNNER_SANDBOX` chose between two sandbox paths; one is left, and a configuration that still asks for the
+/// retired one is told so rather than silently judged on the other.
+fn check_sandbox_mode(env: &Env) -> Result<(), ConfigError> {
     match env.runner_sandbox.as_deref().map(str::to_ascii_lowercase).as_deref() {
-        None | Some("") | Some("warm") => Ok(SandboxMode::Warm),
-        Some("fresh") => Ok(SandboxMode::Fresh),
+        None | Some("") | Some("warm") => Ok(()),
         Some(_) => Err(invalid(
             "RUNNER_SANDBOX",
             env.runner_sandbox.clone().unwrap_or_default(),
-            "must be \"warm\" or \"fresh\"",
+            "the only sandbox path is \"warm\" (a container per test, \"fresh\", was retired): unset it",
         )),
     }
 }
@@ -208,5 +208,15 @@ mod tests {
         .unwrap();
         assert_eq!(config.docker.sandbox.output_limit, 32 << 20);
         assert_eq!(config.docker.sandbox.artifact_limit, 64 << 20);
+    }
+
+    #[test]
+    fn the_retired_sandbox_path_is_refused_by_name() {
+        assert!(load(&[("RUNNER_SANDBOX", "warm")]).is_ok());
+        let error = load(&[("RUNNER_SANDBOX", "fresh")]).unwrap_err().to_string();
+        assert!(
+            error.contains("RUNNER_SANDBOX=\"fresh\"") && error.contains("retired"),
+            "{error}"
+        );
     }
 }

@@ -3,7 +3,7 @@
 //! - **Floor**: each language's OK program compiled and run the cheapest way Docker allows, `docker exec` into a
 //!   started container of its build image with the toolchain as scrc uses it (median of five; see
 //!   [`super::sandbox`]).
-//! - **Idle latency**: an idle runner at parallelism 1 on the warm path, each OK program sent alone with a unique
+//! - **Idle latency**: an idle runner at parallelism 1, each OK program sent alone with a unique
 //!   source (so the artifact cache cannot answer it), timed from send to result; median and ratio to the floor.
 //!   The target is Go and Java within 1.3× of their floor.
 //! - **Throughput**: one runner at `RUNNER_MAX_PARALLEL=4`, two mixes, each with the artifact cache off
@@ -37,19 +37,18 @@ pub async fn run(tools: &Tools, out: &Path, scale: f64) -> anyhow::Result<Value>
     let clock = Instant::now();
     let started_unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let tag = format!("{started_unix:x}");
-    let warm = sandbox::with_mode(tools, "warm");
 
     eprintln!("bench: floor (docker exec into warm build containers)");
     let mut floors = BTreeMap::new();
     for language in LANGUAGES {
-        let floor = sandbox::floor(&warm, sandbox::ok(&library, language)?)
+        let floor = sandbox::floor(tools, sandbox::ok(&library, language)?)
             .await
             .with_context(|| format!("{language} floor"))?;
         eprintln!("bench:   {language}: {floor:.0} ms");
         floors.insert(language, floor);
     }
     eprintln!("bench: idle latency ({:.0} s elapsed)", clock.elapsed().as_secs_f64());
-    let latency = sandbox::idle_latency(&warm, "warm", &library, &LANGUAGES, out, &tag).await?;
+    let latency = sandbox::idle_latency(tools, "builds", &library, &LANGUAGES, out, &tag).await?;
 
     let window = Duration::from_secs_f64(60.0 * scale);
     let mixes = [
@@ -63,7 +62,7 @@ pub async fn run(tools: &Tools, out: &Path, scale: f64) -> anyhow::Result<Value>
                 "bench: {mix_name} mix, cache {cache} ({:.0} s elapsed)",
                 clock.elapsed().as_secs_f64()
             );
-            let mut tools = warm.clone();
+            let mut tools = tools.clone();
             tools.env.retain(|(name, _)| name != "RUNNER_ARTIFACT_CACHE_BYTES");
             tools.env.push(("RUNNER_ARTIFACT_CACHE_BYTES".into(), bytes.into()));
             let mix = Mix {

@@ -1,5 +1,6 @@
-//! The sandbox plan (`cargo bench --bench harness -- sandbox`): the fresh and the warm sandbox paths of scrc side by
-//! side in one run, against the floor of what Docker itself costs.
+//! The sandbox plan (`cargo bench --bench harness -- sandbox`): scrc's sandboxes in one run against the floor of
+//! what Docker itself costs. (Until issue 21 it also measured the retired fresh path, a container per test; its
+//! figures stay in the README as history.)
 //!
 //! - **Latency floor**: each latency program (the library's OK program of every language) run the cheapest way
 //!   Docker allows: one `docker exec` per test into a container of the same image that is already started and has
@@ -7,7 +8,7 @@
 //!   scrc uses it (Go from a private copy of the image's prepared build cache each time, javac with its class-data
 //!   archive). Median of five.
 //! - **Latency**: an idle runner at parallelism 1, each program sent alone (unique source, so no cache helps) and
-//!   timed from send to result through Kafka. Median per language and path, and its ratio to the floor.
+//!   timed from send to result through Kafka. Median per language, and its ratio to the floor.
 //! - **Throughput**: the classroom mix (60 % Python, 20 % Java, then C, C++ and Go; OK, WA and TL) with unique
 //!   sources, one runner at `RUNNER_MAX_PARALLEL=4`, two submissions outstanding per slot.
 //! - **School burst**: the load-test report's 500 submissions at once, unique sources, drain rate and latency
@@ -34,8 +35,7 @@ use crate::kafka;
 use crate::library::Scenario;
 
 const LANGUAGES: [&str; 5] = ["python", "c", "cpp", "go", "java"];
-const MODES: [&str; 2] = ["fresh", "warm"];
-/// Samples per language for the floor and for each path's latency.
+/// Samples per language for the floor and for scrc's latency.
 const REPEATS: usize = 5;
 
 /// Runs the plan and writes `sandbox_manifest.json`, CSVs and charts under `out`. Returns the manifest.
@@ -60,24 +60,12 @@ pub async fn run(tools: &Tools, out: &Path, scale: f64) -> anyhow::Result<Value>
         floors.insert(language, floor);
     }
 
-    let mut latency = BTreeMap::new();
-    for mode in MODES {
-        eprintln!("bench: {mode} latency ({:.0} s elapsed)", clock.elapsed().as_secs_f64());
-        latency.insert(mode, idle_latency(tools, mode, &library, &LANGUAGES, out, &tag).await?);
-    }
+    eprintln!("bench: latency ({:.0} s elapsed)", clock.elapsed().as_secs_f64());
+    let latency = idle_latency(tools, "scrc", &library, &LANGUAGES, out, &tag).await?;
 
     let window = Duration::from_secs_f64(60.0 * scale);
-    let mut throughput = BTreeMap::new();
-    for mode in MODES {
-        eprintln!(
-            "bench: {mode} throughput ({:.0} s elapsed)",
-            clock.elapsed().as_secs_f64()
-        );
-        throughput.insert(
-            mode,
-            classroom_throughput(tools, mode, &library, window, out, &tag).await?,
-        );
-    }
+    eprintln!("bench: throughput ({:.0} s elapsed)", clock.elapsed().as_secs_f64());
+    let throughput = classroom_throughput(tools, "scrc", &library, window, out, &tag).await?;
 
     let burst = Burst {
         students: ((250.0 * scale).round() as usize).max(5),
@@ -85,34 +73,22 @@ pub async fn run(tools: &Tools, out: &Path, scale: f64) -> anyhow::Result<Value>
         parallelism: 4,
         timeout: Duration::from_secs(1800),
     };
-    let mut bursts = BTreeMap::new();
-    for mode in MODES {
-        eprintln!(
-            "bench: {mode} school burst ({:.0} s elapsed)",
-            clock.elapsed().as_secs_f64()
-        );
-        let tools = with_mode(tools, mode);
-        let (samples, metrics) =
-            super::run_burst(burst, &library, &tools, out, &format!("{tag}-{mode}"), Sources::Unique).await?;
-        output::write_case(out, "sandbox_burst", mode, std::slice::from_ref(&samples))?;
-        bursts.insert(mode, metrics);
-    }
+    eprintln!("bench: school burst ({:.0} s elapsed)", clock.elapsed().as_secs_f64());
+    let (samples, burst) = super::run_burst(burst, &library, tools, out, &tag, Sources::Unique).await?;
+    output::write_case(out, "sandbox_burst", "scrc", std::slice::from_ref(&samples))?;
 
     let mut rows = Vec::new();
     let mut bars = Vec::new();
     for language in LANGUAGES {
         let floor = floors[language];
-        let fresh = latency["fresh"].get(language).copied();
-        let warm = latency["warm"].get(language).copied();
+        let scrc = latency.get(language).copied();
         rows.push(json!({
             "language": language,
             "floor_ms": floor,
-            "fresh_ms": fresh,
-            "warm_ms": warm,
-            "fresh_over_floor": fresh.map(|ms| ms / floor),
-            "warm_over_floor": warm.map(|ms| ms / floor),
+            "scrc_ms": scrc,
+            "scrc_over_floor": scrc.map(|ms| ms / floor),
         }));
-        for (name, value) in [("floor", Some(floor)), ("fresh", fresh), ("warm", warm)] {
+        for (name, value) in [("floor", Some(floor)), ("scrc", scrc)] {
             if let Some(ms) = value {
                 bars.push((format!("{} {name}", super::short(language)), ms));
             }
@@ -120,7 +96,7 @@ pub async fn run(tools: &Tools, out: &Path, scale: f64) -> anyhow::Result<Value>
     }
     charts::bars(
         &out.join("sandbox_latency.png"),
-        "Idle latency, OK programs: floor, fresh and warm",
+        "Idle latency, OK programs: the floor and scrc",
         "milliseconds, send to result",
         &bars,
     )?;
@@ -131,7 +107,7 @@ pub async fn run(tools: &Tools, out: &Path, scale: f64) -> anyhow::Result<Value>
         "duration_seconds": clock.elapsed().as_secs_f64(),
         "latency": rows,
         "throughput_per_min": throughput,
-        "school_burst": bursts,
+        "school_burst": burst,
         "charts": ["sandbox_latency.png"],
     });
     std::fs::write(out.join("sandbox_manifest.json"), serde_json::to_vec_pretty(&manifest)?)?;
@@ -148,13 +124,6 @@ pub(super) fn ok<'a>(library: &'a [Scenario], language: &str) -> anyhow::Result<
         .iter()
         .find(|s| s.language == language && s.outcome == "ok")
         .with_context(|| format!("the library has no {language} ok scenario"))
-}
-
-pub(super) fn with_mode(tools: &Tools, mode: &str) -> Tools {
-    let mut tools = tools.clone();
-    tools.env.retain(|(name, _)| name != "RUNNER_SANDBOX");
-    tools.env.push(("RUNNER_SANDBOX".into(), mode.into()));
-    tools
 }
 
 /// The image a language builds in, as the runners get it.
@@ -314,7 +283,7 @@ pub async fn languages(tools: &Tools, out: &Path) -> anyhow::Result<Value> {
         "bench: idle latency of the OK program, warm path, {} languages",
         languages.len()
     );
-    let latency = idle_latency(&with_mode(tools, "warm"), "warm", &library, &languages, out, &tag).await?;
+    let latency = idle_latency(tools, "languages", &library, &languages, out, &tag).await?;
     let manifest = json!({
         "plan": {"name": "languages"},
         "machine": output::machine(),
@@ -330,25 +299,30 @@ pub async fn languages(tools: &Tools, out: &Path) -> anyhow::Result<Value> {
 }
 
 /// Median send-to-result latency of the OK program of each of `languages`, from an idle runner at parallelism 1 on
-/// sandbox path `mode`.
+/// runner labelled `label` in its logs and ids.
 pub(super) async fn idle_latency(
     tools: &Tools,
-    mode: &str,
+    label: &str,
     library: &[Scenario],
     languages: &[&str],
     out: &Path,
     tag: &str,
 ) -> anyhow::Result<BTreeMap<String, f64>> {
-    let tools = with_mode(tools, mode);
-    let broker = Broker::start(&tools, 4).await?;
-    let log = out.join("logs").join(format!("latency-{mode}-runner.log"));
-    let runner = Runner::start(&tools, &broker.brokers, 1, &format!("bench-{tag}-latency-{mode}"), &log)?;
+    let broker = Broker::start(tools, 4).await?;
+    let log = out.join("logs").join(format!("latency-{label}-runner.log"));
+    let runner = Runner::start(
+        tools,
+        &broker.brokers,
+        1,
+        &format!("bench-{tag}-latency-{label}"),
+        &log,
+    )?;
     let measured = async {
         let stop = CancellationToken::new();
         let mut results = kafka::results(
             &broker.brokers,
             "script-results",
-            &format!("latency-{tag}-{mode}-reader"),
+            &format!("latency-{tag}-{label}-reader"),
             Duration::from_millis(100),
             stop.clone(),
         )?;
@@ -356,7 +330,7 @@ pub(super) async fn idle_latency(
         let mut sequence = 0;
         let mut once = |scenario: &Scenario| {
             sequence += 1;
-            let id = format!("latency-{tag}-{mode}-{sequence}-{}", scenario.language);
+            let id = format!("latency-{tag}-{label}-{sequence}-{}", scenario.language);
             (id.clone(), scenario.unique(&id).message(&id).to_string())
         };
         // The first result also means the runner is in its group and this reader is assigned.
@@ -372,7 +346,7 @@ pub(super) async fn idle_latency(
                 loop {
                     let received = tokio::time::timeout_at(deadline, results.recv())
                         .await
-                        .with_context(|| format!("no result for {id} on the {mode} path"))?
+                        .with_context(|| format!("no result for {id} ({label})"))?
                         .context("the result reader stopped")?;
                     if received.id == id {
                         anyhow::ensure!(received.status == "OK", "{id} got {}", received.status);
@@ -405,23 +379,27 @@ pub(super) async fn idle_latency(
     measured
 }
 
-/// Submissions per minute of the classroom mix with unique sources, one runner at parallelism 4, on `mode`.
+/// Submissions per minute of the classroom mix with unique sources, one runner at parallelism 4, labelled `label`.
 async fn classroom_throughput(
     tools: &Tools,
-    mode: &str,
+    label: &str,
     library: &[Scenario],
     window: Duration,
     out: &Path,
     tag: &str,
 ) -> anyhow::Result<f64> {
-    let tools = with_mode(tools, mode);
     let mix = Mix {
         order: Order::Weighted(classroom_weights(library)),
         seed: 0xc1a55,
         sources: Sources::Unique,
     };
-    let measured = throughput(&tools, &format!("throughput-{mode}"), library, mix, window, out, tag).await?;
-    output::write_case(out, "sandbox_throughput", mode, std::slice::from_ref(&measured.samples))?;
+    let measured = throughput(tools, &format!("throughput-{label}"), library, mix, window, out, tag).await?;
+    output::write_case(
+        out,
+        "sandbox_throughput",
+        label,
+        std::slice::from_ref(&measured.samples),
+    )?;
     Ok(measured.per_min)
 }
 

@@ -1,18 +1,14 @@
 //! The labels on every container and volume scrc creates. They are how the reaper finds what a crashed runner
-//! left behind, and how an operator finds which runner and script a container belongs to.
+//! left behind, and how an operator finds which runner a container belongs to.
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-use crate::domain::ScriptId;
 
 /// Present on everything scrc creates.
 pub const MANAGED: &str = "scrc.managed";
 /// The runner instance that created it.
 pub const INSTANCE: &str = "scrc.instance";
-/// The script it serves.
-pub const SCRIPT: &str = "scrc.script";
-/// `build`, `run` or `box`.
+/// What it is: `warm` (a sandbox), `filler`, `guard`, `toolchain` or `toolchain-marker`.
 pub const ROLE: &str = "scrc.role";
 /// The role of a warm sandbox: a pre-started container whose supervisor serves one script.
 pub const WARM: &str = "warm";
@@ -24,12 +20,6 @@ pub const TOOLCHAIN_IMAGE: &str = "scrc.toolchain.image";
 pub const TOOLCHAIN_SET: &str = "scrc.toolchain.set";
 /// How many volumes the set holds.
 pub const TOOLCHAIN_VOLUMES: &str = "scrc.toolchain.volumes";
-
-pub fn for_resource(instance: &str, script: &ScriptId, role: &str, expires: SystemTime) -> HashMap<String, String> {
-    let mut labels = of_instance(instance, role, expires);
-    labels.insert(SCRIPT.to_owned(), script.as_str().to_owned());
-    labels
-}
 
 /// Labels of a warm sandbox: it belongs to no script until one takes it, and it is never handed to a second.
 pub fn for_warm(instance: &str, expires: SystemTime) -> HashMap<String, String> {
@@ -75,7 +65,7 @@ fn of_instance(instance: &str, role: &str, expires: SystemTime) -> HashMap<Strin
     ])
 }
 
-/// Labels of the volume holding the supervisor for warm sandboxes: shared by every runner of one scrc version on
+/// Labels of the volume holding the supervisor for sandboxes: shared by every runner of one scrc version on
 /// an engine, so it has no instance and no expiry, and the reaper leaves it alone.
 pub fn for_guard_volume() -> HashMap<String, String> {
     HashMap::from([

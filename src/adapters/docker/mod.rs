@@ -1,30 +1,28 @@
 //! The Docker runtime: the real sandbox behind the [`Runtime`] port, through bollard.
 //!
-//! [`languages`] knows how each language builds and runs. Two sandbox paths create containers, always through
-//! [`hardening`]: [`warm`] (the default) builds a script in one pre-started container from the [`pool`] and runs all
-//! its tests in another, each driven as a [`server`] over its attached stream ([`protocol`]); [`fresh`] is the
-//! earlier path, a fresh container per test with files moved through the archive API. [`sandbox`] holds what
-//! both share; [`shared_dirs`] lets the pool's sandboxes share their toolchain's page cache where the storage driver
-//! does not. Both map what the supervisor ([`guard`]) reports to verdict facts the same way ([`outcome`]); [`reaper`]
-//! removes what a crashed runner left.
+//! [`languages`] knows how each language builds and runs, as [`plans`]. A script is built in one pre-started
+//! container from the [`pool`] and all its tests run in another (or, sealed, in the same one), each driven as a
+//! [`session`] with the [`supervisor`] over its attached stream ([`protocol`]); [`program`] ties these together,
+//! with the [`artifacts`] cache in front of the compiler. Every container is made by [`hardening`];
+//! [`shared_dirs`] lets the pool's sandboxes share their toolchain's page cache where the storage driver does not.
+//! [`outcome`] maps what the supervisor reports to verdict facts, and [`reaper`] removes what a crashed runner left.
 
-pub mod archive;
 pub mod artifacts;
-pub mod capture;
 pub mod engine;
-pub mod fresh;
-pub mod guard;
 pub mod hardening;
 pub mod labels;
 pub mod languages;
 pub mod outcome;
+pub mod phases;
+pub mod plans;
 pub mod pool;
+pub mod program;
 pub mod protocol;
 pub mod reaper;
-pub mod sandbox;
-pub mod server;
+pub mod session;
+pub mod settings;
 pub mod shared_dirs;
-pub mod warm;
+pub mod supervisor;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -36,44 +34,43 @@ use crate::domain::{Execution, Language, Limits, Script};
 use crate::ports::{Preparation, Runtime, RuntimeError};
 use artifacts::{ArtifactCache, CacheStats};
 use engine::Engine;
-use fresh::{FreshBuilt, FreshSandbox, FreshWorkspace};
 use languages::Toolchain;
+use phases::PhaseObserver;
+use plans::{BuildPlan, RunPlan};
 use pool::{Images, Pool};
-use sandbox::{BuildPlan, PhaseObserver, RunPlan, SandboxMode, SandboxSettings};
-use warm::{WarmBuilt, WarmSandbox, WarmWorkspace};
+use program::{Built, Programs};
+use settings::SandboxSettings;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DockerSettings {
     /// `DOCKER_HOST`: the engine's address; `None` for the local socket, `/var/run/docker.sock`.
     pub host: Option<String>,
+    /// What every sandbox gets.
     pub sandbox: SandboxSettings,
+    /// The images and working directory of each language (SCRC's `*_IMAGE`, `*_RUN_IMAGE`, `*_WORKDIR`).
     pub toolchains: BTreeMap<Language, Toolchain>,
     /// How long to wait for a registry when pulling a missing image at startup.
     pub pull_timeout: Duration,
 }
 
 pub struct DockerRuntime {
-    /// The fresh path; also the engine handle and settings for the warm one.
-    sandbox: FreshSandbox,
-    /// The warm path, when `RUNNER_SANDBOX=warm`.
-    warm: Option<WarmSandbox>,
+    /// The engine, for the probes and the cleanup at the end of a run.
+    engine: Engine,
+    /// Builds scripts into sandboxes from the pool and runs their tests.
+    programs: Programs,
+    /// What every sandbox gets; the instance names what is this runner's on the engine.
+    settings: SandboxSettings,
+    /// The images and working directory of each language.
     toolchains: BTreeMap<Language, Toolchain>,
     /// Stops the periodic reaper and the pool's refill when the runtime is dropped.
     reaper: CancellationToken,
 }
 
-/// A built program: its workspace, and the language that knows how it reports running out of memory.
+/// A built program in its sandbox, and the language that knows how it reports running out of memory.
 #[derive(Debug)]
 pub struct Program {
-    workspace: Prepared,
+    built: Box<program::Program>,
     language: Language,
-}
-
-/// A built program on either sandbox path.
-#[derive(Debug)]
-enum Prepared {
-    Fresh(FreshWorkspace),
-    Warm(Box<WarmWorkspace>),
 }
 
 impl DockerRuntime {
@@ -100,57 +97,44 @@ impl DockerRuntime {
         ensure_images(&engine, &settings.toolchains, settings.pull_timeout).await;
         let reaper = CancellationToken::new();
         tokio::spawn(reaper::run_periodically(engine.clone(), reaper.clone()));
-        let warm = (settings.sandbox.mode == SandboxMode::Warm).then(|| {
-            let pool = Pool::new(
-                engine.clone(),
-                settings.sandbox.clone(),
-                settings.sandbox.pool_idle,
-                reaper.child_token(),
-            );
-            let artifacts = open_artifact_cache(&settings.sandbox);
-            WarmSandbox::new(
-                pool,
-                engine.clone(),
-                settings.sandbox.clone(),
-                observer.clone(),
-                artifacts,
-            )
-        });
-        let mut sandbox = FreshSandbox::new(engine, settings.sandbox);
-        if let Some(observer) = observer {
-            sandbox = sandbox.with_observer(observer);
-        }
+        let pool = Pool::new(
+            engine.clone(),
+            settings.sandbox.clone(),
+            settings.sandbox.pool_idle,
+            reaper.child_token(),
+        );
+        let artifacts = open_artifact_cache(&settings.sandbox);
+        let programs = Programs::new(pool, engine.clone(), settings.sandbox.clone(), observer, artifacts);
         Ok(Self {
-            sandbox,
-            warm,
+            engine,
+            programs,
+            settings: settings.sandbox,
             toolchains: settings.toolchains,
             reaper,
         })
     }
 
-    /// Starts warm sandboxes for every configured language ahead of its first script. Without this, a language's
-    /// pool fills after its first script.
+    /// Starts sandboxes for every configured language ahead of its first script. Without this, a language's pool
+    /// fills after its first script.
     pub fn prime(&self) {
-        if let Some(warm) = &self.warm {
-            warm.prime(self.toolchains.values().map(|toolchain| Images {
-                build: toolchain.build_image.clone(),
-                run: toolchain.run_image.clone(),
-            }));
-        }
+        self.programs.prime(self.toolchains.values().map(|toolchain| Images {
+            build: toolchain.build_image.clone(),
+            run: toolchain.run_image.clone(),
+        }));
     }
 
     /// A handle that removes everything of this instance, for the end of a run, once no script is in flight.
     pub fn cleanup(&self) -> Cleanup {
         Cleanup {
-            engine: self.sandbox.engine().clone(),
-            instance: self.sandbox.settings().instance.clone(),
+            engine: self.engine.clone(),
+            instance: self.settings.instance.clone(),
             stop: self.reaper.clone(),
         }
     }
 
     /// A handle that checks the engine answers, for health checks running beside the executor.
     pub fn probe(&self) -> EngineProbe {
-        EngineProbe(self.sandbox.engine().clone())
+        EngineProbe(self.engine.clone())
     }
 
     /// What the artifact cache did since the runtime started; `None` when it is off.
@@ -160,17 +144,17 @@ impl DockerRuntime {
 
     /// The artifact cache, when it is on, for reading its counters after the runtime has been handed on.
     pub fn artifact_cache(&self) -> Option<Arc<ArtifactCache>> {
-        self.warm.as_ref().and_then(WarmSandbox::artifacts)
+        self.programs.artifacts()
     }
 
-    /// Containers and volumes of warm sandboxes started and waiting for a script; none on the fresh path.
+    /// Containers and volumes of sandboxes started and waiting for a script.
     pub fn idle_sandboxes(&self) -> (usize, usize) {
-        self.warm.as_ref().map_or((0, 0), WarmSandbox::idle)
+        self.programs.idle()
     }
 
-    /// A handle that counts the idle warm sandboxes, for metrics beside the executor.
+    /// A handle that counts the idle sandboxes, for metrics beside the executor.
     pub fn idle_counter(&self) -> IdleSandboxes {
-        IdleSandboxes(self.warm.as_ref().map(WarmSandbox::pool))
+        IdleSandboxes(self.programs.pool())
     }
 
     fn toolchain(&self, language: Language) -> Result<&Toolchain, RuntimeError> {
@@ -180,15 +164,14 @@ impl DockerRuntime {
     }
 }
 
-/// Counts the warm sandboxes waiting for a script (see [`DockerRuntime::idle_counter`]).
+/// Counts the sandboxes waiting for a script (see [`DockerRuntime::idle_counter`]).
 #[derive(Clone)]
-pub struct IdleSandboxes(Option<Pool>);
+pub struct IdleSandboxes(Pool);
 
 impl IdleSandboxes {
-    /// Sandboxes (a build and a run container each, or a build container alone) started and waiting; none on the
-    /// fresh path.
+    /// Sandboxes (a build and a run container each, or a build container alone) started and waiting.
     pub fn count(&self) -> usize {
-        self.0.as_ref().map_or(0, Pool::idle_pairs)
+        self.0.idle_pairs()
     }
 }
 
@@ -316,30 +299,18 @@ impl Runtime for DockerRuntime {
             image: toolchain.run_image.clone(),
             workdir: toolchain.workdir.clone(),
             command: module.run_command(&source_file, limits.memory),
-            env: module.run_env(self.sandbox.settings().hardening.cpus),
+            env: module.run_env(self.settings.hardening.cpus),
         };
-        let language = script.language;
-        if let Some(warm) = &self.warm {
-            return Ok(
-                match warm.build(script.source.as_str(), build, run, limits, cancel).await? {
-                    WarmBuilt::Ready(workspace) => Preparation::Ready(Program {
-                        workspace: Prepared::Warm(workspace),
-                        language,
-                    }),
-                    WarmBuilt::Failed(failure) => Preparation::BuildFailed(failure),
-                },
-            );
-        }
         let built = self
-            .sandbox
-            .build(&script.id, script.source.as_str(), build, run, limits, cancel)
+            .programs
+            .build(script.source.as_str(), build, run, limits, cancel)
             .await?;
         Ok(match built {
-            FreshBuilt::Ready(workspace) => Preparation::Ready(Program {
-                workspace: Prepared::Fresh(workspace),
-                language,
+            Built::Ready(built) => Preparation::Ready(Program {
+                built,
+                language: script.language,
             }),
-            FreshBuilt::Failed(failure) => Preparation::BuildFailed(failure),
+            Built::Failed(failure) => Preparation::BuildFailed(failure),
         })
     }
 
@@ -351,20 +322,15 @@ impl Runtime for DockerRuntime {
     ) -> Result<Execution, RuntimeError> {
         let module = languages::module(program.language);
         let reports_out_of_memory = |stderr: &[u8]| module.reports_out_of_memory(stderr);
-        match (&program.workspace, &self.warm) {
-            (Prepared::Warm(workspace), Some(warm)) => warm.run(workspace, input, reports_out_of_memory, cancel).await,
-            (Prepared::Fresh(workspace), _) => self.sandbox.run(workspace, input, reports_out_of_memory, cancel).await,
-            (Prepared::Warm(_), None) => Err(RuntimeError::Sandbox("a warm program without a warm sandbox".into())),
-        }
+        self.programs
+            .run(&program.built, input, reports_out_of_memory, cancel)
+            .await
     }
 
     async fn probe(&self, cancel: &CancellationToken) -> Result<(), RuntimeError> {
         let probed = async {
-            self.sandbox.engine().ping().await?;
-            match &self.warm {
-                Some(warm) => warm.probe().await,
-                None => Ok(()),
-            }
+            self.engine.ping().await?;
+            self.programs.probe().await
         };
         tokio::select! {
             () = cancel.cancelled() => Err(RuntimeError::Cancelled),
@@ -373,11 +339,8 @@ impl Runtime for DockerRuntime {
     }
 
     async fn release(&self, program: Program) {
-        match program.workspace {
-            Prepared::Fresh(workspace) => self.sandbox.release(workspace).await,
-            // Dropping the workspace drops its run container, which removes it in the background.
-            Prepared::Warm(workspace) => drop(workspace),
-        }
+        // Dropping the program drops its sandbox, which removes its container and volume in the background.
+        drop(program);
     }
 }
 

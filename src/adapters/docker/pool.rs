@@ -25,20 +25,17 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{Notify, OnceCell};
 use tokio_util::sync::CancellationToken;
 
-use super::archive::{self, FileEntry};
-use super::engine::{Download, Engine};
-use super::guard::GUARD_BINARY;
-use super::hardening::{self, ContainerSpec, SANDBOX_USER, VolumeMount, hardened};
+use super::engine::Engine;
+use super::hardening::{ContainerSpec, SANDBOX_USER, VolumeMount, hardened};
 use super::labels;
 use super::languages::PROGRAM_DIR;
 use super::lock;
-use super::sandbox::SandboxSettings;
-use super::server::{ProgramVolume, Server};
+use super::session::{ProgramVolume, Session};
+use super::settings::SandboxSettings;
 use super::shared_dirs::SharedDirs;
+use super::supervisor::{self, GUARD_DIR, GUARD_NAME};
 use crate::ports::RuntimeError;
 
-/// Where the supervisor's volume is mounted, read-only, in every warm sandbox.
-pub(super) const GUARD_DIR: &str = "/.scrc";
 /// Directories the supervisor empties before every test: every place a test can write.
 const RUN_WRITABLE: [&str; 2] = ["/tmp", "/dev/shm"];
 /// A build also writes the program directory.
@@ -58,16 +55,16 @@ pub struct Images {
 /// What one script gets: a build container and a run container sharing a fresh program volume, or one container
 /// that builds and then runs the tests sealed.
 pub struct Pair {
-    pub builder: Server,
+    pub builder: Session,
     /// `None` when the builder runs the tests too, sealed.
-    pub runner: Option<Server>,
+    pub runner: Option<Session>,
     /// The volume, for a run container started later to replace a broken one.
     pub volume: Arc<ProgramVolume>,
 }
 
 impl Pair {
     fn usable(&self) -> bool {
-        let fresh = |server: &Server| !server.is_broken() && server.started.elapsed() < IDLE_MAX;
+        let fresh = |session: &Session| !session.is_broken() && session.started.elapsed() < IDLE_MAX;
         fresh(&self.builder) && self.runner.as_ref().is_none_or(fresh)
     }
 }
@@ -184,7 +181,7 @@ impl Pool {
         image: &str,
         volume: &Arc<ProgramVolume>,
         memory: u64,
-    ) -> Result<Server, RuntimeError> {
+    ) -> Result<Session, RuntimeError> {
         self.inner.start(image, Role::Run, volume, memory).await
     }
 
@@ -227,7 +224,7 @@ impl Inner {
             .await?;
         let volume = Arc::new(ProgramVolume::new(self.engine.clone(), name));
         if images.build == images.run && self.sealing.load(Ordering::Relaxed) {
-            let server = self
+            let session = self
                 .start(
                     &images.build,
                     Role::Both,
@@ -235,15 +232,15 @@ impl Inner {
                     settings.compile_memory_limit.bytes(),
                 )
                 .await?;
-            if server.hello.can_seal() {
+            if session.hello.can_seal() {
                 return Ok(Pair {
-                    builder: server,
+                    builder: session,
                     runner: None,
                     volume,
                 });
             }
             tracing::warn!(
-                landlock = server.hello.landlock,
+                landlock = session.hello.landlock,
                 "the kernel cannot seal tests (Landlock ABI 3 or later is needed): every script gets a build and a \
                  run container"
             );
@@ -281,10 +278,10 @@ impl Inner {
         role: Role,
         volume: &Arc<ProgramVolume>,
         memory: u64,
-    ) -> Result<Server, RuntimeError> {
+    ) -> Result<Session, RuntimeError> {
         let guard_volume = self
             .guard_volume
-            .get_or_try_init(|| guard_volume(&self.engine, image, &self.settings.instance))
+            .get_or_try_init(|| supervisor::volume(&self.engine, image, &self.settings.instance))
             .await?;
         let settings = &self.settings;
         // A container that runs tests gets their /tmp size; one that builds and then runs the tests wipes only
@@ -324,69 +321,15 @@ impl Inner {
             .engine
             .create_container(&self.name(), hardened(spec, &settings.hardening))
             .await?;
-        let mut server = Server::start(self.engine.clone(), id, memory, Some(Arc::clone(volume))).await?;
-        server.seal_tests = role == Role::Both;
-        Ok(server)
+        let mut session = Session::start(self.engine.clone(), id, memory, Some(Arc::clone(volume))).await?;
+        session.seal_tests = role == Role::Both;
+        Ok(session)
     }
 }
 
 /// The longest a warm container can live after it is started: idle in the pool, then one script, then a margin.
 fn lifetime(settings: &SandboxSettings) -> Duration {
     IDLE_MAX + settings.script_deadline + Duration::from_secs(60)
-}
-
-/// The file name of the supervisor in its volume.
-const GUARD_NAME: &str = "scrc-guard";
-
-/// The volume holding this build's supervisor, named by its hash so that runners of one version share it and a new
-/// version never runs an old supervisor. Made and filled through a container that is never started; a volume that
-/// exists already is only checked, so that a supervisor some sandbox is executing is never rewritten.
-/// The filler is labelled as `instance`'s, so that a runner killed while filling leaves nothing the reaper misses.
-async fn guard_volume(engine: &Engine, image: &str, instance: &str) -> Result<String, RuntimeError> {
-    let name = format!("scrc-guard-{:016x}", fnv1a(GUARD_BINARY));
-    engine.create_volume(&name, labels::for_guard_volume()).await?;
-    let mount = VolumeMount {
-        volume: name.clone(),
-        target: GUARD_DIR.into(),
-        read_only: false,
-    };
-    let body = hardening::filler(image, &[mount], labels::for_filler(instance));
-    let filler = format!(
-        "{name}-fill-{}-{}",
-        std::process::id(),
-        fnv1a(format!("{:?}", SystemTime::now()).as_bytes())
-    );
-    let id = engine.create_container(&filler, body).await?;
-    let filled = fill(engine, &id).await;
-    if let Err(error) = engine.remove_container(&id).await {
-        tracing::warn!(%error, container = %id, "cannot remove the supervisor volume's filler");
-    }
-    filled.map(|()| name)
-}
-
-async fn fill(engine: &Engine, filler: &str) -> Result<(), RuntimeError> {
-    let path = format!("{GUARD_DIR}/{GUARD_NAME}");
-    if let Ok(Download::Complete(tar)) = engine.download(filler, &path, GUARD_BINARY.len() * 2).await
-        && archive::contains_file(&tar, GUARD_BINARY)
-    {
-        return Ok(());
-    }
-    let tar = archive::pack(
-        &[],
-        &[FileEntry {
-            path: GUARD_NAME,
-            mode: 0o555,
-            contents: GUARD_BINARY,
-        }],
-    );
-    Ok(engine.upload(filler, GUARD_DIR, tar).await?)
-}
-
-/// A stable 64-bit hash (FNV-1a): enough to tell supervisor builds apart, and the same in every process.
-pub(super) fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
 }
 
 /// Keeps every wanted pair of images at its idle target, one pair at a time so that refilling never competes with
@@ -439,15 +382,4 @@ async fn refill(inner: Arc<Inner>) {
     }
     // Dropping the idle pairs removes their containers and volumes.
     lock(&inner.idle).clear();
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_guard_volume_name_follows_the_supervisor_build() {
-        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
-        assert_ne!(fnv1a(b"a"), fnv1a(b"b"));
-    }
 }

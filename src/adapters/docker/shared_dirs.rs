@@ -40,7 +40,7 @@ use super::hardening::{self, VolumeMount};
 use super::labels;
 use super::languages::PROGRAM_DIR;
 use super::lock;
-use super::pool::{GUARD_DIR, fnv1a};
+use super::supervisor::{GUARD_DIR, fnv1a};
 use crate::ports::RuntimeError;
 
 /// The image label listing the directories to share.

@@ -2,7 +2,7 @@
 //! streams (the frames of [`super::protocol`]). It serves one script: its build, or every test of it one after
 //! another, each test starting from a wiped sandbox.
 //!
-//! The server is never handed to a second script. Dropping it removes the container in the background (and then
+//! The session is never handed to a second script. Dropping it removes the container in the background (and then
 //! lets go of the script's program volume), so no path out of a script (an error, a cancellation, a panic) leaves a
 //! container running.
 
@@ -29,7 +29,7 @@ const TRANSFER_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long gathering a built program may take: reading at most the artifact limit from a tmpfs.
 const GATHER_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub struct Server {
+pub struct Session {
     engine: Engine,
     /// The container's id.
     id: String,
@@ -37,7 +37,7 @@ pub struct Server {
     output: Output,
     /// Reply bytes read but not yet decoded.
     buffer: Vec<u8>,
-    /// Set once the stream is out of step or the container misbehaved: the server must not be used again.
+    /// Set once the stream is out of step or the container misbehaved: the session must not be used again.
     broken: bool,
     /// When the container was started, so that an idle one can be retired before its expiry label passes.
     pub started: Instant,
@@ -92,7 +92,7 @@ pub enum Waited {
     OutOfMemory,
 }
 
-impl Server {
+impl Session {
     /// Attaches to a created container, starts it and waits for the supervisor's hello.
     ///
     /// # Errors
@@ -110,7 +110,7 @@ impl Server {
                 return Err(error.into());
             }
         };
-        let mut server = Self {
+        let mut session = Self {
             engine,
             id,
             input: attached.input,
@@ -123,15 +123,15 @@ impl Server {
             seal_tests: false,
             volume,
         };
-        server.engine.start(&server.id).await?;
-        match tokio::time::timeout(HELLO_TIMEOUT, server.reply()).await {
+        session.engine.start(&session.id).await?;
+        match tokio::time::timeout(HELLO_TIMEOUT, session.reply()).await {
             Ok(Ok(Reply::Hello(hello))) => {
-                server.hello = hello;
-                Ok(server)
+                session.hello = hello;
+                Ok(session)
             }
-            Ok(Ok(_)) => Err(server.fail("the supervisor did not start with a hello")),
+            Ok(Ok(_)) => Err(session.fail("the supervisor did not start with a hello")),
             Ok(Err(error)) => Err(error),
-            Err(_) => Err(server.fail("the supervisor did not say hello within 30 s")),
+            Err(_) => Err(session.fail("the supervisor did not say hello within 30 s")),
         }
     }
 
@@ -146,7 +146,7 @@ impl Server {
     /// Sets the container's memory limit (and swap, equal to it), when it differs.
     ///
     /// # Errors
-    /// [`RuntimeError`] when Docker refuses; the server is then broken.
+    /// [`RuntimeError`] when Docker refuses; the session is then broken.
     pub async fn limit_memory(&mut self, bytes: u64) -> Result<(), RuntimeError> {
         if bytes == self.memory {
             return Ok(());
@@ -197,7 +197,7 @@ impl Server {
     /// not gather all of it (more than `limit` bytes, a link, a special file).
     ///
     /// # Errors
-    /// [`RuntimeError`] when the stream fails or the supervisor answers something else; the server is then broken.
+    /// [`RuntimeError`] when the stream fails or the supervisor answers something else; the session is then broken.
     pub async fn gather(&mut self, path: &str, limit: u32) -> Result<Result<Vec<Entry>, i32>, RuntimeError> {
         self.send(&protocol::gather(path, limit)).await?;
         match tokio::time::timeout(GATHER_TIMEOUT, self.reply()).await {
@@ -297,16 +297,16 @@ impl Server {
 
     fn fail(&mut self, why: &str) -> RuntimeError {
         self.broken = true;
-        RuntimeError::Sandbox(format!("warm sandbox {}: {why}", self.id))
+        RuntimeError::Sandbox(format!("sandbox {}: {why}", self.id))
     }
 
     fn fail_unavailable(&mut self, why: &str) -> RuntimeError {
         self.broken = true;
-        RuntimeError::Unavailable(format!("warm sandbox {}: {why}", self.id))
+        RuntimeError::Unavailable(format!("sandbox {}: {why}", self.id))
     }
 }
 
-impl Drop for Server {
+impl Drop for Session {
     fn drop(&mut self) {
         discard(self.engine.clone(), std::mem::take(&mut self.id), self.volume.take());
     }
@@ -318,7 +318,7 @@ impl Drop for Server {
 fn discard(engine: Engine, id: String, volume: Option<Arc<ProgramVolume>>) {
     spawn(async move {
         if let Err(error) = persist(|| engine.remove_container(&id)).await {
-            tracing::warn!(%error, container = %id, "cannot remove a warm sandbox; the reaper will retry");
+            tracing::warn!(%error, container = %id, "cannot remove a sandbox; the reaper will retry");
         }
         drop(volume);
     });

@@ -1,16 +1,15 @@
-//! The warm sandbox path (`RUNNER_SANDBOX=warm`, the default): a script is built in one pre-started build container
-//! and all its tests run, one after another, in one pre-started run container, both taken from the [`Pool`] as a
-//! pair sharing the script's own program volume.
+//! A script's program in its sandbox: built in a pre-started build container from the [`Pool`] while its run
+//! container is taken, then run test by test in the run container, the two sharing the script's own program volume.
 //!
 //! Nothing moves through Docker's archive API on the way: the source goes in over the build supervisor's attached
 //! stream, the compiler writes the program into the volume, and the run container sees it there read-only, so the
 //! artifact never leaves the engine and no test can change it. Before every test the supervisor kills whatever the
 //! previous test left and empties every writable directory, so each test starts from the built program, a clean
 //! `/tmp` and `/dev/shm`, and no process of an earlier test; its time, CPU, memory peak and OOM kills are measured
-//! for it alone (see `guard/scrc-guard.c`).
+//! for it alone (see `guard/`).
 //!
-//! A run container whose supervisor stopped answering is dropped (and removed); the next test starts a new one on
-//! the same volume.
+//! A run container whose supervisor stopped answering is dropped (and removed); the next test starts a new one
+//! holding the same program.
 //!
 //! With the artifact cache ([`super::artifacts`]) a build that was done before is not done again: a cached failure
 //! comes back without any container, and a cached program goes into the script's volume through the pair's build
@@ -27,10 +26,12 @@ use super::engine::Engine;
 use super::languages::PROGRAM_DIR;
 use super::lock;
 use super::outcome::{self, CompileLimits, NoReport, Observed};
+use super::phases::{Phase, PhaseObserver};
+use super::plans::{BuildPlan, RunPlan};
 use super::pool::{Images, Pool};
 use super::protocol::{self, Entry, Exec, File, ServedReport};
-use super::sandbox::{BuildPlan, Phase, PhaseObserver, RunPlan, SandboxSettings};
-use super::server::{ProgramVolume, Server, Waited};
+use super::session::{ProgramVolume, Session, Waited};
+use super::settings::SandboxSettings;
 use crate::domain::{Execution, Limits};
 use crate::ports::{BuildFailure, RuntimeError};
 
@@ -40,7 +41,7 @@ const BACKSTOP: Duration = Duration::from_secs(2);
 /// rebuilt image is noticed within this time.
 const IMAGE_ID_TTL: Duration = Duration::from_secs(10);
 
-pub struct WarmSandbox {
+pub struct Programs {
     pool: Pool,
     settings: SandboxSettings,
     observer: Option<Arc<dyn PhaseObserver>>,
@@ -51,7 +52,7 @@ pub struct WarmSandbox {
 }
 
 /// A built script: the container its tests run in, and what is needed to set up another one if it breaks.
-pub struct WarmWorkspace {
+pub struct Program {
     images: Images,
     run: RunPlan,
     limits: Limits,
@@ -59,12 +60,12 @@ pub struct WarmWorkspace {
     /// and directories).
     program: Option<Arc<[Entry]>>,
     /// The container the tests run in, with its program volume; replaced when it breaks.
-    sandbox: tokio::sync::Mutex<Option<(Server, Arc<ProgramVolume>)>>,
+    sandbox: tokio::sync::Mutex<Option<(Session, Arc<ProgramVolume>)>>,
 }
 
-impl std::fmt::Debug for WarmWorkspace {
+impl std::fmt::Debug for Program {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WarmWorkspace")
+        f.debug_struct("Program")
             .field("images", &self.images)
             .field("run", &self.run)
             .field("limits", &self.limits)
@@ -72,12 +73,12 @@ impl std::fmt::Debug for WarmWorkspace {
     }
 }
 
-pub enum WarmBuilt {
-    Ready(Box<WarmWorkspace>),
+pub enum Built {
+    Ready(Box<Program>),
     Failed(BuildFailure),
 }
 
-impl WarmSandbox {
+impl Programs {
     pub fn new(
         pool: Pool,
         engine: Engine,
@@ -129,7 +130,7 @@ impl WarmSandbox {
         }
     }
 
-    /// Builds a script in a warm build container while its run container is taken, or loads the program (or the
+    /// Builds a script in a build container from the pool while its run container is taken, or loads the program (or the
     /// compile error) the artifact cache kept from an earlier build of the same source.
     ///
     /// # Errors
@@ -141,7 +142,7 @@ impl WarmSandbox {
         run: RunPlan,
         limits: Limits,
         cancel: &CancellationToken,
-    ) -> Result<WarmBuilt, RuntimeError> {
+    ) -> Result<Built, RuntimeError> {
         let images = Images {
             build: plan.image.clone(),
             run: run.image.clone(),
@@ -149,11 +150,11 @@ impl WarmSandbox {
         let key = self.cache_key(source, &plan).await?;
         if let (Some(cache), Some(key)) = (&self.artifacts, &key) {
             match cache.get(key).await {
-                Some(Cached::Failed(failure)) => return Ok(WarmBuilt::Failed(failure)),
+                Some(Cached::Failed(failure)) => return Ok(Built::Failed(failure)),
                 Some(Cached::Program(entries)) => {
                     let program: Arc<[Entry]> = entries.into();
-                    let (server, volume) = self.load(&program, &images, limits).await?;
-                    return Ok(ready(images, run, limits, Some(program), server, volume));
+                    let (session, volume) = self.load(&program, &images, limits).await?;
+                    return Ok(ready(images, run, limits, Some(program), session, volume));
                 }
                 None => {}
             }
@@ -214,7 +215,7 @@ impl WarmSandbox {
                 {
                     cache.put(key, &Cached::Failed(failure.clone())).await;
                 }
-                return Ok(WarmBuilt::Failed(failure));
+                return Ok(Built::Failed(failure));
             }
             Err(NoReport) => return Err(RuntimeError::Sandbox("the build supervisor sent no report".into())),
         }
@@ -236,7 +237,7 @@ impl WarmSandbox {
                 if let (Some(cache), Some(key)) = (&self.artifacts, key) {
                     cache.put(key, &Cached::Failed(failure.clone())).await;
                 }
-                return Ok(WarmBuilt::Failed(failure));
+                return Ok(Built::Failed(failure));
             }
             Err(errno) => {
                 tracing::debug!(errno, "a built program that cannot be kept outside its sandbox");
@@ -246,23 +247,23 @@ impl WarmSandbox {
         if let (Some(cache), Some(key), Some(program)) = (&self.artifacts, key, &program) {
             cache.put(key, &Cached::Program(program.to_vec())).await;
         }
-        let server = self
+        let session = self
             .tests_container(builder, runner, &volume, program.as_deref(), &images, limits)
             .await?;
-        Ok(ready(images, run, limits, program, server, volume))
+        Ok(ready(images, run, limits, program, session, volume))
     }
 
     /// The container the tests run in: the run container, or the one that holds the program writable, sealed,
     /// under the script's own memory limit.
     async fn tests_container(
         &self,
-        mut builder: Server,
-        runner: Option<Server>,
+        mut builder: Session,
+        runner: Option<Session>,
         volume: &Arc<ProgramVolume>,
         program: Option<&[Entry]>,
         images: &Images,
         limits: Limits,
-    ) -> Result<Server, RuntimeError> {
+    ) -> Result<Session, RuntimeError> {
         if let Some(runner) = runner {
             return Ok(runner);
         }
@@ -273,7 +274,7 @@ impl WarmSandbox {
             // container of their own on the same volume instead, started before this one goes so that the volume
             // stays mounted.
             Err(error) => {
-                tracing::warn!(%error, "cannot lower a warm sandbox to the script's memory limit");
+                tracing::warn!(%error, "cannot lower a sandbox to the script's memory limit");
                 let runner = match program {
                     Some(program) => self.load(program, images, limits).await?.0,
                     None => {
@@ -300,7 +301,7 @@ impl WarmSandbox {
         program: &[Entry],
         images: &Images,
         limits: Limits,
-    ) -> Result<(Server, Arc<ProgramVolume>), RuntimeError> {
+    ) -> Result<(Session, Arc<ProgramVolume>), RuntimeError> {
         let taking = Instant::now();
         let pair = self.pool.take(images, limits.memory.bytes()).await?;
         let (mut holder, runner, volume) = (pair.builder, pair.runner, pair.volume);
@@ -322,8 +323,8 @@ impl WarmSandbox {
             }
         }
         self.observe(Phase::Transfer, transferring);
-        let server = Box::pin(self.tests_container(holder, runner, &volume, None, images, limits)).await?;
-        Ok((server, volume))
+        let session = Box::pin(self.tests_container(holder, runner, &volume, None, images, limits)).await?;
+        Ok((session, volume))
     }
 
     /// The artifact cache's key for a build, or `None` when the cache is off or the build image is not present
@@ -364,19 +365,19 @@ impl WarmSandbox {
     /// [`RuntimeError`] when Docker fails, the run image cannot execute the program, or the supervisor vanished.
     pub async fn run(
         &self,
-        workspace: &WarmWorkspace,
+        workspace: &Program,
         input: &[u8],
         reports_out_of_memory: impl Fn(&[u8]) -> bool,
         cancel: &CancellationToken,
     ) -> Result<Execution, RuntimeError> {
         let mut slot = workspace.sandbox.lock().await;
-        let (server, _) = match slot.take() {
-            Some((server, volume)) if !server.is_broken() => slot.insert((server, volume)),
+        let (session, _) = match slot.take() {
+            Some((session, volume)) if !session.is_broken() => slot.insert((session, volume)),
             broken => slot.insert(self.replace(workspace, broken).await?),
         };
 
         let transferring = Instant::now();
-        server.reset(&[]).await?;
+        session.reset(&[]).await?;
         self.observe(Phase::Transfer, transferring);
         let limit = workspace.limits.time.as_duration();
         let request = Exec {
@@ -386,9 +387,9 @@ impl WarmSandbox {
             argv: &workspace.run.command,
             env: &workspace.run.env,
             stdin: input,
-            seal: server.seal_tests,
+            seal: session.seal_tests,
         };
-        let observed = match server.exec(&request, limit + BACKSTOP, cancel).await? {
+        let observed = match session.exec(&request, limit + BACKSTOP, cancel).await? {
             Waited::Served(served) => {
                 if let Err(error) = check_served(&served.report, &workspace.run.image, &workspace.run.command) {
                     slot.take();
@@ -436,21 +437,21 @@ fn same_tree(gathered: &[Entry], put: &[Entry]) -> bool {
     gathered == put
 }
 
-impl WarmSandbox {
+impl Programs {
     /// A sandbox for the remaining tests of a script whose container broke (killed at the backstop, or by the
     /// kernel for memory): a new one loaded with the program, since a program volume is a tmpfs that is gone once
     /// no container mounts it; without the program, a run container on the old volume, which works only while
     /// another container still mounts it.
     async fn replace(
         &self,
-        workspace: &WarmWorkspace,
-        broken: Option<(Server, Arc<ProgramVolume>)>,
-    ) -> Result<(Server, Arc<ProgramVolume>), RuntimeError> {
+        workspace: &Program,
+        broken: Option<(Session, Arc<ProgramVolume>)>,
+    ) -> Result<(Session, Arc<ProgramVolume>), RuntimeError> {
         if let Some(program) = &workspace.program {
             drop(broken);
             return self.load(program, &workspace.images, workspace.limits).await;
         }
-        let Some((server, volume)) = broken else {
+        let Some((session, volume)) = broken else {
             return Err(RuntimeError::Sandbox(
                 "the sandbox of a script died, and its program could not be kept to set up another".into(),
             ));
@@ -460,7 +461,7 @@ impl WarmSandbox {
             .pool
             .replace_runner(&workspace.run.image, &volume, workspace.limits.memory.bytes())
             .await;
-        drop(server);
+        drop(session);
         self.observe(Phase::Create, taking);
         Ok((replacement?, volume))
     }
@@ -471,15 +472,15 @@ fn ready(
     run: RunPlan,
     limits: Limits,
     program: Option<Arc<[Entry]>>,
-    server: Server,
+    session: Session,
     volume: Arc<ProgramVolume>,
-) -> WarmBuilt {
-    WarmBuilt::Ready(Box::new(WarmWorkspace {
+) -> Built {
+    Built::Ready(Box::new(Program {
         images,
         run,
         limits,
         program,
-        sandbox: tokio::sync::Mutex::new(Some((server, volume))),
+        sandbox: tokio::sync::Mutex::new(Some((session, volume))),
     }))
 }
 
@@ -487,7 +488,7 @@ fn ready(
 fn check_served(report: &ServedReport, image: &str, command: &[String]) -> Result<(), RuntimeError> {
     if report.setup_errno != 0 {
         return Err(RuntimeError::Sandbox(format!(
-            "the warm sandbox could not be reset (errno {})",
+            "the sandbox could not be reset (errno {})",
             report.setup_errno
         )));
     }
