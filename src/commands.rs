@@ -129,7 +129,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         reason = ?summary.stop,
         answered = summary.answered,
         published = ?summary.published,
-        dead_letters = summary.dead_letters,
+        set_aside = summary.set_aside,
         abandoned = summary.abandoned,
         "runner stopped"
     );
@@ -144,8 +144,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             "artifact cache"
         );
     }
-    if let StopReason::SourceFailed(reason) = &summary.stop {
-        anyhow::bail!("the Kafka consumer failed: {reason}");
+    if let StopReason::SourceStopped(error) = &summary.stop {
+        anyhow::bail!("the Kafka consumer failed: {}", crate::ports::describe(&**error));
     }
     Ok(summary)
 }

@@ -13,6 +13,7 @@ pub mod domain;
 pub mod health;
 pub mod ports;
 pub mod shutdown;
+pub mod sync;
 pub mod telemetry;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use scrc::adapters::kafka::{Position, RawRecord};
 use scrc::app::{Backoff, CircuitBreaker, Executor, ExecutorSettings, Judge, RetryPolicy, StopReason, Summary};
 use scrc::domain::{Language, LimitPolicy, Limits, MemoryLimit, Script, ScriptId, Status, TestCase, TimeLimit};
-use scrc::ports::{DeadLetter, Inbound, Observer};
+use scrc::ports::{Inbound, Observer, Unreadable};
 use scrc::testing::{FakePublisher, FakeRuntime, FakeSource, HeldCounts, fixtures};
 use tokio_util::sync::CancellationToken;
 
@@ -283,13 +284,15 @@ async fn rejected_and_unreadable_messages_get_results_and_dead_letters_and_the_o
         language: None,
         reason: "unknown language \"rust\"".into(),
     });
-    let letter = |id: Option<&str>| DeadLetter {
+    let letter = |id: Option<&str>| Unreadable {
         reason: "not JSON".into(),
         id: id.map(|id| ScriptId::new(id).unwrap()),
-        origin: "scripts:0:1".into(),
-        payload: Some(b"{oops".to_vec()),
-        key: id.map(|id| id.as_bytes().to_vec()),
-        headers: vec![("trace".into(), Some(b"abc".to_vec()))],
+        raw: RawRecord {
+            origin: "scripts:0:1".into(),
+            payload: Some(b"{oops".to_vec()),
+            key: id.map(|id| id.as_bytes().to_vec()),
+            headers: vec![("trace".into(), Some(b"abc".to_vec()))],
+        },
     };
     harness.source.push(Inbound::Unreadable(letter(Some("keyed"))));
     harness.source.push(Inbound::Unreadable(letter(None)));
@@ -319,9 +322,9 @@ async fn rejected_and_unreadable_messages_get_results_and_dead_letters_and_the_o
         1,
         "original headers are kept"
     );
-    assert_eq!(summary.dead_letters, 2);
+    assert_eq!(summary.set_aside, 2);
     assert_eq!(
-        summary.published.values().sum::<u64>() + summary.dead_letters,
+        summary.published.values().sum::<u64>() + summary.set_aside,
         6,
         "the unreadable message that names its id counts as a result and a dead letter"
     );
@@ -452,13 +455,15 @@ async fn a_dead_letter_the_broker_refuses_as_too_large_still_goes_out_and_the_of
     let harness = Harness::new();
     // The broker takes nothing over 1,000 bytes; the unreadable message alone is 4,000.
     harness.publisher.limit_record_bytes(1000);
-    harness.source.push(Inbound::Unreadable(DeadLetter {
+    harness.source.push(Inbound::Unreadable(Unreadable {
         reason: "the message is not valid JSON".into(),
         id: None,
-        origin: "scripts:0:0".into(),
-        payload: Some(vec![b'{'; 4000]),
-        key: Some(b"k".to_vec()),
-        headers: vec![("trace".into(), Some(b"abc".to_vec()))],
+        raw: RawRecord {
+            origin: "scripts:0:0".into(),
+            payload: Some(vec![b'{'; 4000]),
+            key: Some(b"k".to_vec()),
+            headers: vec![("trace".into(), Some(b"abc".to_vec()))],
+        },
     }));
     harness
         .source
@@ -473,7 +478,7 @@ async fn a_dead_letter_the_broker_refuses_as_too_large_still_goes_out_and_the_of
     assert_eq!(letters[0].payload, None, "the content that did not fit is left out");
     assert!(letters[0].reason.contains("not valid JSON"), "{}", letters[0].reason);
     assert!(letters[0].reason.contains("4000 bytes"), "{}", letters[0].reason);
-    assert_eq!(summary.dead_letters, 1);
+    assert_eq!(summary.set_aside, 1);
     assert_eq!(status_of(&harness.publisher, "after"), Status::Ok);
     assert_eq!(
         harness.source.committed(0),
@@ -487,13 +492,15 @@ async fn a_record_that_fits_nowhere_still_finishes_its_offset() {
     let harness = Harness::new();
     // Not even the bare reason fits: the message is logged and given up rather than blocking the partition.
     harness.publisher.limit_record_bytes(10);
-    harness.source.push(Inbound::Unreadable(DeadLetter {
+    harness.source.push(Inbound::Unreadable(Unreadable {
         reason: "the message is not valid JSON".into(),
         id: None,
-        origin: "scripts:0:0".into(),
-        payload: Some(vec![b'{'; 100]),
-        key: None,
-        headers: Vec::new(),
+        raw: RawRecord {
+            origin: "scripts:0:0".into(),
+            payload: Some(vec![b'{'; 100]),
+            key: None,
+            headers: Vec::new(),
+        },
     }));
     let mut settings = settings_for(1);
     settings.script_expected = Some(1);
@@ -540,7 +547,7 @@ async fn a_result_the_broker_refuses_forever_ends_in_a_dead_letter_and_the_offse
         "bounded: report, IE, dead letter, then the next script ({} attempts)",
         harness.publisher.attempts()
     );
-    assert_eq!(summary.dead_letters, 1);
+    assert_eq!(summary.set_aside, 1);
     assert_eq!(status_of(&harness.publisher, "after"), Status::Ok);
     assert_eq!(harness.source.committed(0), Some(2));
 }
@@ -754,7 +761,7 @@ async fn a_script_delivered_twice_is_judged_once_and_gets_the_same_report_twice(
     harness.source.push(Inbound::Script(twice.clone()));
     // The redelivery a rebalance causes: the same offset again, under the partition's next generation.
     harness.source.push_at(
-        scrc::ports::Position {
+        Position {
             lane: 0,
             partition: 0,
             offset: 0,
@@ -784,7 +791,7 @@ async fn a_script_delivered_again_while_being_judged_waits_for_that_report() {
     let twice = script("overlap", "sleep 1000\necho", &[("a", "a")]);
     harness.source.push(Inbound::Script(twice.clone()));
     harness.source.push_at(
-        scrc::ports::Position {
+        Position {
             lane: 0,
             partition: 0,
             offset: 0,
@@ -1073,7 +1080,7 @@ async fn a_held_back_script_of_a_revoked_partition_is_left_to_its_new_owner() {
 async fn a_held_back_script_does_not_overtake_a_script_waiting_on_an_earlier_lane() {
     let harness = Harness::new();
     let batch = |offset, script| {
-        let position = scrc::ports::Position {
+        let position = Position {
             lane: 1,
             partition: 0,
             offset,

@@ -291,7 +291,7 @@ impl Observer for Metrics {
         self.phase(report.language, "end_to_end").observe(took.as_secs_f64());
     }
 
-    fn dead_lettered(&self) {
+    fn set_aside(&self) {
         self.dead_letters.inc();
     }
 
@@ -342,7 +342,7 @@ mod tests {
         metrics.ran(Language::C, Duration::from_millis(10));
         let report = RunReport::rejected(id.clone(), None, "cobol".into());
         metrics.finished(&report, Duration::from_secs(1));
-        metrics.dead_lettered();
+        metrics.set_aside();
         metrics.publish_failed();
         metrics.publish_failed();
         let lag = |topic: &str, partition, lag| PartitionLag {

@@ -26,7 +26,7 @@ use super::breaker::{CircuitBreaker, Pass};
 use super::retry::Backoff;
 use crate::domain::report::keeps_running;
 use crate::domain::{Language, LimitPolicy, Limits, RunReport, Script, TestResult, judge};
-use crate::ports::{Observer, Preparation, Runtime, RuntimeError, Unobserved};
+use crate::ports::{Observer, Preparation, Runtime, RuntimeError, Unobserved, describe};
 
 /// How long the next script of a language waits after its image was found missing before re-checking it: doubling
 /// from 5 s up to a minute, so an operator who pulls the image sees the queue judged again within a minute, and a
@@ -149,7 +149,7 @@ impl<R: Runtime> Judge<R> {
                 return Ok(RunReport::internal_error(
                     script.id.clone(),
                     Some(script.language),
-                    format!("build: {error}"),
+                    format!("build: {}", describe(&error)),
                     not_run,
                 ));
             }
@@ -189,7 +189,7 @@ impl<R: Runtime> Judge<R> {
                 Err(error) => Ok(RunReport::internal_error(
                     script.id.clone(),
                     Some(script.language),
-                    format!("run: {error}"),
+                    format!("run: {}", describe(&error)),
                     Vec::new(),
                 )),
             };
@@ -225,7 +225,7 @@ impl<R: Runtime> Judge<R> {
                     TestResult::judged(test, execution, verdict)
                 }
                 Err(RuntimeError::Cancelled) => return Err(Abandoned),
-                Err(error) => TestResult::internal_error(test, error.to_string()),
+                Err(error) => TestResult::internal_error(test, describe(&error)),
             };
             results.push(result);
         }
@@ -249,7 +249,7 @@ impl<R: Runtime> Judge<R> {
                 Ok(()) | Err(RuntimeError::ImageMissing { .. }) => pass.succeeded(),
                 Err(RuntimeError::Cancelled) => return,
                 Err(error) => {
-                    tracing::warn!(%error, "probe failed; the breaker stays open");
+                    tracing::warn!(error = %describe(&error), "probe failed; the breaker stays open");
                     pass.failed();
                 }
             }
@@ -324,7 +324,7 @@ impl<R: Runtime> Judge<R> {
                     },
                 );
             }
-            Err(error) if error.is_transient() || *error == RuntimeError::Cancelled => {}
+            Err(error) if error.is_transient() || error.is_cancelled() => {}
             _ => {
                 if missing.remove(&language).is_some() {
                     tracing::info!(%language, "image found again");
@@ -357,7 +357,7 @@ impl<R: Runtime> Judge<R> {
             };
             if !error.is_transient() {
                 // A missing image is an answer from the engine; a cancelled call says nothing about it.
-                if error != RuntimeError::Cancelled {
+                if !error.is_cancelled() {
                     pass.succeeded();
                 }
                 return Err(error);
@@ -368,7 +368,7 @@ impl<R: Runtime> Judge<R> {
                 return Err(error);
             }
             let delay = self.retry.backoff.delay(attempt - 1);
-            tracing::warn!(%error, operation = what, attempt, retry_in_ms = delay.as_millis() as u64, "runtime call failed");
+            tracing::warn!(error = %describe(&error), operation = what, attempt, retry_in_ms = delay.as_millis() as u64, "runtime call failed");
             tokio::select! {
                 () = cancel.cancelled() => return Err(RuntimeError::Cancelled),
                 () = tokio::time::sleep(delay) => {}
@@ -380,14 +380,16 @@ impl<R: Runtime> Judge<R> {
         tokio::select! {
             () = cancel.cancelled() => Err(RuntimeError::Cancelled),
             waited = tokio::time::timeout(self.retry.breaker_wait, self.breaker.pass()) => {
-                waited.map_err(|_| RuntimeError::Unavailable(format!(
-                    "the circuit breaker stayed open for {} s",
-                    self.retry.breaker_wait.as_secs()
-                )))
+                waited.map_err(|_| RuntimeError::Unavailable(Box::new(BreakerStayedOpen(self.retry.breaker_wait))))
             }
         }
     }
 }
+
+/// The circuit breaker did not let a call through within the judge's patience (`breaker_wait`).
+#[derive(Debug, thiserror::Error)]
+#[error("the circuit breaker stayed open for {} s", .0.as_secs())]
+struct BreakerStayedOpen(Duration);
 
 /// Tells the observer that a build or a run ended, with how long it took, when dropped: also when the task panics
 /// or is cancelled mid-phase, so that a phase's gauge never stays up for a phase that is over.

@@ -5,7 +5,6 @@ pub mod breaker;
 pub mod executor;
 mod fairness;
 pub mod judge;
-pub mod report_cache;
 pub mod retry;
 
 pub use breaker::CircuitBreaker;

@@ -241,9 +241,57 @@ pub struct Script {
     pub tenant: Option<Tenant>,
 }
 
+impl Script {
+    /// A hash of everything that decides the script's verdict (language, source, limits, tests, checker, whether
+    /// every test runs), and nothing else: its id and tenant are left out. Two deliveries with one id and one
+    /// fingerprint are the same script delivered twice; one id with two fingerprints is an id reused for another
+    /// script. The hash is stable within a process, which is as long as the runner remembers it.
+    pub fn fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        self.language.hash(&mut hasher);
+        self.source.as_str().hash(&mut hasher);
+        self.limits.time.hash(&mut hasher);
+        self.limits.memory.hash(&mut hasher);
+        self.run_all_tests.hash(&mut hasher);
+        self.checker.name().hash(&mut hasher);
+        if let Checker::Float { tolerance } = self.checker {
+            tolerance.to_bits().hash(&mut hasher);
+        }
+        for test in &self.tests {
+            (test.number, &test.input, &test.expected_output).hash(&mut hasher);
+        }
+        hasher.finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fingerprint_follows_what_decides_the_verdict_and_nothing_else() {
+        let script = crate::testing::fixtures::script("a", Language::Python, "print(1)", &[("", "1\n")]);
+        let mut renamed = script.clone();
+        renamed.id = ScriptId::new("b").unwrap();
+        renamed.tenant = Some(Tenant::new("class-1").unwrap());
+        assert_eq!(
+            script.fingerprint(),
+            renamed.fingerprint(),
+            "id and tenant are not the script"
+        );
+        let mut changed = script.clone();
+        changed.source = Source::new("print(2)").unwrap();
+        assert_ne!(script.fingerprint(), changed.fingerprint());
+        let mut all = script.clone();
+        all.run_all_tests = true;
+        assert_ne!(script.fingerprint(), all.fingerprint());
+        let mut checked = script.clone();
+        checked.checker = Checker::Float { tolerance: 1e-6 };
+        let mut looser = script.clone();
+        looser.checker = Checker::Float { tolerance: 1e-3 };
+        assert_ne!(checked.fingerprint(), looser.fingerprint());
+    }
 
     #[test]
     fn language_names_round_trip() {

@@ -31,8 +31,8 @@ pub trait Observer: Send + Sync + 'static {
     /// taken when the enqueue time is unknown).
     fn finished(&self, _report: &RunReport, _took: Duration) {}
 
-    /// A record was acknowledged on the dead-letter topic.
-    fn dead_lettered(&self) {}
+    /// A record set aside (a message that could not be answered with a result) was acknowledged.
+    fn set_aside(&self) {}
 
     /// Publishing a record failed once (it is retried or replaced).
     fn publish_failed(&self) {}
@@ -79,8 +79,8 @@ impl Observer for Observers {
     fn finished(&self, report: &RunReport, took: Duration) {
         self.0.iter().for_each(|o| o.finished(report, took));
     }
-    fn dead_lettered(&self) {
-        self.0.iter().for_each(|o| o.dead_lettered());
+    fn set_aside(&self) {
+        self.0.iter().for_each(|o| o.set_aside());
     }
     fn publish_failed(&self) {
         self.0.iter().for_each(|o| o.publish_failed());

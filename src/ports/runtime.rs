@@ -8,6 +8,7 @@ use std::future::Future;
 
 use tokio_util::sync::CancellationToken;
 
+use super::source::Cause;
 use crate::domain::{Execution, Limits, Script};
 
 /// The outcome of building a script.
@@ -28,18 +29,25 @@ pub struct BuildFailure {
     pub reason: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why the runtime could not build, run or probe. The three operations of the port fail in the same ways, and the
+/// judge treats them alike (retry the transient ones, give up on a missing image, stop on cancellation), so they
+/// share one error.
+#[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     /// The sandbox engine did not answer or answered with a server error. Worth retrying.
-    #[error("the sandbox engine is unavailable: {0}")]
-    Unavailable(String),
+    #[error("the sandbox engine is unavailable")]
+    Unavailable(#[source] Cause),
     /// An image the language needs is not present and cannot be pulled. Retrying will not help.
-    #[error("image {image:?} is missing: {detail}")]
-    ImageMissing { image: String, detail: String },
+    #[error("image {image:?} is missing")]
+    ImageMissing {
+        image: String,
+        #[source]
+        cause: Cause,
+    },
     /// The sandbox misbehaved in a way that a fresh attempt may not repeat (a container vanished, a supervisor
     /// report was missing).
-    #[error("the sandbox failed: {0}")]
-    Sandbox(String),
+    #[error("the sandbox failed")]
+    Sandbox(#[source] Cause),
     /// The operation was cancelled by shutdown; its resources are released.
     #[error("cancelled by shutdown")]
     Cancelled,
@@ -49,6 +57,11 @@ impl RuntimeError {
     /// Whether another attempt may succeed.
     pub fn is_transient(&self) -> bool {
         matches!(self, RuntimeError::Unavailable(_) | RuntimeError::Sandbox(_))
+    }
+
+    /// Whether shutdown cancelled the operation: it says nothing about the runtime.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, RuntimeError::Cancelled)
     }
 }
 

@@ -1,41 +1,37 @@
-//! The inbound port: where submissions come from, and how the app tells the source that one is done with.
+//! The inbound port: where submissions come from, and how the app tells the source that one is answered.
 //!
-//! The contract is at-least-once. The app acknowledges a delivery ([`ScriptSource::ack`]) only after its result (or
-//! dead-letter record) has been acknowledged by the broker, in whatever order its deliveries finish; the source
-//! makes a delivery durable only once every delivery before it is acknowledged too, so a crash at any point leads to
-//! redelivery, never to loss.
+//! The contract is at-least-once. The app hands a delivery's receipt back ([`ScriptSource::ack`]) only after its
+//! answer (a result, or the message set aside) has been acknowledged downstream, in whatever order its deliveries
+//! finish; the source makes a delivery durable only once every delivery before it in the same stream is answered
+//! too, so a crash at any point leads to redelivery, never to loss.
+//!
+//! A receipt is the source's own token: the app cannot read it. It stores it, hands it back, prints it in logs, and
+//! asks the source where a delivery it held back stands ([`ScriptSource::standing`]), so that the order of the
+//! source's streams and whether a delivery is still this instance's are decided by the source alone.
 
+use std::fmt;
 use std::future::Future;
 use std::time::SystemTime;
 
 use crate::domain::{Language, Script, ScriptId};
 
-/// Where a message sits in the source: the app names it in logs and hands it back in [`ScriptSource::ack`], and
-/// computes nothing from it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Position {
-    /// Which of the source's streams holds the message: for Kafka, the index of its topic in `KAFKA_TOPIC`'s list
-    /// (its priority lane); 0 for a source of one stream.
-    pub lane: u16,
-    pub partition: i32,
-    pub offset: i64,
-    /// Which assignment of the partition to this instance delivered the message. A commit for an older
-    /// generation is ignored: the partition has been revoked since, and its new owner commits for it.
-    pub generation: u64,
-}
+/// Any error of the world outside, kept as the cause of a port's error.
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-/// One message, read and classified.
+/// One message, read and classified, with the source's receipt for it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Delivery {
-    pub position: Position,
-    pub message: Inbound,
-    /// When the message was enqueued (Kafka's record timestamp), for the queue-wait metric; `None` when unknown.
+pub struct Delivery<R, U> {
+    /// The source's token for this message, handed back in [`ScriptSource::ack`].
+    pub receipt: R,
+    /// What the message turned out to be.
+    pub message: Inbound<U>,
+    /// When the message was enqueued, for the queue-wait metric; `None` when the source does not know.
     pub enqueued: Option<SystemTime>,
 }
 
-/// What a message turned out to be.
+/// What a message turned out to be. `U` is the source's own form of a message it could not read.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Inbound {
+pub enum Inbound<U> {
     /// A valid submission.
     Script(Script),
     /// The end-of-stream signal: the instance that reads it finishes its in-flight work and exits.
@@ -46,111 +42,89 @@ pub enum Inbound {
         language: Option<Language>,
         reason: String,
     },
-    /// Not readable as a message at all: it goes to the dead-letter topic.
-    Unreadable(DeadLetter),
+    /// Not readable as a message at all: it is set aside whole ([`super::ReportPublisher::set_aside`]).
+    Unreadable(Unreadable<U>),
 }
 
-/// An unreadable message, kept whole so that nothing of it is lost.
+/// A message that could not be read, kept as the source received it so that nothing of it is lost.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeadLetter {
+pub struct Unreadable<U> {
     /// What was wrong with it.
     pub reason: String,
-    /// The id its key gives, if any: such a message also gets an RJ result.
+    /// The script id the source could still tell from what travels beside the message: such a message also gets
+    /// an RJ result under that id.
     pub id: Option<ScriptId>,
-    /// `topic:partition:offset` of the original.
-    pub origin: String,
-    pub payload: Option<Vec<u8>>,
-    pub key: Option<Vec<u8>>,
-    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    /// The message itself, in the source's own form, which only the publisher of the same transport unpacks.
+    pub raw: U,
 }
 
-impl DeadLetter {
-    /// Whether the letter still carries anything of the original beyond its origin.
-    pub fn has_content(&self) -> bool {
-        self.payload.is_some() || self.key.is_some() || !self.headers.is_empty()
-    }
-
-    /// The letter without the original's payload, key and headers: what is left to publish when the broker
-    /// refuses the whole record. The reason says how large the payload was and why it was left out.
-    pub fn without_content(&self, why: &str) -> Self {
-        let size = self.payload.as_ref().map_or(0, Vec::len);
-        Self {
-            reason: format!(
-                "{}; the original ({size} bytes of payload, with its key and headers) was left out: {why}",
-                self.reason
-            ),
-            id: self.id.clone(),
-            origin: self.origin.clone(),
-            payload: None,
-            key: None,
-            headers: Vec::new(),
-        }
-    }
+/// Where a delivery the app held back stands now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// Nothing the source holds goes before it: the app may start it.
+    First,
+    /// The source holds a message that goes before it (an earlier priority lane): the app takes that one first.
+    Behind,
+    /// It is no longer this instance's to answer (the source moved its stream to another instance, which reads it
+    /// again): the app drops it unanswered and hands its receipt back, which makes nothing durable.
+    Withdrawn,
 }
 
+/// Why no message could be received.
 #[derive(Debug, thiserror::Error)]
-pub enum SourceError {
-    /// The broker or the network failed; the app backs off and tries again.
-    #[error("cannot read from the source: {0}")]
-    Transient(String),
-    /// The source cannot go on (for example, the consumer was closed).
-    #[error("the source failed: {0}")]
-    Fatal(String),
+pub enum ReceiveError {
+    /// The broker or the network failed this time; the app backs off and asks again.
+    #[error("cannot receive a message now")]
+    Transient(#[source] Cause),
+    /// The source cannot go on (it was closed, or its reader died).
+    #[error("the source has stopped")]
+    Stopped(#[source] Cause),
 }
 
+/// Why an answered delivery could not be made durable; it will be delivered again.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot store offset {next_offset} of partition {partition}: {reason}")]
-pub struct CommitError {
-    pub partition: i32,
-    pub next_offset: i64,
-    pub reason: String,
+#[error("cannot make the place of {receipt} durable")]
+pub struct AckError {
+    /// The receipt, as the source prints it.
+    pub receipt: String,
+    #[source]
+    pub cause: Cause,
 }
 
+/// Why the source could not close cleanly; redelivery covers what was not made durable.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot close the source cleanly: {0}")]
-pub struct CloseError(pub String);
+#[error("cannot close the source cleanly")]
+pub struct CloseError(#[source] pub Cause);
 
 /// A stream of submissions with at-least-once acknowledgement.
 pub trait ScriptSource: Send + Sync + 'static {
+    /// The source's token for one delivery; the app only stores it, hands it back and prints it.
+    type Receipt: Clone + fmt::Display + fmt::Debug + Send + Sync + 'static;
+    /// A message the source could not read, in the source's own form.
+    type Raw: fmt::Debug + Send + Sync + 'static;
+
     /// Waits for the next message.
     ///
     /// # Errors
-    /// [`SourceError::Transient`] for a broker hiccup (the caller retries), [`SourceError::Fatal`] when reading
-    /// cannot continue.
-    fn next(&self) -> impl Future<Output = Result<Delivery, SourceError>> + Send;
+    /// [`ReceiveError::Transient`] for a broker hiccup (the caller retries), [`ReceiveError::Stopped`] when
+    /// reading cannot continue.
+    fn next(&self) -> impl Future<Output = Result<Delivery<Self::Receipt, Self::Raw>, ReceiveError>> + Send;
 
-    /// Records that the delivery at `position` is done with. The source keeps its position from being made durable
-    /// until every earlier delivery of the same lane and partition is done too, and ignores a delivery of an assignment it no
-    /// longer holds.
+    /// Records that the delivery of `receipt` is answered. The source keeps it from being made durable until every
+    /// earlier delivery of its stream is answered too, and makes nothing durable for a withdrawn one.
     ///
     /// # Errors
-    /// [`CommitError`] when the source refuses to store the position that became durable.
-    fn ack(&self, position: Position) -> Result<(), CommitError>;
+    /// [`AckError`] when the source refuses to store the place that became durable.
+    fn ack(&self, receipt: &Self::Receipt) -> Result<(), AckError>;
 
-    /// Whether the delivery at `position` is still this instance's to judge. Where partitions move between
-    /// consumers (Kafka's rebalances), a delivery of an assignment revoked since is not: its partition's new owner
-    /// reads it again from the last commit. The executor asks before it starts a delivery it held back.
-    fn is_current(&self, position: Position) -> bool {
-        let _ = position;
-        true
+    /// Where a delivery the app held back stands now: whether the source holds a message that goes before it, and
+    /// whether it is still this instance's to answer. The app asks before it starts a delivery it held back.
+    fn standing(&self, receipt: &Self::Receipt) -> Standing {
+        let _ = receipt;
+        Standing::First
     }
 
-    /// Whether the source has a message waiting, received and not yet taken, that it would hand out before any
-    /// message of `lane`: with strict priority lanes, one of an earlier lane. The executor starts a script it held
-    /// back only when nothing waits ahead of its lane, so that holding back never lets a later lane overtake an
-    /// earlier one.
-    fn has_waiting_ahead_of(&self, lane: u16) -> bool {
-        let _ = lane;
-        false
-    }
-
-    /// Names a position the way the source's users know it, for dead-letter records and logs. Kafka says
-    /// `topic:partition:offset`.
-    fn origin(&self, position: Position) -> String {
-        format!("{}:{}", position.partition, position.offset)
-    }
-
-    /// Makes the recorded positions durable and leaves the consumer group.
+    /// Makes what is answered durable and leaves the group of instances sharing the source.
     ///
     /// # Errors
     /// [`CloseError`] when the final commit fails; redelivery then covers the gap.

@@ -3,24 +3,39 @@
 //! refusing one as invalid (permanent, like a record over the broker's `message.max.bytes`).
 
 use std::collections::{BTreeSet, VecDeque};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::Notify;
 
+use crate::adapters::kafka::delivery::{KafkaDelivery, Position, RawRecord, Receipt};
 use crate::adapters::kafka::offsets::OffsetLedger;
+use crate::adapters::kafka::producer::Letter;
 use crate::domain::RunReport;
 use crate::ports::{
-    CloseError, CommitError, DeadLetter, Delivery, Inbound, Position, PublishError, ReportPublisher, ScriptSource,
-    SourceError,
+    AckError, Aside, CloseError, Delivery, FlushError, Inbound, PublishError, ReceiveError, ReportPublisher,
+    ScriptSource, Standing,
 };
+use crate::sync::lock;
+
+/// A delivery of the fake source, shaped as the Kafka source's.
+pub type FakeDelivery = KafkaDelivery;
+
+/// The topic the fake names a lane by: `scripts` for the first, `scripts-<lane>` for the others.
+fn topic(lane: u16) -> Arc<str> {
+    if lane == 0 {
+        Arc::from("scripts")
+    } else {
+        Arc::from(format!("scripts-{lane}").as_str())
+    }
+}
 
 /// A source whose messages the test pushes in. Reading waits while the queue is empty, as a consumer waits on an
 /// idle topic.
 #[derive(Debug, Default)]
 pub struct FakeSource {
-    queue: Mutex<VecDeque<Delivery>>,
+    queue: Mutex<VecDeque<FakeDelivery>>,
     arrived: Notify,
     /// The deliveries handed out and not yet acknowledged, kept as the Kafka source keeps them.
     ledger: Mutex<OffsetLedger>,
@@ -51,8 +66,8 @@ impl FakeSource {
     }
 
     /// Queues a message on partition 0, generation 1, at the next offset. Returns its position.
-    pub fn push(&self, message: Inbound) -> Position {
-        let mut next = self.next_offset.lock().unwrap_or_else(|p| p.into_inner());
+    pub fn push(&self, message: Inbound<RawRecord>) -> Position {
+        let mut next = lock(&self.next_offset);
         let position = Position {
             lane: 0,
             partition: 0,
@@ -65,20 +80,18 @@ impl FakeSource {
         position
     }
 
-    pub fn push_at(&self, position: Position, message: Inbound) {
-        self.queue
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push_back(Delivery {
-                position,
-                message,
-                enqueued: Some(std::time::SystemTime::now()),
-            });
+    /// Queues a message at `position`, on the topic of its lane.
+    pub fn push_at(&self, position: Position, message: Inbound<RawRecord>) {
+        lock(&self.queue).push_back(Delivery {
+            receipt: Receipt::new(topic(position.lane), position),
+            message,
+            enqueued: Some(std::time::SystemTime::now()),
+        });
         self.arrived.notify_one();
     }
 
     pub fn commits(&self) -> Vec<(i32, u64, i64)> {
-        self.commits.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        lock(&self.commits).clone()
     }
 
     /// The last committed position of a partition.
@@ -88,12 +101,12 @@ impl FakeSource {
 
     /// How many deliveries are handed out and not acknowledged now.
     pub fn outstanding(&self) -> usize {
-        self.outstanding.lock().unwrap_or_else(|p| p.into_inner()).now.len()
+        lock(&self.outstanding).now.len()
     }
 
     /// The most deliveries ever handed out and not acknowledged at once.
     pub fn most_outstanding(&self) -> usize {
-        self.outstanding.lock().unwrap_or_else(|p| p.into_inner()).most
+        lock(&self.outstanding).most
     }
 
     pub fn delivered(&self) -> usize {
@@ -107,10 +120,7 @@ impl FakeSource {
     /// Takes `generation` of `partition` away, as a rebalance does: its deliveries are no longer current, and
     /// acknowledging them commits nothing.
     pub fn revoke(&self, partition: i32, generation: u64) {
-        self.revoked
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert((partition, generation));
+        lock(&self.revoked).insert((partition, generation));
     }
 
     /// Makes `close` hang forever from now on.
@@ -120,68 +130,55 @@ impl FakeSource {
 }
 
 impl ScriptSource for FakeSource {
-    async fn next(&self) -> Result<Delivery, SourceError> {
+    type Receipt = Receipt;
+    type Raw = RawRecord;
+
+    async fn next(&self) -> Result<FakeDelivery, ReceiveError> {
         loop {
             let notified = self.arrived.notified();
-            if let Some(delivery) = self.queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front() {
+            let queued = lock(&self.queue).pop_front();
+            if let Some(delivery) = queued {
                 self.delivered.fetch_add(1, Ordering::SeqCst);
-                let mut outstanding = self.outstanding.lock().unwrap_or_else(|p| p.into_inner());
-                let position = delivery.position;
+                let position = delivery.receipt.position();
+                let mut outstanding = lock(&self.outstanding);
                 outstanding
                     .now
                     .insert((position.partition, position.generation, position.offset));
                 outstanding.most = outstanding.most.max(outstanding.now.len());
                 drop(outstanding);
-                self.ledger
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .begin(delivery.position);
+                lock(&self.ledger).begin(position);
                 return Ok(delivery);
             }
             notified.await;
         }
     }
 
-    /// Strict priority lanes, as the Kafka source has them: anything queued on an earlier lane is ahead.
-    fn has_waiting_ahead_of(&self, lane: u16) -> bool {
-        self.queue
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+    /// Withdrawn for a revoked assignment; behind when anything is queued on an earlier lane (strict priority
+    /// lanes, as the Kafka source has them).
+    fn standing(&self, receipt: &Receipt) -> Standing {
+        let position = receipt.position();
+        if !self.is_current(position) {
+            return Standing::Withdrawn;
+        }
+        let ahead = lock(&self.queue)
             .iter()
-            .any(|delivery| delivery.position.lane < lane)
-    }
-
-    fn is_current(&self, position: Position) -> bool {
-        !self
-            .revoked
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(&(position.partition, position.generation))
+            .any(|delivery| delivery.receipt.position().lane < position.lane);
+        if ahead { Standing::Behind } else { Standing::First }
     }
 
     /// Finishes the delivery in the same ledger as the Kafka source, and records each commit it lets through.
-    fn ack(&self, position: Position) -> Result<(), CommitError> {
-        self.outstanding.lock().unwrap_or_else(|p| p.into_inner()).now.remove(&(
-            position.partition,
-            position.generation,
-            position.offset,
-        ));
-        let mut ledger = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
+    fn ack(&self, receipt: &Receipt) -> Result<(), AckError> {
+        let position = receipt.position();
+        lock(&self.outstanding)
+            .now
+            .remove(&(position.partition, position.generation, position.offset));
+        let mut ledger = lock(&self.ledger);
         if let Some(next_offset) = ledger.finish(position)
             && self.is_current(position)
         {
-            self.commits.lock().unwrap_or_else(|p| p.into_inner()).push((
-                position.partition,
-                position.generation,
-                next_offset,
-            ));
+            lock(&self.commits).push((position.partition, position.generation, next_offset));
         }
         Ok(())
-    }
-
-    /// As the Kafka source names it, for a topic called `scripts`.
-    fn origin(&self, position: Position) -> String {
-        format!("scripts:{}:{}", position.partition, position.offset)
     }
 
     async fn close(&self) -> Result<(), CloseError> {
@@ -193,11 +190,19 @@ impl ScriptSource for FakeSource {
     }
 }
 
+impl FakeSource {
+    /// Whether the assignment that delivered `position` has not been revoked.
+    fn is_current(&self, position: Position) -> bool {
+        !lock(&self.revoked).contains(&(position.partition, position.generation))
+    }
+}
+
 /// A publisher that keeps everything it acknowledges.
 #[derive(Debug, Default)]
 pub struct FakePublisher {
     reports: Mutex<Vec<RunReport>>,
-    dead_letters: Mutex<Vec<DeadLetter>>,
+    /// What was set aside, as the Kafka publisher would write it before fitting it to the record size.
+    dead_letters: Mutex<Vec<Letter>>,
     /// Publish calls to refuse before acknowledging again.
     failures_left: AtomicUsize,
     /// Every publish call, acknowledged or not.
@@ -231,7 +236,7 @@ pub fn record_size(record: RecordRef<'_>) -> usize {
             let headers: usize = letter
                 .headers
                 .iter()
-                .map(|(key, value)| key.len() + value.as_ref().map_or(0, Vec::len))
+                .map(|(name, value)| name.len() + value.as_ref().map_or(0, Vec::len))
                 .sum();
             letter.reason.len()
                 + letter.origin.len()
@@ -246,7 +251,7 @@ pub fn record_size(record: RecordRef<'_>) -> usize {
 #[derive(Debug, Clone, Copy)]
 pub enum RecordRef<'a> {
     Report(&'a RunReport),
-    DeadLetter(&'a DeadLetter),
+    DeadLetter(&'a Letter),
 }
 
 impl FakePublisher {
@@ -266,18 +271,15 @@ impl FakePublisher {
 
     /// Refuses every report of script `id` as invalid from now on, whatever it says.
     pub fn refuse_reports_for(&self, id: &str) {
-        self.refused_ids
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(id.to_owned());
+        lock(&self.refused_ids).push(id.to_owned());
     }
 
     pub fn reports(&self) -> Vec<RunReport> {
-        self.reports.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        lock(&self.reports).clone()
     }
 
-    pub fn dead_letters(&self) -> Vec<DeadLetter> {
-        self.dead_letters.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    pub fn dead_letters(&self) -> Vec<Letter> {
+        lock(&self.dead_letters).clone()
     }
 
     pub fn attempts(&self) -> usize {
@@ -304,7 +306,7 @@ impl FakePublisher {
                 in_a_row <= SPIN_LIMIT,
                 "{in_a_row} records in a row refused as invalid: the executor keeps offering what can never be published"
             );
-            return Err(PublishError::Invalid(reason));
+            return Err(PublishError::Refused(reason.into()));
         }
         self.invalid_in_a_row.store(0, Ordering::SeqCst);
         let refused = self
@@ -312,7 +314,7 @@ impl FakePublisher {
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| left.checked_sub(1))
             .is_ok();
         if refused {
-            return Err(PublishError::NotAcknowledged("fake broker refused".into()));
+            return Err(PublishError::NotAcknowledged("fake broker did not acknowledge".into()));
         }
         Ok(())
     }
@@ -320,7 +322,7 @@ impl FakePublisher {
     /// Why the record can never be published, if it cannot.
     fn invalid(&self, record: RecordRef<'_>) -> Option<String> {
         if let RecordRef::Report(report) = record {
-            let refused = self.refused_ids.lock().unwrap_or_else(|p| p.into_inner());
+            let refused = lock(&self.refused_ids);
             if refused.iter().any(|id| id == report.id.as_str()) {
                 return Some("fake broker refuses every report of this script".into());
             }
@@ -332,27 +334,24 @@ impl FakePublisher {
 }
 
 impl ReportPublisher for FakePublisher {
+    type Raw = RawRecord;
+
     async fn publish(&self, report: &RunReport) -> Result<(), PublishError> {
         self.refuse(RecordRef::Report(report))?;
-        self.reports
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(report.clone());
+        lock(&self.reports).push(report.clone());
         self.notify.notify_waiters();
         Ok(())
     }
 
-    async fn dead_letter(&self, letter: &DeadLetter) -> Result<(), PublishError> {
-        self.refuse(RecordRef::DeadLetter(letter))?;
-        self.dead_letters
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(letter.clone());
+    async fn set_aside(&self, aside: Aside<'_, RawRecord>) -> Result<(), PublishError> {
+        let letter = Letter::of(aside);
+        self.refuse(RecordRef::DeadLetter(&letter))?;
+        lock(&self.dead_letters).push(letter);
         self.notify.notify_waiters();
         Ok(())
     }
 
-    async fn flush(&self, _timeout: Duration) -> Result<(), PublishError> {
+    async fn flush(&self, _timeout: Duration) -> Result<(), FlushError> {
         Ok(())
     }
 }

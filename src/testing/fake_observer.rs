@@ -11,15 +11,12 @@ pub struct HeldCounts(Mutex<Vec<usize>>);
 impl HeldCounts {
     /// The counts told so far.
     pub fn seen(&self) -> Vec<usize> {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+        crate::sync::lock(&self.0).clone()
     }
 }
 
 impl Observer for HeldCounts {
     fn held_back(&self, scripts: usize) {
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push(scripts);
+        crate::sync::lock(&self.0).push(scripts);
     }
 }

@@ -99,17 +99,11 @@ impl FakeRuntime {
 
     /// Removes the image of `language`: its builds fail with [`RuntimeError::ImageMissing`] until restored.
     pub fn remove_image(&self, language: Language) {
-        self.missing_images
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(language);
+        crate::sync::lock(&self.missing_images).insert(language);
     }
 
     pub fn restore_image(&self, language: Language) {
-        self.missing_images
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&language);
+        crate::sync::lock(&self.missing_images).remove(&language);
     }
 
     fn check_engine(&self) -> Result<(), RuntimeError> {
@@ -163,15 +157,11 @@ impl Runtime for FakeRuntime {
     ) -> Result<Preparation<FakeProgram>, RuntimeError> {
         self.stats.prepare_calls.fetch_add(1, Ordering::SeqCst);
         self.check_engine()?;
-        let missing = self
-            .missing_images
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(&script.language);
+        let missing = crate::sync::lock(&self.missing_images).contains(&script.language);
         if missing {
             return Err(RuntimeError::ImageMissing {
                 image: format!("fake/{}", script.language),
-                detail: "removed by the test".into(),
+                cause: "removed by the test".into(),
             });
         }
         let instructions = parse(script.source.as_str());
@@ -186,7 +176,7 @@ impl Runtime for FakeRuntime {
                     }));
                 }
                 Instruction::Flaky(count) => {
-                    let mut flaky = self.flaky.lock().unwrap_or_else(|p| p.into_inner());
+                    let mut flaky = crate::sync::lock(&self.flaky);
                     flaky.entry(script.id.clone()).or_insert(*count);
                 }
                 _ => {}
@@ -210,7 +200,7 @@ impl Runtime for FakeRuntime {
         self.stats.runs.fetch_add(1, Ordering::SeqCst);
         self.check_engine()?;
         {
-            let mut flaky = self.flaky.lock().unwrap_or_else(|p| p.into_inner());
+            let mut flaky = crate::sync::lock(&self.flaky);
             if let Some(remaining) = flaky.get_mut(&program.id).filter(|remaining| **remaining > 0) {
                 *remaining -= 1;
                 return Err(RuntimeError::Unavailable("fake engine hiccup".into()));

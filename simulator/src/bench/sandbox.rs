@@ -310,13 +310,7 @@ pub(super) async fn idle_latency(
 ) -> anyhow::Result<BTreeMap<String, f64>> {
     let broker = Broker::start(tools, 4).await?;
     let log = out.join("logs").join(format!("latency-{label}-runner.log"));
-    let runner = Runner::start(
-        tools,
-        &broker.brokers,
-        1,
-        &format!("bench-{tag}-latency-{label}"),
-        &log,
-    )?;
+    let runner = Runner::start(tools, &broker.brokers, 1, &format!("bench-{tag}-latency-{label}"), &log)?;
     let measured = async {
         let stop = CancellationToken::new();
         let mut results = kafka::results(

@@ -81,7 +81,7 @@ impl std::fmt::Display for Operation {
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     /// The engine answered with an error, or the transport failed.
-    #[error("{operation}: {source}")]
+    #[error("{operation}")]
     Api {
         operation: Operation,
         #[source]
@@ -94,8 +94,13 @@ pub enum EngineError {
     #[error("{operation}: {what}")]
     Incomplete { operation: Operation, what: &'static str },
     /// A container's image is not on the engine.
-    #[error("image {image:?} is missing: {detail}")]
-    NoSuchImage { image: String, detail: String },
+    #[error("{operation}")]
+    NoSuchImage {
+        operation: Operation,
+        image: String,
+        #[source]
+        source: BollardError,
+    },
     /// `DOCKER_HOST` names a scheme bollard cannot speak.
     #[error("DOCKER_HOST {0:?} is not supported: use unix://, tcp:// or http://")]
     UnsupportedHost(String),
@@ -132,11 +137,14 @@ impl EngineError {
 impl From<EngineError> for RuntimeError {
     fn from(error: EngineError) -> Self {
         if error.is_retryable() {
-            return RuntimeError::Unavailable(error.to_string());
+            return RuntimeError::Unavailable(Box::new(error));
         }
         match error {
-            EngineError::NoSuchImage { image, detail } => RuntimeError::ImageMissing { image, detail },
-            other => RuntimeError::Sandbox(other.to_string()),
+            EngineError::NoSuchImage { ref image, .. } => RuntimeError::ImageMissing {
+                image: image.clone(),
+                cause: Box::new(error),
+            },
+            other => RuntimeError::Sandbox(Box::new(other)),
         }
     }
 }
@@ -194,13 +202,13 @@ impl Engine {
         {
             Ok(created) => Ok(created.id),
             Err(EngineError::Api {
-                source:
-                    BollardError::DockerResponseServerError {
-                        status_code: 404,
-                        message,
-                    },
-                ..
-            }) => Err(EngineError::NoSuchImage { image, detail: message }),
+                operation,
+                source: source @ BollardError::DockerResponseServerError { status_code: 404, .. },
+            }) => Err(EngineError::NoSuchImage {
+                operation,
+                image,
+                source,
+            }),
             Err(error) => Err(error),
         }
     }
@@ -507,6 +515,7 @@ fn found<T>(inspected: Result<T, EngineError>) -> Result<Option<T>, EngineError>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ports::describe;
 
     fn answered(status_code: u16) -> EngineError {
         EngineError::Api {
@@ -540,14 +549,22 @@ mod tests {
     #[test]
     fn a_missing_image_is_not_retried_and_the_operation_is_named() {
         let missing = EngineError::NoSuchImage {
+            operation: Operation::CreateContainer,
             image: "nope:1".into(),
-            detail: "No such image".into(),
+            source: BollardError::DockerResponseServerError {
+                status_code: 404,
+                message: "No such image: nope:1".into(),
+            },
         };
         let error = RuntimeError::from(missing);
         assert!(!error.is_transient(), "{error}");
         assert!(matches!(error, RuntimeError::ImageMissing { ref image, .. } if image == "nope:1"));
         assert_eq!(
-            RuntimeError::from(answered(500)).to_string(),
+            describe(&error),
+            "image \"nope:1\" is missing: create container: Docker responded with status code 404: No such image: nope:1"
+        );
+        assert_eq!(
+            describe(&RuntimeError::from(answered(500))),
             "the sandbox engine is unavailable: start container: Docker responded with status code 500: no"
         );
     }

@@ -9,6 +9,7 @@
 
 pub mod artifacts;
 pub mod engine;
+pub mod fault;
 pub mod hardening;
 pub mod labels;
 pub mod languages;
@@ -31,9 +32,10 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::{Execution, Language, Limits, Script};
-use crate::ports::{Preparation, Runtime, RuntimeError};
+use crate::ports::{Preparation, Runtime, RuntimeError, describe};
 use artifacts::{ArtifactCache, CacheStats};
 use engine::Engine;
+use fault::SandboxFault;
 use languages::Toolchain;
 use phases::PhaseObserver;
 use plans::{BuildPlan, RunPlan};
@@ -160,7 +162,7 @@ impl DockerRuntime {
     fn toolchain(&self, language: Language) -> Result<&Toolchain, RuntimeError> {
         self.toolchains
             .get(&language)
-            .ok_or_else(|| RuntimeError::Sandbox(format!("no images are configured for {language}")))
+            .ok_or_else(|| SandboxFault::NoToolchain(language).into())
     }
 }
 
@@ -238,7 +240,7 @@ fn open_artifact_cache(settings: &SandboxSettings) -> Option<Arc<ArtifactCache>>
     match ArtifactCache::open(&dir, settings.artifact_cache_bytes) {
         Ok(cache) => Some(Arc::new(cache)),
         Err(error) => {
-            tracing::warn!(%error, dir = %dir.display(), "cannot open the artifact cache; every script is compiled");
+            tracing::warn!(error = %describe(&error), dir = %dir.display(), "cannot open the artifact cache; every script is compiled");
             None
         }
     }
@@ -257,7 +259,7 @@ async fn ensure_images(engine: &Engine, toolchains: &BTreeMap<Language, Toolchai
             Ok(true) => return,
             Ok(false) => {}
             Err(error) => {
-                tracing::warn!(%error, image, "cannot check image");
+                tracing::warn!(error = %describe(&error), image, "cannot check image");
                 return;
             }
         }
@@ -267,7 +269,7 @@ async fn ensure_images(engine: &Engine, toolchains: &BTreeMap<Language, Toolchai
             tracing::warn!(
                 image,
                 ?languages,
-                %error,
+                error = %describe(&error),
                 "image missing and cannot be pulled: scripts in these languages will get IE until it is present \
                  (on a host without a registry, build local images with scripts/build-images.sh)"
             );

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use super::fault::{self, ImageUnfit};
 use crate::domain::{Execution, Exit};
 use crate::ports::RuntimeError;
 
@@ -165,10 +166,7 @@ pub fn toolchain_missing(observed: &Observed, image: &str) -> Option<RuntimeErro
         .chars()
         .take(200)
         .collect::<String>();
-    Some(RuntimeError::ImageMissing {
-        image: image.to_owned(),
-        detail: format!("its build command exited {code}, as a shell does for a command it cannot run: {said}"),
-    })
+    Some(fault::unfit(image, ImageUnfit::ShellCannotRun { code, said }))
 }
 
 /// Why a build did not produce a program, or `None` when it did. The order matters: a compiler killed for memory
@@ -213,6 +211,7 @@ pub fn diagnostics(observed: &Observed) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ports::describe;
 
     fn exited(code: i32) -> Observed {
         Observed {
@@ -404,8 +403,12 @@ mod tests {
             stderr: b"sh: 1: tsc: not found\nmore".to_vec(),
         };
         let missing = toolchain_missing(&ended(127), "node:20").expect("127 is a missing command");
-        assert!(matches!(&missing, RuntimeError::ImageMissing { image, detail }
-            if image == "node:20" && detail.contains("exited 127") && detail.ends_with("tsc: not found")));
+        assert!(matches!(&missing, RuntimeError::ImageMissing { image, .. } if image == "node:20"));
+        let said = describe(&missing);
+        assert!(
+            said.contains("exited 127") && said.ends_with("tsc: not found"),
+            "{said}"
+        );
         assert!(toolchain_missing(&ended(126), "node:20").is_some());
         assert!(
             toolchain_missing(&ended(1), "node:20").is_none(),

@@ -34,7 +34,7 @@ use super::session::{ProgramVolume, Session};
 use super::settings::SandboxSettings;
 use super::shared_dirs::SharedDirs;
 use super::supervisor::{self, GUARD_DIR, GUARD_NAME};
-use crate::ports::RuntimeError;
+use crate::ports::{RuntimeError, describe};
 
 /// Directories the supervisor empties before every test: every place a test can write.
 const RUN_WRITABLE: [&str; 2] = ["/tmp", "/dev/shm"];
@@ -356,7 +356,7 @@ async fn refill(inner: Arc<Inner>) {
                 match started {
                     Ok(pair) => lock(&inner.idle).entry(images.clone()).or_default().push_back(pair),
                     Err(error) => {
-                        tracing::warn!(%error, build = %images.build, run = %images.run,
+                        tracing::warn!(error = %describe(&error), build = %images.build, run = %images.run,
                             "cannot start a warm sandbox; retrying later");
                         failed = true;
                         break;

@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::artifacts::{ArtifactCache, Cached, Key};
 use super::engine::Engine;
+use super::fault::{self, ImageUnfit, SandboxFault};
 use super::languages::PROGRAM_DIR;
 use super::lock;
 use super::outcome::{self, CompileLimits, NoReport, Observed};
@@ -33,7 +34,7 @@ use super::protocol::{self, Entry, Exec, File, ServedReport};
 use super::session::{ProgramVolume, Session, Waited};
 use super::settings::SandboxSettings;
 use crate::domain::{Execution, Limits};
-use crate::ports::{BuildFailure, RuntimeError};
+use crate::ports::{BuildFailure, RuntimeError, describe};
 
 /// How long past its own limit the runner waits for a report before it kills the container itself.
 const BACKSTOP: Duration = Duration::from_secs(2);
@@ -217,7 +218,7 @@ impl Programs {
                 }
                 return Ok(Built::Failed(failure));
             }
-            Err(NoReport) => return Err(RuntimeError::Sandbox("the build supervisor sent no report".into())),
+            Err(NoReport) => return Err(SandboxFault::NoReport("build").into()),
         }
         // The program is kept outside the sandbox: for the cache, and to set up another sandbox for the remaining
         // tests if this one dies (the volume is a tmpfs, gone with the last container that mounts it).
@@ -274,7 +275,7 @@ impl Programs {
             // container of their own on the same volume instead, started before this one goes so that the volume
             // stays mounted.
             Err(error) => {
-                tracing::warn!(%error, "cannot lower a sandbox to the script's memory limit");
+                tracing::warn!(error = %describe(&error), "cannot lower a sandbox to the script's memory limit");
                 let runner = match program {
                     Some(program) => self.load(program, images, limits).await?.0,
                     None => {
@@ -312,14 +313,10 @@ impl Programs {
         match holder.gather(PROGRAM_DIR, limit).await? {
             Ok(gathered) if same_tree(&gathered, program) => {}
             Ok(_) => {
-                return Err(RuntimeError::Sandbox(
-                    "a built program did not arrive whole in its sandbox".into(),
-                ));
+                return Err(SandboxFault::ProgramChanged.into());
             }
             Err(errno) => {
-                return Err(RuntimeError::Sandbox(format!(
-                    "a built program could not be put into its sandbox (errno {errno})"
-                )));
+                return Err(SandboxFault::ProgramNotPut(errno).into());
             }
         }
         self.observe(Phase::Transfer, transferring);
@@ -410,7 +407,7 @@ impl Programs {
             }
         };
         outcome::execution(observed, self.settings.output_limit, reports_out_of_memory)
-            .map_err(|NoReport| RuntimeError::Sandbox("the sandbox supervisor sent no report".into()))
+            .map_err(|NoReport| SandboxFault::NoReport("test").into())
     }
 }
 
@@ -452,9 +449,7 @@ impl Programs {
             return self.load(program, &workspace.images, workspace.limits).await;
         }
         let Some((session, volume)) = broken else {
-            return Err(RuntimeError::Sandbox(
-                "the sandbox of a script died, and its program could not be kept to set up another".into(),
-            ));
+            return Err(SandboxFault::ProgramLost.into());
         };
         let taking = Instant::now();
         let replacement = self
@@ -487,20 +482,17 @@ fn ready(
 /// A report that says nothing ran: the sandbox could not be prepared, or the image cannot execute the command.
 fn check_served(report: &ServedReport, image: &str, command: &[String]) -> Result<(), RuntimeError> {
     if report.setup_errno != 0 {
-        return Err(RuntimeError::Sandbox(format!(
-            "the sandbox could not be reset (errno {})",
-            report.setup_errno
-        )));
+        return Err(SandboxFault::NotReset(report.setup_errno).into());
     }
     if report.exec_errno != 0 {
-        return Err(RuntimeError::ImageMissing {
-            image: image.to_owned(),
-            detail: format!(
-                "it cannot execute {:?} (errno {})",
-                command.first().map_or("", String::as_str),
-                report.exec_errno
-            ),
-        });
+        let command = command.first().cloned().unwrap_or_default();
+        return Err(fault::unfit(
+            image,
+            ImageUnfit::CannotExecute {
+                command,
+                errno: report.exec_errno,
+            },
+        ));
     }
     Ok(())
 }

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use super::engine::{Engine, Labelled};
 use super::labels;
 use super::shared_dirs;
+use crate::ports::describe;
 
 /// How often expired resources are looked for.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
@@ -45,12 +46,12 @@ pub async fn sweep(engine: &Engine, own_instance: Option<&str>) -> Swept {
                 match engine.remove_container(&container.name).await {
                     Ok(()) => swept.containers += 1,
                     Err(error) => {
-                        tracing::warn!(%error, container = %container.name, "reaper cannot remove a container")
+                        tracing::warn!(error = %describe(&error), container = %container.name, "reaper cannot remove a container")
                     }
                 }
             }
         }
-        Err(error) => tracing::warn!(%error, "reaper cannot list containers"),
+        Err(error) => tracing::warn!(error = %describe(&error), "reaper cannot list containers"),
     }
     match engine.volumes_with_label(labels::MANAGED).await {
         Ok(volumes) => {
@@ -63,11 +64,13 @@ pub async fn sweep(engine: &Engine, own_instance: Option<&str>) -> Swept {
             for name in names {
                 match engine.remove_volume(&name).await {
                     Ok(()) => swept.volumes += 1,
-                    Err(error) => tracing::debug!(%error, volume = %name, "reaper cannot remove a volume yet"),
+                    Err(error) => {
+                        tracing::debug!(error = %describe(&error), volume = %name, "reaper cannot remove a volume yet")
+                    }
                 }
             }
         }
-        Err(error) => tracing::warn!(%error, "reaper cannot list volumes"),
+        Err(error) => tracing::warn!(error = %describe(&error), "reaper cannot list volumes"),
     }
     if swept != Swept::default() {
         tracing::info!(

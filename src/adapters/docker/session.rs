@@ -16,8 +16,9 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 use super::engine::{Engine, EngineError};
+use super::fault::{SandboxFault, SessionFault};
 use super::protocol::{self, Entry, Exec, File, Hello, Reply, ServedReport};
-use crate::ports::RuntimeError;
+use crate::ports::{RuntimeError, describe};
 
 type Output = Pin<Box<dyn Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>;
 type Input = Pin<Box<dyn AsyncWrite + Send>>;
@@ -69,7 +70,7 @@ impl Drop for ProgramVolume {
         let name = std::mem::take(&mut self.name);
         spawn(async move {
             if let Err(error) = persist(|| engine.remove_volume(&name)).await {
-                tracing::warn!(%error, volume = %name, "cannot remove a program volume; the reaper will retry");
+                tracing::warn!(error = %describe(&error), volume = %name, "cannot remove a program volume; the reaper will retry");
             }
         });
     }
@@ -129,9 +130,9 @@ impl Session {
                 session.hello = hello;
                 Ok(session)
             }
-            Ok(Ok(_)) => Err(session.fail("the supervisor did not start with a hello")),
+            Ok(Ok(_)) => Err(session.fail(SessionFault::NoHello)),
             Ok(Err(error)) => Err(error),
-            Err(_) => Err(session.fail("the supervisor did not say hello within 30 s")),
+            Err(_) => Err(session.fail(SessionFault::HelloTimedOut)),
         }
     }
 
@@ -202,9 +203,9 @@ impl Session {
         self.send(&protocol::gather(path, limit)).await?;
         match tokio::time::timeout(GATHER_TIMEOUT, self.reply()).await {
             Ok(Ok(Reply::Gathered(gathered))) => Ok(gathered),
-            Ok(Ok(_)) => Err(self.fail("the supervisor answered a gather with something else")),
+            Ok(Ok(_)) => Err(self.fail(SessionFault::Unexpected("gather"))),
             Ok(Err(error)) => Err(error),
-            Err(_) => Err(self.fail("the supervisor did not gather the program within 30 s")),
+            Err(_) => Err(self.fail(SessionFault::GatherTimedOut)),
         }
     }
 
@@ -252,7 +253,7 @@ impl Session {
             Event::Reply(Ok(Reply::Report { report, stdout, stderr })) => {
                 Ok(Waited::Served(Served { report, stdout, stderr }))
             }
-            Event::Reply(Ok(_)) => Err(self.fail("the supervisor answered a test with something else")),
+            Event::Reply(Ok(_)) => Err(self.fail(SessionFault::Unexpected("test"))),
             Event::Reply(Err(error)) => match self.engine.state(&self.id).await {
                 Ok(state) if state.oom_killed == Some(true) => Ok(Waited::OutOfMemory),
                 _ => Err(error),
@@ -268,8 +269,8 @@ impl Session {
         .await;
         match written {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => Err(self.fail(&format!("writing to the supervisor: {error}"))),
-            Err(_) => Err(self.fail("writing to the supervisor timed out")),
+            Ok(Err(error)) => Err(self.fail(SessionFault::Write(error))),
+            Err(_) => Err(self.fail(SessionFault::WriteTimedOut)),
         }
     }
 
@@ -279,7 +280,7 @@ impl Session {
             match protocol::take_reply(&mut self.buffer) {
                 Ok(Some(reply)) => return Ok(reply),
                 Ok(None) => {}
-                Err(error) => return Err(self.fail(&error.to_string())),
+                Err(error) => return Err(self.fail(SessionFault::Frame(error))),
             }
             match self.output.next().await {
                 Some(Ok(LogOutput::StdOut { message } | LogOutput::Console { message })) => {
@@ -289,20 +290,29 @@ impl Session {
                     tracing::warn!(container = %self.id, message = %String::from_utf8_lossy(&message), "supervisor");
                 }
                 Some(Ok(LogOutput::StdIn { .. })) => {}
-                Some(Err(error)) => return Err(self.fail_unavailable(&format!("reading the supervisor: {error}"))),
-                None => return Err(self.fail("the supervisor's container stopped")),
+                Some(Err(error)) => return Err(self.fail_unavailable(SessionFault::Read(error))),
+                None => return Err(self.fail(SessionFault::Stopped)),
             }
         }
     }
 
-    fn fail(&mut self, why: &str) -> RuntimeError {
+    /// Marks the session broken and says why, as a sandbox failure.
+    fn fail(&mut self, fault: SessionFault) -> RuntimeError {
         self.broken = true;
-        RuntimeError::Sandbox(format!("sandbox {}: {why}", self.id))
+        SandboxFault::Session {
+            container: self.id.clone(),
+            fault,
+        }
+        .into()
     }
 
-    fn fail_unavailable(&mut self, why: &str) -> RuntimeError {
+    /// Marks the session broken and says why, as the engine being unavailable.
+    fn fail_unavailable(&mut self, fault: SessionFault) -> RuntimeError {
         self.broken = true;
-        RuntimeError::Unavailable(format!("sandbox {}: {why}", self.id))
+        RuntimeError::Unavailable(Box::new(SandboxFault::Session {
+            container: self.id.clone(),
+            fault,
+        }))
     }
 }
 
@@ -318,7 +328,7 @@ impl Drop for Session {
 fn discard(engine: Engine, id: String, volume: Option<Arc<ProgramVolume>>) {
     spawn(async move {
         if let Err(error) = persist(|| engine.remove_container(&id)).await {
-            tracing::warn!(%error, container = %id, "cannot remove a sandbox; the reaper will retry");
+            tracing::warn!(error = %describe(&error), container = %id, "cannot remove a sandbox; the reaper will retry");
         }
         drop(volume);
     });

@@ -36,12 +36,13 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::OnceCell;
 
 use super::engine::{Engine, EngineError, Labelled};
+use super::fault::SandboxFault;
 use super::hardening::{self, VolumeMount};
 use super::labels;
 use super::languages::PROGRAM_DIR;
 use super::lock;
 use super::supervisor::{GUARD_DIR, fnv1a};
-use crate::ports::RuntimeError;
+use crate::ports::{RuntimeError, describe};
 
 /// The image label listing the directories to share.
 pub const LABEL: &str = "org.scrc.shared-dirs";
@@ -256,7 +257,7 @@ impl SharedDirs {
             },
             Err(Unmade::Busy) => Set::none(BUSY_RETRY),
             Err(Unmade::Failed(error)) => {
-                tracing::warn!(%error, image = id, "cannot make the toolchain volumes; sandboxes start without them");
+                tracing::warn!(error = %describe(&error), image = id, "cannot make the toolchain volumes; sandboxes start without them");
                 Set::none(RETRY)
             }
         }
@@ -277,7 +278,7 @@ impl SharedDirs {
                 .create_volume(&marker(id), labels::for_toolchain_marker(set_labels))
                 .await;
             if let Err(error) = marked {
-                tracing::warn!(%error, image = id, "cannot name the filled toolchain volumes");
+                tracing::warn!(error = %describe(&error), image = id, "cannot name the filled toolchain volumes");
             }
         }
         let named = find(&self.engine, id, dirs).await;
@@ -297,9 +298,7 @@ impl SharedDirs {
                 Ok(named)
             }
             (None, Err(unmade)) => Err(unmade),
-            (None, Ok(())) => Err(Unmade::Failed(RuntimeError::Sandbox(format!(
-                "the toolchain volumes of {id} were filled but are not named"
-            )))),
+            (None, Ok(())) => Err(Unmade::Failed(SandboxFault::ToolchainUnnamed(id.to_owned()).into())),
         }
     }
 
@@ -327,7 +326,7 @@ impl SharedDirs {
             Err(error) => return Err(error.into()),
         };
         if let Err(error) = self.engine.remove_container(&filler).await {
-            tracing::warn!(%error, container = %filler, "cannot remove the toolchain volumes' filler");
+            tracing::warn!(error = %describe(&error), container = %filler, "cannot remove the toolchain volumes' filler");
         }
         Ok(())
     }
@@ -409,7 +408,9 @@ pub async fn unneeded(engine: &Engine, listed: &[Labelled]) -> Vec<String> {
                 doomed.extend(markers.into_iter().chain(sets).map(|v| v.name.clone()));
             }
             Ok(true) => doomed.extend(stale(image, &volumes)),
-            Err(error) => tracing::warn!(%error, image, "reaper cannot inspect a toolchain set's image"),
+            Err(error) => {
+                tracing::warn!(error = %describe(&error), image, "reaper cannot inspect a toolchain set's image")
+            }
         }
     }
     doomed

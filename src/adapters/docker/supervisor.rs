@@ -11,7 +11,7 @@ use std::time::SystemTime;
 use super::engine::{Download, Engine};
 use super::hardening::{self, VolumeMount};
 use super::labels;
-use crate::ports::RuntimeError;
+use crate::ports::{RuntimeError, describe};
 
 /// The static supervisor binary, built by `build.rs`.
 pub const GUARD_BINARY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/scrc-guard"));
@@ -44,7 +44,7 @@ pub async fn volume(engine: &Engine, image: &str, instance: &str) -> Result<Stri
     let id = engine.create_container(&filler, body).await?;
     let filled = fill(engine, &id).await;
     if let Err(error) = engine.remove_container(&id).await {
-        tracing::warn!(%error, container = %id, "cannot remove the supervisor volume's filler");
+        tracing::warn!(error = %describe(&error), container = %id, "cannot remove the supervisor volume's filler");
     }
     filled.map(|()| name)
 }

@@ -11,7 +11,7 @@
 
 use std::collections::VecDeque;
 
-use crate::ports::Delivery;
+use super::delivery::KafkaDelivery as Delivery;
 
 /// How the consumer chooses between lanes that both have a script waiting.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +46,7 @@ impl Lanes {
 
     /// Holds `delivery` at the back of its lane's queue.
     pub fn push(&mut self, delivery: Delivery) {
-        let lane = usize::from(delivery.position.lane);
+        let lane = usize::from(delivery.receipt.position().lane);
         if let Some(queue) = self.held.get_mut(lane) {
             queue.push_back(delivery);
         } else {
@@ -61,7 +61,7 @@ impl Lanes {
 
     /// Puts back a delivery just taken, at the front of its lane: nobody was waiting for it after all.
     pub fn unpick(&mut self, delivery: Delivery) {
-        let lane = usize::from(delivery.position.lane).min(self.held.len().saturating_sub(1));
+        let lane = usize::from(delivery.receipt.position().lane).min(self.held.len().saturating_sub(1));
         if let Some(queue) = self.held.get_mut(lane) {
             queue.push_front(delivery);
         }
@@ -111,16 +111,18 @@ impl Lanes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ports::{Inbound, Position};
+    use crate::adapters::kafka::delivery::{Position, Receipt};
+    use crate::ports::Inbound;
 
     fn delivery(lane: u16, offset: i64) -> Delivery {
+        let position = Position {
+            lane,
+            partition: 0,
+            offset,
+            generation: 1,
+        };
         Delivery {
-            position: Position {
-                lane,
-                partition: 0,
-                offset,
-                generation: 1,
-            },
+            receipt: Receipt::new(std::sync::Arc::from("scripts"), position),
             message: Inbound::Done,
             enqueued: None,
         }
@@ -129,7 +131,7 @@ mod tests {
     fn lanes_of(lanes: &mut Lanes, picks: usize) -> Vec<u16> {
         (0..picks)
             .filter_map(|_| lanes.pick())
-            .map(|d| d.position.lane)
+            .map(|d| d.receipt.position().lane)
             .collect()
     }
 
@@ -150,7 +152,10 @@ mod tests {
         for offset in 0..4 {
             lanes.push(delivery(1, offset));
         }
-        let offsets: Vec<i64> = (0..4).filter_map(|_| lanes.pick()).map(|d| d.position.offset).collect();
+        let offsets: Vec<i64> = (0..4)
+            .filter_map(|_| lanes.pick())
+            .map(|d| d.receipt.position().offset)
+            .collect();
         assert_eq!(offsets, [0, 1, 2, 3]);
     }
 
@@ -193,8 +198,8 @@ mod tests {
         let first = lanes.pick().expect("held");
         lanes.unpick(first);
         assert_eq!(lanes.len(1), 2);
-        assert_eq!(lanes.retain(|d| d.position.offset != 7), 1);
-        assert_eq!(lanes.pick().map(|d| d.position.offset), Some(8));
+        assert_eq!(lanes.retain(|d| d.receipt.position().offset != 7), 1);
+        assert_eq!(lanes.pick().map(|d| d.receipt.position().offset), Some(8));
         assert!(lanes.pick().is_none());
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod consumer;
+pub mod delivery;
 pub mod dev_broker;
 pub mod events;
 pub mod lanes;
@@ -19,6 +20,7 @@ use std::time::Duration;
 use rdkafka::ClientConfig;
 
 pub use consumer::KafkaSource;
+pub use delivery::{Position, RawRecord, Receipt};
 pub use dev_broker::DevBroker;
 pub use events::KafkaEvents;
 pub use lanes::LanePolicy;

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::ports::Position;
+use super::delivery::Position;
 
 #[derive(Debug, Default)]
 pub struct OffsetLedger {

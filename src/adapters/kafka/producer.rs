@@ -15,10 +15,11 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 
+use super::delivery::RawRecord;
 use super::wire;
 use super::{KafkaSettings, KafkaSetupError};
 use crate::domain::RunReport;
-use crate::ports::{DeadLetter, PublishError, ReportPublisher};
+use crate::ports::{Aside, FlushError, PublishError, ReportPublisher};
 
 /// Header names on dead-letter records.
 pub const HEADER_ERROR: &str = "scrc-error";
@@ -79,7 +80,10 @@ impl KafkaPublisher {
     }
 
     fn producer(&self) -> FutureProducer {
-        self.producer.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.producer
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Sends a record and keeps count of failures, replacing the producer when it seems stuck.
@@ -92,7 +96,7 @@ impl KafkaPublisher {
             }
             Err((error, _)) => {
                 let error = classify(error);
-                if let PublishError::Invalid(_) = error {
+                if let PublishError::Refused(_) = error {
                     // The record's fault, not the producer's: a fresh producer would refuse it the same way.
                     return Err(error);
                 }
@@ -111,11 +115,65 @@ impl KafkaPublisher {
     fn replace(&self, reason: String) {
         match Self::create(&self.settings) {
             Ok(fresh) => {
-                *self.producer.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+                *self.producer.write().unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
                 self.consecutive_failures.store(0, Ordering::Relaxed);
                 tracing::warn!(%reason, "Kafka producer replaced with a new one");
             }
             Err(error) => tracing::error!(%error, %reason, "cannot replace the stuck Kafka producer"),
+        }
+    }
+}
+
+/// What goes to the dead-letter topic, before it is fitted to the record size: scrc's reason and the original's
+/// origin, and whatever of the original is kept. (The in-memory publisher of the tests keeps these.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Letter {
+    /// What was wrong, a sentence.
+    pub reason: String,
+    /// `topic:partition:offset` of the original.
+    pub origin: String,
+    /// The original's payload size, said even when the payload is left out.
+    pub original_size: usize,
+    pub payload: Option<Vec<u8>>,
+    pub key: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+impl Letter {
+    /// The letter of what the app sets aside.
+    pub fn of(aside: Aside<'_, RawRecord>) -> Self {
+        match aside {
+            Aside::Unreadable(unreadable) => Self {
+                reason: unreadable.reason.clone(),
+                origin: unreadable.raw.origin.clone(),
+                original_size: unreadable.raw.payload.as_ref().map_or(0, Vec::len),
+                payload: unreadable.raw.payload.clone(),
+                key: unreadable.raw.key.clone(),
+                headers: unreadable.raw.headers.clone(),
+            },
+            Aside::Stripped { unreadable, why } => {
+                let size = unreadable.raw.payload.as_ref().map_or(0, Vec::len);
+                Self {
+                    reason: format!(
+                        "{}; the original ({size} bytes of payload, with its key and headers) was left out: {why}",
+                        unreadable.reason
+                    ),
+                    origin: unreadable.raw.origin.clone(),
+                    original_size: size,
+                    payload: None,
+                    key: None,
+                    headers: Vec::new(),
+                }
+            }
+            // Keyed by the script id, so that whoever reads the dead-letter topic finds the script it answers.
+            Aside::Unanswered { id, origin, reason } => Self {
+                reason: reason.to_owned(),
+                origin: origin.to_owned(),
+                original_size: 0,
+                payload: None,
+                key: Some(id.as_str().as_bytes().to_vec()),
+                headers: Vec::new(),
+            },
         }
     }
 }
@@ -135,10 +193,10 @@ struct DeadLetterRecord {
 }
 
 impl DeadLetterRecord {
-    fn fit(letter: &DeadLetter, runner: &str, max_bytes: usize) -> Self {
+    fn fit(letter: &Letter, runner: &str, max_bytes: usize) -> Self {
         let header_size = |key: &str, value: Option<&[u8]>| key.len() + value.map_or(0, <[u8]>::len) + HEADER_OVERHEAD;
         let reason = truncate_utf8(&letter.reason, MAX_REASON_BYTES);
-        let payload_size = letter.payload.as_ref().map_or(0, Vec::len);
+        let payload_size = letter.original_size;
         let mut headers = vec![
             (HEADER_ERROR.to_owned(), Some(reason.as_bytes().to_vec())),
             (HEADER_ORIGIN.to_owned(), Some(letter.origin.as_bytes().to_vec())),
@@ -216,25 +274,25 @@ fn truncate_utf8(text: &str, max: usize) -> &str {
 
 fn classify(error: KafkaError) -> PublishError {
     match error {
-        KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge) => {
-            PublishError::Invalid(format!("the broker refused the record as too large: {error}"))
-        }
-        other => PublishError::NotAcknowledged(other.to_string()),
+        KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge) => PublishError::Refused(Box::new(error)),
+        other => PublishError::NotAcknowledged(Box::new(other)),
     }
 }
 
 impl ReportPublisher for KafkaPublisher {
+    type Raw = RawRecord;
+
     async fn publish(&self, report: &RunReport) -> Result<(), PublishError> {
         let payload = wire::encode_report(report, &self.runner, SystemTime::now(), self.max_result_bytes)
-            .map_err(|e| PublishError::Invalid(e.to_string()))?;
+            .map_err(|error| PublishError::Refused(Box::new(error)))?;
         let record = FutureRecord::to(&self.results_topic)
             .key(report.id.as_str().as_bytes())
             .payload(payload.as_slice());
         self.send(record).await
     }
 
-    async fn dead_letter(&self, letter: &DeadLetter) -> Result<(), PublishError> {
-        let fitted = DeadLetterRecord::fit(letter, &self.runner, self.max_result_bytes);
+    async fn set_aside(&self, aside: Aside<'_, RawRecord>) -> Result<(), PublishError> {
+        let fitted = DeadLetterRecord::fit(&Letter::of(aside), &self.runner, self.max_result_bytes);
         let mut headers = OwnedHeaders::new_with_capacity(fitted.headers.len());
         for (key, value) in &fitted.headers {
             headers = headers.insert(Header {
@@ -252,12 +310,13 @@ impl ReportPublisher for KafkaPublisher {
         self.send(record).await
     }
 
-    async fn flush(&self, timeout: Duration) -> Result<(), PublishError> {
+    async fn flush(&self, timeout: Duration) -> Result<(), FlushError> {
         let producer = self.producer();
+        let failed = |cause: Box<dyn std::error::Error + Send + Sync>| FlushError { waited: timeout, cause };
         tokio::task::spawn_blocking(move || producer.flush(Timeout::After(timeout)))
             .await
-            .map_err(|e| PublishError::NotAcknowledged(e.to_string()))?
-            .map_err(|e| PublishError::NotAcknowledged(e.to_string()))
+            .map_err(|error| failed(Box::new(error)))?
+            .map_err(|error| failed(Box::new(error)))
     }
 }
 
@@ -266,11 +325,11 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn letter(payload: usize, key: usize, headers: usize) -> DeadLetter {
-        DeadLetter {
+    fn letter(payload: usize, key: usize, headers: usize) -> Letter {
+        Letter {
             reason: "the message is not valid JSON".into(),
-            id: None,
             origin: "scripts:3:17".into(),
+            original_size: payload,
             payload: Some(vec![b'p'; payload]),
             key: Some(vec![b'k'; key]),
             headers: (0..headers).map(|n| (format!("h{n}"), Some(vec![b'v'; 100]))).collect(),

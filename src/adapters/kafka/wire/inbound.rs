@@ -40,13 +40,13 @@ pub const TENANT_HEADER: &str = "tenant";
 ///
 /// # Errors
 /// [`Unreadable`] for a missing payload, a payload over `max_bytes`, invalid JSON or JSON that is not an object.
-pub fn parse_message(
+pub fn parse_message<U>(
     payload: Option<&[u8]>,
     key: Option<&[u8]>,
     tenant_header: Option<&[u8]>,
     at: Coordinates<'_>,
     max_bytes: usize,
-) -> Result<Inbound, Unreadable> {
+) -> Result<Inbound<U>, Unreadable> {
     let unreadable = |reason: String| Unreadable {
         reason,
         id: key_id(key),
@@ -334,7 +334,18 @@ mod tests {
         }
     }
 
-    fn parse(json: &str) -> Result<Inbound, Unreadable> {
+    /// The parser as the tests use it: no source form of an unreadable message is needed here.
+    fn parse_message(
+        payload: Option<&[u8]>,
+        key: Option<&[u8]>,
+        tenant_header: Option<&[u8]>,
+        at: Coordinates<'_>,
+        max_bytes: usize,
+    ) -> Result<Inbound<()>, Unreadable> {
+        super::parse_message(payload, key, tenant_header, at, max_bytes)
+    }
+
+    fn parse(json: &str) -> Result<Inbound<()>, Unreadable> {
         parse_message(Some(json.as_bytes()), None, None, at(), MAX)
     }
 
@@ -405,18 +416,18 @@ mod tests {
         assert_eq!(script.id.as_str(), "k-2", "an empty id counts as absent, as in SCRC");
     }
 
-    fn with_header(json: &str, header: Option<&[u8]>) -> Result<Inbound, Unreadable> {
+    fn with_header(json: &str, header: Option<&[u8]>) -> Result<Inbound<()>, Unreadable> {
         parse_message(Some(json.as_bytes()), None, header, at(), MAX)
     }
 
-    fn tenant_of(parsed: Result<Inbound, Unreadable>) -> Option<String> {
+    fn tenant_of(parsed: Result<Inbound<()>, Unreadable>) -> Option<String> {
         match parsed {
             Ok(Inbound::Script(script)) => script.tenant.map(|tenant| tenant.to_string()),
             other => panic!("expected a script, got {other:?}"),
         }
     }
 
-    fn rejected_for(parsed: Result<Inbound, Unreadable>) -> String {
+    fn rejected_for(parsed: Result<Inbound<()>, Unreadable>) -> String {
         match parsed {
             Ok(Inbound::Rejected { reason, language, .. }) => {
                 assert_eq!(language, Some(Language::Go), "the rejection keeps the language");
