@@ -1,6 +1,7 @@
-//! The frames the runner and the supervisor's serve mode (`scrc-guard --serve`, see `guard/scrc-guard.c`) exchange
-//! over a container's attached stdin and stdout. Pure encoding and decoding, so that every byte layout is tested
-//! here and the I/O in [`super::server`] stays a loop.
+//! The frames the runner and the supervisor (`scrc-guard --serve`, see `guard/main.c`) exchange over a container's
+//! attached stdin and stdout. Pure encoding and decoding, so that every byte layout is tested here and the I/O in
+//! [`super::server`] stays a loop. The tests hold both sides to the same golden frames in `guard/fixtures`: every
+//! request encoded here, and every reply the supervisor's own C tests encode, is a fixture byte for byte.
 //!
 //! A frame is one op byte, a little-endian `u32` payload length, and the payload. Requests: `W` wipe, `F` write a
 //! file, `D` make a directory, `K` keep a tree's modes and times, `G` gather a tree, `X` run a test. Replies: `H`
@@ -305,6 +306,15 @@ impl<'a> Reader<'a> {
 mod tests {
     use super::*;
 
+    /// A golden frame from `guard/fixtures` (each described in its README). The supervisor's C tests
+    /// (`guard/tests/frames_test.c`, run by `tests/guard_frames.rs`) hold the guard to the same files: the requests
+    /// here are what the guard decodes there, and the replies there are what is decoded here.
+    macro_rules! fixture {
+        ($name:literal) => {
+            &include_bytes!(concat!("../../../guard/fixtures/", $name))[..]
+        };
+    }
+
     fn reply(op: u8, payload: &[u8]) -> Vec<u8> {
         frame(op, payload)
     }
@@ -315,90 +325,19 @@ mod tests {
         out
     }
 
-    #[test]
-    fn a_report_is_decoded_only_once_whole() {
-        let json = br#"{"v":1,"exit_code":0,"signal":null,"wall_ns":5,"timed_out":false,"exec_errno":0,"cgroup":"v1","cpu_ns":3,"memory_peak":4096,"oom_kills":0,"output_exceeded":false}"#;
-        let mut payload = chunk(json);
-        payload.extend(chunk(b"out"));
-        payload.extend(chunk(b"err"));
-        let whole = reply(b'R', &payload);
-        let mut buffer = whole[..whole.len() - 1].to_vec();
-        assert_eq!(take_reply(&mut buffer), Ok(None));
-        buffer.push(*whole.last().unwrap());
-        buffer.extend(reply(b'H', b"scrc-guard 1 landlock=7"));
-        let Some(Reply::Report { report, stdout, stderr }) = take_reply(&mut buffer).unwrap() else {
-            panic!("not a report");
-        };
-        assert_eq!(
-            (report.exit_code, report.wall_ns, report.memory_peak),
-            (Some(0), 5, Some(4096))
-        );
-        assert_eq!((stdout.as_slice(), stderr.as_slice()), (&b"out"[..], &b"err"[..]));
-        assert_eq!(
-            take_reply(&mut buffer),
-            Ok(Some(Reply::Hello(Hello { landlock: 7 }))),
-            "the next frame stays"
-        );
-        assert!(buffer.is_empty());
+    /// The one reply a fixture holds, which it holds whole.
+    fn only_reply(fixture: &[u8]) -> Reply {
+        let mut buffer = fixture.to_vec();
+        let reply = take_reply(&mut buffer).unwrap().expect("a whole reply");
+        assert!(buffer.is_empty(), "a fixture is one frame");
+        reply
     }
 
     #[test]
-    fn a_test_stopped_at_its_time_limit_carries_the_memory_facts_at_the_end() {
-        let json = br#"{"v":1,"exit_code":null,"signal":9,"wall_ns":1500000000,"timed_out":true,"exec_errno":0,"cgroup":"v1","cpu_ns":3,"memory_peak":16777216,"oom_kills":0,"output_exceeded":false,"setup_errno":0,"memory_limit":16777216,"memory_at_timeout":16687104,"refaulted_before_timeout":215871488}"#;
-        let mut payload = chunk(json);
-        payload.extend(chunk(b""));
-        payload.extend(chunk(b""));
-        let mut buffer = reply(b'R', &payload);
-        let Some(Reply::Report { report, .. }) = take_reply(&mut buffer).unwrap() else {
-            panic!("not a report");
-        };
-        assert_eq!(
-            (
-                report.at_timeout.memory_limit,
-                report.at_timeout.memory_at_timeout,
-                report.at_timeout.refaulted_before_timeout
-            ),
-            (Some(16777216), Some(16687104), Some(215871488))
-        );
-    }
-
-    #[test]
-    fn a_setup_failure_report_has_only_its_errno() {
-        let mut payload = chunk(br#"{"v":1,"setup_errno":28}"#);
-        payload.extend(chunk(b""));
-        payload.extend(chunk(b""));
-        let mut buffer = reply(b'R', &payload);
-        let Some(Reply::Report { report, .. }) = take_reply(&mut buffer).unwrap() else {
-            panic!("not a report");
-        };
-        assert_eq!(report.setup_errno, 28);
-    }
-
-    #[test]
-    fn a_file_frame_carries_mode_mtime_path_and_contents() {
-        let frame = put(&File {
-            path: "/box/main.py",
-            mode: 0o444,
-            mtime: 9,
-            contents: b"print(1)",
-        });
-        assert_eq!(frame[0], b'F');
-        let payload = &frame[HEADER..];
-        assert_eq!(
-            u32::from_le_bytes(frame[1..5].try_into().unwrap()) as usize,
-            payload.len()
-        );
-        assert_eq!(u32::from_le_bytes(payload[..4].try_into().unwrap()), 0o444);
-        assert_eq!(i64::from_le_bytes(payload[4..12].try_into().unwrap()), 9);
-        assert_eq!(u32::from_le_bytes(payload[12..16].try_into().unwrap()), 12);
-        assert_eq!(&payload[16..], b"/box/main.pyprint(1)");
-    }
-
-    #[test]
-    fn an_exec_frame_carries_strings_then_stdin() {
+    fn every_request_is_encoded_as_its_fixture() {
         let argv = vec!["python3".to_owned(), "/box/main.py".to_owned()];
         let env = vec!["HOME=/tmp".to_owned()];
-        let frame = exec(&Exec {
+        let run = Exec {
             limit_ms: 1500,
             output_limit: 64,
             workdir: "/box",
@@ -406,14 +345,127 @@ mod tests {
             env: &env,
             stdin: b"1 2\n",
             seal: true,
-        });
-        assert_eq!(frame[0], b'X');
-        let payload = &frame[HEADER..];
-        let field = |i: usize| u32::from_le_bytes(payload[i * 4..i * 4 + 4].try_into().unwrap());
-        assert_eq!((field(0), field(1), field(2), field(3), field(4)), (1500, 64, 1, 2, 1));
-        let strings = &payload[24..24 + field(5) as usize];
-        assert_eq!(strings, b"/box\0python3\0/box/main.py\0HOME=/tmp\0");
-        assert_eq!(&payload[24 + field(5) as usize..], b"1 2\n");
+        };
+        let file = File {
+            path: "/box/main.py",
+            mode: 0o444,
+            mtime: 4_294_967_298,
+            contents: b"print(1)\n",
+        };
+        assert_eq!(wipe(), fixture!("request-W-wipe.bin"));
+        assert_eq!(put(&file), fixture!("request-F-file.bin"));
+        assert_eq!(directory("/box/pkg", 0o755), fixture!("request-D-directory.bin"));
+        assert_eq!(keep("/box"), fixture!("request-K-keep.bin"));
+        assert_eq!(gather("/box", 65536), fixture!("request-G-gather.bin"));
+        assert_eq!(exec(&run), fixture!("request-X-run.bin"));
+    }
+
+    #[test]
+    fn the_hello_fixture_says_the_guard_can_seal() {
+        assert_eq!(
+            only_reply(fixture!("reply-H-hello.bin")),
+            Reply::Hello(Hello { landlock: 6 })
+        );
+    }
+
+    #[test]
+    fn the_report_fixture_of_a_test_that_exited_decodes_every_field() {
+        let expected = Reply::Report {
+            report: ServedReport {
+                setup_errno: 0,
+                exit_code: Some(0),
+                signal: None,
+                wall_ns: 14_140_904,
+                timed_out: false,
+                exec_errno: 0,
+                cpu_ns: Some(24_991_543),
+                memory_peak: Some(4_087_808),
+                oom_kills: Some(0),
+                output_exceeded: false,
+                at_timeout: MemoryAtTimeout::default(),
+            },
+            stdout: b"3\n".to_vec(),
+            stderr: b"warning: unused\n".to_vec(),
+        };
+        assert_eq!(only_reply(fixture!("reply-R-exited.bin")), expected);
+    }
+
+    #[test]
+    fn the_report_fixture_of_a_test_stopped_at_its_time_limit_carries_the_memory_facts() {
+        let expected = Reply::Report {
+            report: ServedReport {
+                setup_errno: 0,
+                exit_code: None,
+                signal: Some(9),
+                wall_ns: 1_500_412_345,
+                timed_out: true,
+                exec_errno: 0,
+                cpu_ns: Some(1_498_000_000),
+                memory_peak: Some(16_777_216),
+                oom_kills: None,
+                output_exceeded: false,
+                at_timeout: MemoryAtTimeout {
+                    memory_limit: Some(16_777_216),
+                    memory_at_timeout: Some(16_687_104),
+                    refaulted_before_timeout: Some(215_875_584),
+                },
+            },
+            stdout: b"partial".to_vec(),
+            stderr: Vec::new(),
+        };
+        assert_eq!(only_reply(fixture!("reply-R-timed-out.bin")), expected);
+    }
+
+    #[test]
+    fn the_report_fixture_of_a_failed_setup_has_only_its_errno() {
+        let Reply::Report { report, stdout, stderr } = only_reply(fixture!("reply-R-setup-errno.bin")) else {
+            panic!("not a report");
+        };
+        assert_eq!(
+            (report.setup_errno, report.exit_code, report.signal, report.wall_ns),
+            (28, None, None, 0)
+        );
+        assert!(stdout.is_empty() && stderr.is_empty());
+    }
+
+    #[test]
+    fn the_gathered_tree_fixture_is_decoded_parents_first() {
+        let expected = vec![
+            Entry {
+                path: "pkg".into(),
+                mode: 0o755,
+                mtime: -2,
+                contents: None,
+            },
+            Entry {
+                path: "pkg/Main.class".into(),
+                mode: 0o644,
+                mtime: 4_294_967_298,
+                contents: Some(vec![0xca, 0xfe, 0xba, 0xbe]),
+            },
+        ];
+        assert_eq!(only_reply(fixture!("reply-A-tree.bin")), Reply::Gathered(Ok(expected)));
+    }
+
+    #[test]
+    fn the_gathered_errno_fixture_is_a_tree_too_large() {
+        assert_eq!(only_reply(fixture!("reply-A-errno.bin")), Reply::Gathered(Err(EFBIG)));
+    }
+
+    #[test]
+    fn a_reply_is_decoded_only_once_whole_and_the_next_one_stays() {
+        let whole = fixture!("reply-R-exited.bin");
+        let mut buffer = whole[..whole.len() - 1].to_vec();
+        assert_eq!(take_reply(&mut buffer), Ok(None));
+        buffer.push(whole[whole.len() - 1]);
+        buffer.extend_from_slice(fixture!("reply-H-hello.bin"));
+        assert!(matches!(take_reply(&mut buffer), Ok(Some(Reply::Report { .. }))));
+        assert_eq!(
+            take_reply(&mut buffer),
+            Ok(Some(Reply::Hello(Hello { landlock: 6 }))),
+            "the next frame stays"
+        );
+        assert!(buffer.is_empty());
     }
 
     #[test]
@@ -432,44 +484,7 @@ mod tests {
     }
 
     #[test]
-    fn a_gathered_tree_is_decoded_parents_first() {
-        let mut payload = 0u32.to_le_bytes().to_vec();
-        payload.push(b'd');
-        payload.extend(0o755u32.to_le_bytes());
-        payload.extend((-2i64).to_le_bytes());
-        payload.extend(chunk(b"pkg"));
-        payload.push(b'f');
-        payload.extend(0o644u32.to_le_bytes());
-        payload.extend((1i64 << 33).to_le_bytes());
-        payload.extend(chunk(b"pkg/Main.class"));
-        payload.extend(chunk(b"\xca\xfe"));
-        let mut buffer = reply(b'A', &payload);
-        let Some(Reply::Gathered(Ok(entries))) = take_reply(&mut buffer).unwrap() else {
-            panic!("not a gathered tree");
-        };
-        assert_eq!(
-            entries,
-            vec![
-                Entry {
-                    path: "pkg".into(),
-                    mode: 0o755,
-                    mtime: -2,
-                    contents: None
-                },
-                Entry {
-                    path: "pkg/Main.class".into(),
-                    mode: 0o644,
-                    mtime: 1 << 33,
-                    contents: Some(vec![0xca, 0xfe])
-                },
-            ]
-        );
-    }
-
-    #[test]
-    fn a_tree_that_could_not_be_gathered_whole_is_an_errno() {
-        let mut buffer = reply(b'A', &27u32.to_le_bytes());
-        assert_eq!(take_reply(&mut buffer), Ok(Some(Reply::Gathered(Err(27)))));
+    fn a_tree_with_a_path_that_is_not_utf8_or_cut_short_is_refused() {
         let mut payload = 0u32.to_le_bytes().to_vec();
         payload.push(b'f');
         payload.extend(0o644u32.to_le_bytes());

@@ -1,0 +1,130 @@
+/*
+ * scrc-guard: the supervisor that runs as PID 1 in every scrc sandbox container, for builds and for test runs. One
+ * started container judges a whole script, one test after another:
+ *
+ *   scrc-guard --serve <writable-dir>...
+ *
+ * Why it cannot be subverted from inside: as PID 1 of the container's PID namespace it ignores every signal sent
+ * from inside that it has no handler for (the kernel protects init), it is not dumpable so the program (same uid)
+ * cannot ptrace it or read its memory, and it writes a test's report only after every other process is dead.
+ *
+ * Static, libc only, so it runs in any image, including one that holds nothing but the program. This file checks
+ * where it runs, says hello and serves; each request has its own file: wipe.c ('W'), tree.c ('F', 'D', 'K'),
+ * gather.c ('G'), run.c ('X', with seal.c and cgroup.c), and frame.c and reply.c hold what goes over the stream.
+ *
+ * The runner drives the guard with frames on stdin and reads frames on stdout; both are the container's attached
+ * streams, which no test process can reach (every test gets its own pipes and memfd as fds 0-2, everything else is
+ * close-on-exec, and PID 1 is not dumpable, so /proc/1/fd is closed to it). A frame is one op byte, a little-endian
+ * u32 payload length, and the payload. The runner's side is src/adapters/docker/protocol.rs; the byte layouts both
+ * sides are held to are in fixtures/ (see fixtures/README.md).
+ *
+ * Runner to guard:
+ *   'W'  wipe: kill every process but PID 1, then empty every <writable-dir> (no reply)
+ *   'F'  write a file: u32 mode, i64 mtime (s), u32 path length, path, contents (no reply)
+ *   'X'  run a test: u32 limit ms, u32 output limit, u32 flags, u32 argc, u32 envc, u32 length of the strings,
+ *        then workdir, argv and env as NUL-terminated strings, then stdin to the end of the frame. Reply 'R'.
+ *        Flag 1, seal: the test may write only beneath the <writable-dir>s and to devices in /dev; everything else,
+ *        the program directory included, is read-only to it (Landlock, unprivileged, applied in the test's own
+ *        process before exec, so it binds the test and everything it starts). Landlock does not cover a file's
+ *        mode and times, so before a sealed test the guard puts back those of the tree 'K' recorded.
+ *   'K'  keep: record the mode and times of every entry under a path (the built program), to restore them before
+ *        every sealed test (no reply)
+ *   'D'  u32 mode, path: make a directory of a program put back from the runner's artifact cache (no reply)
+ *   'G'  u32 byte limit, path: gather the built program under path for the artifact cache; reply 'A'
+ * Guard to runner:
+ *   'H'  hello, once, when the guard is ready: "scrc-guard 1 landlock=<ABI version, 0 without Landlock>"
+ *   'R'  u32 report length, report JSON, u32 stdout length, stdout, u32 stderr length, stderr
+ *   'A'  u32 errno (0: the whole tree follows; a pending setup errno comes first), then per entry, parents first:
+ *        kind 'd' or 'f', u32 mode, i64 mtime, u32 path length, path relative to the gathered one, and for a file
+ *        u32 length and contents. Anything but plain files and directories makes the errno non-zero, and so do
+ *        entries of more bytes, all of them counted, than the limit (EFBIG): the reply is at most 4 + limit.
+ * A failed 'W', 'F' or 'D' is remembered and returned in the next reply as "setup_errno"; a test is then not run.
+ *
+ * Between tests nothing carries over: every process of the previous test is dead before its report is written,
+ * and the writable directories are emptied by the next 'W'. The program itself is on a volume mounted read-only
+ * in the container that runs the tests, so no test can change it.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "frame.h"
+#include "gather.h"
+#include "reply.h"
+#include "run.h"
+#include "seal.h"
+#include "tree.h"
+#include "wipe.h"
+
+/* Answers requests until the runner closes the stream or sends one the guard does not know. */
+static void serve(char *const *writable, int writable_count) {
+    for (;;) {
+        unsigned char header[FRAME_HEADER];
+        if (read_full(0, header, FRAME_HEADER) != 0) return;
+        uint32_t length = get_u32(header + 1);
+        if (length > FRAME_LIMIT) return;
+        switch (header[0]) {
+        case 'W':
+            skip_request(length);
+            op_wipe(writable, writable_count);
+            break;
+        case 'F':
+            op_file(length);
+            break;
+        case 'X':
+            op_run(length, writable, writable_count);
+            break;
+        case 'K':
+            op_keep(length);
+            break;
+        case 'D':
+            op_directory(length);
+            break;
+        case 'G':
+            op_gather(length);
+            break;
+        default:
+            return;
+        }
+    }
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || strcmp(argv[1], "--serve") != 0) {
+        fprintf(stderr, "usage: scrc-guard --serve <writable-dir>...\n");
+        return 120;
+    }
+    /* kill(-1, SIGKILL) is how the guard clears the sandbox. Outside a fresh PID namespace it would kill every process
+     * the user can signal, so the guard refuses to run anywhere but as PID 1. */
+    if (getpid() != 1) {
+        fprintf(stderr, "scrc-guard: refusing to run: not PID 1 of a container\n");
+        return 123;
+    }
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    signal(SIGPIPE, SIG_IGN);
+    if (watch_children() != 0) return 121;
+
+    /* Docker gives a tmpfs the mode of the image's directory it covers: an image whose program directory is not
+     * writable by every user cannot host warm sandboxes, and saying so here beats failing every test. */
+    for (int i = 2; i < argc; i++) {
+        if (access(argv[i], W_OK | X_OK) != 0) {
+            fprintf(stderr, "scrc-guard: %s is not writable by the sandbox user (%s): the image must not have it, or "
+                            "have it with mode 1777\n", argv[i], strerror(errno));
+            return 124;
+        }
+    }
+    struct bytes hello = {0};
+    hello_payload(&hello, landlock_abi());
+    send_frame('H', &hello);
+    free(hello.data);
+
+    serve(argv + 2, argc - 2);
+    /* The runner closed the stream (it finished, or it died): nothing may outlive it. */
+    kill_everything(NULL);
+    return 0;
+}

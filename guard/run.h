@@ -1,0 +1,38 @@
+/*
+ * Running one test ('X'): its process gets the stdin of the request, pipes for its output and the image's
+ * environment with the test's own over it; the guard kills it and everything it started at the time limit or when
+ * a stream goes past the output limit, reaps them all, and replies 'R' with the report and the output.
+ */
+#ifndef SCRC_GUARD_RUN_H
+#define SCRC_GUARD_RUN_H
+
+#include <stdint.h>
+
+/* The fixed fields of an 'X' request; the strings and the stdin follow. */
+#define RUN_HEADER 24
+/* Flag 1: seal the test (see seal.h). */
+#define RUN_SEAL 1u
+
+struct run_request {
+    uint32_t limit_ms;       /* the wall-clock limit */
+    uint32_t output_limit;   /* the bytes each of stdout and stderr may carry */
+    uint32_t flags;          /* RUN_SEAL */
+    uint32_t argc, envc;     /* how many of the strings are argv and how many env, after the workdir */
+    uint32_t strings_length; /* workdir, argv and env as NUL-terminated strings; the stdin follows them */
+};
+
+void run_request_parse(struct run_request *request, const unsigned char *fixed);
+
+/* 0 when the strings fit in the `rest` bytes after the fixed fields and make a command, else EINVAL. */
+int run_request_check(const struct run_request *request, uint32_t rest);
+
+/* Points `workdir` and `vector` (argc + envc + 2 entries, zeroed) into `strings` (strings_length bytes and a NUL):
+ * argv from vector[0], a NULL, then env and a NULL. 0, or EINVAL when there are fewer strings than said. */
+int run_request_strings(const struct run_request *request, char *strings, const char **workdir, char **vector);
+
+/* Makes SIGCHLD wake the guard's poll: 0, or -1 when it cannot. */
+int watch_children(void);
+
+void op_run(uint32_t length, char *const *writable, int writable_count);
+
+#endif

@@ -1,0 +1,20 @@
+/*
+ * Clearing the sandbox between tests: killing every process but the guard, and emptying the writable directories,
+ * so that nothing of one test carries over to the next.
+ */
+#ifndef SCRC_GUARD_WIPE_H
+#define SCRC_GUARD_WIPE_H
+
+#include <stdint.h>
+
+/* Kills every process in the namespace but this one, until none is left to reap. When `max_rss_kb` is not NULL it is
+ * raised to the largest ru_maxrss (KiB) of the processes reaped. */
+void kill_everything(int64_t *max_rss_kb);
+
+/* Empties `root` without following links: 0 or an errno. */
+int wipe_tree(const char *root);
+
+/* 'W': kills every process but PID 1, then empties every writable directory; a failure is a setup failure. */
+void op_wipe(char *const *writable, int writable_count);
+
+#endif
