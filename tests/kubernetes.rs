@@ -92,9 +92,7 @@ impl Manifests {
 }
 
 fn collect(directory: &Path, objects: &mut Vec<Value>) {
-    let (kustomization,) = <[Value; 1]>::try_from(documents(&directory.join("kustomization.yaml")))
-        .map(|[k]| (k,))
-        .expect("one kustomization document");
+    let kustomization = documents(&directory.join("kustomization.yaml")).remove(0);
     for resource in kustomization["resources"].as_array().expect("resources") {
         let path = directory.join(resource.as_str().expect("a path"));
         if path.join("kustomization.yaml").is_file() {
