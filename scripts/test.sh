@@ -3,7 +3,7 @@
 # (scripts/build-images.sh, scripts/build-deploy-images.sh), then runs every test of the workspace: unit and
 # property tests, the app against fakes, the Kafka adapters against the embedded broker, the Docker runtime against
 # the real engine, the simulator and benchmark harness, and the deployment against an out-of-process broker and
-# Compose.
+# Compose; and the Kubernetes manifests against their schemas (scripts/check-kubernetes.sh).
 #
 # Tests that need Docker skip on a machine without it, except under CI=true, where they fail instead. The sandbox
 # suites run twice: with the artifact cache on, then with it off (RUNNER_ARTIFACT_CACHE_BYTES=0, so that every
@@ -22,6 +22,9 @@ else
 fi
 
 status=0
+# The Kubernetes manifests against the Kubernetes and CRD schemas (tests/kubernetes.rs, run below, checks their
+# arithmetic against scrc's configuration). Needs PyPI the first time, for its virtualenv.
+scripts/check-kubernetes.sh || status=$?
 cargo test --workspace --locked --no-fail-fast "$@" || status=$?
 # The verdict suites again with the artifact cache off: a program the suites send twice is compiled twice.
 RUNNER_ARTIFACT_CACHE_BYTES=0 cargo test --locked --no-fail-fast --test docker_verdicts --test docker_adversarial \

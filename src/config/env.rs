@@ -331,4 +331,63 @@ impl Env {
     pub(super) fn read(vars: &[(String, String)]) -> Result<Self, ConfigError> {
         Ok(envy::from_iter(vars.iter().cloned())?)
     }
+
+    /// The name of every variable [`Env`] reads, as the environment spells it (`KAFKA_BROKERS`). Taken from the
+    /// struct's own serde description rather than written out again, so it cannot drift from what is read: envy
+    /// ignores a variable it has no field for, and a deployment checks its variables against this list.
+    pub(super) fn variable_names() -> Vec<String> {
+        let mut fields: &'static [&'static str] = &[];
+        // The recorder refuses every value, so this always errs, after it has seen the fields.
+        let _ = Env::deserialize(field_names::Recorder(&mut fields));
+        fields.iter().map(|field| field.to_ascii_uppercase()).collect()
+    }
+}
+
+/// A serde deserializer that reads nothing and records the field names a struct asks for, which is how serde
+/// tells a data format what a struct holds.
+mod field_names {
+    use serde::de::{self, Visitor};
+
+    pub(super) struct Recorder<'a>(pub(super) &'a mut &'static [&'static str]);
+
+    /// The only answer the recorder gives.
+    #[derive(Debug)]
+    pub(super) struct Recorded;
+
+    impl std::fmt::Display for Recorded {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("field names recorded, no value read")
+        }
+    }
+
+    impl std::error::Error for Recorded {}
+
+    impl de::Error for Recorded {
+        fn custom<T: std::fmt::Display>(_: T) -> Self {
+            Recorded
+        }
+    }
+
+    impl<'de> de::Deserializer<'de> for Recorder<'_> {
+        type Error = Recorded;
+
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Recorded> {
+            Err(Recorded)
+        }
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Recorded> {
+            *self.0 = fields;
+            Err(Recorded)
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option unit
+            unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+        }
+    }
 }

@@ -140,6 +140,22 @@ impl Config {
     }
 }
 
+/// The name of every variable the configuration reads, as the environment spells it, besides the `RDKAFKA_`
+/// properties ([`reads_variable`] says yes to those too).
+pub fn variable_names() -> Vec<String> {
+    Env::variable_names()
+}
+
+/// Whether the configuration reads the variable `name`: one of [`variable_names`], or an `RDKAFKA_` property.
+/// Any other variable is ignored without a word, so a misspelt one would do nothing: a deployment's manifests are
+/// checked against this (`tests/kubernetes.rs`).
+pub fn reads_variable(name: &str) -> bool {
+    name.strip_prefix(RDKAFKA_PREFIX).map_or_else(
+        || Env::variable_names().iter().any(|known| known == name),
+        |property| !property.is_empty(),
+    )
+}
+
 /// The variables of `images/local.env`, which point scrc at the images `scripts/build-images.sh` builds from
 /// Debian packages. Embedded, so `scrc-demo`, the tests and the benchmarks agree on them wherever they run.
 pub fn local_images() -> Vec<(String, String)> {
@@ -259,6 +275,44 @@ mod tests {
         assert!(error.contains("LOG_FORMAT=\"xml\""), "{error}");
         let error = load(&[("RUNNER_INSTANCE_ID", "a b")]).unwrap_err().to_string();
         assert!(error.contains("RUNNER_INSTANCE_ID=\"a b\""), "{error}");
+    }
+
+    #[test]
+    fn the_variables_read_are_the_environments_own_names_and_the_rdkafka_properties() {
+        let names = variable_names();
+        for name in [
+            "KAFKA_BROKERS",
+            "RUNNER_MAX_PARALLEL",
+            "PYTHON_RUN_IMAGE",
+            "CSHARP_WORKDIR",
+            "RUST_LOG",
+        ] {
+            assert!(names.iter().any(|known| known == name), "{name} in {names:?}");
+            assert!(reads_variable(name), "{name}");
+        }
+        assert!(reads_variable("RDKAFKA_SASL_USERNAME"));
+        for unknown in [
+            "RUNNER_MAX_PARALEL",
+            "KAFKA_BROKER",
+            "RDKAFKA_",
+            "HOSTNAME",
+            "runner_max_parallel",
+        ] {
+            assert!(!reads_variable(unknown), "{unknown}");
+        }
+        // Every name really is read: set to a value of the wrong type, it fails the start and is named.
+        for name in [
+            "RUNNER_MAX_PARALLEL",
+            "RUNNER_MEMORY_LIMIT",
+            "RUNNER_SHARED_TOOLCHAINS",
+            "RUNNER_POOL_IDLE",
+        ] {
+            let error = load(&[(name, "not-a-number")]).unwrap_err().to_string();
+            assert!(
+                error.contains(&name.to_ascii_lowercase()) || error.contains(name),
+                "{name}: {error}"
+            );
+        }
     }
 
     #[test]
