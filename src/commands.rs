@@ -35,7 +35,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
                 addr,
                 Routes {
                     metrics: Arc::clone(&metrics),
-                    vitals: vitals.clone(),
+                    probes: Arc::new(vitals.clone()),
                 },
             )
             .await?,

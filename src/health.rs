@@ -31,11 +31,6 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 /// How old a health file may be before the runner counts as hung.
 pub const STALE_AFTER: Duration = Duration::from_secs(45);
 
-/// Where the runner writes its health when `RUNNER_HEALTH_FILE` is not set.
-pub fn default_path() -> PathBuf {
-    std::env::temp_dir().join("scrc-health.json")
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Health {
     pub instance: String,
@@ -155,6 +150,16 @@ fn breaker_state(breaker: &CircuitBreaker) -> String {
             until.saturating_duration_since(tokio::time::Instant::now()).as_secs()
         ),
         None => "half-open, probing".to_owned(),
+    }
+}
+
+impl crate::ports::Probes for Vitals {
+    fn why_not_live(&self) -> Option<String> {
+        self.live().err()
+    }
+
+    fn why_not_ready(&self) -> Option<String> {
+        self.ready().err()
     }
 }
 

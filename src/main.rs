@@ -12,7 +12,7 @@ fn health() -> ExitCode {
     let path = std::env::var("RUNNER_HEALTH_FILE")
         .ok()
         .filter(|p| !p.is_empty())
-        .map_or_else(scrc::health::default_path, std::path::PathBuf::from);
+        .map_or_else(scrc::config::default_health_file, std::path::PathBuf::from);
     match scrc::health::check(&path) {
         Ok(health) => {
             println!(

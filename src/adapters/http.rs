@@ -22,7 +22,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::metrics::{self, Metrics};
-use crate::health::Vitals;
+use crate::ports::Probes;
 
 /// Connections served at once; more wait in the kernel's backlog.
 pub const MAX_CONNECTIONS: usize = 64;
@@ -46,8 +46,8 @@ pub struct BindError {
 pub struct Routes {
     /// Encoded at `/metrics`.
     pub metrics: Arc<Metrics>,
-    /// Read by `/healthz` (the loop ticks) and `/readyz` (brokers, engine and group answer).
-    pub vitals: Vitals,
+    /// Asked by `/healthz` (the runner's checks tick) and `/readyz` (it can take scripts).
+    pub probes: Arc<dyn Probes>,
 }
 
 /// A bound listener, serving once [`HttpServer::serve`] runs.
@@ -142,8 +142,8 @@ impl Routes {
                 );
                 response
             }
-            "/healthz" => probe(self.vitals.live()),
-            "/readyz" => probe(self.vitals.ready()),
+            "/healthz" => probe(self.probes.why_not_live()),
+            "/readyz" => probe(self.probes.why_not_ready()),
             _ => text(
                 StatusCode::NOT_FOUND,
                 "not found: try /metrics, /healthz or /readyz\n".to_owned(),
@@ -152,10 +152,10 @@ impl Routes {
     }
 }
 
-fn probe(outcome: Result<(), String>) -> Response<Full<Bytes>> {
-    match outcome {
-        Ok(()) => text(StatusCode::OK, "ok\n".to_owned()),
-        Err(reason) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n")),
+fn probe(why_not: Option<String>) -> Response<Full<Bytes>> {
+    match why_not {
+        None => text(StatusCode::OK, "ok\n".to_owned()),
+        Some(reason) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n")),
     }
 }
 
@@ -186,13 +186,26 @@ mod tests {
         (status, head.to_ascii_lowercase(), body.to_owned())
     }
 
+    /// A runner that has not checked its health yet.
+    struct NotChecked;
+
+    impl Probes for NotChecked {
+        fn why_not_live(&self) -> Option<String> {
+            Some("the runner has not checked its health yet".into())
+        }
+
+        fn why_not_ready(&self) -> Option<String> {
+            self.why_not_live()
+        }
+    }
+
     #[tokio::test]
     async fn routes_answer_with_their_status_and_content_type() {
         let server = HttpServer::bind(
             "127.0.0.1:0".parse().unwrap(),
             Routes {
                 metrics: Arc::new(Metrics::new(2)),
-                vitals: Vitals::default(),
+                probes: Arc::new(NotChecked),
             },
         )
         .await
@@ -218,7 +231,7 @@ mod tests {
             addr,
             Routes {
                 metrics: Arc::new(Metrics::new(1)),
-                vitals: Vitals::default(),
+                probes: Arc::new(NotChecked),
             },
         )
         .await;

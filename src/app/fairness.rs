@@ -1,11 +1,11 @@
 //! Fair sharing between tenants: with a cap (`RUNNER_TENANT_MAX_PARALLEL`), no tenant holds more of the executor's
 //! slots than that, while the scripts of other tenants queued behind a flood still run.
 //!
-//! The executor cannot skip a message and come back to it later (a partition is read in order), so a script whose
-//! tenant is at its cap is *held back*: taken from the source, kept here unacknowledged, and started as soon as its
+//! The executor cannot skip a message and come back to it later (a stream is read in order), so a script whose
+//! tenant is at its cap is *held back*: taken from the source, kept here unanswered, and started as soon as its
 //! tenant is under the cap again. The held-back queue is bounded (`RUNNER_TENANT_LOOKAHEAD`), because each held
-//! message keeps its partition's commit below it and would be judged again after a crash. Untagged scripts are
-//! never capped, so a deployment that does not tag its scripts behaves as if this module did not exist.
+//! message keeps what the source makes durable below it and would be judged again after a crash. Untagged scripts
+//! are never capped, so a deployment that does not tag its scripts behaves as if this module did not exist.
 //!
 //! Counts are kept per tenant and released by a [`TenantSlot`] that the script's task owns, as it owns its
 //! semaphore permit: the count drops when the task ends however it ends (finished, panicked or aborted), so a
@@ -116,14 +116,20 @@ impl<T> Fairness<T> {
 
     /// Gives up the held-back items for which `keep` is false, oldest first.
     pub(super) fn discard(&mut self, mut keep: impl FnMut(&T) -> bool) -> Vec<T> {
-        let (kept, gone) = std::mem::take(&mut self.held)
-            .into_iter()
-            .partition(|(_, item)| keep(item));
+        let mut kept = VecDeque::with_capacity(self.held.len());
+        let mut gone = Vec::new();
+        for (tenant, item) in self.held.drain(..) {
+            if keep(&item) {
+                kept.push_back((tenant, item));
+            } else {
+                gone.push(item);
+            }
+        }
         self.held = kept;
         if !gone.is_empty() {
             self.held_changed();
         }
-        gone.into_iter().map(|(_, item)| item).collect()
+        gone
     }
 
     /// How many items are held back now.

@@ -23,9 +23,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use super::breaker::{CircuitBreaker, Pass};
-use super::retry::Backoff;
+use super::retry::{Backoff, RetryPolicy};
 use crate::domain::report::keeps_running;
-use crate::domain::{Language, LimitPolicy, Limits, RunReport, Script, TestResult, judge};
+use crate::domain::{Language, LimitPolicy, Limits, RunReport, Script, TestResult, verdict_of};
 use crate::ports::{Observer, Preparation, Runtime, RuntimeError, Unobserved, describe};
 
 /// How long the next script of a language waits after its image was found missing before re-checking it: doubling
@@ -33,17 +33,7 @@ use crate::ports::{Observer, Preparation, Runtime, RuntimeError, Unobserved, des
 /// queue of that language meanwhile costs one IE per interval instead of draining into IE at full speed.
 pub const IMAGE_RECHECK: Backoff = Backoff::new(Duration::from_secs(5), Duration::from_secs(60));
 
-/// How the judge retries runtime calls that failed for infrastructure reasons.
-#[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
-    /// Attempts per call, the first included.
-    pub attempts: u32,
-    pub backoff: Backoff,
-    /// How long a call waits for an open circuit breaker before giving up as IE.
-    pub breaker_wait: Duration,
-}
-
-/// The script was abandoned by shutdown: no report, and its offset must not be committed.
+/// The script was abandoned by shutdown: no report, and its message must stay unanswered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Abandoned;
 
@@ -177,7 +167,7 @@ impl<R: Runtime> Judge<R> {
             drop(running);
             return match execution {
                 Ok(execution) => {
-                    let verdict = judge(&execution, None, &script.checker, &limits);
+                    let verdict = verdict_of(&execution, None, &script.checker, &limits);
                     Ok(RunReport::single(
                         script.id.clone(),
                         script.language,
@@ -215,7 +205,7 @@ impl<R: Runtime> Judge<R> {
             drop(running);
             let result = match execution {
                 Ok(execution) => {
-                    let verdict = judge(&execution, Some(&test.expected_output), &script.checker, &limits);
+                    let verdict = verdict_of(&execution, Some(&test.expected_output), &script.checker, &limits);
                     tracing::debug!(
                         test = test.number,
                         status = %verdict.status,

@@ -9,5 +9,5 @@ pub mod retry;
 
 pub use breaker::CircuitBreaker;
 pub use executor::{Executor, ExecutorSettings, StopReason, Summary};
-pub use judge::{Abandoned, Judge, RetryPolicy};
-pub use retry::Backoff;
+pub use judge::{Abandoned, Judge};
+pub use retry::{Backoff, RetryPolicy};

@@ -1,11 +1,25 @@
-//! Exponential backoff for the operations the app retries: runtime calls that failed for infrastructure reasons,
-//! and publishing to the broker.
+//! How the app retries: exponential backoff for runtime calls that failed for infrastructure reasons and for
+//! publishing to the broker, and the judge's policy for runtime calls.
 
 use std::time::Duration;
 
+/// How the judge retries runtime calls that failed for infrastructure reasons.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Attempts per call, the first included.
+    pub attempts: u32,
+    /// The wait between attempts.
+    pub backoff: Backoff,
+    /// How long a call waits for an open circuit breaker before giving up as IE.
+    pub breaker_wait: Duration,
+}
+
+/// Waits that double from `initial` up to `max`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backoff {
+    /// The first wait.
     pub initial: Duration,
+    /// The longest wait, however many attempts failed.
     pub max: Duration,
 }
 

@@ -21,6 +21,8 @@ mod runner;
 mod sandbox;
 mod toolchains;
 
+pub use runner::default_health_file;
+
 use std::time::Duration;
 
 use crate::adapters::docker::DockerSettings;

@@ -62,10 +62,15 @@ pub(super) fn http_addr(env: &Env) -> Result<Option<SocketAddr>, ConfigError> {
     }
 }
 
+/// Where the runner writes its health when `RUNNER_HEALTH_FILE` is not set.
+pub fn default_health_file() -> PathBuf {
+    std::env::temp_dir().join("scrc-health.json")
+}
+
 /// `RUNNER_HEALTH_FILE`, or the default path when unset or empty.
 pub(super) fn health_file(env: &Env) -> PathBuf {
     env.runner_health_file
         .as_deref()
         .filter(|path| !path.is_empty())
-        .map_or_else(crate::health::default_path, PathBuf::from)
+        .map_or_else(default_health_file, PathBuf::from)
 }

@@ -13,4 +13,4 @@ pub use limits::{LimitPolicy, Limits, MemoryLimit, RequestedLimits, TimeLimit};
 pub use report::{RunReport, TestResult};
 pub use script::{Language, Script, ScriptId, Source, Tenant, TestCase};
 pub use status::Status;
-pub use verdict::{Execution, Exit, Verdict, judge};
+pub use verdict::{Execution, Exit, Verdict, verdict_of};

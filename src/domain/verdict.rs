@@ -76,7 +76,7 @@ impl Verdict {
 }
 
 /// Judges one execution. `expected` is `None` for a script without tests: then only a clean exit is required.
-pub fn judge(execution: &Execution, expected: Option<&str>, checker: &Checker, limits: &Limits) -> Verdict {
+pub fn verdict_of(execution: &Execution, expected: Option<&str>, checker: &Checker, limits: &Limits) -> Verdict {
     if execution.memory_exceeded {
         return Verdict::new(
             Status::MemoryLimit,
@@ -171,18 +171,18 @@ mod tests {
     }
 
     fn status(execution: &Execution, expected: Option<&str>) -> Status {
-        judge(execution, expected, &Checker::Exact, &limits()).status
+        verdict_of(execution, expected, &Checker::Exact, &limits()).status
     }
 
     #[test]
     fn clean_exit_with_matching_output_is_ok() {
-        let verdict = judge(&clean("5\n"), Some("5\n"), &Checker::Exact, &limits());
+        let verdict = verdict_of(&clean("5\n"), Some("5\n"), &Checker::Exact, &limits());
         assert_eq!(verdict, Verdict::new(Status::Ok, ""));
     }
 
     #[test]
     fn clean_exit_with_other_output_is_wa_with_the_difference() {
-        let verdict = judge(&clean("6\n"), Some("5\n"), &Checker::Exact, &limits());
+        let verdict = verdict_of(&clean("6\n"), Some("5\n"), &Checker::Exact, &limits());
         assert_eq!(verdict.status, Status::WrongAnswer);
         assert!(
             verdict.detail.contains("expected \"5\\n\", got \"6\\n\""),
@@ -202,7 +202,7 @@ mod tests {
         execution.exit = Exit::Code(3);
         assert_eq!(status(&execution, Some("5\n")), Status::RuntimeError);
         execution.exit = Exit::Signal(11);
-        let verdict = judge(&execution, Some("5\n"), &Checker::Exact, &limits());
+        let verdict = verdict_of(&execution, Some("5\n"), &Checker::Exact, &limits());
         assert_eq!(verdict.status, Status::RuntimeError);
         assert_eq!(verdict.detail, "killed by signal 11 (SIGSEGV)");
         assert_eq!(Exit::Signal(9).code(), 137);
@@ -245,7 +245,7 @@ mod tests {
         execution.exit = Exit::Signal(9);
         execution.timed_out = true;
         execution.stalled_at_memory_limit = true;
-        let verdict = judge(&execution, Some("5\n"), &Checker::Exact, &limits());
+        let verdict = verdict_of(&execution, Some("5\n"), &Checker::Exact, &limits());
         assert_eq!(verdict.status, Status::MemoryLimit);
         assert!(
             verdict.detail.contains("time limit of 1000 ms") && verdict.detail.contains("memory limit of 64 MiB"),
@@ -254,7 +254,7 @@ mod tests {
         );
         execution.memory_exceeded = true;
         assert!(
-            judge(&execution, None, &Checker::Exact, &limits())
+            verdict_of(&execution, None, &Checker::Exact, &limits())
                 .detail
                 .starts_with("memory limit of"),
             "an OOM kill is named as such first"

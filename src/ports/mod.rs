@@ -1,12 +1,14 @@
 //! The traits the app drives and the adapters implement: where scripts come from, where verdicts go, the
-//! sandbox that runs programs, and who watches scripts go by. Each has a hand-written fake in [`crate::testing`].
+//! sandbox that runs programs, who watches scripts go by, and what the health probes ask. Each has a hand-written fake in [`crate::testing`].
 
 pub mod observer;
+pub mod probes;
 pub mod publisher;
 pub mod runtime;
 pub mod source;
 
 pub use observer::{Observer, Observers, Unobserved};
+pub use probes::Probes;
 pub use publisher::{Aside, FlushError, PublishError, ReportPublisher};
 pub use runtime::{BuildFailure, Preparation, Runtime, RuntimeError};
 pub use source::{AckError, Cause, CloseError, Delivery, Inbound, ReceiveError, ScriptSource, Standing, Unreadable};

@@ -1,7 +1,7 @@
 //! The observing port: what the app says about each script as it goes, for metrics and for live UIs.
 //!
 //! Every method returns at once and cannot fail: an observer must never delay, block or change a verdict or an
-//! offset commit. An implementation that sends anything anywhere hands it to a bounded queue and drops it when the
+//! message made durable. An implementation that sends anything anywhere hands it to a bounded queue and drops it when the
 //! queue is full. Every method has an empty default, so an observer implements only what it needs.
 
 use std::sync::Arc;

@@ -3,8 +3,8 @@
 //!
 //! - **An id reused for another script** (same id, another fingerprint) gets RJ: consumers deduplicate results by
 //!   id, and would silently drop one of the two.
-//! - **A script delivered again** (same id, same fingerprint; after a rebalance or a restart of its partition's
-//!   reader) gets the report it already had, without a second judging: a second judging costs a sandbox run and,
+//! - **A script delivered again** (same id, same fingerprint; after the source moved its stream, or a restart of
+//!   its reader) gets the report it already had, without a second judging: a second judging costs a sandbox run and,
 //!   for a program near its time limit or a nondeterministic one, may give a second verdict under the same id.
 //!   IE reports are not kept, so those are judged again.
 //! - **A script delivered again while it is being judged** waits for that judging's report.
@@ -190,7 +190,7 @@ impl Recent {
     }
 }
 
-/// The memory one remembered id takes, counted generously: its text twice (map and queue), two `String` headers,
+/// The memory one remembered id takes, counted generously: its text twice (map and queue), two `String` allocations,
 /// the fingerprint and the map's own overhead.
 fn id_cost(id: &ScriptId) -> usize {
     2 * id.as_str().len() + 96
