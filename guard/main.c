@@ -19,7 +19,7 @@
  * sides are held to are in fixtures/ (see fixtures/README.md).
  *
  * Runner to guard:
- *   'W'  wipe: kill every process but PID 1, then empty every <writable-dir> (no reply)
+ *   'W'  wipe: kill every process but PID 1, then empty every <writable-dir>. Reply 'C'.
  *   'F'  write a file: u32 mode, i64 mtime (s), u32 path length, path, contents (no reply)
  *   'X'  run a test: u32 limit ms, u32 output limit, u32 flags, u32 argc, u32 envc, u32 length of the strings,
  *        then workdir, argv and env as NUL-terminated strings, then stdin to the end of the frame. Reply 'R'.
@@ -33,12 +33,14 @@
  *   'G'  u32 byte limit, path: gather the built program under path for the artifact cache; reply 'A'
  * Guard to runner:
  *   'H'  hello, once, when the guard is ready: "scrc-guard 1 landlock=<ABI version, 0 without Landlock>"
+ *   'C'  cleared: u32 errno (0 when every writable directory is empty and no process is left; else the first failure,
+ *        a request before the wipe included), u64 nanoseconds the wipe took
  *   'R'  u32 report length, report JSON, u32 stdout length, stdout, u32 stderr length, stderr
  *   'A'  u32 errno (0: the whole tree follows; a pending setup errno comes first), then per entry, parents first:
  *        kind 'd' or 'f', u32 mode, i64 mtime, u32 path length, path relative to the gathered one, and for a file
  *        u32 length and contents. Anything but plain files and directories makes the errno non-zero, and so do
  *        entries of more bytes, all of them counted, than the limit (EFBIG): the reply is at most 4 + limit.
- * A failed 'W', 'F' or 'D' is remembered and returned in the next reply as "setup_errno"; a test is then not run.
+ * A failed 'F', 'D' or 'K' is remembered and returned in the next reply as "setup_errno"; a test is then not run.
  *
  * Between tests nothing carries over: every process of the previous test is dead before its report is written,
  * and the writable directories are emptied by the next 'W'. The program itself is on a volume mounted read-only

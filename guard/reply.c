@@ -16,6 +16,13 @@ void hello_payload(struct bytes *hello, int landlock) {
     bytes_add(hello, greeting, (size_t)length);
 }
 
+void cleared_payload(struct bytes *reply, int error, int64_t took_ns) {
+    bytes_u32(reply, (uint32_t)error);
+    uint64_t took = took_ns < 0 ? 0 : (uint64_t)took_ns;
+    bytes_u32(reply, (uint32_t)(took & 0xffffffffu));
+    bytes_u32(reply, (uint32_t)(took >> 32));
+}
+
 static void append(char **at, char *end, const char *format, ...) __attribute__((format(printf, 3, 4)));
 static void append(char **at, char *end, const char *format, ...) {
     va_list args;

@@ -37,6 +37,9 @@ struct report {
 /* The hello: "scrc-guard 1 landlock=<ABI version, 0 without Landlock>". */
 void hello_payload(struct bytes *hello, int landlock);
 
+/* The payload of a 'C' reply, the sandbox cleared: u32 errno (0 when it is clear), u64 nanoseconds the wipe took. */
+void cleared_payload(struct bytes *reply, int error, int64_t took_ns);
+
 /* The report as JSON, NUL-terminated in `json` (REPORT_JSON_MAX bytes); returns its length. */
 size_t report_json(const struct report *report, char *json);
 

@@ -1,7 +1,8 @@
 /*
  * Putting a program tree into the sandbox and keeping it as it was (see tree.h). Landlock does not cover a file's
- * mode and times, so a test could change those of the program even when sealed: 'K' records them once the program
- * is built, and restore_kept puts them back before every sealed test.
+ * mode, times or extended attributes, so a test could change those of the program even when sealed: 'K' records the
+ * modes and times once the program is built, and restore_kept puts them back, and removes every extended attribute,
+ * before every sealed test.
  */
 #define _GNU_SOURCE
 #include "tree.h"
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -145,9 +147,24 @@ void op_keep(uint32_t length) {
     keep_tree(path, 32);
 }
 
+/* Removes every extended attribute of `path` the sandbox user may have set: user.* attributes and the ACLs
+ * (system.posix_acl_*), which Landlock does not cover either. The build leaves none, so none may be left. */
+static int clear_xattrs(const char *path) {
+    char names[4096];
+    ssize_t length = llistxattr(path, names, sizeof names);
+    if (length < 0) return errno == ENOTSUP ? 0 : errno;
+    for (ssize_t at = 0; at < length; at += (ssize_t)strlen(names + at) + 1) {
+        if (lremovexattr(path, names + at) != 0 && errno != ENODATA) return errno;
+    }
+    return 0;
+}
+
 /* Parents first, so that every path is reachable again. */
 int restore_kept(void) {
     for (size_t i = 0; i < kept_count; i++) {
+        if (fchmodat(AT_FDCWD, kept_entries[i].path, kept_entries[i].mode | S_IRWXU, 0) != 0) return errno;
+        int cleared = clear_xattrs(kept_entries[i].path);
+        if (cleared) return cleared;
         if (fchmodat(AT_FDCWD, kept_entries[i].path, kept_entries[i].mode, 0) != 0) return errno;
         if (utimensat(AT_FDCWD, kept_entries[i].path, kept_entries[i].times, AT_SYMLINK_NOFOLLOW) != 0) return errno;
     }

@@ -14,7 +14,9 @@ void kill_everything(int64_t *max_rss_kb);
 /* Empties `root` without following links: 0 or an errno. */
 int wipe_tree(const char *root);
 
-/* 'W': kills every process but PID 1, then empties every writable directory; a failure is a setup failure. */
+/* 'W': kills every process but PID 1, then empties every writable directory, and replies 'C' with the first errno
+ * (a request before it that failed, or the wipe) and how long it took, so that the runner starts a test's clock only
+ * once the sandbox is clear: the wipe is never charged to the test after it. */
 void op_wipe(char *const *writable, int writable_count);
 
 #endif

@@ -750,3 +750,43 @@ async fn case_26_a_program_tree_over_the_artifact_limit_is_bf_too_large_and_neve
     );
     assert_clean_and_serving(&judge, &config.instance).await;
 }
+
+/// ADVERSARIAL.md 23 (issue 26, finding 3): per-user kernel counters are per sandbox. One script holds every
+/// inotify instance its user may have and over a thousand pipes (past `fs.pipe-user-pages-soft`, where the kernel
+/// gives that user's new pipes one page instead of sixteen); a script judged beside it still gets an inotify
+/// instance and a full-size pipe. Before each sandbox had a uid of its own, both ran as 65534 and the second got
+/// neither.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn case_23_a_sandbox_exhausting_its_users_counters_leaves_other_sandboxes_theirs() {
+    let Some((judge, config)) = judge(&[("RUNNER_MAX_PARALLEL", "2")]).await else {
+        return;
+    };
+    let hog = with_limits(
+        script(
+            Language::C,
+            "#include <stdio.h>\n#include <sys/inotify.h>\n#include <unistd.h>\n\
+             int main(void){int n=0;while(inotify_init1(0)>=0)n++;int p=0;\n\
+             for(int child=0;child<10;child++){if(fork()==0){int fds[2];for(int i=0;i<110&&pipe(fds)==0;i++);\n\
+             sleep(6);return 0;}}int fds[2];while(pipe(fds)==0)p++;\n\
+             printf(\"held %d\\n\",n>=100);fflush(stdout);sleep(6);return 0;}\n",
+            &[("", "held 1\n")],
+        ),
+        10_000,
+        64,
+    );
+    let neighbour = with_limits(
+        script(
+            Language::C,
+            "#define _GNU_SOURCE\n#include <fcntl.h>\n#include <stdio.h>\n#include <sys/inotify.h>\n#include <unistd.h>\n\
+             int main(void){sleep(3);int fd=inotify_init1(0);int fds[2];int size=-1;\n\
+             if(pipe(fds)==0)size=fcntl(fds[0],F_GETPIPE_SZ);printf(\"inotify %d pipe %d\\n\",fd>=0,size);return 0;}\n",
+            &[("", "inotify 1 pipe 65536\n")],
+        ),
+        10_000,
+        64,
+    );
+    let (hogged, beside) = both(judged(&judge, &hog), judged(&judge, &neighbour)).await;
+    assert_eq!(hogged.status, Status::Ok, "{hogged:#?}");
+    assert_eq!(beside.status, Status::Ok, "{beside:#?}");
+    assert_clean_and_serving(&judge, &config.instance).await;
+}

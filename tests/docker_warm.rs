@@ -23,8 +23,9 @@ def probe():
         sysv = 'unreadable'
     with open('/box/main.py') as f:
         program = f.read().startswith('# warm probe') and os.stat('/box/main.py').st_mode & 0o777 == 0o444
+    xattrs = sum(len(os.listxattr(path)) for path in ('/box', '/box/main.py'))
     print('procs', len(others), 'tmp', len(os.listdir('/tmp')), 'shm', len(os.listdir('/dev/shm')),
-          'sysv', sysv, 'program', program)
+          'sysv', sysv, 'program', program, 'xattrs', xattrs)
 
 def daemon(action):
     if os.fork() == 0:
@@ -78,6 +79,34 @@ def overwrite_program():
             os.chmod(path, mode)
         except OSError:
             pass
+
+def many_entries(make, count):
+    # As many as the sandbox lets a test make: past its inode bound, making one more fails.
+    made = 0
+    for directory in ('/tmp', '/dev/shm'):
+        try:
+            for n in range(count):
+                make('%s/e%d' % (directory, n))
+                made += 1
+        except OSError:
+            pass
+    print('made', made > 1000)
+
+def touch(path):
+    open(path, 'w').close()
+
+def set_attributes():
+    # Extended attributes and an ACL on the program (made writable first where a test can chmod it) and in /tmp.
+    for path in ('/box/main.py', '/box', '/tmp'):
+        for name, value in (('user.planted', b'1'), ('system.posix_acl_access', b'\x02\0\0\0')):
+            try:
+                os.chmod(path, 0o777)
+            except OSError:
+                pass
+            try:
+                os.setxattr(path, name, value)
+            except OSError:
+                pass
 
 def deep_recursion(n=0):
     return deep_recursion(n + 1) + 1
@@ -150,9 +179,15 @@ elif action == 'sysv':
     sysv_shm()
 elif action == 'program':
     overwrite_program()
+elif action == 'many-dirs':
+    many_entries(os.mkdir, 20000)
+elif action == 'many-files':
+    many_entries(touch, 200000)
+elif action == 'xattrs':
+    set_attributes()
 "#;
 
-const CLEAN: &str = "procs 0 tmp 0 shm 0 sysv 0 program True\n";
+const CLEAN: &str = "procs 0 tmp 0 shm 0 sysv 0 program True xattrs 0\n";
 
 fn after(action: &str, time_ms: u64, memory_mib: u64) -> Script {
     let mut script = with_limits(
@@ -193,7 +228,7 @@ async fn each_hostile_test_leaves_nothing_for_the_next_test_of_its_script() {
     };
     // (action, time limit, memory limit, what test 1 itself may get). The limit is also the probe's: 2 s leaves it
     // room on a loaded machine, where a Python start can take a second.
-    let cases: [(&str, u64, u64, &[Status]); 16] = [
+    let cases: [(&str, u64, u64, &[Status]); 17] = [
         ("daemons", 2000, 128, &[Status::WrongAnswer]),
         ("held-memory", 3000, 256, &[Status::Ok]),
         ("big-then-exit", 5000, 256, &[Status::Ok]),
@@ -225,6 +260,7 @@ async fn each_hostile_test_leaves_nothing_for_the_next_test_of_its_script() {
         ("files", 2000, 64, &[Status::Ok]),
         ("sysv", 2000, 64, &[Status::WrongAnswer]),
         ("program", 2000, 64, &[Status::Ok]),
+        ("xattrs", 2000, 64, &[Status::Ok]),
     ];
     let scripts: Vec<Script> = cases
         .iter()
@@ -348,6 +384,41 @@ async fn a_sandbox_that_dies_mid_script_is_replaced_with_the_program_intact() {
         let name = format!("{marker}{suffix}");
         let (report, _) = tokio::join!(judged(&judge, &script), kill_container_of(&name));
         assert_eq!(report.status, Status::Ok, "{language}: {report:#?}");
+    }
+    assert_clean_and_serving(&judge, &config.instance).await;
+}
+
+/// ADVERSARIAL.md 22 (issue 26, finding 2): a test that leaves 20,000 empty directories, or 200,000 files, in `/tmp`
+/// and `/dev/shm` (as many as the sandbox lets it make). The next test is judged within its own limit: the wipe
+/// between them is linear, bounded by the inodes a tmpfs may hold, and not charged to it. Before the fix the wipe
+/// rescanned the parent after each directory it removed, and the probe after 20,000 directories was TL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_entries_left_in_tmp_are_wiped_without_charging_the_next_test() {
+    let Some((judge, config)) = judge(&[]).await else {
+        return;
+    };
+    for action in ["many-dirs", "many-files"] {
+        let mut script = with_limits(
+            script(
+                Language::Python,
+                PROGRAM,
+                &[(&format!("{action}\n"), "made True\n"), ("probe\n", CLEAN)],
+            ),
+            2000,
+            64,
+        );
+        script.run_all_tests = true;
+        let started = std::time::Instant::now();
+        let report = judged(&judge, &script).await;
+        assert_eq!(report.tests[0].status, Status::Ok, "{action}: {report:#?}");
+        assert_probe_clean(action, &report);
+        let probe = report.tests[1].duration().expect("the probe ran");
+        assert!(probe < std::time::Duration::from_millis(1500), "{action}: the probe took {probe:?}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "{action}: the script took {:?}",
+            started.elapsed()
+        );
     }
     assert_clean_and_serving(&judge, &config.instance).await;
 }

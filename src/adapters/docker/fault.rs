@@ -51,6 +51,8 @@ pub enum SessionFault {
     Unexpected(&'static str),
     #[error("the supervisor did not gather the program within 30 s")]
     GatherTimedOut,
+    #[error("the supervisor did not clear the sandbox within 30 s")]
+    WipeTimedOut,
     #[error(transparent)]
     Frame(#[from] BadFrame),
     #[error("writing to the supervisor")]

@@ -126,6 +126,9 @@ pub enum Reply {
     },
     /// A gathered tree, or the errno that kept it from being gathered whole.
     Gathered(Result<Vec<Entry>, i32>),
+    /// The sandbox was wiped: 0, or the errno of what failed (the wipe, or a request before it), and how long the
+    /// wipe took.
+    Cleared { errno: i32, took: std::time::Duration },
 }
 
 /// A reply the runner cannot trust: the stream is out of step and the container must go.
@@ -240,6 +243,14 @@ pub fn take_reply(buffer: &mut Vec<u8>) -> Result<Option<Reply>, BadFrame> {
             Reply::Report { report, stdout, stderr }
         }
         b'A' => Reply::Gathered(gathered(&mut reader)?),
+        b'C' => {
+            let errno = i32::try_from(reader.u32()?).unwrap_or(i32::MAX);
+            let nanos = u64::from(reader.u32()?) | (u64::from(reader.u32()?) << 32);
+            Reply::Cleared {
+                errno,
+                took: std::time::Duration::from_nanos(nanos),
+            }
+        }
         other => return Err(BadFrame(format!("unknown op {other:#04x}"))),
     };
     Ok(Some(reply))
@@ -445,6 +456,25 @@ mod tests {
             },
         ];
         assert_eq!(only_reply(fixture!("reply-A-tree.bin")), Reply::Gathered(Ok(expected)));
+    }
+
+    #[test]
+    fn the_cleared_fixtures_carry_the_wipes_errno_and_time() {
+        use std::time::Duration;
+        assert_eq!(
+            only_reply(fixture!("reply-C-cleared.bin")),
+            Reply::Cleared {
+                errno: 0,
+                took: Duration::from_nanos(1_500_000)
+            }
+        );
+        assert_eq!(
+            only_reply(fixture!("reply-C-errno.bin")),
+            Reply::Cleared {
+                errno: 39,
+                took: Duration::from_nanos(5_000_000_123)
+            }
+        );
     }
 
     #[test]

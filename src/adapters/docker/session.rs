@@ -27,6 +27,9 @@ type Input = Pin<Box<dyn AsyncWrite + Send>>;
 const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long writing a frame may take: a wipe, a source file or a test's input, through a local socket.
 const TRANSFER_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a wipe may take: killing what a test left and emptying tmpfs directories of at most their inode bound, a
+/// fraction of a second; a wipe this slow means the sandbox is stuck.
+const WIPE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long gathering a built program may take: reading at most the artifact limit from a tmpfs.
 const GATHER_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -163,13 +166,34 @@ impl Session {
     /// Kills what the last run left, empties the writable directories, and puts `files` in.
     ///
     /// # Errors
-    /// [`RuntimeError`] when the stream fails; a failure inside the container comes back with the next report.
+    /// [`RuntimeError`] when the stream or the wipe fails; a failure to put a file comes back with the next report.
     pub async fn reset(&mut self, files: &[File<'_>]) -> Result<(), RuntimeError> {
-        let mut frames = protocol::wipe();
+        self.wipe().await?;
+        let mut frames = Vec::new();
         for file in files {
             frames.extend(protocol::put(file));
         }
         self.send(&frames).await
+    }
+
+    /// Kills what the last run left and empties the writable directories, waiting until the supervisor says the
+    /// sandbox is clear: a test's clock starts only after that, so the wipe is never charged to it.
+    ///
+    /// # Errors
+    /// [`RuntimeError`] when the stream fails, the wipe fails or does not end within [`WIPE_TIMEOUT`]; the session is
+    /// then broken, and the next test gets a new sandbox.
+    async fn wipe(&mut self) -> Result<Duration, RuntimeError> {
+        self.send(&protocol::wipe()).await?;
+        match tokio::time::timeout(WIPE_TIMEOUT, self.reply()).await {
+            Ok(Ok(Reply::Cleared { errno: 0, took })) => Ok(took),
+            Ok(Ok(Reply::Cleared { errno, .. })) => {
+                self.broken = true;
+                Err(SandboxFault::NotReset(errno).into())
+            }
+            Ok(Ok(_)) => Err(self.fail(SessionFault::Unexpected("wipe"))),
+            Ok(Err(error)) => Err(error),
+            Err(_) => Err(self.fail(SessionFault::WipeTimedOut)),
+        }
     }
 
     /// Kills what the last run left, empties the writable directories, and puts a program tree gathered earlier
@@ -178,7 +202,8 @@ impl Session {
     /// # Errors
     /// [`RuntimeError`] when the stream fails; a failure inside the container comes back with the next report.
     pub async fn restore(&mut self, root: &str, entries: &[Entry]) -> Result<(), RuntimeError> {
-        let mut frames = protocol::wipe();
+        self.wipe().await?;
+        let mut frames = Vec::new();
         for entry in entries {
             let path = format!("{root}/{}", entry.path);
             frames.extend(match &entry.contents {
