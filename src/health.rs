@@ -33,7 +33,9 @@ pub const STALE_AFTER: Duration = Duration::from_secs(45);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Health {
+    /// The runner's instance id, so that `scrc health` and a reader of the file can tell whose record it is.
     pub instance: String,
+    /// When the record was written, in Unix seconds: a record older than [`STALE_AFTER`] means the runner is hung.
     pub updated_unix: u64,
     /// `ok`, or why the brokers did not answer.
     pub kafka: String,
@@ -92,6 +94,7 @@ impl Health {
 /// The latest health record, shared between the reporter and the HTTP probes, and whether the runner is stopping.
 #[derive(Debug, Clone, Default)]
 pub struct Vitals {
+    /// The reporter's latest record, which `/healthz` and `/readyz` answer from; `None` until the first check ends.
     latest: Arc<Mutex<Option<Health>>>,
     /// Set once shutdown starts: a draining runner takes no new script, so it is no longer ready.
     stopping: Arc<std::sync::atomic::AtomicBool>,

@@ -37,7 +37,9 @@ pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
      the listener off)"
 )]
 pub struct BindError {
+    /// The address asked for, named in the message with the variable it came from.
     pub addr: SocketAddr,
+    /// Why the operating system refused it (the port is taken, or the address is not this host's).
     #[source]
     pub source: std::io::Error,
 }
@@ -52,6 +54,7 @@ pub struct Routes {
 
 /// A bound listener, serving once [`HttpServer::serve`] runs.
 pub struct HttpServer {
+    /// Bound at startup, so that a taken port fails the start rather than leaving the endpoints missing.
     listener: TcpListener,
     /// Shared by every connection's task.
     routes: Arc<Routes>,

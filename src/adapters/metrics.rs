@@ -30,24 +30,31 @@ const NO_LANGUAGE: &str = "none";
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct ScriptLabels {
+    /// The script's language, or `none` for a rejected message that named no supported one.
     language: &'static str,
+    /// The result's overall status code (`OK`, `WA`, … `RJ`).
     status: &'static str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct PhaseLabels {
+    /// The script's language, or `none` when it is not known.
     language: &'static str,
+    /// Which part of a script's life was timed: `queue`, `build`, `run` (per test) or `end_to_end`.
     phase: &'static str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct StateLabels {
+    /// `building`, `running` or `idle`: what the counted sandboxes are doing.
     state: &'static str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct PartitionLabels {
+    /// The scripts topic (the priority lane) the partition belongs to.
     topic: String,
+    /// The partition's number in that topic.
     partition: i32,
 }
 

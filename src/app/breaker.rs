@@ -15,6 +15,7 @@ use tokio::time::Instant;
 
 #[derive(Debug)]
 pub struct CircuitBreaker {
+    /// Where the breaker stands (closed, open until when, half-open); every pass and report takes the lock briefly.
     phase: Mutex<Phase>,
     /// Woken on every change of phase, so that callers waiting for a probe's outcome see it at once.
     changed: Notify,
@@ -38,8 +39,11 @@ enum Phase {
 /// dropped without either (the call was cancelled) says nothing about the engine, and a probe is handed on.
 #[derive(Debug)]
 pub struct Pass<'a> {
+    /// The breaker that gave the pass, which the call's outcome is reported to.
     breaker: &'a CircuitBreaker,
+    /// This call is the half-open breaker's single probe: its outcome closes or reopens the breaker.
     probe: bool,
+    /// The outcome was reported; a probe dropped without one is handed on to the next caller instead.
     resolved: bool,
 }
 

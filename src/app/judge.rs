@@ -38,9 +38,14 @@ pub const IMAGE_RECHECK: Backoff = Backoff::new(Duration::from_secs(5), Duration
 pub struct Abandoned;
 
 pub struct Judge<R: Runtime> {
+    /// The sandbox that builds and runs programs (Docker in production, a fake in tests).
     runtime: R,
+    /// The runner's default and maximum limits, which turn a script's requested limits into enforced ones or an RJ.
     policy: LimitPolicy,
+    /// Shared with the health reporter and the metrics; every runtime call asks it for a pass, and while it is open the
+    /// executor takes no new script (`Judge::wait_until_ready`).
     breaker: Arc<CircuitBreaker>,
+    /// How often a runtime call that failed for infrastructure reasons is tried again, and how long it waits.
     retry: RetryPolicy,
     /// Languages whose image was found missing, and when to re-check it.
     missing_images: Mutex<HashMap<Language, MissingImage>>,
@@ -384,9 +389,13 @@ struct BreakerStayedOpen(Duration);
 /// Tells the observer that a build or a run ended, with how long it took, when dropped: also when the task panics
 /// or is cancelled mid-phase, so that a phase's gauge never stays up for a phase that is over.
 struct Ending<'a> {
+    /// Told that the phase ended.
     observer: &'a dyn Observer,
+    /// The script's language, which labels the phase's metrics.
     language: Language,
+    /// When the phase began, to report how long it took.
     started: Instant,
+    /// The observer's method for this phase's end (the build's or the run's).
     end: fn(&dyn Observer, Language, Duration),
 }
 

@@ -169,6 +169,8 @@ pub(super) fn executor_settings(
 /// The circuit breaker's settings and the judge's retries of the runtime.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct FailureSettings {
+    /// How the judge retries a runtime call that failed for infrastructure reasons: `RUNNER_RETRY_ATTEMPTS` attempts,
+    /// with a back-off, and how long a call waits for an open breaker (two `RUNNER_BREAKER_COOL_DOWN`s).
     pub(super) retry: RetryPolicy,
     /// `RUNNER_BREAKER_THRESHOLD`: consecutive failures that open the breaker.
     pub(super) breaker_threshold: u32,

@@ -11,6 +11,7 @@ pub enum LogFormat {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogSettings {
+    /// `LOG_FORMAT`: plain text lines for people (the default), or one JSON object per line for a log collector.
     pub format: LogFormat,
     /// A `tracing` filter such as `info` or `scrc=debug,rdkafka=warn`.
     pub filter: String,

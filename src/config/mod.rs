@@ -41,13 +41,24 @@ const MIB: u64 = 1024 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// `RUNNER_INSTANCE_ID`, or `<hostname>-<pid>`: names this runner in container labels, logs, results and the
+    /// dead-letter headers, and must be unique among live runners on one Docker engine.
     pub instance: String,
+    /// The brokers, topics, consumer group, message size limits (`RUNNER_MAX_MESSAGE_BYTES`, `RUNNER_MAX_RESULT_BYTES`)
+    /// and `RDKAFKA_` properties of the Kafka adapters.
     pub kafka: KafkaSettings,
+    /// Scripts judged at once (`RUNNER_MAX_PARALLEL`), fair sharing, `SCRIPT_EXPECTED`, `RUNNER_SHUTDOWN_GRACE`.
     pub executor: ExecutorSettings,
+    /// The default and maximum limits (`RUNNER_TIME_LIMIT`, `RUNNER_MEMORY_LIMIT`, `RUNNER_MAX_*`), against which each
+    /// script's requested limits are resolved.
     pub policy: LimitPolicy,
+    /// The judge's retries of a failed runtime call (`RUNNER_RETRY_ATTEMPTS`) and its wait for an open breaker.
     pub retry: RetryPolicy,
+    /// `RUNNER_BREAKER_THRESHOLD`: consecutive infrastructure failures that open the circuit breaker and stop fetching.
     pub breaker_threshold: u32,
+    /// `RUNNER_BREAKER_COOL_DOWN`: how long the breaker stays open before it lets one probe through.
     pub breaker_cool_down: Duration,
+    /// The engine (`DOCKER_HOST`), the sandboxes' hardening, sizes and pool, and each language's images and workdir.
     pub docker: DockerSettings,
     /// `RUNNER_HEALTH_FILE`: where the runner reports its health for `scrc health`.
     pub health_file: std::path::PathBuf,
@@ -55,6 +66,7 @@ pub struct Config {
     pub http_addr: Option<std::net::SocketAddr>,
     /// `KAFKA_EVENTS_TOPIC`: where lifecycle events go; `None` (unset or empty) for no events.
     pub events_topic: Option<String>,
+    /// How the runner logs: `LOG_FORMAT`, and the filter from `RUST_LOG` or `LOG_LEVEL`.
     pub log: LogSettings,
 }
 

@@ -69,14 +69,18 @@ pub struct ZeroLimit;
 /// Negative values never get here; the wire parser rejects them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RequestedLimits {
+    /// The `limits.time_limit_ms` the script asked for; `None` when absent or 0, for the runner default.
     pub time: Option<Duration>,
+    /// The `limits.memory_limit_bytes` the script asked for, in bytes; `None` when absent or 0, for the runner default.
     pub memory: Option<u64>,
 }
 
 /// The limits enforced for one script.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
+    /// The wall-clock limit of each test run; past it the test is TL.
     pub time: TimeLimit,
+    /// The memory limit of each test run; an OOM kill, or a stall at the limit, is ML.
     pub memory: MemoryLimit,
 }
 
@@ -84,7 +88,9 @@ pub struct Limits {
 /// the largest test suite it will take on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LimitPolicy {
+    /// Given to a script that asks for no limit (`RUNNER_TIME_LIMIT`, `RUNNER_MEMORY_LIMIT`).
     pub default: Limits,
+    /// The most a script may ask for (`RUNNER_MAX_TIME_LIMIT`, `RUNNER_MAX_MEMORY_LIMIT`); a larger request is RJ.
     pub max: Limits,
     /// The smallest memory limit the sandbox can enforce (Docker refuses less than 6 MiB).
     pub min_memory: MemoryLimit,

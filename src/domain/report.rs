@@ -14,12 +14,16 @@ use super::verdict::{Execution, Exit, Verdict};
 /// The result of one test.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TestResult {
+    /// The test's number in the result's `tests[]`: the producer's, or the test's 1-based position.
     pub number: u32,
+    /// The test's status in the result: OK, WA, TL, ML, RE, OL, IE, or `-` when an earlier test decided the verdict.
     pub status: Status,
     /// The run as the sandbox measured it; `None` when the program did not run. Held whole rather than copied
     /// field by field, so that "did not run" is one state and the measurements cannot disagree with each other.
     pub execution: Option<Execution>,
+    /// The test's stdin, echoed back in the result as SCRC does.
     pub input: String,
+    /// What the test had to print, echoed back in the result as SCRC does.
     pub expected_output: String,
     /// Why the status was given; empty for OK.
     pub error: String,
@@ -107,14 +111,22 @@ pub fn keeps_running(run_all_tests: bool, results: &[TestResult]) -> bool {
 /// The verdict on a whole script, published as one result message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunReport {
+    /// The script's id, which keys the result message; consumers deduplicate by it.
     pub id: ScriptId,
     /// `None` only for a message rejected before its language was known.
     pub language: Option<Language>,
+    /// The overall `status`: the first non-OK test's (IE if any test is IE), the single run's without tests, or BF or
+    /// RJ.
     pub status: Status,
+    /// The top-level `exit_code`: the last non-zero code among the tests that ran, else 0; `None` when nothing ran.
     pub exit_code: Option<i32>,
+    /// The top-level `stdout`: that of the last test that printed any, as SCRC reports it.
     pub stdout: Vec<u8>,
+    /// The top-level `stderr`: that of the last test that printed any, or a build's diagnostics for BF.
     pub stderr: Vec<u8>,
+    /// The top-level `duration_ms`: the sum of the tests' own run times; `None` for RJ and BF, where nothing ran.
     pub duration: Option<Duration>,
+    /// The top-level `error`: why the status was given (the failing test's reason, the RJ or IE cause); empty for OK.
     pub error: String,
     /// Empty for a script without tests (the field is then left out of the message, as SCRC does).
     pub tests: Vec<TestResult>,

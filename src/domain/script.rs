@@ -220,20 +220,26 @@ pub struct EmptySource;
 pub struct TestCase {
     /// The producer's number for the test, or its 1-based position when the producer gave none.
     pub number: u32,
+    /// What the program reads on stdin for this test.
     pub input: String,
+    /// What the program must print for this test, as the checker compares it; empty when the producer gave none.
     pub expected_output: String,
 }
 
 /// A submission ready to be judged.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Script {
+    /// The script's `id`, under which its result is published: the message's, else its key or `topic:partition:offset`.
     pub id: ScriptId,
+    /// The script's `language`, which chooses the build and run images.
     pub language: Language,
+    /// The script's `source`, the program text to build and run.
     pub source: Source,
     /// What the producer asked for; the runner's policy turns it into enforced [`super::Limits`].
     pub limits: RequestedLimits,
     /// Empty means a single run on empty stdin with no output check, as in SCRC.
     pub tests: Vec<TestCase>,
+    /// The script's `checker` (an extension): how a test's output is compared with the expected one; `exact` if unset.
     pub checker: Checker,
     /// Run every test even after one fails. SCRC stops at the first failure and marks the rest `-`.
     pub run_all_tests: bool,

@@ -36,6 +36,7 @@ impl Exit {
 /// One run of a program on one input, as measured by the sandbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Execution {
+    /// How the run ended, by exit code or by signal; anything but a clean exit 0 is RE unless a limit applies first.
     pub exit: Exit,
     /// Wall-clock run time of the program itself, not of the container around it.
     pub wall_time: Duration,
@@ -61,6 +62,7 @@ pub struct Execution {
 /// A status with the sentence that explains it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
+    /// The status this run earns for its test.
     pub status: Status,
     /// Empty for OK; otherwise why the status was given.
     pub detail: String,

@@ -43,6 +43,7 @@ pub enum PublishError {
 pub struct FlushError {
     /// How long the flush waited.
     pub waited: Duration,
+    /// Why, as the transport said it; kept as the source of this error, so that the log shows it.
     #[source]
     pub cause: Cause,
 }

@@ -87,6 +87,7 @@ pub enum ReceiveError {
 pub struct AckError {
     /// The receipt, as the source prints it.
     pub receipt: String,
+    /// Why, as the transport said it; kept as the source of this error, so that the log shows it.
     #[source]
     pub cause: Cause,
 }

@@ -35,7 +35,9 @@ fn topic(lane: u16) -> Arc<str> {
 /// idle topic.
 #[derive(Debug, Default)]
 pub struct FakeSource {
+    /// Messages pushed by the test and not yet read, oldest first.
     queue: Mutex<VecDeque<FakeDelivery>>,
+    /// Wakes a reader waiting on an empty queue when the test pushes a message.
     arrived: Notify,
     /// The deliveries handed out and not yet acknowledged, kept as the Kafka source keeps them.
     ledger: Mutex<OffsetLedger>,
@@ -43,10 +45,13 @@ pub struct FakeSource {
     outstanding: Mutex<Outstanding>,
     /// Every position made durable, in order: (partition, generation, next offset).
     commits: Mutex<Vec<(i32, u64, i64)>>,
+    /// Messages handed out so far, for tests that count what the executor fetched.
     delivered: AtomicUsize,
+    /// Set once the executor has closed the source, as it must at the end of every run.
     closed: AtomicBool,
     /// `close` never returns, as a final commit to an unreachable group coordinator may not.
     close_hangs: AtomicBool,
+    /// The offset [`FakeSource::push`] gives the next message on partition 0.
     next_offset: Mutex<i64>,
     /// Assignments taken away, as (partition, generation): their deliveries are no longer current.
     revoked: Mutex<BTreeSet<(i32, u64)>>,
@@ -57,6 +62,7 @@ pub struct FakeSource {
 struct Outstanding {
     /// As (partition, generation, offset).
     now: BTreeSet<(i32, u64, i64)>,
+    /// The most deliveries ever outstanding at once, for tests of the bound on messages taken ahead of the commit.
     most: usize,
 }
 
@@ -200,6 +206,7 @@ impl FakeSource {
 /// A publisher that keeps everything it acknowledges.
 #[derive(Debug, Default)]
 pub struct FakePublisher {
+    /// Every report acknowledged, in order, for the test to assert on.
     reports: Mutex<Vec<RunReport>>,
     /// What was set aside, as the Kafka publisher would write it before fitting it to the record size.
     dead_letters: Mutex<Vec<Letter>>,
@@ -215,6 +222,7 @@ pub struct FakePublisher {
     /// Invalid refusals in a row. A test double cannot time out a busy loop under paused time, so past
     /// [`SPIN_LIMIT`] the fake panics to make a spinning executor fail its test instead of hanging it.
     invalid_in_a_row: AtomicUsize,
+    /// Wakes [`FakePublisher::wait_for_reports`] whenever a record is acknowledged.
     notify: Notify,
 }
 

@@ -34,6 +34,7 @@ use crate::ports::{BuildFailure, Preparation, Runtime, RuntimeError};
 
 #[derive(Debug, Default, Clone)]
 pub struct FakeRuntime {
+    /// The counters, shared by every clone, so that a test keeps a handle while the executor owns the runtime.
     stats: Arc<FakeRuntimeStats>,
     /// Remaining injected failures per script, from `flaky <n>`.
     flaky: Arc<Mutex<HashMap<ScriptId, u32>>>,
@@ -52,7 +53,9 @@ pub struct FakeRuntimeStats {
     pub probes: AtomicUsize,
     /// Successful builds.
     pub prepared: AtomicUsize,
+    /// Every `run` call, whatever came of it: one per test run, retries included.
     pub runs: AtomicUsize,
+    /// Programs released, so that a test can check that every program prepared was released.
     pub released: AtomicUsize,
     /// Programs prepared and not yet released.
     pub active: AtomicUsize,
@@ -63,7 +66,9 @@ pub struct FakeRuntimeStats {
 /// The fake's built program: the parsed instructions.
 #[derive(Debug)]
 pub struct FakeProgram {
+    /// The script's id, by which its remaining `flaky` failures are found.
     id: ScriptId,
+    /// The source's lines understood as instructions, applied on every run.
     instructions: Vec<Instruction>,
 }
 

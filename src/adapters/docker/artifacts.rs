@@ -73,35 +73,53 @@ impl Key {
 /// Counters since the cache opened.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CacheStats {
+    /// Lookups answered from the cache: builds not run again.
     pub hits: u64,
+    /// Lookups that found nothing usable, so the program was built (rejected entries count here too).
     pub misses: u64,
+    /// Builds written to the cache.
     pub stored: u64,
+    /// Entries dropped, least recently used first, to stay within the capacity.
     pub evicted: u64,
     /// Entries whose contents no longer matched their hash, or could not be read.
     pub rejected: u64,
 }
 
 pub struct ArtifactCache {
+    /// The runner's own directory of entries (mode 0700, never mounted in a sandbox), removed when the cache drops.
     dir: PathBuf,
+    /// The most bytes of entries kept (`RUNNER_ARTIFACT_CACHE_BYTES`).
     capacity: u64,
+    /// Which keys are stored, with their hashes, sizes and last use; the lock is never held across I/O.
     index: Mutex<Index>,
+    /// Counted for [`CacheStats::hits`].
     hits: AtomicU64,
+    /// Counted for [`CacheStats::misses`].
     misses: AtomicU64,
+    /// Counted for [`CacheStats::stored`].
     stored: AtomicU64,
+    /// Counted for [`CacheStats::evicted`].
     evicted: AtomicU64,
+    /// Counted for [`CacheStats::rejected`].
     rejected: AtomicU64,
 }
 
 #[derive(Default)]
 struct Index {
+    /// Every entry on disk by its key: a key is stored if and only if it is here.
     slots: HashMap<Key, Slot>,
+    /// The bytes of all entries, kept at most the capacity by eviction.
     used: u64,
+    /// Ticks once per lookup or store, so that `last_used` orders entries by recency without reading the time.
     clock: u64,
 }
 
 struct Slot {
+    /// The SHA-256 of the entry's file, checked on every read so that a changed or damaged file is dropped as a miss.
     digest: [u8; 32],
+    /// The size of the entry's file, counted against the capacity.
     bytes: u64,
+    /// The index's clock when the entry was last stored or read; the smallest is evicted first.
     last_used: u64,
 }
 

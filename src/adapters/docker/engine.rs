@@ -151,13 +151,16 @@ impl From<EngineError> for RuntimeError {
 
 #[derive(Clone)]
 pub struct Engine {
+    /// The bollard client of the engine (`DOCKER_HOST`), with its negotiated API version; clones share it.
     docker: Docker,
 }
 
 /// A container or volume scrc created, as listed by label.
 #[derive(Debug, Clone)]
 pub struct Labelled {
+    /// The container's or volume's name, which removing it takes.
     pub name: String,
+    /// Its `scrc.*` labels: whose it is, its role and when it expires, which the reaper decides by.
     pub labels: HashMap<String, String>,
     /// Whether a container has stopped (exited or dead); never for a volume or a container not yet started.
     pub stopped: bool,

@@ -37,26 +37,34 @@ pub struct HardeningSettings {
 /// A Docker volume mounted into a sandbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VolumeMount {
+    /// The Docker volume's name.
     pub volume: String,
+    /// Where in the container it is mounted (the program directory, the supervisor's directory, a toolchain directory).
     pub target: String,
+    /// Mounted read-only, so that nothing in the container can change it (a run's program, the supervisor, toolchains).
     pub read_only: bool,
 }
 
 /// Everything that differs between sandbox containers.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ContainerSpec {
+    /// The build or run image of the script's language, or the image a toolchain volume is filled from.
     pub image: String,
     /// The supervisor, run as PID 1.
     pub entrypoint: String,
     /// The supervisor's arguments: the wall limit, then the program and its arguments.
     pub command: Vec<String>,
+    /// The container's environment over the image's own; empty for a warm sandbox, whose program's comes per test.
     pub env: Vec<String>,
+    /// The container's working directory.
     pub workdir: String,
+    /// The volumes mounted: the program volume, the supervisor's, and any shared toolchain directories.
     pub volumes: Vec<VolumeMount>,
     /// Memory limit in bytes (RAM plus swap).
     pub memory: u64,
     /// Size of the `/tmp` tmpfs in bytes; it counts against the memory limit.
     pub tmpfs_bytes: u64,
+    /// The `scrc.*` labels by which the reaper and an operator find whose container it is and when it expires.
     pub labels: HashMap<String, String>,
 }
 

@@ -71,7 +71,9 @@ pub struct DockerRuntime {
 /// A built program in its sandbox, and the language that knows how it reports running out of memory.
 #[derive(Debug)]
 pub struct Program {
+    /// The program built in its sandbox, ready for its tests; boxed, so that a `Program` moves cheaply.
     built: Box<program::Program>,
+    /// The script's language, whose module knows how the program reports running out of memory (ML).
     language: Language,
 }
 
@@ -181,7 +183,9 @@ impl IdleSandboxes {
 /// dropped at shutdown is still removing in the background. A process that exits right after its last script
 /// would otherwise leave them to the next start of the instance or to the reaper.
 pub struct Cleanup {
+    /// The engine the instance's containers and volumes are removed from.
     engine: Engine,
+    /// The runner's instance id: everything labelled with it is removed, and nothing of another runner.
     instance: String,
     /// Stops the reaper and the pool's refill, so that nothing new is started while the instance is cleared.
     stop: CancellationToken,

@@ -13,22 +13,30 @@ use crate::ports::RuntimeError;
 pub struct Observed {
     /// Whether the supervisor's report arrived; without it only the runner's own observations count.
     pub reported: bool,
+    /// The program's exit code, when it exited rather than being killed.
     pub exit_code: Option<i32>,
+    /// The signal that killed the program, when one did.
     pub signal: Option<i32>,
+    /// The program's own run time, measured by the supervisor inside the sandbox: the result's `duration_ms`.
     pub wall_time: Duration,
+    /// CPU time of every process of the run, where the supervisor could measure it: the result's `cpu_time_ms`.
     pub cpu_time: Option<Duration>,
+    /// The cgroup's memory peak in bytes, where known: the result's `memory_peak_bytes`.
     pub memory_peak: Option<u64>,
     /// The supervisor killed the run at its time limit, or the runner's backstop did.
     pub timed_out: bool,
     /// The runner killed the run itself (backstop or output cap) before a report came.
     pub killed_by_runner: bool,
+    /// The kernel OOM-killed the run (the cgroup's `oom_kill` count rose, or the whole container was killed): ML.
     pub oom_killed: bool,
     /// A stream went past the output limit.
     pub output_exceeded: bool,
     /// The cgroup's memory when the supervisor stopped the run at its time limit; `None` for any other end, or
     /// where the cgroup does not say.
     pub pressure_at_timeout: Option<Pressure>,
+    /// What the program wrote to stdout, possibly past the output limit, which [`execution`] cuts it to.
     pub stdout: Vec<u8>,
+    /// What the program wrote to stderr, possibly past the output limit; its out-of-memory message is looked for here.
     pub stderr: Vec<u8>,
 }
 
@@ -37,10 +45,13 @@ pub struct Observed {
 /// unknown.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
 pub struct MemoryAtTimeout {
+    /// The cgroup's memory limit in bytes.
     #[serde(default)]
     pub memory_limit: Option<u64>,
+    /// The bytes charged to the cgroup when the time limit stopped the run.
     #[serde(default)]
     pub memory_at_timeout: Option<u64>,
+    /// The bytes of evicted pages read back over the run's last stretch: many for a program thrashing at its limit.
     #[serde(default)]
     pub refaulted_before_timeout: Option<u64>,
 }
@@ -145,7 +156,9 @@ pub fn execution(
 /// The limits a build ran under, for the reasons a failed build gives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CompileLimits {
+    /// The build's wall-clock limit (`RUNNER_COMPILE_TIME_LIMIT`), named when a build is stopped at it.
     pub time: Duration,
+    /// The build's memory limit in bytes (`RUNNER_COMPILE_MEMORY_LIMIT`), named when a build runs out of it.
     pub memory: u64,
 }
 

@@ -48,13 +48,16 @@ const REFILL_BACKOFF: Duration = Duration::from_secs(5);
 /// The images of a language: pairs are kept per pair of images.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Images {
+    /// The language's build image (`*_IMAGE`), which its build containers start from.
     pub build: String,
+    /// The language's run image (`*_RUN_IMAGE`), which its run containers start from; may be the same as `build`.
     pub run: String,
 }
 
 /// What one script gets: a build container and a run container sharing a fresh program volume, or one container
 /// that builds and then runs the tests sealed.
 pub struct Pair {
+    /// The container the script is built in, the program volume mounted writable; without `runner`, it runs the tests.
     pub builder: Session,
     /// `None` when the builder runs the tests too, sealed.
     pub runner: Option<Session>,
@@ -71,14 +74,18 @@ impl Pair {
 
 #[derive(Clone)]
 pub struct Pool {
+    /// Shared with the refill task, which outlives any one handle.
     inner: Arc<Inner>,
 }
 
 struct Inner {
+    /// Creates, starts and removes the pool's containers and volumes.
     engine: Engine,
+    /// The hardening, sizes, compile limits and instance id every sandbox is created with.
     settings: SandboxSettings,
     /// Idle pairs kept started per pair of images.
     idle_target: usize,
+    /// The started pairs waiting for a script, oldest first, per pair of images; refilled by the refill task.
     idle: Mutex<HashMap<Images, VecDeque<Pair>>>,
     /// The pairs of images scripts have asked for, with the memory limit last asked for, which new run containers
     /// start with.
@@ -91,7 +98,9 @@ struct Inner {
     shared_dirs: SharedDirs,
     /// Cleared when a supervisor reports that it cannot seal tests (no Landlock): every script then gets a pair.
     sealing: AtomicBool,
+    /// Numbers the containers this pool names (`scrc-<instance>-w<n>`), so that no two names clash.
     sequence: AtomicU64,
+    /// Stops the refill task, which then drops the idle pairs and so removes their containers.
     stop: CancellationToken,
 }
 

@@ -43,10 +43,16 @@ const BACKSTOP: Duration = Duration::from_secs(2);
 const IMAGE_ID_TTL: Duration = Duration::from_secs(10);
 
 pub struct Programs {
+    /// Hands out the started sandbox pairs that scripts are built and run in.
     pool: Pool,
+    /// The output and artifact limits, the compile limits and the instance every build and test is held to.
     settings: SandboxSettings,
+    /// Told how long each phase took (create, compile, transfer, run), for the phase benchmark; `None` in the runner.
     observer: Option<Arc<dyn PhaseObserver>>,
+    /// Built programs and compile errors kept by source, so that a program seen before is not compiled again; `None`
+    /// when `RUNNER_ARTIFACT_CACHE_BYTES` is 0.
     artifacts: Option<Arc<ArtifactCache>>,
+    /// Asked for the build image's id, part of the artifact cache's key.
     engine: Engine,
     /// Image ids by name, with when they were looked up.
     image_ids: Mutex<HashMap<String, (String, Instant)>>,
@@ -54,8 +60,11 @@ pub struct Programs {
 
 /// A built script: the container its tests run in, and what is needed to set up another one if it breaks.
 pub struct Program {
+    /// The build and run images, to take another pair from the pool when the run container breaks.
     images: Images,
+    /// How each test runs: the run image, the program's command line, environment and working directory.
     run: RunPlan,
+    /// The script's enforced time and memory limits: each test's time limit, and the run container's memory.
     limits: Limits,
     /// The built program, gathered from its volume; `None` when it could not be (a tree of more than plain files
     /// and directories).

@@ -41,9 +41,11 @@ pub const EFBIG: i32 = 27;
 pub struct File<'a> {
     /// Absolute, inside a writable directory of the sandbox.
     pub path: &'a str,
+    /// The file's permission bits: a source is put read-only (0444).
     pub mode: u32,
     /// Seconds since the epoch; Python checks its bytecode cache against the source's.
     pub mtime: i64,
+    /// The file's bytes.
     pub contents: &'a [u8],
 }
 
@@ -52,7 +54,9 @@ pub struct File<'a> {
 pub struct Entry {
     /// Relative to the gathered directory; parents come before their children.
     pub path: String,
+    /// The permission bits, put back when the tree is written into another sandbox.
     pub mode: u32,
+    /// The modification time in seconds since the epoch, kept so that bytecode caches still match their sources.
     pub mtime: i64,
     /// `None` for a directory.
     pub contents: Option<Vec<u8>>,
@@ -61,11 +65,17 @@ pub struct Entry {
 /// What a test asks the supervisor to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Exec<'a> {
+    /// The test's wall-clock limit in milliseconds; the supervisor kills everything at it.
     pub limit_ms: u32,
+    /// Bytes kept per stream (`RUNNER_OUTPUT_LIMIT`); the supervisor kills the test at one more.
     pub output_limit: u32,
+    /// The program's working directory (the language's `*_WORKDIR`).
     pub workdir: &'a str,
+    /// The program's command line, run by the supervisor without a shell.
     pub argv: &'a [String],
+    /// The program's environment, set by the supervisor for this test only.
     pub env: &'a [String],
+    /// The test's input, fed to the program on stdin.
     pub stdin: &'a [u8],
     /// Let the test write only to the supervisor's writable directories (and `/dev`), so that a program directory
     /// mounted writable for the build is read-only to the tests.
@@ -91,20 +101,28 @@ pub struct ServedReport {
     /// Non-zero when the sandbox could not be prepared (a wipe or a put failed); nothing ran.
     #[serde(default)]
     pub setup_errno: i32,
+    /// The program's exit code, when it exited.
     #[serde(default)]
     pub exit_code: Option<i32>,
+    /// The signal that killed the program, when one did.
     #[serde(default)]
     pub signal: Option<i32>,
+    /// The program's wall-clock run time in nanoseconds, as the supervisor measured it.
     #[serde(default)]
     pub wall_ns: u64,
+    /// The supervisor killed the test at its time limit.
     #[serde(default)]
     pub timed_out: bool,
+    /// Non-zero when the command could not be executed (the image lacks it): an unfit image, never the program's fault.
     #[serde(default)]
     pub exec_errno: i32,
+    /// CPU time of the test's processes in nanoseconds, when the supervisor could read it.
     #[serde(default)]
     pub cpu_ns: Option<u64>,
+    /// The cgroup's memory peak in bytes, when it could be read.
     #[serde(default)]
     pub memory_peak: Option<u64>,
+    /// The cgroup's `oom_kill` count, when it could be read; above zero means the kernel killed for memory (ML).
     #[serde(default)]
     pub oom_kills: Option<u64>,
     /// A stream went past the output limit and the test was killed.

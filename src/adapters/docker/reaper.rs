@@ -27,7 +27,9 @@ pub const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
 /// What one sweep removed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Swept {
+    /// Containers removed: expired ones, stopped warm sandboxes, and with an instance given, all of that instance's.
     pub containers: usize,
+    /// Volumes removed: expired ones, those of the instance given, and toolchain sets no longer needed.
     pub volumes: usize,
 }
 

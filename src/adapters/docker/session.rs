@@ -34,10 +34,13 @@ const WIPE_TIMEOUT: Duration = Duration::from_secs(30);
 const GATHER_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct Session {
+    /// The engine the container is stopped and removed through when the session is dropped.
     engine: Engine,
     /// The container's id.
     id: String,
+    /// The container's attached stdin, where request frames are written to the supervisor.
     input: Input,
+    /// The container's attached output, where the supervisor's reply frames come from.
     output: Output,
     /// Reply bytes read but not yet decoded.
     buffer: Vec<u8>,
@@ -57,7 +60,9 @@ pub struct Session {
 
 /// A per-script volume holding the program, removed once the last container using it is gone.
 pub struct ProgramVolume {
+    /// The engine the volume is removed through when the last holder drops it.
     engine: Engine,
+    /// The volume's name, mounted at the program directory by the script's build and run containers.
     pub name: String,
 }
 
@@ -81,8 +86,11 @@ impl Drop for ProgramVolume {
 
 /// What a test or build left: the supervisor's report and the output it kept.
 pub struct Served {
+    /// The supervisor's account of the run: how it ended, its times, memory and limits.
     pub report: ServedReport,
+    /// The stdout the supervisor kept, at most the output limit.
     pub stdout: Vec<u8>,
+    /// The stderr the supervisor kept, at most the output limit.
     pub stderr: Vec<u8>,
 }
 

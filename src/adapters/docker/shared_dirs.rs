@@ -128,6 +128,7 @@ struct Set {
     found: Instant,
     /// [`RECHECK`], or [`RETRY`] / [`BUSY_RETRY`] when there is none yet.
     serves: Duration,
+    /// The set's volumes, mounted read-only over the image's own toolchain directories; empty when there is no set yet.
     volumes: Vec<VolumeMount>,
 }
 
@@ -156,6 +157,7 @@ impl From<EngineError> for Unmade {
 
 /// The shared directories of every image this runner has started sandboxes of.
 pub struct SharedDirs {
+    /// Finds, fills and labels the shared volumes, and asks the storage driver's name.
     engine: Engine,
     /// The runner instance, named on the fillers it creates.
     instance: String,

@@ -14,7 +14,9 @@ pub type KafkaDelivery = Delivery<Receipt, RawRecord>;
 pub struct Position {
     /// Which scripts topic holds the message: its index in `KAFKA_TOPIC`'s list (its priority lane).
     pub lane: u16,
+    /// The partition's number in that topic.
     pub partition: i32,
+    /// The message's offset in its partition; the commit passes it once it and every offset before it are answered.
     pub offset: i64,
     /// Which assignment of the partition to this instance delivered the message. A commit for an older
     /// generation is ignored: the partition has been revoked since, and its new owner commits for it.
@@ -56,7 +58,9 @@ impl fmt::Display for Receipt {
 pub struct RawRecord {
     /// `topic:partition:offset` of the original.
     pub origin: String,
+    /// The original's value, as it came, which the dead-letter record carries as far as it fits.
     pub payload: Option<Vec<u8>>,
+    /// The original's key, as it came, kept on the dead-letter record.
     pub key: Option<Vec<u8>>,
     /// The original's headers, names as UTF-8 (invalid bytes replaced), values as they came.
     pub headers: Vec<(String, Option<Vec<u8>>)>,

@@ -12,13 +12,16 @@ use rdkafka::producer::DefaultProducerContext;
 pub struct DevTopics {
     /// The scripts topics, one per lane.
     pub scripts: Vec<String>,
+    /// The results topic (`KAFKA_RESULTS_TOPIC`).
     pub results: String,
+    /// The dead-letter topic (`KAFKA_DLQ_TOPIC`), with one partition.
     pub dead_letters: String,
     /// Partitions of each scripts topic: as many as runner instances times their parallelism can use.
     pub partitions: i32,
 }
 
 pub struct DevBroker {
+    /// librdkafka's mock cluster, which serves as long as it is held and stops when it is dropped.
     cluster: MockCluster<'static, DefaultProducerContext>,
 }
 

@@ -41,6 +41,7 @@ pub struct KafkaEvents {
 /// Counts the events that were enqueued but not delivered.
 #[derive(Default)]
 struct EventsContext {
+    /// Events the broker did not take after they were queued; with `refused`, the `scrc_events_dropped` counter.
     undelivered: AtomicU64,
     /// Events refused at once because the queue was full (or the record could not be made).
     refused: AtomicU64,
@@ -65,12 +66,18 @@ impl ProducerContext for EventsContext {
 /// One event as it goes on the wire.
 #[derive(Debug, Serialize)]
 struct Event<'a> {
+    /// The script's id, also the record's key.
     id: &'a str,
+    /// What happened: `accepted`, `building`, `running` or `finished`.
     event: &'static str,
+    /// The runner instance that emitted it.
     runner: &'a str,
+    /// When it was emitted, in RFC 3339 UTC with milliseconds.
     timestamp: String,
+    /// The test now running, for a `running` event only.
     #[serde(skip_serializing_if = "Option::is_none")]
     test: Option<u32>,
+    /// The overall status code, for a `finished` event only; the verdict itself is the result's.
     #[serde(skip_serializing_if = "Option::is_none")]
     status: Option<&'static str>,
 }

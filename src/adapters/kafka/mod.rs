@@ -249,7 +249,9 @@ impl KafkaSettings {
 #[derive(Debug, thiserror::Error)]
 #[error("cannot set up the Kafka {client}: {source}")]
 pub struct KafkaSetupError {
+    /// Which client failed: the consumer, the producer, the events producer or the admin client.
     pub client: &'static str,
+    /// What librdkafka said (an invalid property, a subscription refused).
     #[source]
     pub source: rdkafka::error::KafkaError,
 }

@@ -12,6 +12,7 @@ use super::delivery::Position;
 
 #[derive(Debug, Default)]
 pub struct OffsetLedger {
+    /// A ledger per lane, partition and assignment generation: work done under a revoked assignment moves no commit.
     partitions: HashMap<(u16, i32, u64), PartitionLedger>,
 }
 

@@ -47,13 +47,19 @@ const QUEUE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const RESET_AFTER: u32 = 5;
 
 pub struct KafkaPublisher {
+    /// The idempotent producer (`acks=all`), behind a lock so that a stuck one can be replaced while sends go on.
     producer: RwLock<FutureProducer>,
     /// Settings to build a replacement producer from.
     settings: KafkaSettings,
+    /// Sends that failed in a row, not counting refused records; at [`RESET_AFTER`] the producer is replaced.
     consecutive_failures: AtomicU32,
+    /// Where results go (`KAFKA_RESULTS_TOPIC`).
     results_topic: String,
+    /// Where unreadable messages and unanswerable results go (`KAFKA_DLQ_TOPIC`).
     dlq_topic: String,
+    /// The instance id, written into every result's `runner` field and every dead letter's `scrc-runner` header.
     runner: String,
+    /// The largest record sent (`RUNNER_MAX_RESULT_BYTES`): results are shortened and dead letters cut to fit it.
     max_result_bytes: usize,
 }
 
@@ -134,8 +140,11 @@ pub struct Letter {
     pub origin: String,
     /// The original's payload size, said even when the payload is left out.
     pub original_size: usize,
+    /// The original's payload; `None` when the original was refused whole, and for an unanswered result.
     pub payload: Option<Vec<u8>>,
+    /// The original's key; for an unanswerable result, the script's id, so that a reader finds the script it answers.
     pub key: Option<Vec<u8>>,
+    /// The original's headers, as they came; empty when the original was refused whole.
     pub headers: Vec<(String, Option<Vec<u8>>)>,
 }
 
@@ -187,8 +196,11 @@ impl Letter {
 /// as there is room for, in that order. Whatever was cut is said in [`HEADER_TRUNCATED`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct DeadLetterRecord {
+    /// The original's key, kept when it fits after scrc's headers.
     key: Option<Vec<u8>>,
+    /// As much of the original payload as fits (its start), after the key and headers.
     payload: Option<Vec<u8>>,
+    /// scrc's headers (`scrc-error`, `scrc-origin`, `scrc-runner`, `scrc-original-size`, …), then the original's.
     headers: Vec<(String, Option<Vec<u8>>)>,
 }
 

@@ -115,6 +115,7 @@ pub struct Summary {
 pub struct Executor<S, P, R: Runtime> {
     /// What every task shares: the ports, the judge and the memory of recent scripts.
     shared: Arc<Shared<S, P, R>>,
+    /// Parallelism, fair sharing, `SCRIPT_EXPECTED` and the shutdown's pacing, read by the run loop.
     settings: ExecutorSettings,
 }
 

@@ -25,7 +25,9 @@ pub const PROGRAM_DIR: &str = "/box";
 /// The images and working directory a language uses (SCRC's `*_IMAGE`, `*_RUN_IMAGE`, `*_WORKDIR`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Toolchain {
+    /// The image the language's programs are built in (`*_IMAGE`), which has the compiler.
     pub build_image: String,
+    /// The image they run in (`*_RUN_IMAGE`), which needs only the runtime; the build image itself for some languages.
     pub run_image: String,
     /// Working directory of the program when it runs.
     pub workdir: String,

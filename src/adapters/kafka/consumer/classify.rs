@@ -15,13 +15,19 @@ use crate::ports::{Delivery, Inbound, Unreadable};
 /// One record as the consumer received it, copied out of librdkafka's message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Record<'a> {
+    /// The topic the record came from, which names its lane and its origin (`topic:partition:offset`).
     pub topic: &'a str,
+    /// The partition's number in that topic.
     pub partition: i32,
+    /// The record's offset in its partition, which its commit and its fallback id are made of.
     pub offset: i64,
     /// The record's timestamp in milliseconds since the epoch, when it has one.
     pub timestamp_ms: Option<i64>,
+    /// The message's bytes, SCRC's JSON script; `None` for a record without a value, which is unreadable.
     pub payload: Option<&'a [u8]>,
+    /// The record's key, the script's id when the message names none.
     pub key: Option<&'a [u8]>,
+    /// The record's headers, names as UTF-8, values as they came: the `tenant` header, and all for a dead letter.
     pub headers: Vec<(String, Option<Vec<u8>>)>,
 }
 

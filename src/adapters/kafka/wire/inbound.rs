@@ -16,8 +16,11 @@ use crate::ports::Inbound;
 /// Where a message came from, for the fallback id `topic:partition:offset`.
 #[derive(Debug, Clone, Copy)]
 pub struct Coordinates<'a> {
+    /// The message's topic.
     pub topic: &'a str,
+    /// The partition's number in that topic.
     pub partition: i32,
+    /// The message's offset in its partition.
     pub offset: i64,
 }
 
@@ -25,6 +28,7 @@ pub struct Coordinates<'a> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{reason}")]
 pub struct Unreadable {
+    /// What was wrong, for the dead-letter record's `scrc-error` header and the RJ result's `error`.
     pub reason: String,
     /// The id the message key gives, when it gives one.
     pub id: Option<ScriptId>,
@@ -95,7 +99,9 @@ enum Message {
 }
 
 struct Rejection {
+    /// Why the script is rejected, naming the field and the value: the RJ result's `error`.
     reason: String,
+    /// The script's language when it was read before the fault, so that the RJ result names it.
     language: Option<Language>,
 }
 

@@ -16,15 +16,21 @@ use crate::domain::{RunReport, TestResult};
 /// The result message: SCRC's fields first, then scrc's optional additions.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResultMessage {
+    /// The script's id, also the record's key: consumers deduplicate results by it.
     pub id: String,
+    /// The overall status code: `OK`, `WA`, `TL`, `ML`, `BF`, `RE`, `OL`, `IE` or `RJ`.
     pub status: String,
     /// The last test's output and the suite's measurements, or the single run's.
     #[serde(flatten)]
     pub output: OutputBlock,
+    /// Why the status was given (the deciding test's reason, the RJ or IE cause); empty for OK.
     pub error: String,
+    /// One entry per test of the script, in order; left out for a script without tests, as SCRC does.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tests: Vec<TestResultMessage>,
+    /// When the result was encoded, in RFC 3339 UTC with milliseconds (`2026-11-22T10:30:00.123Z`).
     pub timestamp: String,
+    /// The script's language (an extension); left out when an RJ message named no supported one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,
     /// The runner instance that judged the script.
@@ -38,14 +44,20 @@ pub struct ResultMessage {
 /// One entry of a result's `tests`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TestResultMessage {
+    /// The test's number: the producer's, or its 1-based position.
     pub number: u32,
+    /// The test's status code, or `-` when an earlier test decided the verdict and this one did not run.
     pub status: String,
     /// The test's own run; its measurements are `null` or absent when it did not run.
     #[serde(flatten)]
     pub output: OutputBlock,
+    /// The test's stdin, echoed back as SCRC does.
     pub input: String,
+    /// What the test had to print, echoed back as SCRC does.
     pub expected_output: String,
+    /// Why the test's status was given; empty for OK and `-`.
     pub error: String,
+    /// The signal that killed the program (an extension), left out when it exited by itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signal: Option<i32>,
 }
@@ -55,12 +67,18 @@ pub struct TestResultMessage {
 /// scrc's additions are left out when unknown.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutputBlock {
+    /// The program's exit code, 128 plus the signal when a signal killed it; `null` when nothing ran.
     pub exit_code: Option<i32>,
+    /// The program's own run time in ms, measured inside the sandbox (a suite's is the sum); `null` when nothing ran.
     pub duration_ms: Option<u64>,
+    /// What the program printed on stdout as UTF-8 text, cut at the output limit; invalid bytes become U+FFFD.
     pub stdout: String,
+    /// What the program printed on stderr as UTF-8 text (a build's diagnostics for BF); invalid bytes become U+FFFD.
     pub stderr: String,
+    /// CPU time in ms from the container's cgroup (an extension); left out when unknown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_time_ms: Option<u64>,
+    /// Peak memory in bytes from the container's cgroup (an extension); left out when unknown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_peak_bytes: Option<u64>,
     /// The exact stdout bytes, when they were not valid UTF-8 and `stdout` had to replace some.
@@ -75,7 +93,9 @@ pub struct OutputBlock {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the result needs {needed} bytes even when truncated, over the limit of {limit} bytes")]
 pub struct ReportTooLarge {
+    /// The bytes the shortest form of the result takes.
     pub needed: usize,
+    /// The most bytes a result may take (`RUNNER_MAX_RESULT_BYTES`).
     pub limit: usize,
 }
 
@@ -160,11 +180,17 @@ fn test_message(test: &TestResult) -> TestResultMessage {
 
 /// The domain's view of one output block, borrowed from a report or a test.
 struct Run<'a> {
+    /// The exit code a shell would report; `None` when nothing ran.
     exit_code: Option<i32>,
+    /// The program's own run time; `None` when nothing ran.
     duration: Option<Duration>,
+    /// CPU time, when measured.
     cpu_time: Option<Duration>,
+    /// Peak memory in bytes, when measured.
     memory_peak: Option<u64>,
+    /// The captured stdout bytes, to encode as text (and base64 when not UTF-8).
     stdout: &'a [u8],
+    /// The captured stderr bytes, to encode as text (and base64 when not UTF-8).
     stderr: &'a [u8],
 }
 
