@@ -113,6 +113,9 @@ pub(super) struct Env {
     /// `RUNNER_SHARED_TOOLCHAINS`: whether sandboxes read their image's toolchain directories from shared volumes.
     #[serde(default = "defaults::runner_shared_toolchains")]
     pub(super) runner_shared_toolchains: bool,
+    /// `RUNNER_SANDBOX_UIDS`: the uids sandboxes run as, `first-last`, one per live sandbox.
+    #[serde(default = "defaults::runner_sandbox_uids")]
+    pub(super) runner_sandbox_uids: String,
     /// `PYTHON_IMAGE`: the image Python programs are built in.
     #[serde(default = "defaults::python_image")]
     pub(super) python_image: String,
@@ -358,6 +361,10 @@ mod defaults {
     /// On wherever the storage driver needs it: one set of volumes per image on the engine, shared by its runners.
     pub const fn runner_shared_toolchains() -> bool {
         true
+    }
+    /// A million uids above every account a host makes for people (Debian's `UID_MAX` is 60,000) and below 2^31.
+    pub fn runner_sandbox_uids() -> String {
+        "100000-1099999".into()
     }
     // SCRC's official image names, so that a host with a registry works out of the box.
     pub fn python_image() -> String {

@@ -80,6 +80,7 @@ pub(super) fn docker_settings(
             run_memory_default: limits.memory.bytes(),
             artifact_cache_bytes: env.runner_artifact_cache_bytes,
             shared_toolchains: env.runner_shared_toolchains,
+            uids: sandbox_uids(env)?,
         },
         toolchains: toolchains(env)?,
         pull_timeout: PULL_TIMEOUT,
@@ -97,6 +98,35 @@ fn check_sandbox_mode(env: &Env) -> Result<(), ConfigError> {
             "the only sandbox path is \"warm\" (a container per test, \"fresh\", was retired): unset it",
         )),
     }
+}
+
+/// The smallest `RUNNER_SANDBOX_UIDS` range: one uid per live sandbox, and a runner keeps up to 64 idle per pair of
+/// images beside `RUNNER_MAX_PARALLEL` (256) busy ones; random draws want room beyond that.
+const MIN_SANDBOX_UIDS: u32 = 1024;
+
+/// The lowest uid a sandbox may run as: below are the host's system and people's accounts.
+const LOWEST_SANDBOX_UID: u32 = 1000;
+
+/// `RUNNER_SANDBOX_UIDS`: `first-last`, at least [`MIN_SANDBOX_UIDS`] uids from [`LOWEST_SANDBOX_UID`] up and below
+/// 2^31. Under Docker's user-namespace remapping it must lie within the subordinate range (`10000-59999`, say).
+fn sandbox_uids(env: &Env) -> Result<RangeInclusive<u32>, ConfigError> {
+    let value = env.runner_sandbox_uids.trim();
+    let bad = |why: &str| invalid("RUNNER_SANDBOX_UIDS", value, why.to_owned());
+    let (first, last) = value
+        .split_once('-')
+        .ok_or_else(|| bad("must be a range of uids, first-last, such as 100000-1099999"))?;
+    let parse = |text: &str| {
+        text.trim()
+            .parse::<u32>()
+            .map_err(|_| bad("must be two whole numbers, first-last"))
+    };
+    let (first, last) = (parse(first)?, parse(last)?);
+    if first < LOWEST_SANDBOX_UID || last >= 1 << 31 || last < first || last - first + 1 < MIN_SANDBOX_UIDS {
+        return Err(bad(&format!(
+            "must hold at least {MIN_SANDBOX_UIDS} uids, from {LOWEST_SANDBOX_UID} up and below 2147483648"
+        )));
+    }
+    Ok(first..=last)
 }
 
 /// By default, enough idle containers per image and role that a burst of `RUNNER_MAX_PARALLEL` scripts of one
@@ -208,6 +238,19 @@ mod tests {
         .unwrap();
         assert_eq!(config.docker.sandbox.output_limit, 32 << 20);
         assert_eq!(config.docker.sandbox.artifact_limit, 64 << 20);
+    }
+
+    #[test]
+    fn sandbox_uids_are_a_range_of_enough_unprivileged_uids() {
+        assert_eq!(load(&[]).unwrap().docker.sandbox.uids, 100_000..=1_099_999);
+        assert_eq!(
+            load(&[("RUNNER_SANDBOX_UIDS", "10000-59999")]).unwrap().docker.sandbox.uids,
+            10_000..=59_999
+        );
+        for bad in ["100000", "a-b", "0-5000", "100000-100010", "2000-1000", "2000000000-2200000000"] {
+            let error = load(&[("RUNNER_SANDBOX_UIDS", bad)]).unwrap_err().to_string();
+            assert!(error.contains(&format!("RUNNER_SANDBOX_UIDS=\"{bad}\"")), "{error}");
+        }
     }
 
     #[test]

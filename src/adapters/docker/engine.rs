@@ -341,14 +341,14 @@ impl Engine {
 
     /// Creates a volume that is a tmpfs of `bytes`, owned by `owner` (`uid:gid`), mounted nosuid and nodev: a
     /// program directory that no build can grow past its limit, and that lives in memory rather than on disk.
+    /// Creates a program volume: a tmpfs of `bytes`, with one inode per page of it, owned by the sandbox's `uid`.
     pub async fn create_program_volume(
         &self,
         name: &str,
         bytes: u64,
-        owner: &str,
+        uid: u32,
         labels: HashMap<String, String>,
     ) -> Result<(), EngineError> {
-        let (uid, gid) = owner.split_once(':').unwrap_or((owner, owner));
         let request = VolumeCreateRequest {
             name: Some(name.to_owned()),
             driver: Some("local".into()),
@@ -357,7 +357,10 @@ impl Engine {
                 ("device".to_owned(), "tmpfs".to_owned()),
                 (
                     "o".to_owned(),
-                    format!("size={bytes},uid={uid},gid={gid},mode=0755,nosuid,nodev"),
+                    format!(
+                        "size={bytes},nr_inodes={},uid={uid},gid={uid},mode=0755,nosuid,nodev",
+                        super::hardening::inode_bound(bytes)
+                    ),
                 ),
             ])),
             labels: Some(labels),

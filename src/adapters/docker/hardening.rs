@@ -2,13 +2,16 @@
 //! [`ContainerSpec`] and turned into a Docker request here, so no container can be created without it:
 //!
 //! - no network (`network_mode=none`);
-//! - a read-only root filesystem, and a size-limited `/tmp` tmpfs mounted nosuid, nodev and noexec;
+//! - a read-only root filesystem, and size-limited `/tmp` and `/dev/shm` tmpfs mounted nosuid, nodev and noexec, each
+//!   with an inode bound of one inode per page of its size ([`inode_bound`]), so that no test can leave more entries
+//!   than the wipe before the next test clears at once;
 //! - a PID limit, a CPU quota, and memory with swap equal to memory (so swap never extends the limit);
-//! - every capability dropped, `no-new-privileges`, and the unprivileged user `nobody` (65534:65534);
+//! - every capability dropped, `no-new-privileges`, and an unprivileged user of the sandbox's own (see
+//!   [`super::uids`]), so that no per-user kernel counter is shared with another sandbox;
 //! - ulimits: open files, file size (so nothing writes a huge file), and no core dumps;
 //! - no host mounts: only scrc's own Docker volumes, the program's read-only;
 //! - no container logs (`log driver none`): output is read live and capped by the runner;
-//! - labels naming the runner instance, the script, the role and an expiry, for cleanup after a crash.
+//! - labels naming the runner instance, the role, the user and an expiry, for cleanup after a crash.
 //!
 //! The sandbox supervisor is the entrypoint, so whatever the image declares never runs first.
 
@@ -16,8 +19,17 @@ use std::collections::HashMap;
 
 use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig, Mount, MountType, ResourcesUlimits};
 
-/// The unprivileged user every sandbox process runs as.
-pub const SANDBOX_USER: &str = "65534:65534";
+/// The unprivileged user of a container that is never started (a filler of volumes).
+const FILLER_USER: &str = "65534:65534";
+
+/// The bytes of a tmpfs per inode it may hold: one inode per page. An empty file or directory takes an inode and no
+/// page, so without a bound a test could leave millions of them; with it, a tmpfs holds no more entries than pages.
+const BYTES_PER_INODE: u64 = 4096;
+
+/// The inodes a tmpfs of `bytes` may hold, at least 1,024.
+pub fn inode_bound(bytes: u64) -> u64 {
+    (bytes / BYTES_PER_INODE).max(1024)
+}
 
 /// Settings that apply to every sandbox container.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,6 +78,8 @@ pub struct ContainerSpec {
     pub tmpfs_bytes: u64,
     /// The `scrc.*` labels by which the reaper and an operator find whose container it is and when it expires.
     pub labels: HashMap<String, String>,
+    /// The sandbox's own user and group, `uid:gid`: no other live sandbox on the engine has it.
+    pub user: String,
 }
 
 /// A container that is never started: creating it makes Docker fill its empty volumes from the image's files at
@@ -75,6 +89,7 @@ pub fn filler(image: &str, volumes: &[VolumeMount], labels: HashMap<String, Stri
     ContainerCreateBody {
         image: Some(image.to_owned()),
         cmd: Some(vec!["/nonexistent".into()]),
+        user: Some(FILLER_USER.into()),
         network_disabled: Some(true),
         host_config: Some(HostConfig {
             network_mode: Some("none".into()),
@@ -109,6 +124,14 @@ fn ipc_closed() -> HashMap<String, String> {
     ])
 }
 
+/// A tmpfs anyone may write, that no program started from, of `bytes` and its inode bound.
+fn bounded_tmpfs(bytes: u64) -> String {
+    format!(
+        "rw,nosuid,nodev,noexec,size={bytes},nr_inodes={},mode=1777",
+        inode_bound(bytes)
+    )
+}
+
 /// The only way scrc builds a container request.
 pub fn hardened(spec: ContainerSpec, settings: &HardeningSettings) -> ContainerCreateBody {
     let memory = i64::try_from(spec.memory).unwrap_or(i64::MAX);
@@ -127,10 +150,10 @@ pub fn hardened(spec: ContainerSpec, settings: &HardeningSettings) -> ContainerC
         memory_swap: Some(memory),
         nano_cpus: Some((settings.cpus * 1e9) as i64),
         pids_limit: Some(settings.pids_limit),
-        tmpfs: Some(HashMap::from([(
-            "/tmp".to_owned(),
-            format!("rw,nosuid,nodev,noexec,size={},mode=1777", spec.tmpfs_bytes),
-        )])),
+        tmpfs: Some(HashMap::from([
+            ("/tmp".to_owned(), bounded_tmpfs(spec.tmpfs_bytes)),
+            ("/dev/shm".to_owned(), bounded_tmpfs(u64::try_from(settings.shm_bytes).unwrap_or(0))),
+        ])),
         sysctls: Some(ipc_closed()),
         mounts: Some(
             spec.volumes
@@ -154,7 +177,6 @@ pub fn hardened(spec: ContainerSpec, settings: &HardeningSettings) -> ContainerC
             config: None,
         }),
         ipc_mode: Some("private".into()),
-        shm_size: Some(settings.shm_bytes),
         init: Some(false),
         auto_remove: Some(false),
         oom_kill_disable: Some(false),
@@ -166,7 +188,7 @@ pub fn hardened(spec: ContainerSpec, settings: &HardeningSettings) -> ContainerC
         cmd: Some(spec.command),
         env: Some(spec.env),
         working_dir: Some(spec.workdir),
-        user: Some(SANDBOX_USER.into()),
+        user: Some(spec.user),
         labels: Some(spec.labels),
         attach_stdin: Some(true),
         attach_stdout: Some(true),
@@ -199,6 +221,7 @@ mod tests {
             memory: 64 << 20,
             tmpfs_bytes: 16 << 20,
             labels: HashMap::from([("scrc.instance".into(), "r1".into())]),
+            user: "100123:100123".into(),
         }
     }
 
@@ -229,6 +252,12 @@ mod tests {
             tmp.contains("nosuid") && tmp.contains("nodev") && tmp.contains("size=16777216"),
             "{tmp}"
         );
+        assert!(tmp.contains("nr_inodes=4096"), "one inode per page: {tmp}");
+        let shm = &host.tmpfs.as_ref().unwrap()["/dev/shm"];
+        assert!(
+            shm.contains("noexec") && shm.contains("size=16777216") && shm.contains("nr_inodes=4096"),
+            "{shm}"
+        );
         let limits: Vec<(String, i64)> = host
             .ulimits
             .iter()
@@ -240,7 +269,7 @@ mod tests {
             [("nofile".into(), 256), ("fsize".into(), 64 << 20), ("core".into(), 0)]
         );
         assert!(!tmp.contains(",exec"), "{tmp}");
-        assert_eq!(host.tmpfs.as_ref().unwrap().len(), 1, "only /tmp");
+        assert_eq!(host.tmpfs.as_ref().unwrap().len(), 2, "only /tmp and /dev/shm");
         let sysctls = host.sysctls.as_ref().unwrap();
         assert_eq!(sysctls["kernel.shm_rmid_forced"], "1");
         assert_eq!(sysctls["kernel.msgmni"], "0");
@@ -254,7 +283,7 @@ mod tests {
             "only Docker volumes"
         );
         assert_eq!(host.log_config.as_ref().unwrap().typ.as_deref(), Some("none"));
-        assert_eq!(body.user.as_deref(), Some(SANDBOX_USER));
+        assert_eq!(body.user.as_deref(), Some("100123:100123"), "the sandbox's own user");
         assert_eq!(body.network_disabled, Some(true));
         assert_eq!(body.entrypoint, Some(vec!["/box/.scrc-guard".to_owned()]));
         assert_eq!(body.labels.as_ref().unwrap()["scrc.instance"], "r1");

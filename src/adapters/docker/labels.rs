@@ -12,6 +12,8 @@ pub const INSTANCE: &str = "scrc.instance";
 pub const ROLE: &str = "scrc.role";
 /// The role of a warm sandbox: a pre-started container whose supervisor serves one script.
 pub const WARM: &str = "warm";
+/// The uid a sandbox runs as, so that runners sharing an engine never give two live sandboxes one.
+pub const UID: &str = "scrc.uid";
 /// Unix seconds after which no live runner can still need it.
 pub const EXPIRES: &str = "scrc.expires";
 /// The image id whose toolchain directories a volume copies.
@@ -24,6 +26,13 @@ pub const TOOLCHAIN_VOLUMES: &str = "scrc.toolchain.volumes";
 /// Labels of a warm sandbox: it belongs to no script until one takes it, and it is never handed to a second.
 pub fn for_warm(instance: &str, expires: SystemTime) -> HashMap<String, String> {
     of_instance(instance, WARM, expires)
+}
+
+/// Labels of a sandbox container, which runs as `uid`.
+pub fn for_sandbox(instance: &str, expires: SystemTime, uid: u32) -> HashMap<String, String> {
+    let mut labels = for_warm(instance, expires);
+    labels.insert(UID.to_owned(), uid.to_string());
+    labels
 }
 
 /// Labels of a volume holding a copy of one toolchain directory of the image `image_id` (see `shared_dirs`): one of

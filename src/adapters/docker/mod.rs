@@ -24,6 +24,7 @@ pub mod session;
 pub mod settings;
 pub mod shared_dirs;
 pub mod supervisor;
+pub mod uids;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

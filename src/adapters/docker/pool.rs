@@ -26,7 +26,7 @@ use tokio::sync::{Notify, OnceCell};
 use tokio_util::sync::CancellationToken;
 
 use super::engine::Engine;
-use super::hardening::{ContainerSpec, SANDBOX_USER, VolumeMount, hardened};
+use super::hardening::{ContainerSpec, VolumeMount, hardened};
 use super::labels;
 use super::languages::PROGRAM_DIR;
 use super::lock;
@@ -34,6 +34,7 @@ use super::session::{ProgramVolume, Session};
 use super::settings::SandboxSettings;
 use super::shared_dirs::SharedDirs;
 use super::supervisor::{self, GUARD_DIR, GUARD_NAME};
+use super::uids::Uids;
 use crate::ports::{RuntimeError, describe};
 
 /// Directories the supervisor empties before every test: every place a test can write.
@@ -98,6 +99,8 @@ struct Inner {
     shared_dirs: SharedDirs,
     /// Cleared when a supervisor reports that it cannot seal tests (no Landlock): every script then gets a pair.
     sealing: AtomicBool,
+    /// Gives each sandbox a user of its own.
+    uids: Arc<Uids>,
     /// Numbers the containers this pool names (`scrc-<instance>-w<n>`), so that no two names clash.
     sequence: AtomicU64,
     /// Stops the refill task, which then drops the idle pairs and so removes their containers.
@@ -109,6 +112,7 @@ impl Pool {
     /// runs until `stop` fires.
     pub fn new(engine: Engine, settings: SandboxSettings, idle_target: usize, stop: CancellationToken) -> Self {
         let shared_dirs = SharedDirs::new(engine.clone(), settings.instance.clone(), settings.shared_toolchains);
+        let uids = Uids::new(engine.clone(), settings.uids.clone());
         let pool = Self {
             inner: Arc::new(Inner {
                 engine,
@@ -120,6 +124,7 @@ impl Pool {
                 guard_volume: OnceCell::new(),
                 shared_dirs,
                 sealing: AtomicBool::new(true),
+                uids,
                 sequence: AtomicU64::new(0),
                 stop,
             }),
@@ -223,15 +228,16 @@ impl Inner {
         let name = format!("{}-box", self.name());
         let bytes = settings.artifact_limit as u64;
         let expires = self.expiry();
+        let uid = self.uids.claim().await?;
         self.engine
             .create_program_volume(
                 &name,
                 bytes,
-                SANDBOX_USER,
-                labels::for_warm(&settings.instance, expires),
+                uid.get(),
+                labels::for_sandbox(&settings.instance, expires, uid.get()),
             )
             .await?;
-        let volume = Arc::new(ProgramVolume::new(self.engine.clone(), name));
+        let volume = Arc::new(ProgramVolume::new(self.engine.clone(), name, uid));
         if images.build == images.run && self.sealing.load(Ordering::Relaxed) {
             let session = self
                 .start(
@@ -324,7 +330,8 @@ impl Inner {
             volumes: mounts.volumes,
             memory,
             tmpfs_bytes,
-            labels: labels::for_warm(&settings.instance, self.expiry()),
+            labels: labels::for_sandbox(&settings.instance, self.expiry(), volume.uid()),
+            user: format!("{0}:{0}", volume.uid()),
         };
         let id = self
             .engine

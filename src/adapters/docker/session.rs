@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::engine::{Engine, EngineError};
 use super::fault::{SandboxFault, SessionFault};
+use super::uids::Uid;
 use super::protocol::{self, Entry, Exec, File, Hello, Reply, ServedReport};
 use crate::ports::{RuntimeError, describe};
 
@@ -58,17 +59,30 @@ pub struct Session {
     volume: Option<Arc<ProgramVolume>>,
 }
 
-/// A per-script volume holding the program, removed once the last container using it is gone.
+/// A per-script volume holding the program, removed once the last container using it is gone; then its user is
+/// free for another sandbox.
 pub struct ProgramVolume {
-    /// The engine the volume is removed through when the last holder drops it.
+    /// Removes the volume when it is dropped.
     engine: Engine,
-    /// The volume's name, mounted at the program directory by the script's build and run containers.
+    /// The volume's name.
     pub name: String,
+    /// The sandbox's own user, which owns the volume and runs every container that mounts it; given back only once
+    /// the volume is removed, the last of the sandbox to go.
+    uid: Option<Uid>,
 }
 
 impl ProgramVolume {
-    pub fn new(engine: Engine, name: String) -> Self {
-        Self { engine, name }
+    pub fn new(engine: Engine, name: String, uid: Uid) -> Self {
+        Self {
+            engine,
+            name,
+            uid: Some(uid),
+        }
+    }
+
+    /// The sandbox's uid (also its gid).
+    pub fn uid(&self) -> u32 {
+        self.uid.as_ref().map_or(0, Uid::get)
     }
 }
 
@@ -76,10 +90,12 @@ impl Drop for ProgramVolume {
     fn drop(&mut self) {
         let engine = self.engine.clone();
         let name = std::mem::take(&mut self.name);
+        let uid = self.uid.take();
         spawn(async move {
             if let Err(error) = persist(|| engine.remove_volume(&name)).await {
                 tracing::warn!(error = %describe(&error), volume = %name, "cannot remove a program volume; the reaper will retry");
             }
+            drop(uid);
         });
     }
 }

@@ -34,6 +34,8 @@ pub struct SandboxSettings {
     pub run_memory_default: u64,
     /// Bytes the artifact cache may keep (`RUNNER_ARTIFACT_CACHE_BYTES`); 0 turns it off.
     pub artifact_cache_bytes: u64,
+    /// The uids sandboxes run as, one per live sandbox (`RUNNER_SANDBOX_UIDS`; see [`super::uids`]).
+    pub uids: std::ops::RangeInclusive<u32>,
     /// Whether the pool shares the images' toolchain directories through volumes where the storage driver needs it
     /// (`RUNNER_SHARED_TOOLCHAINS`, on by default; see [`super::shared_dirs`]).
     pub shared_toolchains: bool,
