@@ -160,6 +160,8 @@ async fn case_10_allocating_past_the_limit_is_ml_in_every_language() {
     let Some((judge, config)) = judge(&[]).await else {
         return;
     };
+    // Each keeps what it allocates and touches it, so that it really holds its memory: the kernel's OOM kill, or a
+    // runtime's own heap reached with the memory to show (case 25 says why the words alone do not count).
     let hogs = [
         (
             Language::C,
@@ -175,41 +177,42 @@ async fn case_10_allocating_past_the_limit_is_ml_in_every_language() {
         ),
         (
             Language::Java,
-            "public class Main{public static void main(String[] a){long[] x=new long[64<<20];System.out.println(x.length);}}\n",
+            "import java.util.*;\npublic class Main{public static void main(String[] a){List<long[]> l=new ArrayList<>();\n\
+             while(true){long[] x=new long[1<<17];java.util.Arrays.fill(x,1);l.add(x);}}}\n",
         ),
-        (Language::Python, "x = bytearray(10**13)\n"),
+        (
+            Language::Python,
+            "chunks = []\nwhile True:\n    chunks.append(bytearray(b'x' * (8 << 20)))\n",
+        ),
         (
             Language::JavaScript,
-            "const a = new Float64Array(64 << 20).fill(1);\nconsole.log(a.length);\n",
+            "const keep = [];\nwhile (true) keep.push(new Array(1 << 16).fill(keep.length));\n",
         ),
-        (Language::Ruby, "x = 'a' * (10**13)\nputs x.size\n"),
+        (Language::Ruby, "keep = []\nloop { keep << 'a' * (8 << 20) }\n"),
         (
             Language::Php,
-            "<?php\n$x = str_repeat('x', 256 << 20);\necho strlen($x), \"\\n\";\n",
+            "<?php\n$keep = [];\nwhile (true) { $keep[] = str_repeat('x', 1 << 20); }\n",
         ),
         (
             Language::Rust,
             "fn main(){let v=vec![1u8;256<<20];println!(\"{}\",v[v.len()/2]);}\n",
         ),
         (
-            Language::Rust,
-            "fn main(){let v:Vec<u8>=Vec::with_capacity(1<<44);println!(\"{}\",v.capacity());}\n",
-        ),
-        (
             Language::TypeScript,
-            "const a: Float64Array = new Float64Array(64 << 20).fill(1);\nconsole.log(a.length);\n",
+            "const keep: number[][] = [];\nwhile (true) keep.push(new Array(1 << 16).fill(keep.length));\n",
         ),
         (
             Language::Kotlin,
-            "fun main() {\n    val x = LongArray(64 shl 20)\n    println(x.size)\n}\n",
+            "fun main() {\n    val keep = ArrayList<LongArray>()\n    while (true) keep.add(LongArray(1 shl 17) { 1L })\n}\n",
         ),
         (
             Language::CSharp,
-            "class P{static void Main(){var x=new long[64<<20];System.Console.WriteLine(x.Length);}}\n",
+            "class P{static void Main(){var keep=new System.Collections.Generic.List<long[]>();\n\
+             while(true){var x=new long[1<<17];for(int i=0;i<x.Length;i+=512)x[i]=1;keep.Add(x);}}}\n",
         ),
     ];
     for (language, source) in hogs {
-        let report = judged(&judge, &with_limits(script(language, source, &[("", "")]), 3000, 64)).await;
+        let report = judged(&judge, &with_limits(script(language, source, &[("", "")]), 5000, 64)).await;
         assert_eq!(report.status, Status::MemoryLimit, "{language}: {report:#?}");
     }
     assert_clean_and_serving(&judge, &config.instance).await;
@@ -788,5 +791,46 @@ async fn case_23_a_sandbox_exhausting_its_users_counters_leaves_other_sandboxes_
     let (hogged, beside) = both(judged(&judge, &hog), judged(&judge, &neighbour)).await;
     assert_eq!(hogged.status, Status::Ok, "{hogged:#?}");
     assert_eq!(beside.status, Status::Ok, "{beside:#?}");
+    assert_clean_and_serving(&judge, &config.instance).await;
+}
+
+/// ADVERSARIAL.md 25 (issue 26, finding 4): a program that prints a runtime's out-of-memory words and exits 1
+/// without running out of memory is RE, not ML. Verdicts come from facts the program cannot forge: the kernel's OOM
+/// kill, or, for a runtime that enforces a heap of its own (the JVM, V8, PHP, Mono), its report with the memory peak
+/// to show for it. Before, the words alone made ML.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn case_25_out_of_memory_words_without_the_memory_are_re() {
+    let Some((judge, config)) = judge(&[]).await else {
+        return;
+    };
+    let forgeries = [
+        (
+            Language::Python,
+            "import sys\nsys.stderr.write('Traceback (most recent call last):\\nMemoryError\\nKilled\\n')\nsys.exit(1)\n",
+        ),
+        (
+            Language::Java,
+            "public class Main { public static void main(String[] a) {\n\
+             System.err.println(\"Exception in thread \\\"main\\\" java.lang.OutOfMemoryError: Java heap space\");\n\
+             System.exit(1); } }\n",
+        ),
+        (
+            Language::JavaScript,
+            "process.stderr.write('FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory\\n');\n\
+             process.exit(1);\n",
+        ),
+        (
+            Language::Php,
+            "<?php\nfwrite(STDERR, \"PHP Fatal error:  Allowed memory size of 1024 bytes exhausted\\n\");\nexit(1);\n",
+        ),
+        (
+            Language::Cpp,
+            "#include <cstdio>\nint main(){std::fputs(\"terminate called after throwing an instance of 'std::bad_alloc'\\n\",stderr);return 1;}\n",
+        ),
+    ];
+    for (language, source) in forgeries {
+        let report = judged(&judge, &with_limits(script(language, source, &[("", "")]), 5000, 256)).await;
+        assert_eq!(report.status, Status::RuntimeError, "{language}: {report:#?}");
+    }
     assert_clean_and_serving(&judge, &config.instance).await;
 }

@@ -348,7 +348,9 @@ async fn csharp_verdicts() {
         ok: "using System;\nusing System.Linq;\nclass P{static void Main(){var v=Console.ReadLine().Split(' ').Select(long.Parse).ToArray();Console.WriteLine(v[0]+v[1]);}}\n",
         wa: "using System;\nusing System.Linq;\nclass P{static void Main(){var v=Console.ReadLine().Split(' ').Select(long.Parse).ToArray();Console.WriteLine(v[0]==2?v[0]+v[1]:v[0]-v[1]);}}\n",
         tl: "class P{static void Main(){long i=0;while(true){i++;}}}\n",
-        ml: "using System.Collections.Generic;\nclass P{static void Main(){var keep=new List<long[]>();while(true){keep.Add(new long[1<<20]);}}}\n",
+        // Mono maps a large array's pages untouched: the program writes to them, so that it holds the memory its
+        // heap counts (a runtime's own out-of-memory report counts only with the memory to show, see OwnHeap).
+        ml: "using System.Collections.Generic;\nclass P{static void Main(){var keep=new List<long[]>();while(true){var x=new long[1<<20];for(int i=0;i<x.Length;i+=512)x[i]=1;keep.Add(x);}}}\n",
         bf: "class P{static void Main(){int x=\"s\";System.Console.WriteLine(x);}}\n",
         re: "class P{static void Main(){throw new System.InvalidOperationException(\"boom\");}}\n",
     })

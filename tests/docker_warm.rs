@@ -413,7 +413,10 @@ async fn many_entries_left_in_tmp_are_wiped_without_charging_the_next_test() {
         assert_eq!(report.tests[0].status, Status::Ok, "{action}: {report:#?}");
         assert_probe_clean(action, &report);
         let probe = report.tests[1].duration().expect("the probe ran");
-        assert!(probe < std::time::Duration::from_millis(1500), "{action}: the probe took {probe:?}");
+        assert!(
+            probe < std::time::Duration::from_millis(1500),
+            "{action}: the probe took {probe:?}"
+        );
         assert!(
             started.elapsed() < std::time::Duration::from_secs(30),
             "{action}: the script took {:?}",

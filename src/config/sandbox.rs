@@ -244,10 +244,21 @@ mod tests {
     fn sandbox_uids_are_a_range_of_enough_unprivileged_uids() {
         assert_eq!(load(&[]).unwrap().docker.sandbox.uids, 100_000..=1_099_999);
         assert_eq!(
-            load(&[("RUNNER_SANDBOX_UIDS", "10000-59999")]).unwrap().docker.sandbox.uids,
+            load(&[("RUNNER_SANDBOX_UIDS", "10000-59999")])
+                .unwrap()
+                .docker
+                .sandbox
+                .uids,
             10_000..=59_999
         );
-        for bad in ["100000", "a-b", "0-5000", "100000-100010", "2000-1000", "2000000000-2200000000"] {
+        for bad in [
+            "100000",
+            "a-b",
+            "0-5000",
+            "100000-100010",
+            "2000-1000",
+            "2000000000-2200000000",
+        ] {
             let error = load(&[("RUNNER_SANDBOX_UIDS", bad)]).unwrap_err().to_string();
             assert!(error.contains(&format!("RUNNER_SANDBOX_UIDS=\"{bad}\"")), "{error}");
         }

@@ -152,7 +152,10 @@ pub fn hardened(spec: ContainerSpec, settings: &HardeningSettings) -> ContainerC
         pids_limit: Some(settings.pids_limit),
         tmpfs: Some(HashMap::from([
             ("/tmp".to_owned(), bounded_tmpfs(spec.tmpfs_bytes)),
-            ("/dev/shm".to_owned(), bounded_tmpfs(u64::try_from(settings.shm_bytes).unwrap_or(0))),
+            (
+                "/dev/shm".to_owned(),
+                bounded_tmpfs(u64::try_from(settings.shm_bytes).unwrap_or(0)),
+            ),
         ])),
         sysctls: Some(ipc_closed()),
         mounts: Some(

@@ -37,7 +37,7 @@ use crate::ports::{Preparation, Runtime, RuntimeError, describe};
 use artifacts::{ArtifactCache, CacheStats};
 use engine::Engine;
 use fault::SandboxFault;
-use languages::Toolchain;
+use languages::{OwnHeap, Toolchain};
 use phases::PhaseObserver;
 use plans::{BuildPlan, RunPlan};
 use pool::{Images, Pool};
@@ -69,13 +69,14 @@ pub struct DockerRuntime {
     reaper: CancellationToken,
 }
 
-/// A built program in its sandbox, and the language that knows how it reports running out of memory.
+/// A built program in its sandbox, and its runtime's own heap, if it has one.
 #[derive(Debug)]
 pub struct Program {
     /// The program built in its sandbox, ready for its tests; boxed, so that a `Program` moves cheaply.
     built: Box<program::Program>,
-    /// The script's language, whose module knows how the program reports running out of memory (ML).
-    language: Language,
+    /// The cap the language's runtime enforces itself: its report of reaching it counts (ML) only with the memory
+    /// to show for it (see [`OwnHeap`]).
+    own_heap: Option<OwnHeap>,
 }
 
 impl DockerRuntime {
@@ -315,7 +316,7 @@ impl Runtime for DockerRuntime {
         Ok(match built {
             Built::Ready(built) => Preparation::Ready(Program {
                 built,
-                language: script.language,
+                own_heap: module.own_heap(limits.memory),
             }),
             Built::Failed(failure) => Preparation::BuildFailed(failure),
         })
@@ -327,11 +328,7 @@ impl Runtime for DockerRuntime {
         input: &[u8],
         cancel: &CancellationToken,
     ) -> Result<Execution, RuntimeError> {
-        let module = languages::module(program.language);
-        let reports_out_of_memory = |stderr: &[u8]| module.reports_out_of_memory(stderr);
-        self.programs
-            .run(&program.built, input, reports_out_of_memory, cancel)
-            .await
+        self.programs.run(&program.built, input, program.own_heap, cancel).await
     }
 
     async fn probe(&self, cancel: &CancellationToken) -> Result<(), RuntimeError> {

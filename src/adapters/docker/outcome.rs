@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use super::fault::{self, ImageUnfit};
+use super::languages::OwnHeap;
 use crate::domain::{Execution, Exit};
 use crate::ports::RuntimeError;
 
@@ -107,11 +108,7 @@ pub struct NoReport;
 ///
 /// # Errors
 /// [`NoReport`] when neither the supervisor nor the runner can say how the run ended.
-pub fn execution(
-    observed: Observed,
-    output_limit: usize,
-    reports_out_of_memory: impl Fn(&[u8]) -> bool,
-) -> Result<Execution, NoReport> {
+pub fn execution(observed: Observed, output_limit: usize, own_heap: Option<OwnHeap>) -> Result<Execution, NoReport> {
     let Observed {
         reported,
         exit_code,
@@ -137,7 +134,9 @@ pub fn execution(
         // Killed with SIGKILL by the supervisor, the runner, or the kernel.
         _ => Exit::Signal(9),
     };
-    let memory_exceeded = oom_killed || (!exit.is_success() && reports_out_of_memory(&stderr));
+    // The kernel's word, or the runtime's with the memory to show for it (see OwnHeap): never text alone.
+    let memory_exceeded =
+        oom_killed || (!exit.is_success() && own_heap.is_some_and(|heap| heap.exhausted(&stderr, memory_peak)));
     let stalled_at_memory_limit = timed_out && pressure_at_timeout.is_some_and(Pressure::stalled);
     Ok(Execution {
         exit,
@@ -246,7 +245,7 @@ mod tests {
         observed.stdout = b"3\n".to_vec();
         observed.cpu_time = Some(Duration::from_millis(4));
         observed.memory_peak = Some(1 << 20);
-        let execution = execution(observed, 16, |_| false).unwrap();
+        let execution = execution(observed, 16, None).unwrap();
         assert_eq!(execution.exit, Exit::Code(0));
         assert_eq!(execution.stdout, b"3\n");
         assert_eq!(execution.cpu_time, Some(Duration::from_millis(4)));
@@ -258,23 +257,38 @@ mod tests {
     fn output_past_the_limit_is_cut_and_flagged() {
         let mut observed = exited(0);
         observed.stderr = vec![b'e'; 17];
-        let execution = execution(observed, 16, |_| false).unwrap();
+        let execution = execution(observed, 16, None).unwrap();
         assert!(execution.output_exceeded);
         assert_eq!(execution.stderr.len(), 16);
     }
 
     #[test]
-    fn the_languages_own_out_of_memory_report_counts_only_after_a_failure() {
-        let mut failed = exited(1);
-        failed.stderr = b"MemoryError".to_vec();
-        assert!(execution(failed, 64, |e| e == b"MemoryError").unwrap().memory_exceeded);
-        let mut succeeded = exited(0);
-        succeeded.stderr = b"MemoryError".to_vec();
+    fn a_runtimes_own_out_of_memory_report_counts_only_after_a_failure_and_with_the_memory_to_show() {
+        // ADVERSARIAL.md 25 (issue 26, finding 4): a program that prints a runtime's out-of-memory words and exits
+        // 1 without using its memory is RE; the words count only from a runtime with its own heap, after a failure,
+        // with the memory peak at three quarters of that heap.
+        let heap = OwnHeap {
+            cap: 64 << 20,
+            reports: |stderr| stderr == b"MemoryError",
+        };
+        let failed = |peak: u64| {
+            let mut observed = exited(1);
+            observed.stderr = b"MemoryError".to_vec();
+            observed.memory_peak = Some(peak);
+            observed
+        };
+        assert!(execution(failed(60 << 20), 64, Some(heap)).unwrap().memory_exceeded);
         assert!(
-            !execution(succeeded, 64, |e| e == b"MemoryError")
-                .unwrap()
-                .memory_exceeded
+            !execution(failed(47 << 20), 64, Some(heap)).unwrap().memory_exceeded,
+            "not the memory to show"
         );
+        assert!(
+            !execution(failed(60 << 20), 64, None).unwrap().memory_exceeded,
+            "no heap of its own: text alone"
+        );
+        let mut succeeded = failed(60 << 20);
+        succeeded.exit_code = Some(0);
+        assert!(!execution(succeeded, 64, Some(heap)).unwrap().memory_exceeded);
     }
 
     #[test]
@@ -284,15 +298,15 @@ mod tests {
             timed_out: true,
             ..Observed::default()
         };
-        let execution = execution(killed, 8, |_| false).unwrap();
+        let execution = execution(killed, 8, None).unwrap();
         assert_eq!(execution.exit, Exit::Signal(9));
         assert!(execution.timed_out);
         let oom = Observed {
             oom_killed: true,
             ..Observed::default()
         };
-        assert!(super::execution(oom, 8, |_| false).unwrap().memory_exceeded);
-        assert_eq!(super::execution(Observed::default(), 8, |_| false), Err(NoReport));
+        assert!(super::execution(oom, 8, None).unwrap().memory_exceeded);
+        assert_eq!(super::execution(Observed::default(), 8, None), Err(NoReport));
     }
 
     const MIB: u64 = 1024 * 1024;
@@ -313,7 +327,7 @@ mod tests {
     }
 
     fn stalled(observed: Observed) -> bool {
-        execution(observed, 8, |_| false).unwrap().stalled_at_memory_limit
+        execution(observed, 8, None).unwrap().stalled_at_memory_limit
     }
 
     #[test]
@@ -362,7 +376,7 @@ mod tests {
             signal: Some(11),
             ..Observed::default()
         };
-        assert_eq!(execution(observed, 8, |_| false).unwrap().exit, Exit::Signal(11));
+        assert_eq!(execution(observed, 8, None).unwrap().exit, Exit::Signal(11));
     }
 
     #[test]

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use super::artifacts::{ArtifactCache, Cached, Key};
 use super::engine::Engine;
 use super::fault::{self, ImageUnfit, SandboxFault};
-use super::languages::PROGRAM_DIR;
+use super::languages::{OwnHeap, PROGRAM_DIR};
 use super::lock;
 use super::outcome::{self, CompileLimits, NoReport, Observed};
 use super::phases::{Phase, PhaseObserver};
@@ -373,7 +373,7 @@ impl Programs {
         &self,
         workspace: &Program,
         input: &[u8],
-        reports_out_of_memory: impl Fn(&[u8]) -> bool,
+        own_heap: Option<OwnHeap>,
         cancel: &CancellationToken,
     ) -> Result<Execution, RuntimeError> {
         let mut slot = workspace.sandbox.lock().await;
@@ -415,7 +415,7 @@ impl Programs {
                 out_of_memory()
             }
         };
-        outcome::execution(observed, self.settings.output_limit, reports_out_of_memory)
+        outcome::execution(observed, self.settings.output_limit, own_heap)
             .map_err(|NoReport| SandboxFault::NoReport("test").into())
     }
 }

@@ -146,7 +146,10 @@ pub enum Reply {
     Gathered(Result<Vec<Entry>, i32>),
     /// The sandbox was wiped: 0, or the errno of what failed (the wipe, or a request before it), and how long the
     /// wipe took.
-    Cleared { errno: i32, took: std::time::Duration },
+    Cleared {
+        errno: i32,
+        took: std::time::Duration,
+    },
 }
 
 /// A reply the runner cannot trust: the stream is out of step and the container must go.

@@ -17,8 +17,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::engine::{Engine, EngineError};
 use super::fault::{SandboxFault, SessionFault};
-use super::uids::Uid;
 use super::protocol::{self, Entry, Exec, File, Hello, Reply, ServedReport};
+use super::uids::Uid;
 use crate::ports::{RuntimeError, describe};
 
 type Output = Pin<Box<dyn Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>;

@@ -54,7 +54,9 @@ pub struct Uid {
 
 impl std::fmt::Debug for Uids {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Uids").field("range", &self.range).finish_non_exhaustive()
+        f.debug_struct("Uids")
+            .field("range", &self.range)
+            .finish_non_exhaustive()
     }
 }
 
@@ -96,7 +98,6 @@ impl Uids {
         }
         Err(RuntimeError::Sandbox(Box::new(NoFreeUid(self.range.clone()))))
     }
-
 }
 
 impl Draws {

@@ -6,7 +6,7 @@
 //! header is valid for the compile (same flags, no conflicting macro defined before it), and parses as usual
 //! otherwise. Nothing is force-included, so the names in scope are the program's own choice.
 
-use super::{LanguageModule, PROGRAM_DIR, contains, gcc};
+use super::{LanguageModule, PROGRAM_DIR, gcc};
 use crate::domain::MemoryLimit;
 
 pub struct Cpp;
@@ -22,10 +22,6 @@ impl LanguageModule for Cpp {
 
     fn run_command(&self, _source_file: &str, _memory: MemoryLimit) -> Vec<String> {
         vec![format!("{PROGRAM_DIR}/prog")]
-    }
-
-    fn reports_out_of_memory(&self, stderr: &[u8]) -> bool {
-        contains(stderr, "std::bad_alloc")
     }
 }
 

@@ -5,7 +5,7 @@
 //! below 64 MiB), so that a program that keeps too much alive gets an `OutOfMemoryException`, which is ML, rather
 //! than an OOM kill.
 
-use super::{LanguageModule, MIB, PROGRAM_DIR, contains, heap_under, strings};
+use super::{LanguageModule, MIB, OwnHeap, PROGRAM_DIR, contains, heap_under, strings};
 use crate::domain::MemoryLimit;
 
 pub struct CSharp;
@@ -22,17 +22,29 @@ impl LanguageModule for CSharp {
     }
 
     fn run_command(&self, _source_file: &str, memory: MemoryLimit) -> Vec<String> {
-        let heap = heap_under(memory.bytes(), 32 * MIB);
         vec![
             "mono".into(),
-            format!("--gc-params=max-heap-size={}m", (heap / MIB).max(4)),
+            format!("--gc-params=max-heap-size={}m", mono_heap(memory) / MIB),
             format!("{PROGRAM_DIR}/prog.exe"),
         ]
     }
 
-    fn reports_out_of_memory(&self, stderr: &[u8]) -> bool {
-        contains(stderr, "System.OutOfMemoryException")
+    fn own_heap(&self, memory: MemoryLimit) -> Option<OwnHeap> {
+        Some(OwnHeap {
+            cap: mono_heap(memory),
+            reports: mono_out_of_memory,
+        })
     }
+}
+
+/// Mono's heap ceiling under `memory`: the limit less 32 MiB (half of it below 64 MiB), at least 4 MiB.
+fn mono_heap(memory: MemoryLimit) -> u64 {
+    (heap_under(memory.bytes(), 32 * MIB) / MIB).max(4) * MIB
+}
+
+/// Mono's report of its heap exhausted.
+fn mono_out_of_memory(stderr: &[u8]) -> bool {
+    contains(stderr, "System.OutOfMemoryException")
 }
 
 #[cfg(test)]
@@ -43,7 +55,11 @@ mod tests {
     fn the_heap_fits_under_the_container_limit() {
         let command = CSharp.run_command("main.cs", MemoryLimit::new(256 * MIB).unwrap());
         assert_eq!(command, ["mono", "--gc-params=max-heap-size=224m", "/box/prog.exe"]);
-        assert!(CSharp.reports_out_of_memory(b"Unhandled Exception:\nSystem.OutOfMemoryException: Out of memory"));
-        assert!(!CSharp.reports_out_of_memory(b"Unhandled Exception:\nSystem.DivideByZeroException"));
+        assert!(mono_out_of_memory(
+            b"Unhandled Exception:\nSystem.OutOfMemoryException: Out of memory"
+        ));
+        assert!(!mono_out_of_memory(
+            b"Unhandled Exception:\nSystem.DivideByZeroException"
+        ));
     }
 }

@@ -7,7 +7,7 @@
 //! its private `/tmp` first: nothing one build writes is ever read by another. Any other Go image (without the
 //! directory) builds from an empty cache as before.
 
-use super::{LanguageModule, PROGRAM_DIR, contains, strings};
+use super::{LanguageModule, PROGRAM_DIR, strings};
 use crate::domain::MemoryLimit;
 
 pub struct Go;
@@ -53,10 +53,6 @@ impl LanguageModule for Go {
     fn run_env(&self, cpus: f64) -> Vec<String> {
         let procs = cpus.ceil().max(1.0) as u32;
         vec!["HOME=/tmp".into(), "TMPDIR=/tmp".into(), format!("GOMAXPROCS={procs}")]
-    }
-
-    fn reports_out_of_memory(&self, stderr: &[u8]) -> bool {
-        contains(stderr, "runtime: out of memory")
     }
 }
 

@@ -11,7 +11,7 @@
 //! loading and verifying some 2,000 classes per compile. The archive is read-only in the image; with `-Xshare:auto`
 //! a JDK without it, or one it does not match, starts as before, silently.
 
-use super::{LanguageModule, MIB, PROGRAM_DIR, contains, heap_under, strings};
+use super::{LanguageModule, MIB, OwnHeap, PROGRAM_DIR, contains, heap_under, strings};
 use crate::domain::MemoryLimit;
 
 pub struct Java;
@@ -46,23 +46,30 @@ impl LanguageModule for Java {
         command
     }
 
-    fn reports_out_of_memory(&self, stderr: &[u8]) -> bool {
-        jvm_out_of_memory(stderr)
+    fn own_heap(&self, memory: MemoryLimit) -> Option<OwnHeap> {
+        Some(OwnHeap {
+            cap: jvm_heap(memory),
+            reports: jvm_out_of_memory,
+        })
     }
 }
 
 /// `java` with its heap sized under the container's memory limit and thread stacks of `stack` bytes (Java and
 /// Kotlin run alike but for the stack).
 pub(super) fn java_under(memory: MemoryLimit, stack: u64) -> Vec<String> {
-    let heap = heap_under(memory.bytes(), 64 * MIB);
     vec![
         "java".into(),
         "-XX:+UseSerialGC".into(),
         "-XX:-UsePerfData".into(),
         "-Xshare:auto".into(),
-        format!("-Xmx{}k", (heap / 1024).max(1024)),
+        format!("-Xmx{}k", jvm_heap(memory) / 1024),
         format!("-Xss{}k", stack / 1024),
     ]
+}
+
+/// The JVM's heap under `memory`: the limit less 64 MiB (half the limit below 128 MiB), at least 1 MiB.
+pub(super) fn jvm_heap(memory: MemoryLimit) -> u64 {
+    heap_under(memory.bytes(), 64 * MIB).max(MIB) / 1024 * 1024
 }
 
 /// The JVM's own ways of saying that the program, or the JVM itself, did not fit.
@@ -199,10 +206,14 @@ mod tests {
 
     #[test]
     fn jvm_memory_failures_are_recognised() {
-        assert!(
-            Java.reports_out_of_memory(b"Exception in thread \"main\" java.lang.OutOfMemoryError: Java heap space")
-        );
-        assert!(Java.reports_out_of_memory(b"Error occurred during initialization of VM\nToo small maximum heap"));
-        assert!(!Java.reports_out_of_memory(b"Exception in thread \"main\" java.lang.ArithmeticException"));
+        assert!(jvm_out_of_memory(
+            b"Exception in thread \"main\" java.lang.OutOfMemoryError: Java heap space"
+        ));
+        assert!(jvm_out_of_memory(
+            b"Error occurred during initialization of VM\nToo small maximum heap"
+        ));
+        assert!(!jvm_out_of_memory(
+            b"Exception in thread \"main\" java.lang.ArithmeticException"
+        ));
     }
 }

@@ -12,7 +12,7 @@
 //! build also leaves [`BLOCKING_STDIO`] next to the program, preloaded by every run, which makes stdout and stderr
 //! blocking, as they are for a file.
 
-use super::{LanguageModule, MIB, PROGRAM_DIR, contains, heap_under, strings};
+use super::{LanguageModule, MIB, OwnHeap, PROGRAM_DIR, contains, heap_under, strings};
 use crate::domain::MemoryLimit;
 
 pub struct JavaScript;
@@ -32,8 +32,11 @@ impl LanguageModule for JavaScript {
         node_under(memory, &format!("{PROGRAM_DIR}/{source_file}"))
     }
 
-    fn reports_out_of_memory(&self, stderr: &[u8]) -> bool {
-        node_out_of_memory(stderr)
+    fn own_heap(&self, memory: MemoryLimit) -> Option<OwnHeap> {
+        Some(OwnHeap {
+            cap: node_heap(memory),
+            reports: node_out_of_memory,
+        })
     }
 }
 
@@ -56,14 +59,18 @@ pub(super) fn leaving_blocking_stdio(build: Vec<String>) -> Vec<String> {
 /// `node` running `script` with V8's old generation sized under the container's memory limit and the blocking
 /// stdio preloaded (JavaScript and TypeScript run alike).
 pub(super) fn node_under(memory: MemoryLimit, script: &str) -> Vec<String> {
-    let heap = heap_under(memory.bytes(), 64 * MIB);
     vec![
         "node".into(),
-        format!("--max-old-space-size={}", (heap / MIB).max(4)),
+        format!("--max-old-space-size={}", node_heap(memory) / MIB),
         "--require".into(),
         format!("{PROGRAM_DIR}/{BLOCKING_STDIO}"),
         script.into(),
     ]
+}
+
+/// V8's old generation under `memory`: the limit less 64 MiB (half the limit below 128 MiB), at least 4 MiB.
+pub(super) fn node_heap(memory: MemoryLimit) -> u64 {
+    (heap_under(memory.bytes(), 64 * MIB) / MIB).max(4) * MIB
 }
 
 /// V8's fatal heap exhaustion, and the allocation failures of buffers outside its heap.
@@ -116,9 +123,9 @@ mod tests {
 
     #[test]
     fn v8_memory_failures_are_recognised() {
-        assert!(JavaScript.reports_out_of_memory(
+        assert!(node_out_of_memory(
             b"FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory"
         ));
-        assert!(!JavaScript.reports_out_of_memory(b"RangeError: Maximum call stack size exceeded"));
+        assert!(!node_out_of_memory(b"RangeError: Maximum call stack size exceeded"));
     }
 }

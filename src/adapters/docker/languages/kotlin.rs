@@ -6,8 +6,8 @@
 //! quarter the container is OOM-killed (ML) before the program's `StackOverflowError` (RE). A sixteenth of the
 //! limit, between 1 and 16 MiB, leaves deep recursion 16 MiB of stack at the default 256 MiB.
 
-use super::java::{java_under, jvm_out_of_memory};
-use super::{LanguageModule, MIB, PROGRAM_DIR, strings};
+use super::java::{java_under, jvm_heap, jvm_out_of_memory};
+use super::{LanguageModule, MIB, OwnHeap, PROGRAM_DIR, strings};
 use crate::domain::MemoryLimit;
 
 pub struct Kotlin;
@@ -40,8 +40,11 @@ impl LanguageModule for Kotlin {
         command
     }
 
-    fn reports_out_of_memory(&self, stderr: &[u8]) -> bool {
-        jvm_out_of_memory(stderr)
+    fn own_heap(&self, memory: MemoryLimit) -> Option<OwnHeap> {
+        Some(OwnHeap {
+            cap: jvm_heap(memory),
+            reports: jvm_out_of_memory,
+        })
     }
 }
 
@@ -55,8 +58,8 @@ mod tests {
         assert!(command.contains(&"-Xmx196608k".to_owned()), "{command:?}");
         assert!(command.contains(&"-Xss16384k".to_owned()), "{command:?}");
         assert_eq!(command[command.len() - 2..], ["-jar", "/box/prog.jar"]);
-        assert!(
-            Kotlin.reports_out_of_memory(b"Exception in thread \"main\" java.lang.OutOfMemoryError: Java heap space")
-        );
+        assert!(jvm_out_of_memory(
+            b"Exception in thread \"main\" java.lang.OutOfMemoryError: Java heap space"
+        ));
     }
 }

@@ -52,10 +52,40 @@ pub trait LanguageModule: Send + Sync {
         vec!["HOME=/tmp".into(), "TMPDIR=/tmp".into()]
     }
 
-    /// Whether stderr shows the language's own out-of-memory failure (checked only after a failed run).
-    fn reports_out_of_memory(&self, stderr: &[u8]) -> bool {
-        let _ = stderr;
-        false
+    /// The heap the language's runtime is given under `memory` and enforces itself (the JVM's, V8's, PHP's, Mono's),
+    /// with how it reports reaching it; `None` for a language whose program runs out of memory only where the kernel
+    /// says so (an OOM kill). See [`OwnHeap`].
+    fn own_heap(&self, memory: MemoryLimit) -> Option<OwnHeap> {
+        let _ = memory;
+        None
+    }
+}
+
+/// A runtime's own heap: a cap below the memory limit that the runtime enforces in the program's process, and how
+/// it says it reached it.
+///
+/// Verdicts come from facts a program cannot forge, and the kernel's are those: an OOM kill, the cgroup's counters,
+/// the supervisor's kill. A runtime that enforces its own cap reports reaching it only in the program's own process
+/// (its exit code, its stderr, a file, a signal, a child it starts), and every one of those channels is open to the
+/// program's own code as well, so no report of it alone can be trusted. What the program cannot fake is the memory
+/// it used: its report counts as ML only when the test's memory peak reached [`OwnHeap::SHOWN`] of the cap. A
+/// program that prints the report without the memory to show for it is RE.
+#[derive(Debug, Clone, Copy)]
+pub struct OwnHeap {
+    /// The cap in bytes, as the run command gives it to the runtime.
+    pub cap: u64,
+    /// Whether stderr carries the runtime's report of reaching its cap.
+    pub reports: fn(&[u8]) -> bool,
+}
+
+impl OwnHeap {
+    /// The share of the cap, in quarters, the memory peak must reach for the report to count: a runtime reports
+    /// its heap full when it is, and its process then holds at least that heap.
+    pub const SHOWN: u64 = 3;
+
+    /// Whether a run that failed with `stderr` and peaked at `peak` bytes ran out of this heap.
+    pub fn exhausted(&self, stderr: &[u8], peak: Option<u64>) -> bool {
+        (self.reports)(stderr) && peak.is_some_and(|peak| peak >= self.cap / 4 * Self::SHOWN)
     }
 }
 

@@ -5,7 +5,7 @@
 //! "Allowed memory size of N bytes exhausted", which is ML. Errors go to stderr once (not also to the log, which is
 //! stderr too in the CLI), and the image's php.ini is otherwise left as Debian ships it.
 
-use super::{LanguageModule, MIB, PROGRAM_DIR, contains, strings};
+use super::{LanguageModule, MIB, OwnHeap, PROGRAM_DIR, contains, strings};
 use crate::domain::MemoryLimit;
 
 pub struct Php;
@@ -22,21 +22,34 @@ impl LanguageModule for Php {
     }
 
     fn run_command(&self, source_file: &str, memory: MemoryLimit) -> Vec<String> {
-        let bytes = memory.bytes();
-        let limit = if bytes >= 64 * MIB {
-            bytes - 16 * MIB
-        } else {
-            bytes / 4 * 3
-        };
         let mut command = strings(&["php", "-d", "display_errors=stderr", "-d", "log_errors=0", "-d"]);
-        command.push(format!("memory_limit={}", limit.max(2 * MIB)));
+        command.push(format!("memory_limit={}", php_heap(memory)));
         command.push(format!("{PROGRAM_DIR}/{source_file}"));
         command
     }
 
-    fn reports_out_of_memory(&self, stderr: &[u8]) -> bool {
-        contains(stderr, "Allowed memory size of") || contains(stderr, "Out of memory (allocated")
+    fn own_heap(&self, memory: MemoryLimit) -> Option<OwnHeap> {
+        Some(OwnHeap {
+            cap: php_heap(memory),
+            reports: php_out_of_memory,
+        })
     }
+}
+
+/// PHP's `memory_limit` under `memory`: the limit less 16 MiB (three quarters of it below 64 MiB), at least 2 MiB.
+fn php_heap(memory: MemoryLimit) -> u64 {
+    let bytes = memory.bytes();
+    let limit = if bytes >= 64 * MIB {
+        bytes - 16 * MIB
+    } else {
+        bytes / 4 * 3
+    };
+    limit.max(2 * MIB)
+}
+
+/// PHP's reports of its `memory_limit` reached, or of an allocation refused.
+fn php_out_of_memory(stderr: &[u8]) -> bool {
+    contains(stderr, "Allowed memory size of") || contains(stderr, "Out of memory (allocated")
 }
 
 #[cfg(test)]
@@ -54,9 +67,11 @@ mod tests {
 
     #[test]
     fn php_memory_failures_are_recognised() {
-        assert!(Php.reports_out_of_memory(
+        assert!(php_out_of_memory(
             b"PHP Fatal error:  Allowed memory size of 50331648 bytes exhausted (tried to allocate 16777224 bytes)"
         ));
-        assert!(!Php.reports_out_of_memory(b"PHP Fatal error:  Uncaught DivisionByZeroError: Division by zero"));
+        assert!(!php_out_of_memory(
+            b"PHP Fatal error:  Uncaught DivisionByZeroError: Division by zero"
+        ));
     }
 }

@@ -1,7 +1,7 @@
 //! Python: no compilation, but a syntax check (`py_compile`) at build time, so that a syntax error is BF rather
 //! than a wrong answer. The bytecode it writes travels with the source and spares each test the compile.
 
-use super::{LanguageModule, PROGRAM_DIR, contains, strings};
+use super::{LanguageModule, PROGRAM_DIR, strings};
 use crate::domain::MemoryLimit;
 
 pub struct Python;
@@ -17,9 +17,5 @@ impl LanguageModule for Python {
 
     fn run_command(&self, source_file: &str, _memory: MemoryLimit) -> Vec<String> {
         vec!["python3".into(), format!("{PROGRAM_DIR}/{source_file}")]
-    }
-
-    fn reports_out_of_memory(&self, stderr: &[u8]) -> bool {
-        contains(stderr, "MemoryError")
     }
 }

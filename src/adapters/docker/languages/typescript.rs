@@ -6,8 +6,8 @@
 //! definitions: from Debian's nodejs (`/usr/share/nodejs/@types`), or from a global npm install
 //! (`/usr/local/lib/node_modules/@types`) in other images; tsc skips a root that does not exist.
 
-use super::javascript::{leaving_blocking_stdio, node_out_of_memory, node_under};
-use super::{LanguageModule, PROGRAM_DIR, strings};
+use super::javascript::{leaving_blocking_stdio, node_heap, node_out_of_memory, node_under};
+use super::{LanguageModule, OwnHeap, PROGRAM_DIR, strings};
 use crate::domain::MemoryLimit;
 
 pub struct TypeScript;
@@ -44,8 +44,11 @@ impl LanguageModule for TypeScript {
         node_under(memory, &format!("{PROGRAM_DIR}/{stem}.js"))
     }
 
-    fn reports_out_of_memory(&self, stderr: &[u8]) -> bool {
-        node_out_of_memory(stderr)
+    fn own_heap(&self, memory: MemoryLimit) -> Option<OwnHeap> {
+        Some(OwnHeap {
+            cap: node_heap(memory),
+            reports: node_out_of_memory,
+        })
     }
 }
 
