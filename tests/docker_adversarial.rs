@@ -834,3 +834,32 @@ async fn case_25_out_of_memory_words_without_the_memory_are_re() {
     }
     assert_clean_and_serving(&judge, &config.instance).await;
 }
+
+/// Issue 26, finding 4: a program's read-only data counts against its memory. A C program whose binary carries 60 MiB
+/// of initialised data and reads all of it: under a 64 MiB limit its files alone leave no room, ML; under 128 MiB it
+/// runs, and its memory peak counts the files. Before, a separate run container only mapped the program volume's
+/// pages, charged to the build container that was gone, and the 60 MiB cost the test nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_programs_own_data_counts_against_its_memory_limit() {
+    let Some((judge, config)) = judge(&[]).await else {
+        return;
+    };
+    let table = "#include <stdio.h>\n#define N (60<<20)\nstatic const unsigned char table[N]={1,[N-1]=2};\n\
+                 int main(void){unsigned long sum=0;for(long i=0;i<N;i+=4096)sum+=table[i];\
+                 printf(\"%lu\\n\",sum+table[N-1]);return 0;}\n";
+    let tight = judged(
+        &judge,
+        &with_limits(script(Language::C, table, &[("", "3\n")]), 5000, 64),
+    )
+    .await;
+    assert_eq!(tight.status, Status::MemoryLimit, "{tight:#?}");
+    let roomy = judged(
+        &judge,
+        &with_limits(script(Language::C, table, &[("", "3\n")]), 5000, 128),
+    )
+    .await;
+    assert_eq!(roomy.status, Status::Ok, "{roomy:#?}");
+    let peak = roomy.tests[0].memory_peak().expect("measured");
+    assert!(peak >= 60 << 20, "the peak counts the program's files: {peak}");
+    assert_clean_and_serving(&judge, &config.instance).await;
+}

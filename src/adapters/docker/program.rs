@@ -69,6 +69,9 @@ pub struct Program {
     /// The built program, gathered from its volume; `None` when it could not be (a tree of more than plain files
     /// and directories).
     program: Option<Arc<[Entry]>>,
+    /// The bytes of the program's files, which count against each test's memory limit (see [`run_memory`]); 0 when
+    /// the program could not be gathered.
+    program_bytes: u64,
     /// The container the tests run in, with its program volume; replaced when it breaks.
     sandbox: tokio::sync::Mutex<Option<(Session, Arc<ProgramVolume>)>>,
 }
@@ -258,23 +261,37 @@ impl Programs {
             cache.put(key, &Cached::Program(program.to_vec())).await;
         }
         let session = self
-            .tests_container(builder, runner, &volume, program.as_deref(), &images, limits)
+            .tests_container(
+                builder,
+                runner,
+                &volume,
+                program.as_deref(),
+                program.as_deref().map_or(0, tree_bytes),
+                &images,
+                limits,
+            )
             .await?;
         Ok(ready(images, run, limits, program, session, volume))
     }
 
-    /// The container the tests run in: the run container, or the one that holds the program writable, sealed,
-    /// under the script's own memory limit.
+    /// The container the tests run in: the run container, limited to the script's memory less the program's
+    /// `program_bytes` (see [`run_memory`]), or the one that holds the program writable, sealed, under the script's
+    /// own memory limit. `program` is what to load into a new sandbox when that one cannot be lowered: `None` where
+    /// this is that load, so that it never loads again.
     async fn tests_container(
         &self,
         mut builder: Session,
         runner: Option<Session>,
         volume: &Arc<ProgramVolume>,
         program: Option<&[Entry]>,
+        program_bytes: u64,
         images: &Images,
         limits: Limits,
     ) -> Result<Session, RuntimeError> {
-        if let Some(runner) = runner {
+        if let Some(mut runner) = runner {
+            if let Some(memory) = run_memory(limits, program_bytes) {
+                runner.limit_memory(memory).await?;
+            }
             return Ok(runner);
         }
         builder.keep(PROGRAM_DIR).await?;
@@ -329,7 +346,8 @@ impl Programs {
             }
         }
         self.observe(Phase::Transfer, transferring);
-        let session = Box::pin(self.tests_container(holder, runner, &volume, None, images, limits)).await?;
+        let bytes = tree_bytes(program);
+        let session = Box::pin(self.tests_container(holder, runner, &volume, None, bytes, images, limits)).await?;
         Ok((session, volume))
     }
 
@@ -376,6 +394,11 @@ impl Programs {
         own_heap: Option<OwnHeap>,
         cancel: &CancellationToken,
     ) -> Result<Execution, RuntimeError> {
+        if run_memory(workspace.limits, workspace.program_bytes).is_none() {
+            // The program's own files take the memory limit: it cannot run within it.
+            return outcome::execution(program_too_large_for_memory(), self.settings.output_limit, None)
+                .map_err(|NoReport| SandboxFault::NoReport("test").into());
+        }
         let mut slot = workspace.sandbox.lock().await;
         let (session, _) = match slot.take() {
             Some((session, volume)) if !session.is_broken() => slot.insert((session, volume)),
@@ -395,6 +418,7 @@ impl Programs {
             stdin: input,
             seal: session.seal_tests,
         };
+        let sealed = session.seal_tests;
         let observed = match session.exec(&request, limit + BACKSTOP, cancel).await? {
             Waited::Served(served) => {
                 if let Err(error) = check_served(&served.report, &workspace.run.image, &workspace.run.command) {
@@ -415,8 +439,13 @@ impl Programs {
                 out_of_memory()
             }
         };
-        outcome::execution(observed, self.settings.output_limit, own_heap)
-            .map_err(|NoReport| SandboxFault::NoReport("test").into())
+        let mut execution = outcome::execution(observed, self.settings.output_limit, own_heap)
+            .map_err(|NoReport| RuntimeError::from(SandboxFault::NoReport("test")))?;
+        if !sealed {
+            // A separate run container's limit left the program's files out (see run_memory): its peak counts them.
+            execution.memory_peak = execution.memory_peak.map(|peak| peak + workspace.program_bytes);
+        }
+        Ok(execution)
     }
 }
 
@@ -463,7 +492,11 @@ impl Programs {
         let taking = Instant::now();
         let replacement = self
             .pool
-            .replace_runner(&workspace.run.image, &volume, workspace.limits.memory.bytes())
+            .replace_runner(
+                &workspace.run.image,
+                &volume,
+                run_memory(workspace.limits, workspace.program_bytes).unwrap_or(MIN_RUN_MEMORY),
+            )
             .await;
         drop(session);
         self.observe(Phase::Create, taking);
@@ -483,9 +516,35 @@ fn ready(
         images,
         run,
         limits,
+        program_bytes: program.as_deref().map_or(0, tree_bytes),
         program,
         sandbox: tokio::sync::Mutex::new(Some((session, volume))),
     }))
+}
+
+/// The bytes of a program's files.
+fn tree_bytes(entries: &[Entry]) -> u64 {
+    entries
+        .iter()
+        .filter_map(|entry| entry.contents.as_ref())
+        .map(|contents| contents.len() as u64)
+        .sum()
+}
+
+/// The smallest memory limit Docker accepts for a container.
+const MIN_RUN_MEMORY: u64 = 6 * 1024 * 1024;
+
+/// The memory limit of a run container for a program of `program_bytes` under `limits`, or `None` when the program's
+/// own files leave less than Docker's smallest limit.
+///
+/// The program's files count against its memory. In a container that builds and then runs the tests sealed, the
+/// program volume's pages were written by that container, so the kernel charges them to it already. A separate run
+/// container only maps them, charged to the build container that is gone: its read-only data (a table of 60 MiB
+/// compiled into a binary) would cost the test nothing. So the run container's limit is the script's less the
+/// program's bytes, and each test's memory peak counts them, the same on either side.
+pub fn run_memory(limits: Limits, program_bytes: u64) -> Option<u64> {
+    let left = limits.memory.bytes().checked_sub(program_bytes)?;
+    (left >= MIN_RUN_MEMORY).then_some(left)
 }
 
 /// A report that says nothing ran: the sandbox could not be prepared, or the image cannot execute the command.
@@ -521,6 +580,15 @@ fn observed(report: ServedReport, stdout: Vec<u8>, stderr: Vec<u8>) -> Observed 
         pressure_at_timeout: report.at_timeout.pressure(),
         stdout,
         stderr,
+    }
+}
+
+/// A run that could not start: the program's files alone take its memory limit.
+fn program_too_large_for_memory() -> Observed {
+    Observed {
+        oom_killed: true,
+        killed_by_runner: true,
+        ..Observed::default()
     }
 }
 
