@@ -29,7 +29,7 @@ use super::lock;
 use super::outcome::{self, CompileLimits, NoReport, Observed};
 use super::phases::{Phase, PhaseObserver};
 use super::plans::{BuildPlan, RunPlan};
-use super::pool::{Images, Pool};
+use super::pool::{Images, Pair, Pool};
 use super::protocol::{self, Entry, Exec, File, ServedReport};
 use super::session::{ProgramVolume, Session, Waited};
 use super::settings::SandboxSettings;
@@ -260,16 +260,14 @@ impl Programs {
         if let (Some(cache), Some(key), Some(program)) = (&self.artifacts, key, &program) {
             cache.put(key, &Cached::Program(program.to_vec())).await;
         }
-        let session = self
-            .tests_container(
-                builder,
-                runner,
-                &volume,
-                program.as_deref(),
-                program.as_deref().map_or(0, tree_bytes),
-                &images,
-                limits,
-            )
+        let bytes = program.as_deref().map_or(0, tree_bytes);
+        let pair = Pair {
+            builder,
+            runner,
+            volume,
+        };
+        let (session, volume) = self
+            .tests_container(pair, program.as_deref(), bytes, &images, limits)
             .await?;
         Ok(ready(images, run, limits, program, session, volume))
     }
@@ -280,38 +278,40 @@ impl Programs {
     /// this is that load, so that it never loads again.
     async fn tests_container(
         &self,
-        mut builder: Session,
-        runner: Option<Session>,
-        volume: &Arc<ProgramVolume>,
+        pair: Pair,
         program: Option<&[Entry]>,
         program_bytes: u64,
         images: &Images,
         limits: Limits,
-    ) -> Result<Session, RuntimeError> {
+    ) -> Result<(Session, Arc<ProgramVolume>), RuntimeError> {
+        let Pair {
+            mut builder,
+            runner,
+            volume,
+        } = pair;
         if let Some(mut runner) = runner {
             if let Some(memory) = run_memory(limits, program_bytes) {
                 runner.limit_memory(memory).await?;
             }
-            return Ok(runner);
+            return Ok((runner, volume));
         }
         builder.keep(PROGRAM_DIR).await?;
         match builder.limit_memory(limits.memory.bytes()).await {
-            Ok(()) => Ok(builder),
+            Ok(()) => Ok((builder, volume)),
             // The kernel could not bring the build's memory under the script's limit: the tests get a run
-            // container of their own on the same volume instead, started before this one goes so that the volume
-            // stays mounted.
+            // container of their own instead, started before this one goes so that the volume stays mounted.
             Err(error) => {
                 tracing::warn!(error = %describe(&error), "cannot lower a sandbox to the script's memory limit");
-                let runner = match program {
-                    Some(program) => self.load(program, images, limits).await?.0,
+                let tests = match program {
+                    Some(program) => self.load(program, images, limits).await?,
                     None => {
-                        self.pool
-                            .replace_runner(&images.run, volume, limits.memory.bytes())
-                            .await?
+                        let memory = run_memory(limits, program_bytes).unwrap_or(MIN_RUN_MEMORY);
+                        let runner = self.pool.replace_runner(&images.run, &volume, memory).await?;
+                        (runner, volume)
                     }
                 };
                 drop(builder);
-                Ok(runner)
+                Ok(tests)
             }
         }
     }
@@ -330,13 +330,12 @@ impl Programs {
         limits: Limits,
     ) -> Result<(Session, Arc<ProgramVolume>), RuntimeError> {
         let taking = Instant::now();
-        let pair = self.pool.take(images, limits.memory.bytes()).await?;
-        let (mut holder, runner, volume) = (pair.builder, pair.runner, pair.volume);
+        let mut pair = self.pool.take(images, limits.memory.bytes()).await?;
         self.observe(Phase::Create, taking);
         let transferring = Instant::now();
-        holder.restore(PROGRAM_DIR, program).await?;
+        pair.builder.restore(PROGRAM_DIR, program).await?;
         let limit = u32::try_from(self.settings.artifact_limit).unwrap_or(u32::MAX);
-        match holder.gather(PROGRAM_DIR, limit).await? {
+        match pair.builder.gather(PROGRAM_DIR, limit).await? {
             Ok(gathered) if same_tree(&gathered, program) => {}
             Ok(_) => {
                 return Err(SandboxFault::ProgramChanged.into());
@@ -347,8 +346,7 @@ impl Programs {
         }
         self.observe(Phase::Transfer, transferring);
         let bytes = tree_bytes(program);
-        let session = Box::pin(self.tests_container(holder, runner, &volume, None, bytes, images, limits)).await?;
-        Ok((session, volume))
+        Box::pin(self.tests_container(pair, None, bytes, images, limits)).await
     }
 
     /// The artifact cache's key for a build, or `None` when the cache is off or the build image is not present
