@@ -98,7 +98,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         }
         tokio::spawn(server.serve(reporting.clone()))
     });
-    let judge = Judge::new(runtime, config.policy, breaker, config.retry).with_observer(Arc::clone(&observer));
+    // A result carries at most RUNNER_MAX_RESULT_BYTES: the report of a script in flight keeps twice that of its
+    // tests' output, so that the encoder still chooses what to shorten, and no more.
+    let judge = Judge::new(runtime, config.policy, breaker, config.retry)
+        .with_observer(Arc::clone(&observer))
+        .with_output_budget(2 * config.kafka.max_result_bytes);
     tracing::info!(
         instance = %config.instance,
         brokers = %config.kafka.brokers,

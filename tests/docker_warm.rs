@@ -369,10 +369,12 @@ async fn a_sandbox_that_dies_mid_script_is_replaced_with_the_program_intact() {
          \x20   time.sleep(2)\n\
          print('intact')\n"
     );
+    // Over a MiB of data, so that the runner keeps its copy of this program on disk rather than in memory.
     let c = format!(
         "#include <stdio.h>\n#include <string.h>\n#include <sys/prctl.h>\n#include <unistd.h>\n\
+         static const char pad[3<<20]={{1}};\n\
          int main(void){{char a[16]={{0}};if(fgets(a,sizeof a,stdin)&&strncmp(a,\"sleep\",5)==0){{\n\
-         prctl(PR_SET_NAME,\"{marker}c\");sleep(2);}}puts(\"intact\");return 0;}}\n"
+         prctl(PR_SET_NAME,\"{marker}c\");sleep(2);}}puts(pad[0]?\"intact\":\"lost\");return 0;}}\n"
     );
     for (language, source, suffix) in [(Language::Python, python, "p"), (Language::C, c, "c")] {
         let mut script = with_limits(

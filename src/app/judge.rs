@@ -25,7 +25,7 @@ use tracing::Instrument as _;
 use super::breaker::{CircuitBreaker, Pass};
 use super::retry::{Backoff, RetryPolicy};
 use crate::domain::report::keeps_running;
-use crate::domain::{Language, LimitPolicy, Limits, RunReport, Script, TestResult, verdict_of};
+use crate::domain::{Language, LimitPolicy, Limits, OutputBudget, RunReport, Script, TestResult, verdict_of};
 use crate::ports::{Observer, Preparation, Runtime, RuntimeError, Unobserved, describe};
 
 /// How long the next script of a language waits after its image was found missing before re-checking it: doubling
@@ -53,6 +53,9 @@ pub struct Judge<R: Runtime> {
     image_turns: HashMap<Language, tokio::sync::Mutex<()>>,
     /// Told when each build and run starts and ends, for metrics and lifecycle events; never waited on.
     observer: Arc<dyn Observer>,
+    /// Bytes of output a script's result keeps of its tests together, beyond a floor per stream (see
+    /// [`OutputBudget`]): what a result message can carry, so that no report in flight holds more.
+    output_budget: usize,
 }
 
 /// A language's image was found missing.
@@ -77,7 +80,14 @@ impl<R: Runtime> Judge<R> {
                 .map(|&language| (language, tokio::sync::Mutex::new(())))
                 .collect(),
             observer: Arc::new(Unobserved),
+            output_budget: usize::MAX,
         }
+    }
+
+    /// Keeps at most `bytes` of a script's tests' output together in its report, beyond a floor per stream.
+    pub fn with_output_budget(mut self, bytes: usize) -> Self {
+        self.output_budget = bytes;
+        self
     }
 
     /// Tells `observer` when each build and each run starts and ends.
@@ -191,6 +201,7 @@ impl<R: Runtime> Judge<R> {
         }
 
         let mut results = Vec::with_capacity(script.tests.len());
+        let mut budget = OutputBudget::new(self.output_budget);
         for (position, test) in (1u32..).zip(&script.tests) {
             if !keeps_running(script.run_all_tests, &results) {
                 results.push(TestResult::not_run(test));
@@ -217,7 +228,9 @@ impl<R: Runtime> Judge<R> {
                         duration_ms = execution.wall_time.as_millis() as u64,
                         "test judged"
                     );
-                    TestResult::judged(test, execution, verdict)
+                    let mut result = TestResult::judged(test, execution, verdict);
+                    budget.keep(&mut result);
+                    result
                 }
                 Err(RuntimeError::Cancelled) => return Err(Abandoned),
                 Err(error) => TestResult::internal_error(test, describe(&error)),

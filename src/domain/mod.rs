@@ -10,7 +10,7 @@ pub mod verdict;
 
 pub use checker::Checker;
 pub use limits::{LimitPolicy, Limits, MemoryLimit, RequestedLimits, TimeLimit};
-pub use report::{RunReport, TestResult};
+pub use report::{OutputBudget, OutputCut, RunReport, TestResult};
 pub use script::{Language, Script, ScriptId, Source, Tenant, TestCase};
 pub use status::Status;
 pub use verdict::{Execution, Exit, Verdict, verdict_of};

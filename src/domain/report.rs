@@ -11,6 +11,52 @@ use super::script::{Language, ScriptId, TestCase};
 use super::status::Status;
 use super::verdict::{Execution, Exit, Verdict};
 
+/// Bytes of a run's output the result leaves out. The verdict is given on the whole output; the result keeps only
+/// the head of each stream once a script's outputs together pass what a result message can carry, says how much it
+/// cut, and so a runner never holds more than that per script in flight.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutputCut {
+    /// Bytes of stdout left out.
+    pub stdout: u64,
+    /// Bytes of stderr left out.
+    pub stderr: u64,
+}
+
+/// How much of each test's output a script's result keeps: [`OutputBudget::FLOOR`] of each stream always, and more
+/// while the script's budget lasts, first tests first.
+#[derive(Debug, Clone, Copy)]
+pub struct OutputBudget {
+    /// Bytes of output the script's tests may still keep beyond the floor.
+    left: usize,
+}
+
+impl OutputBudget {
+    /// What every stream of every test keeps, budget or not: enough to see what went wrong.
+    pub const FLOOR: usize = 4096;
+
+    /// A budget of `bytes` for one script's outputs together.
+    pub fn new(bytes: usize) -> Self {
+        Self { left: bytes }
+    }
+
+    /// Cuts `result`'s output to what the budget allows, and takes what it kept from the budget.
+    pub fn keep(&mut self, result: &mut TestResult) {
+        let Some(execution) = result.execution.as_mut() else {
+            return;
+        };
+        for (stream, cut) in [
+            (&mut execution.stdout, &mut result.cut.stdout),
+            (&mut execution.stderr, &mut result.cut.stderr),
+        ] {
+            let keep = stream.len().min(self.left.max(Self::FLOOR));
+            self.left = self.left.saturating_sub(keep);
+            *cut += (stream.len() - keep) as u64;
+            stream.truncate(keep);
+            stream.shrink_to_fit();
+        }
+    }
+}
+
 /// The result of one test.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TestResult {
@@ -27,6 +73,8 @@ pub struct TestResult {
     pub expected_output: String,
     /// Why the status was given; empty for OK.
     pub error: String,
+    /// What of the output the result leaves out (see [`OutputBudget`]).
+    pub cut: OutputCut,
 }
 
 impl TestResult {
@@ -39,6 +87,7 @@ impl TestResult {
             input: test.input.clone(),
             expected_output: test.expected_output.clone(),
             error: verdict.detail,
+            cut: OutputCut::default(),
         }
     }
 
@@ -60,6 +109,7 @@ impl TestResult {
             input: test.input.clone(),
             expected_output: test.expected_output.clone(),
             error,
+            cut: OutputCut::default(),
         }
     }
 
@@ -134,6 +184,8 @@ pub struct RunReport {
     pub cpu_time: Option<Duration>,
     /// The largest memory peak among the run tests.
     pub memory_peak: Option<u64>,
+    /// What of the top-level output the result leaves out: that of the test it comes from.
+    pub cut: OutputCut,
 }
 
 impl RunReport {
@@ -151,6 +203,7 @@ impl RunReport {
             stderr: execution.stderr,
             error: verdict.detail,
             tests: Vec::new(),
+            cut: OutputCut::default(),
         }
     }
 
@@ -176,27 +229,34 @@ impl RunReport {
             .map(|execution| execution.exit.code())
             .find(|&code| code != 0)
             .or_else(|| (!run.is_empty()).then_some(0));
-        let last_non_empty = |pick: fn(&Execution) -> &Vec<u8>| {
-            run.iter()
+        // The last test that printed on a stream gives the top-level copy of it, with what its result cut.
+        let last_non_empty = |pick: fn(&TestResult) -> (&[u8], u64)| {
+            tests
+                .iter()
                 .rev()
-                .map(|execution| pick(execution))
-                .find(|output| !output.is_empty())
-                .cloned()
-                .unwrap_or_default()
+                .map(pick)
+                .find(|(output, _)| !output.is_empty())
+                .map_or((Vec::new(), 0), |(output, cut)| (output.to_vec(), cut))
         };
+        let (stdout, stdout_cut) = last_non_empty(|test| (test.stdout(), test.cut.stdout));
+        let (stderr, stderr_cut) = last_non_empty(|test| (test.stderr(), test.cut.stderr));
         let cpu_time = run.iter().map(|execution| execution.cpu_time).sum::<Option<Duration>>();
         Self {
             id,
             language,
             status,
             exit_code,
-            stdout: last_non_empty(|execution| &execution.stdout),
-            stderr: last_non_empty(|execution| &execution.stderr),
+            stdout,
+            stderr,
             duration: Some(run.iter().map(|execution| execution.wall_time).sum()),
             error,
             cpu_time: if run.is_empty() { None } else { cpu_time },
             memory_peak: run.iter().filter_map(|execution| execution.memory_peak).max(),
             tests,
+            cut: OutputCut {
+                stdout: stdout_cut,
+                stderr: stderr_cut,
+            },
         }
     }
 
@@ -220,6 +280,7 @@ impl RunReport {
             tests: tests.iter().map(TestResult::not_run).collect(),
             cpu_time: None,
             memory_peak: None,
+            cut: OutputCut::default(),
         }
     }
 
@@ -237,6 +298,7 @@ impl RunReport {
             tests: Vec::new(),
             cpu_time: None,
             memory_peak: None,
+            cut: OutputCut::default(),
         }
     }
 
@@ -287,6 +349,30 @@ mod tests {
 
     fn id() -> ScriptId {
         ScriptId::new("s1").unwrap()
+    }
+
+    #[test]
+    fn a_scripts_outputs_together_keep_the_budget_and_every_stream_its_floor() {
+        let mut budget = OutputBudget::new(10_000);
+        let big = "x".repeat(8_000);
+        let mut results: Vec<TestResult> = (1..=4).map(|n| ran(n, Status::Ok, 0, &big, 1)).collect();
+        for result in &mut results {
+            budget.keep(result);
+        }
+        let kept: Vec<usize> = results.iter().map(|r| r.stdout().len()).collect();
+        assert_eq!(
+            kept,
+            [8_000, OutputBudget::FLOOR, OutputBudget::FLOOR, OutputBudget::FLOOR]
+        );
+        let cut: Vec<u64> = results.iter().map(|r| r.cut.stdout).collect();
+        assert_eq!(cut, [0, 3_904, 3_904, 3_904]);
+        let report = RunReport::suite(ScriptId::new("s").unwrap(), Language::C, results);
+        assert_eq!(
+            report.stdout.len(),
+            OutputBudget::FLOOR,
+            "the top-level copy is the last test's, as kept"
+        );
+        assert_eq!(report.cut.stdout, 3_904);
     }
 
     #[test]

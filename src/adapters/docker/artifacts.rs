@@ -284,7 +284,7 @@ const MAGIC: &[u8] = b"scrc-artifact 1\n";
 
 /// The stored form: the magic, then `P` and the entries of a program, or `B` and a failure's reason and
 /// diagnostics; numbers little-endian, byte strings length-prefixed.
-fn encode(cached: &Cached) -> Vec<u8> {
+pub(super) fn encode(cached: &Cached) -> Vec<u8> {
     let mut out = MAGIC.to_vec();
     let chunk = |out: &mut Vec<u8>, bytes: &[u8]| {
         out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
@@ -312,7 +312,7 @@ fn encode(cached: &Cached) -> Vec<u8> {
     out
 }
 
-fn decode(bytes: &[u8]) -> Option<Cached> {
+pub(super) fn decode(bytes: &[u8]) -> Option<Cached> {
     let mut reader = Reader(bytes.strip_prefix(MAGIC)?);
     match reader.take(1)?[0] {
         b'P' => {

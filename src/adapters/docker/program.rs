@@ -16,12 +16,13 @@
 //! container instead of a compiler run.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::artifacts::{ArtifactCache, Cached, Key};
+use super::artifacts::{self, ArtifactCache, Cached, Key};
 use super::engine::Engine;
 use super::fault::{self, ImageUnfit, SandboxFault};
 use super::languages::{OwnHeap, PROGRAM_DIR};
@@ -56,6 +57,9 @@ pub struct Programs {
     engine: Engine,
     /// Image ids by name, with when they were looked up.
     image_ids: Mutex<HashMap<String, (String, Instant)>>,
+    /// The runner's own directory (mode 0700, emptied when the runtime starts) for the copies of large programs in
+    /// flight (see [`ProgramCopy`]).
+    spill: PathBuf,
 }
 
 /// A built script: the container its tests run in, and what is needed to set up another one if it breaks.
@@ -66,9 +70,8 @@ pub struct Program {
     run: RunPlan,
     /// The script's enforced time and memory limits: each test's time limit, and the run container's memory.
     limits: Limits,
-    /// The built program, gathered from its volume; `None` when it could not be (a tree of more than plain files
-    /// and directories).
-    program: Option<Arc<[Entry]>>,
+    /// The runner's copy of the built program, to set up another sandbox when this one dies.
+    copy: ProgramCopy,
     /// The bytes of the program's files, which count against each test's memory limit (see [`run_memory`]); 0 when
     /// the program could not be gathered.
     program_bytes: u64,
@@ -99,6 +102,10 @@ impl Programs {
         observer: Option<Arc<dyn PhaseObserver>>,
         artifacts: Option<Arc<ArtifactCache>>,
     ) -> Self {
+        let spill = std::env::temp_dir().join(format!("scrc-programs-{}", settings.instance));
+        if let Err(error) = fresh_directory(&spill) {
+            tracing::warn!(%error, dir = %spill.display(), "cannot make the directory for large programs in flight");
+        }
         Self {
             pool,
             settings,
@@ -106,6 +113,7 @@ impl Programs {
             artifacts,
             engine,
             image_ids: Mutex::new(HashMap::new()),
+            spill,
         }
     }
 
@@ -167,7 +175,7 @@ impl Programs {
                 Some(Cached::Program(entries)) => {
                     let program: Arc<[Entry]> = entries.into();
                     let (session, volume) = self.load(&program, &images, limits).await?;
-                    return Ok(ready(images, run, limits, Some(program), session, volume));
+                    return Ok(ready(images, run, limits, Some(program), &self.spill, session, volume));
                 }
                 None => {}
             }
@@ -269,7 +277,7 @@ impl Programs {
         let (session, volume) = self
             .tests_container(pair, program.as_deref(), bytes, &images, limits)
             .await?;
-        Ok(ready(images, run, limits, program, session, volume))
+        Ok(ready(images, run, limits, program, &self.spill, session, volume))
     }
 
     /// The container the tests run in: the run container, limited to the script's memory less the program's
@@ -480,9 +488,9 @@ impl Programs {
         workspace: &Program,
         broken: Option<(Session, Arc<ProgramVolume>)>,
     ) -> Result<(Session, Arc<ProgramVolume>), RuntimeError> {
-        if let Some(program) = &workspace.program {
+        if let Some(program) = workspace.copy.tree().await {
             drop(broken);
-            return self.load(program, &workspace.images, workspace.limits).await;
+            return self.load(&program, &workspace.images, workspace.limits).await;
         }
         let Some((session, volume)) = broken else {
             return Err(SandboxFault::ProgramLost.into());
@@ -502,11 +510,13 @@ impl Programs {
     }
 }
 
+/// The program of a script whose tests are about to run in `session`, with the runner's copy of it kept in `spill`.
 fn ready(
     images: Images,
     run: RunPlan,
     limits: Limits,
     program: Option<Arc<[Entry]>>,
+    spill: &Path,
     session: Session,
     volume: Arc<ProgramVolume>,
 ) -> Built {
@@ -515,9 +525,82 @@ fn ready(
         run,
         limits,
         program_bytes: program.as_deref().map_or(0, tree_bytes),
-        program,
+        copy: ProgramCopy::of(program, spill),
         sandbox: tokio::sync::Mutex::new(Some((session, volume))),
     }))
+}
+
+/// Makes `dir` empty and the runner's alone (mode 0700).
+fn fresh_directory(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    match std::fs::remove_dir_all(dir) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error),
+        _ => {}
+    }
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
+/// Programs larger than this are kept on disk while their script runs rather than in the runner's memory.
+const KEPT_IN_MEMORY: u64 = 1024 * 1024;
+
+/// The runner's copy of a built program for the life of its script: a program volume is a tmpfs, gone with the
+/// last container that mounts it, so a sandbox that dies mid-script is replaced by a new one loaded from this copy.
+/// A program of up to [`KEPT_IN_MEMORY`] is kept in memory; a larger one (up to `RUNNER_ARTIFACT_LIMIT`, 64 MiB)
+/// in a file of the runner's own, so that the runner's memory per script in flight stays small.
+enum ProgramCopy {
+    /// The program could not be gathered (a tree of more than plain files and directories).
+    None,
+    /// A small program's tree.
+    Memory(Arc<[Entry]>),
+    /// A large program's tree, in a file removed when the copy is dropped.
+    Disk(PathBuf),
+}
+
+impl ProgramCopy {
+    fn of(program: Option<Arc<[Entry]>>, spill: &Path) -> Self {
+        let Some(program) = program else {
+            return ProgramCopy::None;
+        };
+        if tree_bytes(&program) <= KEPT_IN_MEMORY {
+            return ProgramCopy::Memory(program);
+        }
+        static SEQUENCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let path = spill.join(format!(
+            "{}",
+            SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let bytes = artifacts::encode(&Cached::Program(program.to_vec()));
+        match std::fs::write(&path, bytes) {
+            Ok(()) => ProgramCopy::Disk(path),
+            Err(error) => {
+                tracing::warn!(%error, path = %path.display(), "cannot keep a built program on disk; kept in memory");
+                ProgramCopy::Memory(program)
+            }
+        }
+    }
+
+    /// The program's tree, read back from disk when it is kept there; `None` when there is no copy.
+    async fn tree(&self) -> Option<Arc<[Entry]>> {
+        match self {
+            ProgramCopy::None => None,
+            ProgramCopy::Memory(program) => Some(Arc::clone(program)),
+            ProgramCopy::Disk(path) => match tokio::fs::read(path).await.ok().and_then(|b| artifacts::decode(&b)) {
+                Some(Cached::Program(entries)) => Some(entries.into()),
+                _ => {
+                    tracing::warn!(path = %path.display(), "a built program kept on disk is gone or damaged");
+                    None
+                }
+            },
+        }
+    }
+}
+
+impl Drop for ProgramCopy {
+    fn drop(&mut self) {
+        if let ProgramCopy::Disk(path) = self {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 /// The bytes of a program's files.

@@ -244,13 +244,18 @@ pub fn take_reply(buffer: &mut Vec<u8>) -> Result<Option<Reply>, BadFrame> {
         return Err(BadFrame(format!("a reply of {size} bytes")));
     }
     if buffer.len() < HEADER + size {
+        // Room for the whole frame at once: a buffer left to grow by doubling would take twice the largest reply.
+        buffer.reserve_exact(HEADER + size - buffer.len());
         return Ok(None);
     }
-    let payload: Vec<u8> = buffer.drain(..HEADER + size).skip(HEADER).collect();
-    let mut reader = Reader(&payload);
+    // The frame leaves the buffer without copying its payload: what follows it (little, if anything) is what moves.
+    let rest = buffer.split_off(HEADER + size);
+    let frame = std::mem::replace(buffer, rest);
+    let payload = &frame[HEADER..];
+    let mut reader = Reader(payload);
     let reply = match op {
         b'H' => Reply::Hello(Hello {
-            landlock: String::from_utf8_lossy(&payload)
+            landlock: String::from_utf8_lossy(payload)
                 .split_whitespace()
                 .find_map(|word| word.strip_prefix("landlock="))
                 .and_then(|abi| abi.parse().ok())

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{RunReport, TestResult};
+use crate::domain::{OutputCut, RunReport, TestResult};
 
 /// The result message: SCRC's fields first, then scrc's optional additions.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -87,6 +87,12 @@ pub struct OutputBlock {
     /// The exact stderr bytes, when they were not valid UTF-8.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stderr_base64: Option<String>,
+    /// Bytes of stdout the report had already left out (see `OutputCut`), said in the text's truncation marker.
+    #[serde(skip)]
+    pub stdout_cut: u64,
+    /// Bytes of stderr the report had already left out.
+    #[serde(skip)]
+    pub stderr_cut: u64,
 }
 
 /// The report does not fit in `max_bytes` even with every text field emptied.
@@ -110,7 +116,23 @@ pub fn encode_report(
     max_bytes: usize,
 ) -> Result<Vec<u8>, ReportTooLarge> {
     let mut message = result_message(report, runner, timestamp);
-    let mut encoded = to_json(&message);
+    let cut = message.output.stdout_cut
+        + message.output.stderr_cut
+        + message
+            .tests
+            .iter()
+            .map(|test| test.output.stdout_cut + test.output.stderr_cut)
+            .sum::<u64>();
+    if cut > 0 {
+        // Output the report left out: marked in its fields, and the base64 copies of what is left would mislead.
+        message.truncated = true;
+        drop_base64(&mut message);
+    }
+    let mut whole = message.clone();
+    for (field, cut) in text_fields(&mut whole) {
+        shorten(field, usize::MAX, cut);
+    }
+    let mut encoded = to_json(&whole);
     if encoded.len() <= max_bytes {
         return Ok(encoded);
     }
@@ -121,8 +143,8 @@ pub fn encode_report(
     let mut cap = max_bytes / 2;
     loop {
         let mut shortened = message.clone();
-        for field in text_fields(&mut shortened) {
-            shorten(field, cap);
+        for (field, cut) in text_fields(&mut shortened) {
+            shorten(field, cap, cut);
         }
         encoded = to_json(&shortened);
         if encoded.len() <= max_bytes {
@@ -149,6 +171,7 @@ fn result_message(report: &RunReport, runner: &str, timestamp: SystemTime) -> Re
             memory_peak: report.memory_peak,
             stdout: &report.stdout,
             stderr: &report.stderr,
+            cut: report.cut,
         }),
         error: report.error.clone(),
         tests: report.tests.iter().map(test_message).collect(),
@@ -170,6 +193,7 @@ fn test_message(test: &TestResult) -> TestResultMessage {
             memory_peak: test.memory_peak(),
             stdout: test.stdout(),
             stderr: test.stderr(),
+            cut: test.cut,
         }),
         input: test.input.clone(),
         expected_output: test.expected_output.clone(),
@@ -192,6 +216,8 @@ struct Run<'a> {
     stdout: &'a [u8],
     /// The captured stderr bytes, to encode as text (and base64 when not UTF-8).
     stderr: &'a [u8],
+    /// What of them the report had already left out.
+    cut: OutputCut,
 }
 
 impl OutputBlock {
@@ -207,6 +233,8 @@ impl OutputBlock {
             memory_peak_bytes: run.memory_peak,
             stdout_base64,
             stderr_base64,
+            stdout_cut: run.cut.stdout,
+            stderr_cut: run.cut.stderr,
         }
     }
 
@@ -239,33 +267,35 @@ fn drop_base64(message: &mut ResultMessage) {
     }
 }
 
-fn text_fields(message: &mut ResultMessage) -> Vec<&mut String> {
+/// Every text field of a message, with the bytes of it the report had already left out.
+fn text_fields(message: &mut ResultMessage) -> Vec<(&mut String, u64)> {
     let mut fields = vec![
-        &mut message.output.stdout,
-        &mut message.output.stderr,
-        &mut message.error,
+        (&mut message.output.stdout, message.output.stdout_cut),
+        (&mut message.output.stderr, message.output.stderr_cut),
+        (&mut message.error, 0),
     ];
     for test in &mut message.tests {
         fields.extend([
-            &mut test.output.stdout,
-            &mut test.output.stderr,
-            &mut test.input,
-            &mut test.expected_output,
-            &mut test.error,
+            (&mut test.output.stdout, test.output.stdout_cut),
+            (&mut test.output.stderr, test.output.stderr_cut),
+            (&mut test.input, 0),
+            (&mut test.expected_output, 0),
+            (&mut test.error, 0),
         ]);
     }
     fields
 }
 
-fn shorten(text: &mut String, cap: usize) {
-    if text.len() <= cap {
+/// Keeps at most `cap` bytes of `text` and marks what is gone, counting the `cut` bytes left out before.
+fn shorten(text: &mut String, cap: usize, cut: u64) {
+    if text.len() <= cap && cut == 0 {
         return;
     }
-    let removed = text.len() - cap;
-    let mut end = cap;
+    let mut end = cap.min(text.len());
     while !text.is_char_boundary(end) {
         end -= 1;
     }
+    let removed = (text.len() - end) as u64 + cut;
     text.truncate(end);
     text.push_str(&format!("…[{removed} bytes truncated]"));
 }
@@ -366,6 +396,27 @@ mod tests {
         let valid = encode_report(&suite_report(b"fine\0"), "", SystemTime::UNIX_EPOCH, MAX).unwrap();
         let message: ResultMessage = serde_json::from_slice(&valid).unwrap();
         assert_eq!(message.tests[0].output.stdout_base64, None, "valid UTF-8 needs no copy");
+    }
+
+    #[test]
+    fn output_the_report_left_out_is_marked_even_when_the_rest_fits() {
+        let mut budget = crate::domain::OutputBudget::new(0);
+        let mut report = suite_report(&vec![b'y'; 5_000]);
+        for test in &mut report.tests {
+            budget.keep(test);
+        }
+        let encoded = encode_report(&report, "", SystemTime::UNIX_EPOCH, 950_000).unwrap();
+        let message: ResultMessage = serde_json::from_slice(&encoded).unwrap();
+        assert!(message.truncated);
+        let stdout = &message.tests[0].output.stdout;
+        assert!(
+            stdout.ends_with(&format!(
+                "…[{} bytes truncated]",
+                5_000 - crate::domain::OutputBudget::FLOOR
+            )),
+            "{}",
+            &stdout[stdout.len().saturating_sub(40)..]
+        );
     }
 
     #[test]
