@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "cgroup.h"
+#include "filter.h"
 #include "frame.h"
 #include "reply.h"
 #include "seal.h"
@@ -142,6 +143,7 @@ struct test {
     const char *workdir;
     char **argv, **env;    /* NULL-terminated; env goes over the image's variables */
     int seal;              /* seal the test before exec (RUN_SEAL) */
+    int strict;            /* filter its syscalls (RUN_STRICT) */
     char *const *writable; /* what a sealed test may still write beneath */
     int writable_count;
     int input;       /* its stdin: a memfd holding the request's stdin */
@@ -197,6 +199,11 @@ static void become_test(const struct test *test) {
         /* A test that cannot be sealed must not run unsealed: report it as a sandbox failure (negative). */
         int sealed = seal(test->writable, test->writable_count);
         if (sealed != 0) tell_exec_failure(test, -sealed);
+    }
+    if (test->strict) {
+        /* Last before the exec, so that the guard's own setup is not filtered; unfiltered it must not run. */
+        int filtered = filter_strict();
+        if (filtered != 0) tell_exec_failure(test, -filtered);
     }
     if (chdir(test->workdir) != 0) tell_exec_failure(test, errno);
     merge_environment(test->env);
@@ -367,7 +374,10 @@ void op_run(uint32_t length, char *const *writable, int writable_count) {
     if (input < 0) setup_failed(errno);
     stream_into(input, stdin_length);
     if ((request.flags & RUN_SEAL) && !setup_pending()) setup_failed(restore_kept());
-    struct test test = {.seal = request.flags & RUN_SEAL, .writable = writable, .writable_count = writable_count};
+    struct test test = {.seal = request.flags & RUN_SEAL,
+                        .strict = (request.flags & RUN_STRICT) != 0,
+                        .writable = writable,
+                        .writable_count = writable_count};
     char **vector = NULL;
     if (!setup_pending()) {
         vector = calloc((size_t)request.argc + request.envc + 2, sizeof *vector);

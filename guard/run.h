@@ -12,11 +12,13 @@
 #define RUN_HEADER 24
 /* Flag 1: seal the test (see seal.h). */
 #define RUN_SEAL 1u
+/* Flag 2: the strict syscall filter over the test (see filter.h). */
+#define RUN_STRICT 2u
 
 struct run_request {
     uint32_t limit_ms;       /* the wall-clock limit */
     uint32_t output_limit;   /* the bytes each of stdout and stderr may carry */
-    uint32_t flags;          /* RUN_SEAL */
+    uint32_t flags;          /* RUN_SEAL, RUN_STRICT */
     uint32_t argc, envc;     /* how many of the strings are argv and how many env, after the workdir */
     uint32_t strings_length; /* workdir, argv and env as NUL-terminated strings; the stdin follows them */
 };

@@ -863,3 +863,70 @@ async fn a_programs_own_data_counts_against_its_memory_limit() {
     assert!(peak >= 60 << 20, "the peak counts the program's files: {peak}");
     assert_clean_and_serving(&judge, &config.instance).await;
 }
+
+/// A C program that tries each call the strict filter refuses and prints how each went: its errno's name, or
+/// "allowed".
+const SYSCALL_PROBE: &str = r#"#define _GNU_SOURCE
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/personality.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+static void report(const char *call, long result) {
+    printf("%s %s\n", call, result >= 0 ? "allowed" : errno == EPERM ? "EPERM" : errno == ENOSYS ? "ENOSYS" : "other");
+}
+int main(void) {
+    report("ptrace", syscall(SYS_ptrace, 0, 0, 0, 0));
+    report("process_vm_readv", syscall(SYS_process_vm_readv, getpid(), NULL, 0, NULL, 0, 0));
+    report("keyctl", syscall(SYS_keyctl, 0, -1, 0));
+    report("bpf", syscall(SYS_bpf, 0, NULL, 0));
+    report("perf_event_open", syscall(SYS_perf_event_open, NULL, 0, -1, -1, 0));
+    report("userfaultfd", syscall(SYS_userfaultfd, 0));
+    report("io_uring_setup", syscall(SYS_io_uring_setup, 1, NULL));
+    report("unshare", syscall(SYS_unshare, CLONE_NEWUSER));
+    report("clone_newuser", syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, NULL, NULL, NULL, NULL));
+    report("mount", syscall(SYS_mount, "none", "/tmp", "tmpfs", 0, NULL));
+    report("clone3", syscall(SYS_clone3, NULL, 0));
+    report("personality", syscall(SYS_personality, READ_IMPLIES_EXEC));
+    return 0;
+}
+"#;
+
+/// Issue 26, item 6: builds and tests run under the supervisor's own syscall filter on top of the engine's profile
+/// (`RUNNER_SECCOMP=strict`, the default). Every call on its list is refused, whatever the engine's profile says:
+/// with the engine's profile alone (`RUNNER_SECCOMP=engine`), Docker 20.10's default profile lets a program ptrace
+/// itself and set up io_uring (whose kernel side has been a steady source of privilege escalations), which the
+/// strict filter refuses. The verdict suites run
+/// under the default, so every language still builds and runs under it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn case_27_the_strict_syscall_filter_refuses_what_no_judged_program_needs() {
+    let refused = "ptrace EPERM\nprocess_vm_readv EPERM\nkeyctl EPERM\nbpf EPERM\nperf_event_open EPERM\n\
+                   userfaultfd EPERM\nio_uring_setup EPERM\nunshare EPERM\nclone_newuser EPERM\nmount EPERM\n\
+                   clone3 ENOSYS\npersonality EPERM\n";
+    let Some((judge, config)) = judge(&[]).await else {
+        return;
+    };
+    let strict = judged(&judge, &script(Language::C, SYSCALL_PROBE, &[("", refused)])).await;
+    assert_eq!(
+        strict.status,
+        Status::Ok,
+        "{}",
+        String::from_utf8_lossy(strict.tests[0].stdout())
+    );
+    assert_clean_and_serving(&judge, &config.instance).await;
+
+    let Some((engine_judge, config)) = support::judge(&[("RUNNER_SECCOMP", "engine")]).await else {
+        return;
+    };
+    let engine = judged(&engine_judge, &script(Language::C, SYSCALL_PROBE, &[("", refused)])).await;
+    let printed = String::from_utf8_lossy(engine.tests[0].stdout()).into_owned();
+    assert_eq!(engine.status, Status::WrongAnswer, "{printed}");
+    // io_uring_setup gets as far as reading its (missing) parameters: the call itself is let through.
+    for allowed in ["ptrace allowed", "io_uring_setup other"] {
+        assert!(printed.contains(allowed), "the engine's profile alone: {printed}");
+    }
+    assert_clean_and_serving(&engine_judge, &config.instance).await;
+}

@@ -3,7 +3,7 @@
  * the guard's own functions and compared byte for byte with its fixture, and every request, as the runner encodes
  * it, is decoded by the guard's own parsing. The runner's codec (src/adapters/docker/protocol.rs) is held to the
  * same files, so the two sides cannot drift apart. Also the gather's byte accounting (names and metadata count
- * against the limit), on trees made in a scratch directory.
+ * against the limit), on trees made in a scratch directory, the wipe, and the strict syscall filter (in a child).
  *
  *   frames_test <fixtures-dir> <scratch-dir>
  *
@@ -18,11 +18,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/personality.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "../cgroup.h"
+#include "../filter.h"
 #include "../frame.h"
 #include "../gather.h"
 #include "../reply.h"
@@ -350,6 +355,70 @@ static void test_wipe(void) {
     printf("wiped 23,000 directories in %.3f s\n", seconds);
 }
 
+/* The errno of a raw syscall: 0 when it succeeded. */
+static int errno_of(long result) {
+    return result < 0 ? errno : 0;
+}
+
+/* The strict filter, installed in a child that tries the calls it refuses and a few it must let through, and
+ * writes what each gave to a pipe; the filter cannot be taken off, so it must not touch this process. */
+static void test_filter(void) {
+    struct {
+        const char *call;
+        int expected;
+    } cases[] = {
+        {"ptrace", EPERM},      {"process_vm_readv", EPERM}, {"keyctl", EPERM},  {"bpf", EPERM},
+        {"perf_event_open", EPERM}, {"userfaultfd", EPERM},  {"io_uring_setup", EPERM}, {"unshare", EPERM},
+        {"clone(CLONE_NEWUSER)", EPERM}, {"mount", EPERM},   {"clone3", ENOSYS}, {"personality(READ_IMPLIES_EXEC)", EPERM},
+        {"personality(query)", 0},  {"fork", 0},             {"getpid", 0},
+    };
+    enum { COUNT = sizeof cases / sizeof cases[0] };
+    int pipe_fds[2];
+    if (pipe(pipe_fds) != 0) fail_setup("cannot make a pipe", "for the filter's child");
+    pid_t child = fork();
+    if (child < 0) fail_setup("cannot fork", "the filter's child");
+    if (child == 0) {
+        close(pipe_fds[0]);
+        int got[COUNT + 1];
+        got[0] = filter_strict();
+        int n = 1;
+        got[n++] = errno_of(syscall(SYS_ptrace, 0 /* PTRACE_TRACEME */, 0, 0, 0));
+        got[n++] = errno_of(syscall(SYS_process_vm_readv, getppid(), NULL, 0, NULL, 0, 0));
+        got[n++] = errno_of(syscall(SYS_keyctl, 0 /* KEYCTL_GET_KEYRING_ID */, -1, 0));
+        got[n++] = errno_of(syscall(SYS_bpf, 0, NULL, 0));
+        got[n++] = errno_of(syscall(SYS_perf_event_open, NULL, 0, -1, -1, 0));
+        got[n++] = errno_of(syscall(SYS_userfaultfd, 0));
+        got[n++] = errno_of(syscall(SYS_io_uring_setup, 1, NULL));
+        got[n++] = errno_of(syscall(SYS_unshare, CLONE_NEWUSER));
+        got[n++] = errno_of(syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, NULL, NULL, NULL, NULL));
+        got[n++] = errno_of(syscall(SYS_mount, "none", "/", "tmpfs", 0, NULL));
+        got[n++] = errno_of(syscall(SYS_clone3, NULL, 0));
+        got[n++] = errno_of(syscall(SYS_personality, READ_IMPLIES_EXEC));
+        got[n++] = errno_of(syscall(SYS_personality, 0xffffffffUL));
+        pid_t grandchild = fork();
+        if (grandchild == 0) _exit(0);
+        got[n++] = grandchild < 0 ? errno : (waitpid(grandchild, NULL, 0) == grandchild ? 0 : errno);
+        got[n++] = errno_of(syscall(SYS_getpid));
+        ssize_t ignored = write(pipe_fds[1], got, sizeof got);
+        (void)ignored;
+        _exit(0);
+    }
+    close(pipe_fds[1]);
+    int got[COUNT + 1];
+    ssize_t length = read(pipe_fds[0], got, sizeof got);
+    close(pipe_fds[0]);
+    int status = 0;
+    waitpid(child, &status, 0);
+    CHECK(length == (ssize_t)sizeof got && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+          "the filter's child reported %zd bytes and ended with status %d", length, status);
+    if (length != (ssize_t)sizeof got) return;
+    CHECK(got[0] == 0, "the filter is installed: %s", strerror(got[0]));
+    for (int i = 0; i < COUNT; i++) {
+        CHECK(got[i + 1] == cases[i].expected, "%s under the filter: %s, not %s", cases[i].call,
+              got[i + 1] ? strerror(got[i + 1]) : "allowed", cases[i].expected ? strerror(cases[i].expected) : "allowed");
+    }
+}
+
 static void test_requests(void) {
     struct bytes wipe = request("request-W-wipe.bin", 'W');
     CHECK(wipe.length == FRAME_HEADER, "a wipe has no payload");
@@ -437,6 +506,7 @@ int main(int argc, char **argv) {
     test_gathered_tree();
     test_gather_accounting();
     test_wipe();
+    test_filter();
     CHECK(wipe_tree(scratch_dir) == 0 && rmdir(scratch_dir) == 0, "the scratch directory is removed");
 
     if (failures) {

@@ -11,7 +11,7 @@ use super::{ConfigError, MIB, invalid};
 use crate::adapters::docker::DockerSettings;
 use crate::adapters::docker::hardening::HardeningSettings;
 use crate::adapters::docker::protocol;
-use crate::adapters::docker::settings::SandboxSettings;
+use crate::adapters::docker::settings::{SandboxSettings, Seccomp};
 
 /// Size of every sandbox's `/dev/shm`, a quarter of Docker's 64 MiB default: it counts against the memory limit, and
 /// judged programs barely use it.
@@ -81,6 +81,7 @@ pub(super) fn docker_settings(
             artifact_cache_bytes: env.runner_artifact_cache_bytes,
             shared_toolchains: env.runner_shared_toolchains,
             uids: sandbox_uids(env)?,
+            seccomp: seccomp(env)?,
         },
         toolchains: toolchains(env)?,
         pull_timeout: PULL_TIMEOUT,
@@ -96,6 +97,25 @@ fn check_sandbox_mode(env: &Env) -> Result<(), ConfigError> {
             "RUNNER_SANDBOX",
             env.runner_sandbox.clone().unwrap_or_default(),
             "the only sandbox path is \"warm\" (a container per test, \"fresh\", was retired): unset it",
+        )),
+    }
+}
+
+/// `RUNNER_SECCOMP`: the supervisor's strict filter unless asked for the engine's profile alone.
+fn seccomp(env: &Env) -> Result<Seccomp, ConfigError> {
+    match env
+        .runner_seccomp
+        .as_deref()
+        .map(str::trim)
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("" | "strict") => Ok(Seccomp::Strict),
+        Some("engine") => Ok(Seccomp::Engine),
+        Some(_) => Err(invalid(
+            "RUNNER_SECCOMP",
+            env.runner_seccomp.clone().unwrap_or_default(),
+            "must be \"strict\" (the supervisor's filter over the engine's profile) or \"engine\" (the engine's profile alone)",
         )),
     }
 }
@@ -216,6 +236,7 @@ fn check_sizes(env: &Env) -> Result<(), ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::super::load;
+    use super::Seccomp;
 
     #[test]
     fn output_and_artifact_limits_stay_within_one_reply_of_the_supervisor() {
@@ -270,6 +291,20 @@ mod tests {
         let error = load(&[("RUNNER_SANDBOX", "fresh")]).unwrap_err().to_string();
         assert!(
             error.contains("RUNNER_SANDBOX=\"fresh\"") && error.contains("retired"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_strict_syscall_filter_is_on_unless_the_engine_profile_alone_is_asked_for() {
+        let seccomp = |value: &str| load(&[("RUNNER_SECCOMP", value)]).map(|config| config.docker.sandbox.seccomp);
+        assert_eq!(load(&[]).unwrap().docker.sandbox.seccomp, Seccomp::Strict);
+        assert_eq!(seccomp("").unwrap(), Seccomp::Strict);
+        assert_eq!(seccomp("strict").unwrap(), Seccomp::Strict);
+        assert_eq!(seccomp(" Engine ").unwrap(), Seccomp::Engine);
+        let error = seccomp("off").unwrap_err().to_string();
+        assert!(
+            error.contains("RUNNER_SECCOMP=\"off\"") && error.contains("engine"),
             "{error}"
         );
     }

@@ -25,8 +25,9 @@ pub enum SandboxFault {
     /// A script's sandbox died, and the runner had no copy of its program to set up another.
     #[error("the sandbox of a script died, and its program could not be kept to set up another")]
     ProgramLost,
-    /// The supervisor could not wipe the sandbox or put a file in before a run.
-    #[error("the sandbox could not be reset (errno {0})")]
+    /// The supervisor could not wipe the sandbox, put a file in, seal the test or install its syscall filter before
+    /// a run: the run did not start.
+    #[error("the sandbox could not be reset, sealed or filtered before the run (errno {0})")]
     NotReset(i32),
     /// The conversation with a sandbox's supervisor failed.
     #[error("sandbox {container}")]

@@ -33,7 +33,7 @@ use super::plans::{BuildPlan, RunPlan};
 use super::pool::{Images, Pair, Pool};
 use super::protocol::{self, Entry, Exec, File, ServedReport};
 use super::session::{ProgramVolume, Session, Waited};
-use super::settings::SandboxSettings;
+use super::settings::{SandboxSettings, Seccomp};
 use crate::domain::{Execution, Limits};
 use crate::ports::{BuildFailure, RuntimeError, describe};
 
@@ -205,6 +205,7 @@ impl Programs {
             env: &plan.env,
             stdin: b"",
             seal: false,
+            strict: self.settings.seccomp == Seccomp::Strict,
         };
         let observed = match builder.exec(&request, limit + BACKSTOP, cancel).await? {
             Waited::Served(served) => {
@@ -423,6 +424,7 @@ impl Programs {
             env: &workspace.run.env,
             stdin: input,
             seal: session.seal_tests,
+            strict: self.settings.seccomp == Seccomp::Strict,
         };
         let sealed = session.seal_tests;
         let observed = match session.exec(&request, limit + BACKSTOP, cancel).await? {

@@ -80,6 +80,9 @@ pub struct Exec<'a> {
     /// Let the test write only to the supervisor's writable directories (and `/dev`), so that a program directory
     /// mounted writable for the build is read-only to the tests.
     pub seal: bool,
+    /// Put the supervisor's strict syscall filter (`guard/filter.c`) over the run, on top of the engine's profile
+    /// (`RUNNER_SECCOMP=strict`).
+    pub strict: bool,
 }
 
 /// What the supervisor says of itself when it starts.
@@ -218,7 +221,7 @@ pub fn exec(request: &Exec<'_>) -> Vec<u8> {
     for value in [
         request.limit_ms,
         request.output_limit,
-        u32::from(request.seal),
+        u32::from(request.seal) | u32::from(request.strict) << 1,
         length(request.argv.len()),
         length(request.env.len()),
         length(strings.len()),
@@ -382,6 +385,7 @@ mod tests {
             env: &env,
             stdin: b"1 2\n",
             seal: true,
+            strict: false,
         };
         let file = File {
             path: "/box/main.py",
@@ -395,6 +399,33 @@ mod tests {
         assert_eq!(keep("/box"), fixture!("request-K-keep.bin"));
         assert_eq!(gather("/box", 65536), fixture!("request-G-gather.bin"));
         assert_eq!(exec(&run), fixture!("request-X-run.bin"));
+    }
+
+    #[test]
+    fn the_strict_filter_is_the_second_flag_of_a_run() {
+        let run = Exec {
+            limit_ms: 1,
+            output_limit: 1,
+            workdir: "/",
+            argv: &[],
+            env: &[],
+            stdin: b"",
+            seal: false,
+            strict: true,
+        };
+        let flags = |request: &Exec<'_>| {
+            let frame = exec(request);
+            u32::from_le_bytes(frame[HEADER + 8..HEADER + 12].try_into().unwrap())
+        };
+        assert_eq!(flags(&run), 2);
+        assert_eq!(
+            flags(&Exec {
+                seal: true,
+                ..run.clone()
+            }),
+            3
+        );
+        assert_eq!(flags(&Exec { strict: false, ..run }), 0);
     }
 
     #[test]

@@ -39,4 +39,17 @@ pub struct SandboxSettings {
     /// Whether the pool shares the images' toolchain directories through volumes where the storage driver needs it
     /// (`RUNNER_SHARED_TOOLCHAINS`, on by default; see [`super::shared_dirs`]).
     pub shared_toolchains: bool,
+    /// The syscall filter over builds and tests (`RUNNER_SECCOMP`).
+    pub seccomp: Seccomp,
+}
+
+/// Which syscall filters bind a build or a test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seccomp {
+    /// The engine's profile (Docker's default one) and, on top of it, the supervisor's own filter
+    /// (`guard/filter.c`): no ptrace or process_vm_*, keyrings, eBPF, perf, userfaultfd, io_uring, mounts,
+    /// namespaces or unusual personalities, whatever profile the engine runs with.
+    Strict,
+    /// The engine's profile alone, as SCRC ran.
+    Engine,
 }
