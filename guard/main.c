@@ -2,11 +2,12 @@
  * scrc-guard: the supervisor that runs as PID 1 in every scrc sandbox container, for builds and for test runs. One
  * started container judges a whole script, one test after another:
  *
- *   scrc-guard --serve <writable-dir>...
+ *   scrc-guard --serve --uid <uid> <writable-dir>...
  *
- * Why it cannot be subverted from inside: as PID 1 of the container's PID namespace it ignores every signal sent
- * from inside that it has no handler for (the kernel protects init), it is not dumpable so the program (same uid)
- * cannot ptrace it or read its memory, and it writes a test's report only after every other process is dead.
+ * Why it cannot be subverted from inside: it runs as root inside the container with a handful of capabilities and
+ * every build and test runs as the sandbox's own uid with none (user.h), so no test can signal it, ptrace it or open
+ * anything under /proc/1, whatever kernel the container runs on; under runc the kernel also protects PID 1 from
+ * signals and the guard is not dumpable. It writes a test's report only after every other process is dead.
  *
  * Static, libc only, so it runs in any image, including one that holds nothing but the program. This file checks
  * where it runs, says hello and serves; each request has its own file: wipe.c ('W'), tree.c ('F', 'D', 'K'),
@@ -61,6 +62,7 @@
 #include "run.h"
 #include "seal.h"
 #include "tree.h"
+#include "user.h"
 #include "wipe.h"
 
 /* Answers requests until the runner closes the stream or sends one the guard does not know. */
@@ -97,8 +99,8 @@ static void serve(char *const *writable, int writable_count) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 2 || strcmp(argv[1], "--serve") != 0) {
-        fprintf(stderr, "usage: scrc-guard --serve <writable-dir>...\n");
+    if (argc < 4 || strcmp(argv[1], "--serve") != 0 || strcmp(argv[2], "--uid") != 0 || user_set(argv[3]) != 0) {
+        fprintf(stderr, "usage: scrc-guard --serve --uid <uid from %d> <writable-dir>...\n", USER_LOWEST);
         return 120;
     }
     /* kill(-1, SIGKILL) is how the guard clears the sandbox. Outside a fresh PID namespace it would kill every process
@@ -111,12 +113,19 @@ int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
     if (watch_children() != 0) return 121;
 
+    /* Builds and tests run as the sandbox's user, which the guard, as root, can become: as anyone else it could
+     * not, and tests would run as the guard's own uid, within its reach. */
+    if (geteuid() != 0) {
+        fprintf(stderr, "scrc-guard: refusing to run: the container must start as root (uid 0), with the capabilities "
+                        "CHOWN, DAC_OVERRIDE, FOWNER, KILL, SETGID and SETUID\n");
+        return 125;
+    }
     /* Docker gives a tmpfs the mode of the image's directory it covers: an image whose program directory is not
      * writable by every user cannot host warm sandboxes, and saying so here beats failing every test. */
-    for (int i = 2; i < argc; i++) {
-        if (access(argv[i], W_OK | X_OK) != 0) {
-            fprintf(stderr, "scrc-guard: %s is not writable by the sandbox user (%s): the image must not have it, or "
-                            "have it with mode 1777\n", argv[i], strerror(errno));
+    for (int i = 4; i < argc; i++) {
+        if (!user_can_write(argv[i])) {
+            fprintf(stderr, "scrc-guard: %s is not writable by the sandbox user: the image must not have it, or have "
+                            "it with mode 1777\n", argv[i]);
             return 124;
         }
     }
@@ -125,7 +134,7 @@ int main(int argc, char **argv) {
     send_frame('H', &hello);
     free(hello.data);
 
-    serve(argv + 2, argc - 2);
+    serve(argv + 4, argc - 4);
     /* The runner closed the stream (it finished, or it died): nothing may outlive it. */
     kill_everything(NULL);
     return 0;

@@ -27,6 +27,7 @@
 #include "reply.h"
 #include "seal.h"
 #include "tree.h"
+#include "user.h"
 #include "wipe.h"
 
 /* Written to by the SIGCHLD handler, so that a test's end wakes the poll that waits on its output. */
@@ -195,6 +196,9 @@ static void become_test(const struct test *test) {
     dup2(test->input, 0);
     dup2(test->out, 1);
     dup2(test->err, 2);
+    /* Nothing of the test runs as root: a test that cannot drop to the sandbox's user is a sandbox failure. */
+    int dropped = user_become();
+    if (dropped != 0) tell_exec_failure(test, -dropped);
     if (test->seal) {
         /* A test that cannot be sealed must not run unsealed: report it as a sandbox failure (negative). */
         int sealed = seal(test->writable, test->writable_count);

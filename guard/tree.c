@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "frame.h"
+#include "user.h"
 
 /* The program tree recorded by 'K': its entries' paths, modes and times, parents before children. */
 struct kept {
@@ -64,6 +65,7 @@ void op_file(uint32_t length) {
         struct timespec times[2] = {{file.mtime, 0}, {file.mtime, 0}};
         if (fchmod(fd, file.mode) != 0 || futimens(fd, times) != 0) setup_failed(errno);
         close(fd);
+        setup_failed(user_own(path));
     }
 }
 
@@ -79,6 +81,7 @@ void op_directory(uint32_t length) {
     }
     mode_t mode = (mode_bits & 07777) | S_IRWXU;
     if (mkdir(path, mode) != 0 || chmod(path, mode) != 0) setup_failed(errno);
+    else setup_failed(user_own(path));
 }
 
 static void keep_entry(const char *path, const struct stat *st) {

@@ -415,8 +415,11 @@ async fn case_05_ignoring_sigterm_and_stopping_the_parent_is_still_tl() {
     let Some((judge, config)) = judge(&[]).await else {
         return;
     };
+    // The parent is the supervisor, whose uid the test does not share: the kills are refused (see case_28), and
+    // the program carries on.
     let source = "import os, signal\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n\
-                  os.kill(os.getppid(), signal.SIGSTOP)\nos.kill(os.getppid(), signal.SIGKILL)\nwhile True:\n    pass\n";
+                  for sig in (signal.SIGSTOP, signal.SIGKILL):\n    try:\n        os.kill(os.getppid(), sig)\n\
+                  \x20   except PermissionError:\n        pass\nwhile True:\n    pass\n";
     let report = judged(
         &judge,
         &with_limits(script(Language::Python, source, &[("", "")]), 1000, 64),
@@ -897,9 +900,9 @@ int main(void) {
 
 /// Issue 26, item 6: builds and tests run under the supervisor's own syscall filter on top of the engine's profile
 /// (`RUNNER_SECCOMP=strict`, the default). Every call on its list is refused, whatever the engine's profile says:
-/// with the engine's profile alone (`RUNNER_SECCOMP=engine`), Docker 20.10's default profile lets a program ptrace
+/// with the engine's default profile alone (`RUNNER_SECCOMP=default`), Docker 20.10's profile lets a program ptrace
 /// itself and set up io_uring (whose kernel side has been a steady source of privilege escalations), which the
-/// strict filter refuses. The verdict suites run
+/// strict filter refuses. The rest of the list the engine's default profile refuses itself, and this checks it too. The verdict suites run
 /// under the default, so every language still builds and runs under it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn case_27_the_strict_syscall_filter_refuses_what_no_judged_program_needs() {
@@ -918,7 +921,7 @@ async fn case_27_the_strict_syscall_filter_refuses_what_no_judged_program_needs(
     );
     assert_clean_and_serving(&judge, &config.instance).await;
 
-    let Some((engine_judge, config)) = support::judge(&[("RUNNER_SECCOMP", "engine")]).await else {
+    let Some((engine_judge, config)) = support::judge(&[("RUNNER_SECCOMP", "default")]).await else {
         return;
     };
     let engine = judged(&engine_judge, &script(Language::C, SYSCALL_PROBE, &[("", refused)])).await;
@@ -928,5 +931,66 @@ async fn case_27_the_strict_syscall_filter_refuses_what_no_judged_program_needs(
     for allowed in ["ptrace allowed", "io_uring_setup other"] {
         assert!(printed.contains(allowed), "the engine's profile alone: {printed}");
     }
+    // gVisor applies no engine profile (its own kernel is the boundary): what Docker's refuses is checked under runc.
+    if config.docker.sandbox.hardening.runtime.is_none() {
+        for line in refused
+            .lines()
+            .filter(|line| !line.starts_with("ptrace") && !line.starts_with("io_uring"))
+        {
+            assert!(
+                printed.contains(line),
+                "Docker's default profile refuses {line:?}: {printed}"
+            );
+        }
+    }
     assert_clean_and_serving(&engine_judge, &config.instance).await;
+}
+
+/// A C program that tries to reach its supervisor, PID 1: signal it, and open what `/proc/1` holds (its streams to
+/// the runner, its environment, its memory map). It prints how each went.
+const SUPERVISOR_PROBE: &str = r#"#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <unistd.h>
+static void report(const char *what, int result) {
+    printf("%s %s\n", what, result >= 0 ? "allowed" : errno == EPERM || errno == EACCES ? "denied" : "other");
+}
+int main(void) {
+    report("kill-STOP", kill(1, SIGSTOP));
+    report("kill-TERM", kill(1, SIGTERM));
+    report("kill-KILL", kill(1, SIGKILL));
+    report("write-fd-1", open("/proc/1/fd/1", O_WRONLY));
+    report("read-fd-0", open("/proc/1/fd/0", O_RDONLY));
+    report("environ", open("/proc/1/environ", O_RDONLY));
+    report("maps", open("/proc/1/maps", O_RDONLY));
+    return 0;
+}
+"#;
+
+/// The supervisor is out of a test's reach by plain permissions: it runs as root with a few capabilities and the
+/// test as the sandbox's own uid with none (`guard/user.h`), so a test can neither signal it nor open anything
+/// under `/proc/1`. Before, both ran as the sandbox's uid: under runc the kernel's protection of PID 1 and of a
+/// non-dumpable process was all there was (the kills "succeeded" and were ignored), and under gVisor, which has
+/// neither, a test could stop the supervisor or write forged replies to `/proc/1/fd/1`. Run under both runtimes by
+/// scripts/test.sh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn case_28_a_test_cannot_reach_its_supervisor() {
+    let Some((judge, config)) = judge(&[]).await else {
+        return;
+    };
+    let denied = "kill-STOP denied\nkill-TERM denied\nkill-KILL denied\nwrite-fd-1 denied\nread-fd-0 denied\n\
+                  environ denied\nmaps denied\n";
+    let report = judged(
+        &judge,
+        &script(Language::C, SUPERVISOR_PROBE, &[("", denied), ("", denied)]),
+    )
+    .await;
+    assert_eq!(
+        report.status,
+        Status::Ok,
+        "{}",
+        String::from_utf8_lossy(report.tests[0].stdout())
+    );
+    assert_clean_and_serving(&judge, &config.instance).await;
 }

@@ -113,8 +113,12 @@ pub(super) struct Env {
     /// `RUNNER_SHARED_TOOLCHAINS`: whether sandboxes read their image's toolchain directories from shared volumes.
     #[serde(default = "defaults::runner_shared_toolchains")]
     pub(super) runner_shared_toolchains: bool,
+    /// `RUNNER_DOCKER_RUNTIME`: the engine's OCI runtime for sandboxes, such as `runsc`; unset for the engine's
+    /// default.
+    #[serde(default)]
+    pub(super) runner_docker_runtime: Option<String>,
     /// `RUNNER_SECCOMP`: `strict` (unset or empty) for the supervisor's syscall filter over the engine's profile,
-    /// `engine` for the engine's profile alone.
+    /// `default` for the engine's default profile alone.
     #[serde(default)]
     pub(super) runner_seccomp: Option<String>,
     /// `RUNNER_SANDBOX_UIDS`: the uids sandboxes run as, `first-last`, one per live sandbox.

@@ -101,7 +101,32 @@ fn check_sandbox_mode(env: &Env) -> Result<(), ConfigError> {
     }
 }
 
-/// `RUNNER_SECCOMP`: the supervisor's strict filter unless asked for the engine's profile alone.
+/// `RUNNER_DOCKER_RUNTIME`: the name of one of the engine's OCI runtimes (`runsc`, say), checked against the
+/// engine's list at startup; unset or empty for the engine's default.
+fn docker_runtime(env: &Env) -> Result<Option<String>, ConfigError> {
+    let Some(name) = env
+        .runner_docker_runtime
+        .as_deref()
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+    else {
+        return Ok(None);
+    };
+    let named = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !named {
+        return Err(invalid(
+            "RUNNER_DOCKER_RUNTIME",
+            name,
+            "must be the name of one of the engine's runtimes (letters, digits, '-', '_' and '.'), such as runsc"
+                .to_owned(),
+        ));
+    }
+    Ok(Some(name.to_owned()))
+}
+
+/// `RUNNER_SECCOMP`: the supervisor's strict filter unless asked for the engine's default profile alone.
 fn seccomp(env: &Env) -> Result<Seccomp, ConfigError> {
     match env
         .runner_seccomp
@@ -111,11 +136,11 @@ fn seccomp(env: &Env) -> Result<Seccomp, ConfigError> {
         .as_deref()
     {
         None | Some("" | "strict") => Ok(Seccomp::Strict),
-        Some("engine") => Ok(Seccomp::Engine),
+        Some("default") => Ok(Seccomp::EngineDefault),
         Some(_) => Err(invalid(
             "RUNNER_SECCOMP",
             env.runner_seccomp.clone().unwrap_or_default(),
-            "must be \"strict\" (the supervisor's filter over the engine's profile) or \"engine\" (the engine's profile alone)",
+            "must be \"strict\" (the supervisor's filter over the engine's profile) or \"default\" (the engine's default profile alone)",
         )),
     }
 }
@@ -196,6 +221,7 @@ fn hardening(env: &Env) -> Result<HardeningSettings, ConfigError> {
         nofile: env.runner_nofile_limit,
         file_size: env.runner_file_size_limit,
         shm_bytes: SHM_BYTES,
+        runtime: docker_runtime(env)?,
     })
 }
 
@@ -296,16 +322,28 @@ mod tests {
     }
 
     #[test]
-    fn the_strict_syscall_filter_is_on_unless_the_engine_profile_alone_is_asked_for() {
+    fn the_strict_syscall_filter_is_on_unless_the_engines_default_profile_alone_is_asked_for() {
         let seccomp = |value: &str| load(&[("RUNNER_SECCOMP", value)]).map(|config| config.docker.sandbox.seccomp);
         assert_eq!(load(&[]).unwrap().docker.sandbox.seccomp, Seccomp::Strict);
         assert_eq!(seccomp("").unwrap(), Seccomp::Strict);
         assert_eq!(seccomp("strict").unwrap(), Seccomp::Strict);
-        assert_eq!(seccomp(" Engine ").unwrap(), Seccomp::Engine);
+        assert_eq!(seccomp(" Default ").unwrap(), Seccomp::EngineDefault);
         let error = seccomp("off").unwrap_err().to_string();
         assert!(
-            error.contains("RUNNER_SECCOMP=\"off\"") && error.contains("engine"),
+            error.contains("RUNNER_SECCOMP=\"off\"") && error.contains("default"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn the_docker_runtime_is_a_name_or_the_engines_default() {
+        let runtime = |value: &str| {
+            load(&[("RUNNER_DOCKER_RUNTIME", value)]).map(|config| config.docker.sandbox.hardening.runtime)
+        };
+        assert_eq!(load(&[]).unwrap().docker.sandbox.hardening.runtime, None);
+        assert_eq!(runtime(" ").unwrap(), None);
+        assert_eq!(runtime("runsc").unwrap().as_deref(), Some("runsc"));
+        let error = runtime("runsc --debug").unwrap_err().to_string();
+        assert!(error.contains("RUNNER_DOCKER_RUNTIME=\"runsc --debug\""), "{error}");
     }
 }

@@ -23,17 +23,19 @@ pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
-/// Configuration for tests: the local images, a unique instance id, the artifact cache size
-/// `RUNNER_ARTIFACT_CACHE_BYTES` of the test process (so that `scripts/test.sh` can run the Docker suites without
-/// the cache), and any overrides.
+/// Configuration for tests: the local images, a unique instance id, the `RUNNER_ARTIFACT_CACHE_BYTES` and
+/// `RUNNER_DOCKER_RUNTIME` of the test process (so that `scripts/test.sh` can run the Docker suites without the
+/// cache, and under gVisor), and any overrides.
 pub fn config(overrides: &[(&str, &str)]) -> Config {
     let instance = format!("test-{}-{}", std::process::id(), unique());
     let mut vars = local_images();
     vars.push(("RUNNER_INSTANCE_ID".into(), instance));
     // Tests run several runners in one process: the HTTP listener is off unless a test asks for it.
     vars.push(("RUNNER_HTTP_ADDR".into(), String::new()));
-    if let Ok(value) = std::env::var("RUNNER_ARTIFACT_CACHE_BYTES") {
-        vars.push(("RUNNER_ARTIFACT_CACHE_BYTES".into(), value));
+    for name in ["RUNNER_ARTIFACT_CACHE_BYTES", "RUNNER_DOCKER_RUNTIME"] {
+        if let Ok(value) = std::env::var(name) {
+            vars.push((name.into(), value));
+        }
     }
     vars.extend(overrides.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     Config::from_vars(vars).expect("test configuration is valid")

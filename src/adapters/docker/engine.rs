@@ -454,6 +454,17 @@ impl Engine {
             .map(|info| info.driver)
     }
 
+    /// The names of the engine's OCI runtimes (`runc`, and any registered beside it, such as `runsc`), sorted.
+    ///
+    /// # Errors
+    /// [`EngineError`] when the engine does not answer.
+    pub async fn runtimes(&self) -> Result<Vec<String>, EngineError> {
+        let info = bounded(Operation::Info, self.docker.info()).await?;
+        let mut names: Vec<String> = info.runtimes.unwrap_or_default().into_keys().collect();
+        names.sort();
+        Ok(names)
+    }
+
     /// Pulls an image from its registry.
     ///
     /// # Errors

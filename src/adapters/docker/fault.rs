@@ -36,6 +36,11 @@ pub enum SandboxFault {
         #[source]
         fault: SessionFault,
     },
+    /// `RUNNER_DOCKER_RUNTIME` names a runtime the engine does not offer.
+    #[error(
+        "RUNNER_DOCKER_RUNTIME={name:?}, but the engine offers only {offered}: register it with the engine (for gVisor, scripts/install-gvisor.sh) or unset the variable"
+    )]
+    NoSuchRuntime { name: String, offered: String },
     /// Another runner filled the toolchain volumes of an image, yet no marker names them.
     #[error("the toolchain volumes of {0} were filled but are not named")]
     ToolchainUnnamed(String),

@@ -6,8 +6,9 @@
 //!   with an inode bound of one inode per page of its size ([`inode_bound`]), so that no test can leave more entries
 //!   than the wipe before the next test clears at once;
 //! - a PID limit, a CPU quota, and memory with swap equal to memory (so swap never extends the limit);
-//! - every capability dropped, `no-new-privileges`, and an unprivileged user of the sandbox's own (see
-//!   [`super::uids`]), so that no per-user kernel counter is shared with another sandbox;
+//! - every capability dropped but the supervisor's few, `no-new-privileges`, and builds and tests run as an
+//!   unprivileged user of the sandbox's own with no capability at all (see [`super::uids`] and `guard/user.h`), so
+//!   that no per-user kernel counter is shared with another sandbox and no test shares a uid with its supervisor;
 //! - ulimits: open files, file size (so nothing writes a huge file), and no core dumps;
 //! - no host mounts: only scrc's own Docker volumes, the program's read-only;
 //! - no container logs (`log driver none`): output is read live and capped by the runner;
@@ -21,6 +22,15 @@ use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig, Moun
 
 /// The unprivileged user of a container that is never started (a filler of volumes).
 const FILLER_USER: &str = "65534:65534";
+
+/// A sandbox starts as root inside its container: its supervisor, PID 1, drops every build and test to the
+/// sandbox's own uid (its `--uid`), which leaves the test no capability and the supervisor out of its reach.
+const SUPERVISOR_USER: &str = "0:0";
+
+/// What the supervisor keeps of root: making the files it puts in the sandbox user's (CHOWN), wiping and gathering
+/// whatever a test left, whatever its modes (DAC_OVERRIDE, FOWNER), killing the test's processes (KILL), and
+/// becoming the sandbox's user for each test (SETGID, SETUID). A test has none of them.
+const SUPERVISOR_CAPABILITIES: [&str; 6] = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "SETGID", "SETUID"];
 
 /// The bytes of a tmpfs per inode it may hold: one inode per page. An empty file or directory takes an inode and no
 /// page, so without a bound a test could leave millions of them; with it, a tmpfs holds no more entries than pages.
@@ -44,6 +54,17 @@ pub struct HardeningSettings {
     pub file_size: i64,
     /// Size of `/dev/shm`, which counts against the memory limit.
     pub shm_bytes: i64,
+    /// The engine's OCI runtime for sandboxes (`RUNNER_DOCKER_RUNTIME`, such as gVisor's `runsc`); `None` for the
+    /// engine's default.
+    pub runtime: Option<String>,
+}
+
+impl HardeningSettings {
+    /// Whether the runtime can change a started container's memory limit (`docker update`). gVisor's `runsc` cannot:
+    /// it has no `update` command, so a run container is started with its script's limit instead.
+    pub fn updates_memory(&self) -> bool {
+        self.runtime.as_deref() != Some("runsc")
+    }
 }
 
 /// A Docker volume mounted into a sandbox.
@@ -78,8 +99,6 @@ pub struct ContainerSpec {
     pub tmpfs_bytes: u64,
     /// The `scrc.*` labels by which the reaper and an operator find whose container it is and when it expires.
     pub labels: HashMap<String, String>,
-    /// The sandbox's own user and group, `uid:gid`: no other live sandbox on the engine has it.
-    pub user: String,
 }
 
 /// A container that is never started: creating it makes Docker fill its empty volumes from the image's files at
@@ -144,6 +163,7 @@ pub fn hardened(spec: ContainerSpec, settings: &HardeningSettings) -> ContainerC
         network_mode: Some("none".into()),
         readonly_rootfs: Some(true),
         cap_drop: Some(vec!["ALL".into()]),
+        cap_add: Some(SUPERVISOR_CAPABILITIES.iter().map(|&cap| cap.to_owned()).collect()),
         security_opt: Some(vec!["no-new-privileges:true".into()]),
         privileged: Some(false),
         memory: Some(memory),
@@ -183,6 +203,7 @@ pub fn hardened(spec: ContainerSpec, settings: &HardeningSettings) -> ContainerC
         init: Some(false),
         auto_remove: Some(false),
         oom_kill_disable: Some(false),
+        runtime: settings.runtime.clone(),
         ..Default::default()
     };
     ContainerCreateBody {
@@ -191,7 +212,7 @@ pub fn hardened(spec: ContainerSpec, settings: &HardeningSettings) -> ContainerC
         cmd: Some(spec.command),
         env: Some(spec.env),
         working_dir: Some(spec.workdir),
-        user: Some(spec.user),
+        user: Some(SUPERVISOR_USER.into()),
         labels: Some(spec.labels),
         attach_stdin: Some(true),
         attach_stdout: Some(true),
@@ -224,7 +245,6 @@ mod tests {
             memory: 64 << 20,
             tmpfs_bytes: 16 << 20,
             labels: HashMap::from([("scrc.instance".into(), "r1".into())]),
-            user: "100123:100123".into(),
         }
     }
 
@@ -235,6 +255,7 @@ mod tests {
             nofile: 256,
             file_size: 64 << 20,
             shm_bytes: 16 << 20,
+            runtime: None,
         }
     }
 
@@ -286,9 +307,28 @@ mod tests {
             "only Docker volumes"
         );
         assert_eq!(host.log_config.as_ref().unwrap().typ.as_deref(), Some("none"));
-        assert_eq!(body.user.as_deref(), Some("100123:100123"), "the sandbox's own user");
+        assert_eq!(
+            body.user.as_deref(),
+            Some("0:0"),
+            "the supervisor, which drops every test to the sandbox's user"
+        );
+        assert_eq!(
+            host.cap_add.as_deref(),
+            Some(&["CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "SETGID", "SETUID"].map(String::from)[..])
+        );
         assert_eq!(body.network_disabled, Some(true));
         assert_eq!(body.entrypoint, Some(vec!["/box/.scrc-guard".to_owned()]));
         assert_eq!(body.labels.as_ref().unwrap()["scrc.instance"], "r1");
+        assert_eq!(host.runtime, None, "the engine's default runtime");
+    }
+
+    #[test]
+    fn a_configured_runtime_runs_every_sandbox() {
+        let gvisor = HardeningSettings {
+            runtime: Some("runsc".into()),
+            ..settings()
+        };
+        let body = hardened(spec(), &gvisor);
+        assert_eq!(body.host_config.unwrap().runtime.as_deref(), Some("runsc"));
     }
 }

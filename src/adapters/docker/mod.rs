@@ -99,6 +99,7 @@ impl DockerRuntime {
     ) -> Result<Self, RuntimeError> {
         let engine = Engine::connect(settings.host.as_deref()).await?;
         engine.ping().await?;
+        check_runtime(&engine, settings.sandbox.hardening.runtime.as_deref()).await?;
         reaper::sweep(&engine, Some(&settings.sandbox.instance)).await;
         ensure_images(&engine, &settings.toolchains, settings.pull_timeout).await;
         let reaper = CancellationToken::new();
@@ -254,6 +255,25 @@ fn open_artifact_cache(settings: &SandboxSettings) -> Option<Arc<ArtifactCache>>
 
 /// Checks every configured image, pulls the missing ones, and warns about those that cannot be had: the scripts
 /// of those languages will get IE naming the image until it is present.
+/// A runtime named by `RUNNER_DOCKER_RUNTIME` must be one the engine offers: else every sandbox would fail to start,
+/// one script at a time.
+async fn check_runtime(engine: &Engine, runtime: Option<&str>) -> Result<(), RuntimeError> {
+    let Some(name) = runtime else {
+        return Ok(());
+    };
+    let offered = engine.runtimes().await?;
+    if offered.iter().any(|offered| offered == name) {
+        return Ok(());
+    }
+    Err(RuntimeError::Sandbox(
+        SandboxFault::NoSuchRuntime {
+            name: name.to_owned(),
+            offered: offered.join(", "),
+        }
+        .into(),
+    ))
+}
+
 async fn ensure_images(engine: &Engine, toolchains: &BTreeMap<Language, Toolchain>, pull_timeout: Duration) {
     let mut users: BTreeMap<&str, BTreeSet<Language>> = BTreeMap::new();
     for (language, toolchain) in toolchains {

@@ -12,7 +12,9 @@
 //!
 //! Limits that depend on the script stay the script's: every build container has the compile limits, and the run
 //! container gets the script's memory limit with `docker update` when it was started with another one (a few ms;
-//! swap follows it). Everything else (CPU, PIDs, tmpfs sizes, hardening) is the same for every script.
+//! swap follows it). A runtime that cannot change a started container's limits (gVisor's `runsc`) gets pairs
+//! without a run container, which is started for its script once the limit is known. Everything else (CPU, PIDs,
+//! tmpfs sizes, hardening) is the same for every script.
 //!
 //! The refill task lives until the runtime is dropped; the supervisor of every pooled container exits when the
 //! runner's stream closes, so a runner killed with SIGKILL leaves only stopped containers for the reaper.
@@ -60,7 +62,8 @@ pub struct Images {
 pub struct Pair {
     /// The container the script is built in, the program volume mounted writable; without `runner`, it runs the tests.
     pub builder: Session,
-    /// `None` when the builder runs the tests too, sealed.
+    /// `None` when the builder runs the tests too, sealed (`builder.seal_tests`), or when the runtime cannot change a
+    /// started container's memory limit, so that the run container is started for the script.
     pub runner: Option<Session>,
     /// The volume, for a run container started later to replace a broken one.
     pub volume: Arc<ProgramVolume>,
@@ -146,10 +149,12 @@ impl Pool {
         self.inner.wake.notify_one();
     }
 
-    /// A started pair for `images`, its run container limited to `memory` bytes, from the pool or started now.
+    /// A started pair for `images`, from the pool or started now. Its run container's limit is fitted to the script
+    /// after the build, when the program's size is known; `memory`, the script's limit, is what the next pairs'
+    /// run containers start with.
     ///
     /// # Errors
-    /// [`RuntimeError`] when a container cannot be started or limited.
+    /// [`RuntimeError`] when a container cannot be started.
     pub async fn take(&self, images: &Images, memory: u64) -> Result<Pair, RuntimeError> {
         lock(&self.inner.wanted).insert(images.clone(), memory);
         let pooled = {
@@ -159,14 +164,10 @@ impl Pool {
             queue.pop_front()
         };
         self.inner.wake.notify_one();
-        let mut pair = match pooled {
-            Some(pair) => pair,
-            None => self.inner.start_pair(images, memory).await?,
-        };
-        if let Some(runner) = &mut pair.runner {
-            runner.limit_memory(memory).await?;
+        match pooled {
+            Some(pair) => Ok(pair),
+            None => self.inner.start_pair(images, memory).await,
         }
-        Ok(pair)
     }
 
     /// Starts a sandbox for images a script asked for and removes it again: the circuit breaker's probe. It
@@ -186,11 +187,12 @@ impl Pool {
         }
     }
 
-    /// A new run container on an existing program volume, for a script whose run container broke.
+    /// A new run container on an existing program volume: for a script whose run container broke, or whose pair
+    /// came without one.
     ///
     /// # Errors
     /// [`RuntimeError`] when the container cannot be started.
-    pub async fn replace_runner(
+    pub async fn start_runner(
         &self,
         image: &str,
         volume: &Arc<ProgramVolume>,
@@ -261,15 +263,20 @@ impl Inner {
             );
             self.sealing.store(false, Ordering::Relaxed);
         }
-        let (builder, runner) = tokio::join!(
-            self.start(
-                &images.build,
-                Role::Build,
-                &volume,
-                settings.compile_memory_limit.bytes()
-            ),
-            self.start(&images.run, Role::Run, &volume, memory),
+        let build = self.start(
+            &images.build,
+            Role::Build,
+            &volume,
+            settings.compile_memory_limit.bytes(),
         );
+        if !settings.hardening.updates_memory() {
+            return Ok(Pair {
+                builder: build.await?,
+                runner: None,
+                volume,
+            });
+        }
+        let (builder, runner) = tokio::join!(build, self.start(&images.run, Role::Run, &volume, memory));
         Ok(Pair {
             builder: builder?,
             runner: Some(runner?),
@@ -306,7 +313,7 @@ impl Inner {
             Role::Run => (settings.run_tmpfs_bytes, &RUN_WRITABLE, true),
             Role::Both => (settings.run_tmpfs_bytes, &RUN_WRITABLE, false),
         };
-        let mut command = vec!["--serve".to_owned()];
+        let mut command = vec!["--serve".to_owned(), "--uid".to_owned(), volume.uid().to_string()];
         command.extend(writable.iter().map(|dir| (*dir).to_owned()));
         let mut mounts = self.shared_dirs.for_image(image).await?;
         mounts.volumes.extend([
@@ -331,7 +338,6 @@ impl Inner {
             memory,
             tmpfs_bytes,
             labels: labels::for_sandbox(&settings.instance, self.expiry(), volume.uid()),
-            user: format!("{0}:{0}", volume.uid()),
         };
         let id = self
             .engine

@@ -207,6 +207,7 @@ impl Programs {
             seal: false,
             strict: self.settings.seccomp == Seccomp::Strict,
         };
+        let (started, memory) = (Instant::now(), builder.memory);
         let observed = match builder.exec(&request, limit + BACKSTOP, cancel).await? {
             Waited::Served(served) => {
                 check_served(&served.report, &plan.image, &plan.command)?;
@@ -216,7 +217,7 @@ impl Programs {
                 observed(served.report, served.stdout, served.stderr)
             }
             Waited::Backstop => backstopped(limit),
-            Waited::OutOfMemory => out_of_memory(),
+            Waited::OutOfMemory => out_of_memory(started.elapsed(), memory),
         };
         if let Some(missing) = outcome::toolchain_missing(&observed, &plan.image) {
             return Err(missing);
@@ -282,9 +283,9 @@ impl Programs {
     }
 
     /// The container the tests run in: the run container, limited to the script's memory less the program's
-    /// `program_bytes` (see [`run_memory`]), or the one that holds the program writable, sealed, under the script's
-    /// own memory limit. `program` is what to load into a new sandbox when that one cannot be lowered: `None` where
-    /// this is that load, so that it never loads again.
+    /// `program_bytes` (see [`run_memory`]) and started now where the pair has none, or the one that holds the
+    /// program writable, sealed, under the script's own memory limit. `program` is what to load into a new sandbox
+    /// when that one cannot be lowered: `None` where this is that load, so that it never loads again.
     async fn tests_container(
         &self,
         pair: Pair,
@@ -298,10 +299,20 @@ impl Programs {
             runner,
             volume,
         } = pair;
+        let memory = run_memory(limits, program_bytes);
         if let Some(mut runner) = runner {
-            if let Some(memory) = run_memory(limits, program_bytes) {
+            if let Some(memory) = memory {
                 runner.limit_memory(memory).await?;
             }
+            return Ok((runner, volume));
+        }
+        if !builder.seal_tests {
+            // Started before the builder goes, so that the volume stays mounted.
+            let runner = self
+                .pool
+                .start_runner(&images.run, &volume, memory.unwrap_or(MIN_RUN_MEMORY))
+                .await?;
+            drop(builder);
             return Ok((runner, volume));
         }
         builder.keep(PROGRAM_DIR).await?;
@@ -315,7 +326,7 @@ impl Programs {
                     Some(program) => self.load(program, images, limits).await?,
                     None => {
                         let memory = run_memory(limits, program_bytes).unwrap_or(MIN_RUN_MEMORY);
-                        let runner = self.pool.replace_runner(&images.run, &volume, memory).await?;
+                        let runner = self.pool.start_runner(&images.run, &volume, memory).await?;
                         (runner, volume)
                     }
                 };
@@ -427,6 +438,7 @@ impl Programs {
             strict: self.settings.seccomp == Seccomp::Strict,
         };
         let sealed = session.seal_tests;
+        let (started, memory) = (Instant::now(), session.memory);
         let observed = match session.exec(&request, limit + BACKSTOP, cancel).await? {
             Waited::Served(served) => {
                 if let Err(error) = check_served(&served.report, &workspace.run.image, &workspace.run.command) {
@@ -444,7 +456,7 @@ impl Programs {
             }
             Waited::OutOfMemory => {
                 slot.take();
-                out_of_memory()
+                out_of_memory(started.elapsed(), memory)
             }
         };
         let mut execution = outcome::execution(observed, self.settings.output_limit, own_heap)
@@ -500,7 +512,7 @@ impl Programs {
         let taking = Instant::now();
         let replacement = self
             .pool
-            .replace_runner(
+            .start_runner(
                 &workspace.run.image,
                 &volume,
                 run_memory(workspace.limits, workspace.program_bytes).unwrap_or(MIN_RUN_MEMORY),
@@ -685,9 +697,13 @@ fn backstopped(limit: Duration) -> Observed {
     }
 }
 
-/// A run whose container the kernel killed for memory, supervisor included: the program did not fit.
-fn out_of_memory() -> Observed {
+/// A run whose container the kernel killed for memory, supervisor included (under gVisor, any run over its limit):
+/// the program did not fit. Its peak was the container's `limit`; its wall time is the runner's own measure, and its
+/// CPU time is lost with the supervisor.
+fn out_of_memory(wall_time: Duration, limit: u64) -> Observed {
     Observed {
+        wall_time,
+        memory_peak: Some(limit),
         oom_killed: true,
         killed_by_runner: true,
         ..Observed::default()

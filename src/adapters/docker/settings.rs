@@ -50,6 +50,6 @@ pub enum Seccomp {
     /// (`guard/filter.c`): no ptrace or process_vm_*, keyrings, eBPF, perf, userfaultfd, io_uring, mounts,
     /// namespaces or unusual personalities, whatever profile the engine runs with.
     Strict,
-    /// The engine's profile alone, as SCRC ran.
-    Engine,
+    /// The engine's default profile alone (`RUNNER_SECCOMP=default`), as SCRC ran.
+    EngineDefault,
 }
