@@ -66,6 +66,18 @@ struct counters read_cgroup(void) {
     return c;
 }
 
+int64_t read_meminfo_usage(void) {
+    char buffer[4096];
+    if (slurp("/proc/meminfo", buffer, sizeof buffer) <= 0) return -1;
+    int64_t anon_kb = -1, shmem_kb = -1;
+    for (char *line = buffer; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        if (strncmp(line, "AnonPages:", 10) == 0) anon_kb = strtoll(line + 10, NULL, 10);
+        if (strncmp(line, "Shmem:", 6) == 0) shmem_kb = strtoll(line + 6, NULL, 10);
+    }
+    if (anon_kb < 0 || shmem_kb < 0) return -1;
+    return (anon_kb + shmem_kb) * 1024;
+}
+
 /* Refaults from a memory.stat: anon plus file (kernel 5.9 on), else the older single counter. */
 static int64_t read_refaults(const char *path, const char *prefix) {
     char anon[64], file[64], both[64];

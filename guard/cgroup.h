@@ -17,6 +17,14 @@ struct counters {
 /* The container's own cgroup counters: cgroup v2 at /sys/fs/cgroup, v1 under per-controller directories. */
 struct counters read_cgroup(void);
 
+/* The sandbox's own memory by the account of its kernel's /proc/meminfo: anonymous pages and shared memory (the
+ * tmpfs files of /tmp and /dev/shm among them), in bytes; -1 when it cannot be read. Under gVisor, whose kernel
+ * offers no cgroup to its sandbox, the guard samples it through a test for the test's peak: gVisor's ru_maxrss
+ * counts memory a process mapped but never touched (a JVM's reserved heap), and its MemTotal less MemFree counts the
+ * files it caches (150 MiB of a JDK's modules, read once). Under runc it would be the host's, and the guard never
+ * reads it. */
+int64_t read_meminfo_usage(void);
+
 struct pressure {
     int64_t usage;    /* bytes charged to the cgroup */
     int64_t limit;    /* the cgroup's limit in bytes; -1 when unlimited or unknown */

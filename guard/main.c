@@ -2,7 +2,9 @@
  * scrc-guard: the supervisor that runs as PID 1 in every scrc sandbox container, for builds and for test runs. One
  * started container judges a whole script, one test after another:
  *
- *   scrc-guard --serve --uid <uid> <writable-dir>...
+ *   scrc-guard --serve --uid <uid> [--own-ipc] [--sample-memory] <writable-dir>...
+ *
+ * --own-ipc and --sample-memory are for a sandbox on a kernel of its own (gVisor; see run_configure in run.h).
  *
  * Why it cannot be subverted from inside: it runs as root inside the container with a handful of capabilities and
  * every build and test runs as the sandbox's own uid with none (user.h), so no test can signal it, ptrace it or open
@@ -98,11 +100,40 @@ static void serve(char *const *writable, int writable_count) {
     }
 }
 
+/* Moves the environment off the stack, where /proc/1/environ reads it (gVisor lets any uid read that file), and
+ * blanks the original there: the image's variables still reach every test, through the copy. */
+static void hide_environment(void) {
+    extern char **environ;
+    size_t count = 0;
+    while (environ[count]) count++;
+    char **copy = calloc(count + 1, sizeof *copy);
+    for (size_t i = 0; copy && i < count; i++) {
+        copy[i] = strdup(environ[i]);
+        if (!copy[i]) return;
+    }
+    if (!copy) return;
+    for (size_t i = 0; i < count; i++) memset(environ[i], 0, strlen(environ[i]));
+    environ = copy;
+}
+
 int main(int argc, char **argv) {
     if (argc < 4 || strcmp(argv[1], "--serve") != 0 || strcmp(argv[2], "--uid") != 0 || user_set(argv[3]) != 0) {
-        fprintf(stderr, "usage: scrc-guard --serve --uid <uid from %d> <writable-dir>...\n", USER_LOWEST);
+        fprintf(stderr, "usage: scrc-guard --serve --uid <uid from %d> [--own-ipc] [--sample-memory] "
+                        "<writable-dir>...\n", USER_LOWEST);
         return 120;
     }
+    int first_dir = 4, own_ipc = 0, sample_memory = 0;
+    for (; first_dir < argc && strncmp(argv[first_dir], "--", 2) == 0; first_dir++) {
+        if (strcmp(argv[first_dir], "--own-ipc") == 0) {
+            own_ipc = 1;
+        } else if (strcmp(argv[first_dir], "--sample-memory") == 0) {
+            sample_memory = 1;
+        } else {
+            fprintf(stderr, "scrc-guard: unknown option %s\n", argv[first_dir]);
+            return 120;
+        }
+    }
+    run_configure(own_ipc, sample_memory);
     /* kill(-1, SIGKILL) is how the guard clears the sandbox. Outside a fresh PID namespace it would kill every process
      * the user can signal, so the guard refuses to run anywhere but as PID 1. */
     if (getpid() != 1) {
@@ -110,6 +141,7 @@ int main(int argc, char **argv) {
         return 123;
     }
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    hide_environment();
     signal(SIGPIPE, SIG_IGN);
     if (watch_children() != 0) return 121;
 
@@ -122,7 +154,7 @@ int main(int argc, char **argv) {
     }
     /* Docker gives a tmpfs the mode of the image's directory it covers: an image whose program directory is not
      * writable by every user cannot host warm sandboxes, and saying so here beats failing every test. */
-    for (int i = 4; i < argc; i++) {
+    for (int i = first_dir; i < argc; i++) {
         if (!user_can_write(argv[i])) {
             fprintf(stderr, "scrc-guard: %s is not writable by the sandbox user: the image must not have it, or have "
                             "it with mode 1777\n", argv[i]);
@@ -134,7 +166,7 @@ int main(int argc, char **argv) {
     send_frame('H', &hello);
     free(hello.data);
 
-    serve(argv + 4, argc - 4);
+    serve(argv + first_dir, argc - first_dir);
     /* The runner closed the stream (it finished, or it died): nothing may outlive it. */
     kill_everything(NULL);
     return 0;

@@ -32,6 +32,11 @@ int run_request_check(const struct run_request *request, uint32_t rest);
  * argv from vector[0], a NULL, then env and a NULL. 0, or EINVAL when there are fewer strings than said. */
 int run_request_strings(const struct run_request *request, char *strings, const char **workdir, char **vector);
 
+/* What a sandbox on a kernel of its own (gVisor) needs: each test in an IPC namespace of its own (`own_ipc`, since
+ * that kernel ignores the IPC sysctls that otherwise clear what a test leaves), and the test's memory peak sampled
+ * from /proc/meminfo (`sample_memory`, since it offers no cgroup and overstates ru_maxrss). */
+void run_configure(int own_ipc, int sample_memory);
+
 /* Makes SIGCHLD wake the guard's poll: 0, or -1 when it cannot. */
 int watch_children(void);
 

@@ -6,8 +6,8 @@
 # Compose; and the Kubernetes manifests against their schemas (scripts/check-kubernetes.sh).
 #
 # Tests that need Docker skip on a machine without it, except under CI=true, where they fail instead. The sandbox
-# suites run twice: with the artifact cache on, then with it off (RUNNER_ARTIFACT_CACHE_BYTES=0, so that every
-# script is compiled).
+# suites run three times: with the artifact cache on, with it off (RUNNER_ARTIFACT_CACHE_BYTES=0, so that every
+# script is compiled), and under gVisor (RUNNER_DOCKER_RUNTIME=runsc).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -29,4 +29,15 @@ cargo test --workspace --locked --no-fail-fast "$@" || status=$?
 # The verdict suites again with the artifact cache off: a program the suites send twice is compiled twice.
 RUNNER_ARTIFACT_CACHE_BYTES=0 cargo test --locked --no-fail-fast --test docker_verdicts --test docker_adversarial \
   --test docker_warm --test docker_toolchains "$@" || status=$?
+# And under gVisor (RUNNER_DOCKER_RUNTIME=runsc), when the engine offers it (scripts/install-gvisor.sh registers
+# it; .ci/run does): every verdict, hostile program and carry-over test must come out the same in its sandbox.
+if docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q '"runsc"'; then
+  RUNNER_DOCKER_RUNTIME=runsc cargo test --locked --no-fail-fast --test docker_verdicts --test docker_adversarial \
+    --test docker_warm "$@" || status=$?
+elif [ "${CI:-}" = "true" ]; then
+  echo "test.sh: CI=true and the engine has no runtime runsc (scripts/install-gvisor.sh registers it)" >&2
+  status=1
+else
+  echo "test.sh: the engine has no runtime runsc: the gVisor pass is skipped (scripts/install-gvisor.sh)" >&2
+fi
 exit "$status"

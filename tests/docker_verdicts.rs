@@ -175,6 +175,14 @@ async fn java_at_16_mib_is_ml() {
     };
     let sum = "import java.util.*;\npublic class Main{public static void main(String[] a){Scanner s=new Scanner(System.in);long x=s.nextLong(),y=s.nextLong();System.out.println(x+y);}}\n";
     let report = judged(&judge, &with_limits(script(Language::Java, sum, &TESTS), 2000, 16)).await;
+    if under_gvisor(&config) {
+        // gVisor's sandbox gets 24 MiB beside the program for its own kernel, and within that room a JVM with an
+        // 8 MiB heap starts and runs; gVisor's count of the program's memory is too coarse to hold it to 16 MiB
+        // (see the README's gVisor section). The one verdict of SCRC's simulator that differs under gVisor.
+        assert_eq!(report.status, Status::Ok, "{report:#?}");
+        assert_clean_and_serving(&judge, &config.instance).await;
+        return;
+    }
     assert_eq!(report.status, Status::MemoryLimit, "{report:#?}");
     assert_eq!(
         report.tests.iter().map(|t| t.status).collect::<Vec<_>>(),
@@ -221,7 +229,13 @@ while True:
         &with_limits(script(Language::Python, thrash, &[("", "")]), 3000, 16),
     )
     .await;
-    assert_stalled_at_the_memory_limit(&report, "python mapping 40 MiB under 16 MiB");
+    if under_gvisor(&config) {
+        // gVisor's kernel has no refault counter to tell thrashing from slowness: the time limit stops it, and TL
+        // is all the facts there support.
+        assert_eq!(report.status, Status::TimeLimit, "{report:#?}");
+    } else {
+        assert_stalled_at_the_memory_limit(&report, "python mapping 40 MiB under 16 MiB");
+    }
     assert_clean_and_serving(&judge, &config.instance).await;
 }
 

@@ -57,9 +57,10 @@ pub fn main(args: &[String], tools: Tools, default_out: &Path) -> i32 {
     let scale = std::env::var("SCRC_BENCH_SCALE")
         .ok()
         .and_then(|v| v.parse::<f64>().ok());
-    // `sandbox` compares the sandbox paths (see `sandbox.rs`), `builds` the toolchains and the artifact cache
-    // (see `builds.rs`), and `languages` measures every language's latency; they have no windows of the other plans.
-    if name == "sandbox" || name == "builds" || name == "languages" {
+    // `sandbox` compares the sandbox with the Docker floor and `runtimes` runc with gVisor (see `sandbox.rs`),
+    // `builds` the toolchains and the artifact cache (see `builds.rs`), and `languages` measures every language's
+    // latency; they have no windows of the other plans.
+    if name == "sandbox" || name == "builds" || name == "languages" || name == "runtimes" {
         let out = std::env::var("SCRC_BENCH_OUT")
             .map(PathBuf::from)
             .unwrap_or_else(|_| default_out.join(name));
@@ -70,6 +71,8 @@ pub fn main(args: &[String], tools: Tools, default_out: &Path) -> i32 {
                 runtime.block_on(async {
                     if name == "sandbox" {
                         sandbox::run(&tools, &out, scale).await
+                    } else if name == "runtimes" {
+                        sandbox::runtimes(&tools, &out, scale).await
                     } else if name == "languages" {
                         sandbox::languages(&tools, &out).await
                     } else {
@@ -114,7 +117,7 @@ pub fn main(args: &[String], tools: Tools, default_out: &Path) -> i32 {
         other => (other, false),
     };
     let Some(mut plan) = Plan::named(plan_name) else {
-        eprintln!("harness: unknown plan {name:?}; use quick, full, school, sandbox, builds or chaos");
+        eprintln!("harness: unknown plan {name:?}; use quick, full, school, sandbox, runtimes, builds or chaos");
         return 2;
     };
     if let Some(factor) = scale {

@@ -119,6 +119,99 @@ pub async fn run(tools: &Tools, out: &Path, scale: f64) -> anyhow::Result<Value>
     Ok(manifest)
 }
 
+/// The runtimes plan (`cargo bench --bench harness -- runtimes`): gVisor's cost, runc and runsc side by side in one
+/// run. Each round measures the idle latency of every language's OK program (as in [`run`]) and the classroom
+/// throughput at `RUNNER_MAX_PARALLEL=4`, first under runc and then under runsc; two rounds, so that a drift of
+/// the machine shows as a difference between rounds rather than between runtimes. Needs the engine to offer the
+/// runtime `runsc` (scripts/install-gvisor.sh).
+///
+/// # Errors
+/// When Docker, a process or Kafka fails.
+pub async fn runtimes(tools: &Tools, out: &Path, scale: f64) -> anyhow::Result<Value> {
+    const ROUNDS: usize = 2;
+    std::fs::create_dir_all(out.join("logs")).with_context(|| format!("cannot create {}", out.display()))?;
+    let library = crate::library()?;
+    let clock = Instant::now();
+    let started_unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let window = Duration::from_secs_f64(120.0 * scale);
+    let mut latency: BTreeMap<&str, BTreeMap<String, Vec<f64>>> = BTreeMap::new();
+    let mut throughput: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for round in 1..=ROUNDS {
+        for runtime in ["runc", "runsc"] {
+            let mut tools = tools.clone();
+            tools.env.push(("RUNNER_DOCKER_RUNTIME".into(), runtime.into()));
+            let tag = format!("{started_unix:x}-{round}");
+            let label = format!("{runtime}-{round}");
+            eprintln!(
+                "bench: round {round}, {runtime}: latency ({:.0} s elapsed)",
+                clock.elapsed().as_secs_f64()
+            );
+            let medians = idle_latency(&tools, &label, &library, &LANGUAGES, out, &tag).await?;
+            for (language, median) in medians {
+                latency
+                    .entry(runtime)
+                    .or_default()
+                    .entry(language)
+                    .or_default()
+                    .push(median);
+            }
+            eprintln!(
+                "bench: round {round}, {runtime}: throughput ({:.0} s elapsed)",
+                clock.elapsed().as_secs_f64()
+            );
+            let per_min = classroom_throughput(&tools, &label, &library, window, out, &tag).await?;
+            throughput.entry(runtime).or_default().push(per_min);
+        }
+    }
+    let mean = |values: &[f64]| values.iter().sum::<f64>() / values.len().max(1) as f64;
+    let mut rows = Vec::new();
+    let mut bars = Vec::new();
+    for language in LANGUAGES {
+        let of = |runtime: &str| latency.get(runtime).and_then(|m| m.get(language)).map(|v| mean(v));
+        let (runc, runsc) = (of("runc"), of("runsc"));
+        rows.push(json!({
+            "language": language,
+            "runc_ms": runc,
+            "runsc_ms": runsc,
+            "runsc_over_runc": runc.zip(runsc).map(|(runc, runsc)| runsc / runc),
+            "rounds": {"runc": latency.get("runc").and_then(|m| m.get(language)),
+                       "runsc": latency.get("runsc").and_then(|m| m.get(language))},
+        }));
+        for (runtime, value) in [("runc", runc), ("runsc", runsc)] {
+            if let Some(ms) = value {
+                bars.push((format!("{} {runtime}", super::short(language)), ms));
+            }
+        }
+    }
+    charts::bars(
+        &out.join("runtimes_latency.png"),
+        "Idle latency, OK programs: runc and gVisor (runsc)",
+        "milliseconds, send to result",
+        &bars,
+    )?;
+    let (runc, runsc) = (mean(&throughput["runc"]), mean(&throughput["runsc"]));
+    let manifest = json!({
+        "plan": {"name": "runtimes", "scale": scale, "rounds": ROUNDS, "window_seconds": window.as_secs_f64()},
+        "machine": output::machine(),
+        "started_unix": started_unix,
+        "duration_seconds": clock.elapsed().as_secs_f64(),
+        "latency": rows,
+        "throughput_per_min": {"runc": throughput["runc"], "runsc": throughput["runsc"],
+                               "runsc_over_runc": runsc / runc},
+        "charts": ["runtimes_latency.png"],
+    });
+    std::fs::write(
+        out.join("runtimes_manifest.json"),
+        serde_json::to_vec_pretty(&manifest)?,
+    )?;
+    eprintln!(
+        "bench: done in {:.0} s; results in {}",
+        clock.elapsed().as_secs_f64(),
+        out.display()
+    );
+    Ok(manifest)
+}
+
 pub(super) fn ok<'a>(library: &'a [Scenario], language: &str) -> anyhow::Result<&'a Scenario> {
     library
         .iter()

@@ -263,14 +263,19 @@ mod tests {
     }
 
     #[test]
+    fn a_runtime_that_reports_its_cap_holding_half_of_it_is_owed_a_third() {
+        let php = OwnHeap::holding_a_third(48 << 20, |stderr| stderr == b"Allowed memory size");
+        assert!(php.exhausted(b"Allowed memory size", Some(16 << 20)));
+        assert!(!php.exhausted(b"Allowed memory size", Some((16 << 20) - 1)));
+        assert!(!OwnHeap::new(48 << 20, |_| true).exhausted(b"", Some(16 << 20)));
+    }
+
+    #[test]
     fn a_runtimes_own_out_of_memory_report_counts_only_after_a_failure_and_with_the_memory_to_show() {
         // ADVERSARIAL.md 25 (issue 26, finding 4): a program that prints a runtime's out-of-memory words and exits
         // 1 without using its memory is RE; the words count only from a runtime with its own heap, after a failure,
         // with the memory peak at three quarters of that heap.
-        let heap = OwnHeap {
-            cap: 64 << 20,
-            reports: |stderr| stderr == b"MemoryError",
-        };
+        let heap = OwnHeap::new(64 << 20, |stderr| stderr == b"MemoryError");
         let failed = |peak: u64| {
             let mut observed = exited(1);
             observed.stderr = b"MemoryError".to_vec();

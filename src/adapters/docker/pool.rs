@@ -314,6 +314,13 @@ impl Inner {
             Role::Both => (settings.run_tmpfs_bytes, &RUN_WRITABLE, false),
         };
         let mut command = vec!["--serve".to_owned(), "--uid".to_owned(), volume.uid().to_string()];
+        command.extend(
+            settings
+                .hardening
+                .supervisor_options()
+                .iter()
+                .map(|&option| option.to_owned()),
+        );
         command.extend(writable.iter().map(|dir| (*dir).to_owned()));
         let mut mounts = self.shared_dirs.for_image(image).await?;
         mounts.volumes.extend([

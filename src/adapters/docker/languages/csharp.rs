@@ -30,10 +30,7 @@ impl LanguageModule for CSharp {
     }
 
     fn own_heap(&self, memory: MemoryLimit) -> Option<OwnHeap> {
-        Some(OwnHeap {
-            cap: mono_heap(memory),
-            reports: mono_out_of_memory,
-        })
+        Some(OwnHeap::holding_a_third(mono_heap(memory), mono_out_of_memory))
     }
 }
 

@@ -41,10 +41,7 @@ impl LanguageModule for Kotlin {
     }
 
     fn own_heap(&self, memory: MemoryLimit) -> Option<OwnHeap> {
-        Some(OwnHeap {
-            cap: jvm_heap(memory),
-            reports: jvm_out_of_memory,
-        })
+        Some(OwnHeap::new(jvm_heap(memory), jvm_out_of_memory))
     }
 }
 

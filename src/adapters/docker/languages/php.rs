@@ -29,10 +29,7 @@ impl LanguageModule for Php {
     }
 
     fn own_heap(&self, memory: MemoryLimit) -> Option<OwnHeap> {
-        Some(OwnHeap {
-            cap: php_heap(memory),
-            reports: php_out_of_memory,
-        })
+        Some(OwnHeap::holding_a_third(php_heap(memory), php_out_of_memory))
     }
 }
 

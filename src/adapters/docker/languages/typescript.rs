@@ -45,10 +45,7 @@ impl LanguageModule for TypeScript {
     }
 
     fn own_heap(&self, memory: MemoryLimit) -> Option<OwnHeap> {
-        Some(OwnHeap {
-            cap: node_heap(memory),
-            reports: node_out_of_memory,
-        })
+        Some(OwnHeap::new(node_heap(memory), node_out_of_memory))
     }
 }
 
