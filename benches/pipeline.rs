@@ -26,6 +26,7 @@ async fn measure(scripts: usize, max_parallel: usize) -> f64 {
         results: "script-results".into(),
         dead_letters: "scripts-dlq".into(),
         partitions: 6,
+        events: None,
     })
     .expect("dev broker");
     let brokers = broker.bootstrap_servers();
@@ -62,6 +63,7 @@ async fn measure(scripts: usize, max_parallel: usize) -> f64 {
         client_id: "bench".into(),
         properties: Vec::new(),
         max_message_bytes: 1 << 20,
+        max_files: 64,
         max_result_bytes: 950_000,
         max_poll_interval: Duration::from_secs(300),
         max_parallel,
@@ -70,6 +72,7 @@ async fn measure(scripts: usize, max_parallel: usize) -> f64 {
     let limits = Limits {
         time: TimeLimit::new(Duration::from_secs(5)).expect("positive"),
         memory: MemoryLimit::new(256 << 20).expect("positive"),
+        cpu_time: None,
     };
     let policy = LimitPolicy {
         default: limits,

@@ -66,6 +66,13 @@ struct counters read_cgroup(void) {
     return c;
 }
 
+int64_t read_cpu_usage_ns(void) {
+    int64_t usec = read_key("/sys/fs/cgroup/cpu.stat", "usage_usec");
+    if (usec >= 0) return usec * 1000;
+    int64_t ns = read_number("/sys/fs/cgroup/cpuacct/cpuacct.usage");
+    return ns >= 0 ? ns : read_number("/sys/fs/cgroup/cpu,cpuacct/cpuacct.usage");
+}
+
 int64_t read_meminfo_usage(void) {
     char buffer[4096];
     if (slurp("/proc/meminfo", buffer, sizeof buffer) <= 0) return -1;

@@ -17,6 +17,11 @@ struct counters {
 /* The container's own cgroup counters: cgroup v2 at /sys/fs/cgroup, v1 under per-controller directories. */
 struct counters read_cgroup(void);
 
+/* The CPU time in nanoseconds that every process of the container has used since it was made (cgroup v2's
+ * cpu.stat usage_usec, v1's cpuacct.usage); -1 when the cgroup does not say (gVisor offers none). It counts what no
+ * wait reports: a child reaped by the kernel because its parent ignores SIGCHLD, and one still running. */
+int64_t read_cpu_usage_ns(void);
+
 /* The sandbox's own memory by the account of its kernel's /proc/meminfo: anonymous pages and shared memory (the
  * tmpfs files of /tmp and /dev/shm among them), in bytes; -1 when it cannot be read. Under gVisor, whose kernel
  * offers no cgroup to its sandbox, the guard samples it through a test for the test's peak: gVisor's ru_maxrss

@@ -25,7 +25,10 @@
  *   'W'  wipe: kill every process but PID 1, then empty every <writable-dir>. Reply 'C'.
  *   'F'  write a file: u32 mode, i64 mtime (s), u32 path length, path, contents (no reply)
  *   'X'  run a test: u32 limit ms, u32 output limit, u32 flags, u32 argc, u32 envc, u32 length of the strings,
- *        then workdir, argv and env as NUL-terminated strings, then stdin to the end of the frame. Reply 'R'.
+ *        u32 CPU-time limit ms (0: none), then workdir, argv and env as NUL-terminated strings, with flag 4 the
+ *        output file's absolute path after them, then stdin to the end of the frame. Reply 'R'.
+ *        Flag 2, strict: the guard's own syscall filter (filter.h) over the test. Flag 4, output file: the report
+ *        carries that file's contents, read once the test is over (run.c, read_output_file), instead of stdout.
  *        Flag 1, seal: the test may write only beneath the <writable-dir>s and to devices in /dev; everything else,
  *        the program directory included, is read-only to it (Landlock, unprivileged, applied in the test's own
  *        process before exec, so it binds the test and everything it starts). Landlock does not cover a file's

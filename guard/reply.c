@@ -65,6 +65,8 @@ size_t report_json(const struct report *report, char *json) {
     append_optional(&at, end, "memory_limit", report->at_timeout.limit);
     append_optional(&at, end, "memory_at_timeout", report->at_timeout.usage);
     append_optional(&at, end, "refaulted_before_timeout", report->at_timeout.refaulted);
+    if (report->cpu_exceeded) append_flag(&at, end, "cpu_exceeded", 1);
+    if (report->output_file) append(&at, end, ",\"output_file\":\"%s\"", report->output_file);
     append(&at, end, "}");
     return (size_t)(at - json);
 }

@@ -32,6 +32,8 @@ struct report {
     int64_t oom_kills;   /* OOM kills in the container during the test */
     int output_exceeded; /* a stream went past the output limit, and the test was killed */
     struct memory_at_timeout at_timeout; /* the memory facts of a test the time limit stopped */
+    int cpu_exceeded;        /* the guard killed the test at its CPU-time limit; in the JSON only when set */
+    const char *output_file; /* "written" or "missing" when the test's output is a file; NULL (left out) else */
 };
 
 /* The hello: "scrc-guard 1 landlock=<ABI version, 0 without Landlock>". */

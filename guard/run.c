@@ -8,16 +8,19 @@
 #define _GNU_SOURCE
 #include "run.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -59,6 +62,7 @@ void run_request_parse(struct run_request *request, const unsigned char *fixed) 
     request->argc = get_u32(fixed + 12);
     request->envc = get_u32(fixed + 16);
     request->strings_length = get_u32(fixed + 20);
+    request->cpu_limit_ms = get_u32(fixed + 24);
 }
 
 int run_request_check(const struct run_request *request, uint32_t rest) {
@@ -68,13 +72,19 @@ int run_request_check(const struct run_request *request, uint32_t rest) {
     return 0;
 }
 
-int run_request_strings(const struct run_request *request, char *strings, const char **workdir, char **vector) {
+int run_request_strings(const struct run_request *request, char *strings, const char **workdir, char **vector,
+                        const char **output_file) {
     char *at = strings + strlen(strings) + 1, *end = strings + request->strings_length;
     *workdir = strings;
     for (uint32_t i = 0; i < request->argc + request->envc; i++) {
         if (at >= end) return EINVAL;
         vector[i + (i >= request->argc ? 1 : 0)] = at;
         at += strlen(at) + 1;
+    }
+    *output_file = NULL;
+    if (request->flags & RUN_OUTPUT_FILE) {
+        if (at >= end || *at != '/') return EINVAL;
+        *output_file = at;
     }
     return 0;
 }
@@ -133,6 +143,35 @@ static int drain(struct stream *s, uint32_t limit) {
     }
 }
 
+/* The test's output file, as the guard finds it once every process of the test is dead: a plain file of the
+ * sandbox's user, opened without following a link, read into `kept` up to `limit` bytes; one more sets
+ * `*exceeded` (OL). "written", or "missing" for anything else (no file, a link, a directory, a FIFO, a file of
+ * someone else's), which the guard never reads. */
+static const char *read_output_file(const char *path, uint32_t limit, struct bytes *kept, int *exceeded) {
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return "missing";
+    struct stat st;
+    uid_t owner = user_uid();
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (owner != (uid_t)-1 && st.st_uid != owner)) {
+        close(fd);
+        return "missing";
+    }
+    char buffer[65536];
+    for (;;) {
+        ssize_t got = read(fd, buffer, sizeof buffer);
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) break;
+        size_t room = limit > kept->length ? limit - kept->length : 0;
+        bytes_add(kept, buffer, (size_t)got < room ? (size_t)got : room);
+        if ((size_t)got > room) {
+            *exceeded = 1;
+            break;
+        }
+    }
+    close(fd);
+    return "written";
+}
+
 static void send_report(const struct report *report, const struct bytes *out, const struct bytes *err) {
     struct bytes reply = {0};
     report_payload(&reply, report, out, err);
@@ -156,6 +195,7 @@ struct test {
     char **argv, **env;    /* NULL-terminated; env goes over the image's variables */
     int seal;              /* seal the test before exec (RUN_SEAL) */
     int strict;            /* filter its syscalls (RUN_STRICT) */
+    const char *output_file; /* where its output is read from after it (RUN_OUTPUT_FILE); NULL for stdout */
     char *const *writable; /* what a sealed test may still write beneath */
     int writable_count;
     int input;       /* its stdin: a memfd holding the request's stdin */
@@ -250,6 +290,47 @@ static int64_t rusage_cpu_ns(const struct rusage *usage) {
            ((int64_t)usage->ru_utime.tv_usec + usage->ru_stime.tv_usec) * 1000LL;
 }
 
+/* How often the CPU time of a test with a CPU-time limit is added up: it may overrun by about this much per CPU.
+ * Never more often, however often output wakes the guard: a count walks /proc when the cgroup does not say. */
+#define CPU_CHECK_MS 10
+
+/* The CPU time in nanoseconds of every live process but the guard, each with what it has reaped of its own
+ * children: utime, stime, cutime and cstime of /proc/<pid>/stat. With what the guard itself reaped since the test
+ * began (RUSAGE_CHILDREN), the CPU time of the whole test so far, every process and thread of it. */
+static int64_t live_cpu_ns(void) {
+    DIR *proc = opendir("/proc");
+    if (!proc) return 0;
+    long ticks = sysconf(_SC_CLK_TCK);
+    if (ticks <= 0) ticks = 100;
+    int64_t total = 0;
+    struct dirent *entry;
+    while ((entry = readdir(proc))) {
+        char *end = NULL;
+        long pid = strtol(entry->d_name, &end, 10);
+        if (!end || *end || pid <= 1) continue;
+        char path[64], buffer[1024];
+        snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) continue;
+        ssize_t got = read(fd, buffer, sizeof buffer - 1);
+        close(fd);
+        if (got <= 0) continue;
+        buffer[got] = '\0';
+        /* The command name may hold spaces and parentheses: the fields start after the last ')'. From the state
+         * on, utime, stime, cutime and cstime are the 12th to 15th. */
+        char *after = strrchr(buffer, ')');
+        unsigned long long utime, stime;
+        long long cutime, cstime;
+        if (!after || sscanf(after + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %lld %lld", &utime,
+                             &stime, &cutime, &cstime) != 4)
+            continue;
+        total += (int64_t)(utime + stime + (unsigned long long)cutime + (unsigned long long)cstime) * 1000000000LL /
+                 ticks;
+    }
+    closedir(proc);
+    return total;
+}
+
 /* A test under way, as the guard watches it. */
 struct running {
     pid_t child;             /* the test's process; what it starts is the test's too */
@@ -258,13 +339,37 @@ struct running {
     uint32_t output_limit;
     int64_t max_rss_kb;   /* the largest ru_maxrss (KiB) of the test's processes reaped so far */
     int64_t sampled_peak; /* the most memory in use sampled from /proc/meminfo (sample_memory), else -1 */
+    int64_t cpu_limit_ns; /* the test's CPU-time limit; 0 for none */
+    struct rusage reaped_before; /* the guard's RUSAGE_CHILDREN when the test began */
+    int64_t cgroup_cpu_before;   /* the container's CPU time when the test began (read_cpu_usage_ns), or -1 */
+    int64_t guard_cpu_before;    /* the guard's own CPU time then */
 };
+
+static int64_t own_cpu_ns(void) {
+    struct rusage self;
+    getrusage(RUSAGE_SELF, &self);
+    return rusage_cpu_ns(&self);
+}
+
+/* The test's CPU time so far, every process and thread of it: by the container's cgroup less the guard's own when
+ * the cgroup says, which also counts children no wait reports; else what the guard reaped and the live processes'
+ * counts (live_cpu_ns). */
+static int64_t test_cpu_ns(const struct running *run) {
+    if (run->cgroup_cpu_before >= 0) {
+        int64_t now = read_cpu_usage_ns();
+        if (now >= 0) return now - run->cgroup_cpu_before - (own_cpu_ns() - run->guard_cpu_before);
+    }
+    struct rusage reaped;
+    getrusage(RUSAGE_CHILDREN, &reaped);
+    return rusage_cpu_ns(&reaped) - rusage_cpu_ns(&run->reaped_before) + live_cpu_ns();
+}
 
 /* How a test ended. */
 struct ending {
     int reaped;    /* the test's process was reaped, and `status` is its wait status */
     int status;
     int timed_out; /* the guard killed everything at the time limit */
+    int cpu_exceeded; /* the guard killed everything at the CPU-time limit */
     struct timespec finished;
     struct pressure late, stopped; /* read at the start of the stall window, and at the stop */
 };
@@ -293,6 +398,7 @@ static struct ending watch(struct running *run, uint32_t limit_ms) {
     int64_t limit_ns = (int64_t)(limit_ms ? limit_ms : 1) * 1000000LL;
     int64_t late_at_ns = limit_ns - stall_window_ns(limit_ns);
     int late_taken = 0;
+    int64_t cpu_checked_at = -CPU_CHECK_MS * 1000000LL;
     while (!ending.reaped) {
         struct timespec now;
         clock_gettime(CLOCK_MONOTONIC, &now);
@@ -308,6 +414,16 @@ static struct ending watch(struct running *run, uint32_t limit_ms) {
         int64_t until = late_taken ? remaining : late_at_ns - elapsed;
         int64_t wait_ms = ending.timed_out ? 50 : (until + 999999) / 1000000;
         if (sample_memory && !ending.timed_out && wait_ms > SAMPLE_MS) wait_ms = SAMPLE_MS;
+        if (run->cpu_limit_ns && !ending.timed_out && !ending.cpu_exceeded) {
+            if (elapsed - cpu_checked_at >= CPU_CHECK_MS * 1000000LL) {
+                cpu_checked_at = elapsed;
+                if (test_cpu_ns(run) > run->cpu_limit_ns) {
+                    ending.cpu_exceeded = 1;
+                    kill(-1, SIGKILL);
+                }
+            }
+            if (!ending.cpu_exceeded && wait_ms > CPU_CHECK_MS) wait_ms = CPU_CHECK_MS;
+        }
         struct pollfd fds[3] = {{sigchld_pipe[0], POLLIN, 0}, {run->out.fd, POLLIN, 0}, {run->err.fd, POLLIN, 0}};
         if (poll(fds, 3, wait_ms < INT_MAX ? (int)wait_ms : INT_MAX) < 0 && errno != EINTR) break;
         /* Sampled as soon as the poll wakes, output included: a runtime reports its heap full on stderr while it
@@ -341,7 +457,12 @@ static void run_test(struct test *test, const struct run_request *request) {
     struct counters before = read_cgroup();
     struct rusage children_before;
     getrusage(RUSAGE_CHILDREN, &children_before);
-    struct running run = {.output_limit = request->output_limit, .sampled_peak = -1};
+    struct running run = {.output_limit = request->output_limit,
+                          .sampled_peak = -1,
+                          .cpu_limit_ns = (int64_t)request->cpu_limit_ms * 1000000LL,
+                          .reaped_before = children_before,
+                          .cgroup_cpu_before = read_cpu_usage_ns(),
+                          .guard_cpu_before = own_cpu_ns()};
     clock_gettime(CLOCK_MONOTONIC, &run.started);
     run.child = fork();
     if (run.child < 0) _exit(122);
@@ -367,9 +488,21 @@ static void run_test(struct test *test, const struct run_request *request) {
     if (run.out.fd >= 0) close(run.out.fd);
     if (run.err.fd >= 0) close(run.err.fd);
 
+    /* The output file replaces stdout, which was drained and capped all the same. */
+    const char *output_file = NULL;
+    int file_exceeded = 0;
+    if (test->output_file) {
+        run.out.kept.length = 0;
+        output_file = read_output_file(test->output_file, run.output_limit, &run.out.kept, &file_exceeded);
+    }
+
     struct counters after = read_cgroup();
     struct rusage children_after;
     getrusage(RUSAGE_CHILDREN, &children_after);
+    /* What wait reported is a floor; the cgroup's count adds the children no wait reported. Every process of the
+     * test is dead, so the live count adds nothing. */
+    int64_t reaped_cpu_ns = rusage_cpu_ns(&children_after) - rusage_cpu_ns(&children_before);
+    int64_t cgroup_cpu_ns = test_cpu_ns(&run);
     struct report report = {
         .started = 1,
         .setup_errno = seal_errno,
@@ -379,13 +512,15 @@ static void run_test(struct test *test, const struct run_request *request) {
         .timed_out = ending.timed_out,
         .exec_errno = exec_errno,
         .cgroup = after.cgroup,
-        .cpu_ns = rusage_cpu_ns(&children_after) - rusage_cpu_ns(&children_before),
+        .cpu_ns = cgroup_cpu_ns > reaped_cpu_ns ? cgroup_cpu_ns : reaped_cpu_ns,
         .memory_peak = run.sampled_peak >= 0                  ? run.sampled_peak
                        : after.memory_peak > before.memory_peak ? after.memory_peak
                                                                 : run.max_rss_kb * 1024,
         .oom_kills = after.oom_kills >= 0 && before.oom_kills >= 0 ? after.oom_kills - before.oom_kills : -1,
-        .output_exceeded = run.out.exceeded || run.err.exceeded,
+        .output_exceeded = run.out.exceeded || run.err.exceeded || file_exceeded,
         .at_timeout = memory_at_timeout(ending.timed_out, &ending.late, &ending.stopped),
+        .cpu_exceeded = ending.cpu_exceeded,
+        .output_file = output_file,
     };
     send_report(&report, &run.out.kept, &run.err.kept);
     free(run.out.kept.data);
@@ -408,7 +543,8 @@ void op_run(uint32_t length, char *const *writable, int writable_count) {
     char **vector = NULL;
     if (!setup_pending()) {
         vector = calloc((size_t)request.argc + request.envc + 2, sizeof *vector);
-        setup_failed(vector ? run_request_strings(&request, strings, &test.workdir, vector) : ENOMEM);
+        setup_failed(vector ? run_request_strings(&request, strings, &test.workdir, vector, &test.output_file)
+                            : ENOMEM);
     }
     if (setup_pending()) {
         struct report report = {.setup_errno = setup_take()};

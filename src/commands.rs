@@ -185,6 +185,7 @@ pub async fn dev_broker(config: &Config, partitions: i32) -> anyhow::Result<()> 
         results: config.kafka.results_topic.clone(),
         dead_letters: config.kafka.dlq_topic.clone(),
         partitions,
+        events: config.events_topic.clone(),
     };
     let broker = DevBroker::start(&topics).context("cannot start the embedded broker")?;
     let mut stdout = std::io::stdout();
@@ -195,6 +196,7 @@ pub async fn dev_broker(config: &Config, partitions: i32) -> anyhow::Result<()> 
         scripts = %topics.scripts.join(","),
         results = %topics.results,
         dead_letters = %topics.dead_letters,
+        events = topics.events.as_deref().unwrap_or("none"),
         partitions,
         "dev broker ready; stop it with Ctrl-C"
     );

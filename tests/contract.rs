@@ -265,6 +265,8 @@ fn reports_of_every_kind_encode_to_valid_results() {
             memory_exceeded: status == Status::MemoryLimit,
             stalled_at_memory_limit: false,
             output_exceeded: status == Status::OutputLimit,
+            cpu_exceeded: false,
+            output_file_missing: false,
         };
         let detail = if status == Status::Ok { "" } else { "because" };
         (
@@ -412,7 +414,7 @@ fn a_result_with_an_unknown_status_or_without_id_is_invalid() {
 }
 
 #[test]
-fn a_script_without_language_or_source_is_invalid_and_one_without_id_is_not() {
+fn a_script_without_language_or_program_is_invalid_and_one_without_id_is_not() {
     let contract = Contract::load();
     let script = json!({"language": "python", "source": "print(1)"});
     // SCRC's minimal message: the id comes from the key, then from `topic:partition:offset`.
@@ -421,7 +423,43 @@ fn a_script_without_language_or_source_is_invalid_and_one_without_id_is_not() {
     contract.assert_valid(Kind::Script, &edited(&script, "limits", json!(null)), "null limits");
     let invalid = |value: Value, what: &str| contract.assert_invalid(Kind::Script, &value, what);
     invalid(without(&script, "language"), "a script without language");
-    invalid(without(&script, "source"), "a script without source");
+    invalid(without(&script, "source"), "a script without source or files");
+    let files = json!([{"path": "main.py", "content": "print(1)"}, {"path": "lib/util.py", "content": ""}]);
+    contract.assert_valid(
+        Kind::Script,
+        &edited(&without(&script, "source"), "files", files),
+        "files instead of source",
+    );
+    for path in [
+        "../x",
+        "/etc/x",
+        "a/../../x",
+        "a//b",
+        "prog",
+        "prog.exe/x",
+        ".scrc-x",
+        "a\\b",
+        "",
+    ] {
+        let files = json!([{"path": path, "content": ""}]);
+        invalid(edited(&script, "files", files), &format!("a file at {path:?}"));
+    }
+    invalid(
+        edited(&script, "files", json!([{"path": "x", "encoding": "gzip"}])),
+        "an unknown encoding",
+    );
+    invalid(
+        edited(&script, "io", json!({"output_file": "a/b"})),
+        "an output file in a directory",
+    );
+    invalid(
+        edited(&script, "io", json!({"input_file": ".."})),
+        "an input file named ..",
+    );
+    invalid(
+        edited(&script, "limits", json!({"cpu_time_limit_ms": -1})),
+        "a negative CPU limit",
+    );
     invalid(edited(&script, "id", json!(7)), "a numeric id");
     invalid(edited(&script, "id", json!("i".repeat(257))), "an id over 256 bytes");
     invalid(edited(&script, "language", json!("Python")), "a capitalised language");
@@ -508,7 +546,7 @@ fn classify(value: &Value) -> Result<Kind, String> {
     };
     let has = |field: &str| object.contains_key(field);
     let mut claims = Vec::new();
-    if has("source") {
+    if has("source") || has("files") {
         claims.push(Kind::Script);
     }
     if object.get("type") == Some(&json!("done")) {

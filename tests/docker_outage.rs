@@ -321,6 +321,7 @@ async fn readiness_turns_false_while_the_engine_is_cut() {
         results: "script-results".into(),
         dead_letters: "scripts-dlq".into(),
         partitions: 1,
+        events: None,
     })
     .expect("dev broker");
     let proxy = Proxy::start();

@@ -184,6 +184,7 @@ async fn after_sigkill_the_program_still_ends_and_a_restarted_runner_cleans_up_a
         results: "script-results".into(),
         dead_letters: "scripts-dlq".into(),
         partitions: 1,
+        events: None,
     })
     .expect("dev broker");
     let brokers = broker.bootstrap_servers();

@@ -29,6 +29,7 @@ async fn scrc_messages_in_scrc_results_out() {
         results: "script-results".into(),
         dead_letters: "scripts-dlq".into(),
         partitions: 3,
+        events: None,
     })
     .expect("dev broker");
     let brokers = broker.bootstrap_servers();
@@ -248,6 +249,7 @@ async fn metrics_and_events_follow_what_was_judged() {
         results: "script-results".into(),
         dead_letters: "scripts-dlq".into(),
         partitions: 2,
+        events: None,
     })
     .expect("dev broker");
     let brokers = broker.bootstrap_servers();

@@ -19,10 +19,12 @@ fn policy() -> LimitPolicy {
         default: Limits {
             time: TimeLimit::new(Duration::from_secs(5)).unwrap(),
             memory: MemoryLimit::new(256 * MIB).unwrap(),
+            cpu_time: None,
         },
         max: Limits {
             time: TimeLimit::new(Duration::from_secs(20)).unwrap(),
             memory: MemoryLimit::new(1024 * MIB).unwrap(),
+            cpu_time: None,
         },
         min_memory: MemoryLimit::new(6 * MIB).unwrap(),
         max_tests: 8,

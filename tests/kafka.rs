@@ -31,6 +31,7 @@ fn topics() -> DevTopics {
         results: "script-results".into(),
         dead_letters: "scripts-dlq".into(),
         partitions: PARTITIONS,
+        events: None,
     }
 }
 
@@ -48,6 +49,7 @@ fn kafka_settings(broker: &DevBroker, instance: &str, max_parallel: usize) -> Ka
             ("heartbeat.interval.ms".into(), "500".into()),
         ],
         max_message_bytes: 64 * 1024,
+        max_files: 64,
         max_result_bytes: 950_000,
         max_poll_interval: Duration::from_secs(300),
         max_parallel,
@@ -60,10 +62,12 @@ fn policy() -> LimitPolicy {
         default: Limits {
             time: TimeLimit::new(Duration::from_secs(5)).unwrap(),
             memory: MemoryLimit::new(256 << 20).unwrap(),
+            cpu_time: None,
         },
         max: Limits {
             time: TimeLimit::new(Duration::from_secs(20)).unwrap(),
             memory: MemoryLimit::new(1 << 30).unwrap(),
+            cpu_time: None,
         },
         min_memory: MemoryLimit::new(6 << 20).unwrap(),
         max_tests: 16,
@@ -291,6 +295,33 @@ fn rand_suffix() -> u128 {
 
 fn ids(prefix: &str, count: usize) -> Vec<String> {
     (0..count).map(|n| format!("{prefix}-{n}")).collect()
+}
+
+/// The partitions of `topic` as the broker reports them; `None` while it does not know the topic.
+fn partitions_of(broker: &DevBroker, topic: &str) -> Option<usize> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap_servers())
+        .set("allow.auto.create.topics", "false")
+        .create()
+        .unwrap();
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).unwrap();
+    let found = metadata.topics().iter().find(|t| t.name() == topic)?;
+    found.error().is_none().then(|| found.partitions().len())
+}
+
+/// `scrc dev-broker` with `KAFKA_EVENTS_TOPIC` set makes the events topic with the others, as `scrc create-topics`
+/// does, so that a consumer subscribing before the first event finds it (and without it, makes none).
+#[test]
+fn the_dev_broker_makes_the_events_topic_when_one_is_configured() {
+    let without = DevBroker::start(&topics()).unwrap();
+    assert_eq!(partitions_of(&without, "scrc-events"), None);
+    assert_eq!(partitions_of(&without, "scripts"), Some(PARTITIONS as usize));
+    let with = DevBroker::start(&DevTopics {
+        events: Some("scrc-events".into()),
+        ..topics()
+    })
+    .unwrap();
+    assert_eq!(partitions_of(&with, "scrc-events"), Some(PARTITIONS as usize));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -885,6 +916,7 @@ async fn fuzzed_messages_are_each_answered_committed_and_the_runner_stays_up() {
     let started = Instant::now();
     let broker = DevBroker::start(&DevTopics {
         partitions: FUZZ_PARTITIONS as i32,
+        events: None,
         ..topics()
     })
     .unwrap();

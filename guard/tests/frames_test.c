@@ -441,17 +441,18 @@ static void test_requests(void) {
     struct run_request x;
     run_request_parse(&x, run.data + FRAME_HEADER);
     rest = (uint32_t)(run.length - FRAME_HEADER - RUN_HEADER);
-    CHECK(x.limit_ms == 1500 && x.output_limit == 64 && x.flags == RUN_SEAL && x.argc == 2 && x.envc == 1 &&
-              x.strings_length == 36,
-          "limit %u, output %u, flags %u, argc %u, envc %u, strings %u", x.limit_ms, x.output_limit, x.flags, x.argc,
-          x.envc, x.strings_length);
+    CHECK(x.limit_ms == 1500 && x.output_limit == 64 && x.flags == (RUN_SEAL | RUN_OUTPUT_FILE) && x.argc == 2 &&
+              x.envc == 1 && x.strings_length == 49 && x.cpu_limit_ms == 1000,
+          "limit %u, output %u, flags %u, argc %u, envc %u, strings %u, cpu %u", x.limit_ms, x.output_limit, x.flags,
+          x.argc, x.envc, x.strings_length, x.cpu_limit_ms);
     CHECK(run_request_check(&x, rest) == 0, "the run header fits its frame");
     char *strings = malloc(x.strings_length + 1);
     memcpy(strings, run.data + FRAME_HEADER + RUN_HEADER, x.strings_length);
     strings[x.strings_length] = '\0';
     char *vector[5] = {0};
-    const char *workdir = NULL;
-    CHECK(run_request_strings(&x, strings, &workdir, vector) == 0, "the strings");
+    const char *workdir = NULL, *output_file = NULL;
+    CHECK(run_request_strings(&x, strings, &workdir, vector, &output_file) == 0, "the strings");
+    CHECK(output_file && strcmp(output_file, "/tmp/out.txt") == 0, "the output file %s", output_file);
     CHECK(strcmp(workdir, "/box") == 0, "workdir %s", workdir);
     CHECK(vector[0] && strcmp(vector[0], "python3") == 0 && vector[1] && strcmp(vector[1], "/box/main.py") == 0 &&
               vector[2] == NULL,
@@ -461,7 +462,7 @@ static void test_requests(void) {
     struct run_request more = x;
     more.envc = 2;
     char *longer[6] = {0};
-    CHECK(run_request_strings(&more, strings, &workdir, longer) == EINVAL, "fewer strings than argc and envc say");
+    CHECK(run_request_strings(&more, strings, &workdir, longer, &output_file) == EINVAL, "fewer strings than argc and envc say");
     free(strings);
     struct run_request bad = x;
     bad.strings_length = rest + 1;

@@ -110,6 +110,7 @@ async fn demo(environment: Vec<(String, String)>, all_languages: bool) -> anyhow
         results: probe.kafka.results_topic.clone(),
         dead_letters: probe.kafka.dlq_topic.clone(),
         partitions: 6,
+        events: probe.events_topic.clone(),
     };
     let broker = DevBroker::start(&topics).context("cannot start the embedded broker")?;
     vars.push(("KAFKA_BROKERS".into(), broker.bootstrap_servers()));

@@ -68,6 +68,9 @@ pub(super) struct Env {
     /// `RUNNER_INSTANCE_ID`: this runner's name in labels, logs and results; unset for `<hostname>-<pid>`.
     #[serde(default)]
     pub(super) runner_instance_id: Option<String>,
+    /// `RUNNER_MAX_FILES`: the most files a script's program may have, its entry included; more is RJ.
+    #[serde(default = "defaults::runner_max_files")]
+    pub(super) runner_max_files: usize,
     /// `RUNNER_MAX_MESSAGE_BYTES`: the largest script message read, in bytes; a larger one is dead-lettered.
     #[serde(default = "defaults::runner_max_message_bytes")]
     pub(super) runner_max_message_bytes: usize,
@@ -319,6 +322,10 @@ mod defaults {
     }
     pub fn runner_shutdown_grace() -> String {
         "30s".into()
+    }
+    /// A Java project of a few dozen classes, a C program with its headers, a grader and its stubs.
+    pub const fn runner_max_files() -> usize {
+        64
     }
     /// The broker's default `message.max.bytes` is 1 MiB, so larger scripts could not arrive anyway.
     pub const fn runner_max_message_bytes() -> usize {

@@ -38,6 +38,26 @@ pub(super) fn max_poll_interval(script_deadline: Duration) -> Duration {
     script_deadline.saturating_add(POLL_INTERVAL_MARGIN)
 }
 
+/// `RUNNER_MAX_FILES` may allow this many files per program at most: each is a frame to the sandbox and an entry
+/// of the artifact cache's key.
+const MAX_FILES_RANGE: std::ops::RangeInclusive<usize> = 1..=4096;
+
+/// `RUNNER_MAX_FILES`, within [`MAX_FILES_RANGE`].
+fn max_files(env: &Env) -> Result<usize, ConfigError> {
+    if MAX_FILES_RANGE.contains(&env.runner_max_files) {
+        return Ok(env.runner_max_files);
+    }
+    Err(invalid(
+        "RUNNER_MAX_FILES",
+        env.runner_max_files,
+        format!(
+            "must be between {} and {}",
+            MAX_FILES_RANGE.start(),
+            MAX_FILES_RANGE.end()
+        ),
+    ))
+}
+
 /// # Errors
 /// [`ConfigError::Invalid`] naming the first empty or invalid name, invalid weights or too small a size.
 pub(super) fn kafka_settings(
@@ -84,6 +104,7 @@ pub(super) fn kafka_settings(
         client_id: instance.to_owned(),
         properties,
         max_message_bytes: env.runner_max_message_bytes,
+        max_files: max_files(env)?,
         max_result_bytes: env.runner_max_result_bytes,
         max_poll_interval: max_poll_interval(script_deadline),
         max_parallel,

@@ -95,10 +95,12 @@ impl LimitSettings {
             default: Limits {
                 time: self.time,
                 memory: self.memory,
+                cpu_time: None,
             },
             max: Limits {
                 time: self.max_time,
                 memory: self.max_memory,
+                cpu_time: None,
             },
             min_memory: minimum_memory_limit(MIN_MEMORY_LIMIT)?,
             max_tests: self.max_tests,

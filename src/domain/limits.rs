@@ -73,6 +73,8 @@ pub struct RequestedLimits {
     pub time: Option<Duration>,
     /// The `limits.memory_limit_bytes` the script asked for, in bytes; `None` when absent or 0, for the runner default.
     pub memory: Option<u64>,
+    /// The `limits.cpu_time_limit_ms` the script asked for (an extension); `None` when absent or 0, for none.
+    pub cpu_time: Option<Duration>,
 }
 
 /// The limits enforced for one script.
@@ -82,6 +84,17 @@ pub struct Limits {
     pub time: TimeLimit,
     /// The memory limit of each test run; an OOM kill, or a stall at the limit, is ML.
     pub memory: MemoryLimit,
+    /// The CPU time each test run may use, every process and thread of it counted; past it the test is TL. `None`
+    /// when the script asked for none: the wall clock alone limits it.
+    pub cpu_time: Option<TimeLimit>,
+}
+
+impl Limits {
+    /// The wall-clock limit a script gets when it asks only for a CPU-time limit: twice that and a second, so that
+    /// a program that sleeps or waits still ends, and one that shares a loaded machine is stopped by its CPU time.
+    pub fn wall_for_cpu(cpu: Duration) -> Duration {
+        cpu.saturating_mul(2).saturating_add(Duration::from_secs(1))
+    }
 }
 
 /// What the runner allows: defaults for scripts that ask for nothing, ceilings for scripts that ask too much, and
@@ -116,8 +129,26 @@ impl LimitPolicy {
                 self.max_tests
             )));
         }
+        let cpu_time = match requested.cpu_time {
+            None => None,
+            Some(asked) if asked > self.max.time.as_duration() => {
+                return Err(PolicyViolation(format!(
+                    "cpu_time_limit_ms {} exceeds this runner's maximum of {}",
+                    asked.as_millis(),
+                    self.max.time
+                )));
+            }
+            Some(asked) => TimeLimit::new(asked).ok(),
+        };
         let time = match requested.time {
-            None => self.default.time,
+            // Asked for CPU time alone: a wall limit that follows it, within the maximum.
+            None => match cpu_time {
+                Some(cpu) => {
+                    let wall = Limits::wall_for_cpu(cpu.as_duration()).min(self.max.time.as_duration());
+                    TimeLimit::new(wall).unwrap_or(self.default.time)
+                }
+                None => self.default.time,
+            },
             Some(asked) if asked > self.max.time.as_duration() => {
                 return Err(PolicyViolation(format!(
                     "time_limit_ms {} exceeds this runner's maximum of {}",
@@ -143,7 +174,7 @@ impl LimitPolicy {
             }
             Some(asked) => MemoryLimit::new(asked).unwrap_or(self.default.memory),
         };
-        Ok(Limits { time, memory })
+        Ok(Limits { time, memory, cpu_time })
     }
 }
 
@@ -158,10 +189,12 @@ mod tests {
             default: Limits {
                 time: TimeLimit::new(Duration::from_secs(5)).unwrap(),
                 memory: MemoryLimit::new(256 * MIB).unwrap(),
+                cpu_time: None,
             },
             max: Limits {
                 time: TimeLimit::new(Duration::from_secs(20)).unwrap(),
                 memory: MemoryLimit::new(1024 * MIB).unwrap(),
+                cpu_time: None,
             },
             min_memory: MemoryLimit::new(6 * MIB).unwrap(),
             max_tests: 3,
@@ -179,6 +212,7 @@ mod tests {
         let requested = RequestedLimits {
             time: Some(Duration::from_millis(1500)),
             memory: Some(64 * MIB),
+            ..Default::default()
         };
         let limits = policy().resolve(&requested, 3).unwrap();
         assert_eq!(limits.time.as_duration(), Duration::from_millis(1500));
@@ -190,12 +224,14 @@ mod tests {
         let at_max = RequestedLimits {
             time: Some(Duration::from_secs(20)),
             memory: Some(1024 * MIB),
+            ..Default::default()
         };
         assert!(policy().resolve(&at_max, 0).is_ok());
 
         let too_long = RequestedLimits {
             time: Some(Duration::from_millis(20_001)),
             memory: None,
+            ..Default::default()
         };
         let error = policy().resolve(&too_long, 0).unwrap_err();
         assert!(error.0.contains("20001") && error.0.contains("20000 ms"), "{error}");
@@ -203,6 +239,7 @@ mod tests {
         let too_big = RequestedLimits {
             time: None,
             memory: Some(1024 * MIB + 1),
+            ..Default::default()
         };
         let error = policy().resolve(&too_big, 0).unwrap_err();
         assert!(
@@ -216,6 +253,7 @@ mod tests {
         let tiny = RequestedLimits {
             time: None,
             memory: Some(MIB),
+            ..Default::default()
         };
         let error = policy().resolve(&tiny, 0).unwrap_err();
         assert!(error.0.contains("6 MiB"), "{error}");
@@ -228,6 +266,46 @@ mod tests {
             error.0.contains("too many tests: 4") && error.0.contains("at most 3"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn a_cpu_limit_alone_brings_a_wall_limit_that_follows_it() {
+        let cpu = RequestedLimits {
+            cpu_time: Some(Duration::from_millis(1500)),
+            ..Default::default()
+        };
+        let limits = policy().resolve(&cpu, 0).unwrap();
+        assert_eq!(limits.cpu_time.unwrap().as_duration(), Duration::from_millis(1500));
+        assert_eq!(
+            limits.time.as_duration(),
+            Duration::from_millis(4000),
+            "twice and a second"
+        );
+        let both = RequestedLimits {
+            time: Some(Duration::from_secs(2)),
+            cpu_time: Some(Duration::from_secs(1)),
+            ..Default::default()
+        };
+        assert_eq!(
+            policy().resolve(&both, 0).unwrap().time.as_duration(),
+            Duration::from_secs(2)
+        );
+        let long = RequestedLimits {
+            cpu_time: Some(Duration::from_secs(15)),
+            ..Default::default()
+        };
+        assert_eq!(
+            policy().resolve(&long, 0).unwrap().time.as_duration(),
+            Duration::from_secs(20),
+            "the wall limit stays within the maximum"
+        );
+        let too_much = RequestedLimits {
+            cpu_time: Some(Duration::from_millis(20_001)),
+            ..Default::default()
+        };
+        let error = policy().resolve(&too_much, 0).unwrap_err();
+        assert!(error.0.contains("cpu_time_limit_ms 20001"), "{error}");
+        assert_eq!(policy().resolve(&RequestedLimits::default(), 0).unwrap().cpu_time, None);
     }
 
     #[test]

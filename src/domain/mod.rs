@@ -2,7 +2,9 @@
 //! verdict. Nothing here performs I/O or knows about Kafka, Docker or tokio.
 
 pub mod checker;
+pub mod entry;
 pub mod limits;
+pub mod program;
 pub mod report;
 pub mod script;
 pub mod status;
@@ -10,6 +12,7 @@ pub mod verdict;
 
 pub use checker::Checker;
 pub use limits::{LimitPolicy, Limits, MemoryLimit, RequestedLimits, TimeLimit};
+pub use program::{FileIo, IoName, ProgramFile, ProgramPath};
 pub use report::{OutputBudget, OutputCut, RunReport, TestResult};
 pub use script::{Language, Script, ScriptId, Source, Tenant, TestCase};
 pub use status::Status;

@@ -5,6 +5,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use super::program::{FileIo, ProgramFile, ProgramPath};
+
 use super::checker::Checker;
 use super::limits::RequestedLimits;
 
@@ -233,8 +235,16 @@ pub struct Script {
     pub id: ScriptId,
     /// The script's `language`, which chooses the build and run images.
     pub language: Language,
-    /// The script's `source`, the program text to build and run.
+    /// The script's `source`, the program text to build and run: its entry file, whether the producer sent it as
+    /// `source` or among its `files`.
     pub source: Source,
+    /// Where the source is saved in the program's directory (`entry`, an extension); `None` for the language's
+    /// usual main file.
+    pub entry: Option<ProgramPath>,
+    /// The program's other files (`files`, an extension): headers, modules, data files, a grader stub.
+    pub files: Vec<ProgramFile>,
+    /// Whether the tests' input and output go through files instead of stdin and stdout (`io`, an extension).
+    pub io: FileIo,
     /// What the producer asked for; the runner's policy turns it into enforced [`super::Limits`].
     pub limits: RequestedLimits,
     /// Empty means a single run on empty stdin with no output check, as in SCRC.
@@ -257,8 +267,14 @@ impl Script {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         self.language.hash(&mut hasher);
         self.source.as_str().hash(&mut hasher);
+        self.entry.hash(&mut hasher);
+        for file in &self.files {
+            (&file.path, &file.content).hash(&mut hasher);
+        }
+        self.io.hash(&mut hasher);
         self.limits.time.hash(&mut hasher);
         self.limits.memory.hash(&mut hasher);
+        self.limits.cpu_time.hash(&mut hasher);
         self.run_all_tests.hash(&mut hasher);
         self.checker.name().hash(&mut hasher);
         if let Checker::Float { tolerance } = self.checker {
@@ -274,6 +290,7 @@ impl Script {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::IoName;
 
     #[test]
     fn the_fingerprint_follows_what_decides_the_verdict_and_nothing_else() {
@@ -292,6 +309,18 @@ mod tests {
         let mut all = script.clone();
         all.run_all_tests = true;
         assert_ne!(script.fingerprint(), all.fingerprint());
+        let mut helper = script.clone();
+        helper.files.push(ProgramFile {
+            path: ProgramPath::new("helper.py").unwrap(),
+            content: b"X = 1\n".to_vec(),
+        });
+        assert_ne!(script.fingerprint(), helper.fingerprint());
+        let mut filed = script.clone();
+        filed.io.output_file = Some(IoName::new("out.txt").unwrap());
+        assert_ne!(script.fingerprint(), filed.fingerprint());
+        let mut cpu = script.clone();
+        cpu.limits.cpu_time = Some(std::time::Duration::from_secs(1));
+        assert_ne!(script.fingerprint(), cpu.fingerprint());
         let mut checked = script.clone();
         checked.checker = Checker::Float { tolerance: 1e-6 };
         let mut looser = script.clone();

@@ -2,8 +2,9 @@
 //!
 //! The order of the rules matters when a run trips several at once: the memory limit first (an OOM kill is the
 //! cause, whatever else followed, and so is a run stopped at its time limit while it was stalled at its memory
-//! limit), then the time limit, then the output limit, then a crash, and only a clean exit
-//! within every limit is handed to the checker. Exit code 137 on its own never means ML: a program killed by the
+//! limit), then the CPU-time limit, then the wall-clock time limit, then the output limit, then a crash; a clean exit
+//! within every limit that was asked for an output file and wrote none is WA, and only the rest is handed to the
+//! checker. Exit code 137 on its own never means ML: a program killed by the
 //! time limit, or one that kills itself, exits 137 too.
 
 use std::time::Duration;
@@ -44,7 +45,8 @@ pub struct Execution {
     pub cpu_time: Option<Duration>,
     /// Peak memory of the run in bytes, where the sandbox can measure it.
     pub memory_peak: Option<u64>,
-    /// Captured stdout, at most the output limit.
+    /// Captured stdout, at most the output limit; where the script reads the output from a file (`io.output_file`),
+    /// that file's content instead, which is then what the checker compares.
     pub stdout: Vec<u8>,
     /// Captured stderr, at most the output limit.
     pub stderr: Vec<u8>,
@@ -57,6 +59,11 @@ pub struct Execution {
     pub stalled_at_memory_limit: bool,
     /// The program wrote past the output limit and was killed.
     pub output_exceeded: bool,
+    /// The sandbox killed the program at its CPU-time limit, every process and thread of it counted.
+    pub cpu_exceeded: bool,
+    /// The script reads the output from a file (`io.output_file`) and the program left none there (or something
+    /// that is not a plain file of its own).
+    pub output_file_missing: bool,
 }
 
 /// A status with the sentence that explains it.
@@ -95,6 +102,12 @@ pub fn verdict_of(execution: &Execution, expected: Option<&str>, checker: &Check
             ),
         );
     }
+    let over_cpu = |cpu: &super::limits::TimeLimit| {
+        execution.cpu_exceeded || execution.cpu_time.is_some_and(|used| used > cpu.as_duration())
+    };
+    if let Some(cpu) = limits.cpu_time.filter(over_cpu) {
+        return Verdict::new(Status::TimeLimit, format!("CPU time limit of {cpu} exceeded"));
+    }
     if execution.timed_out || execution.wall_time > limits.time.as_duration() {
         return Verdict::new(Status::TimeLimit, format!("time limit of {} exceeded", limits.time));
     }
@@ -114,6 +127,9 @@ pub fn verdict_of(execution: &Execution, expected: Option<&str>, checker: &Check
     let Some(expected) = expected else {
         return Verdict::new(Status::Ok, "");
     };
+    if execution.output_file_missing {
+        return Verdict::new(Status::WrongAnswer, "wrong answer: the program wrote no output file");
+    }
     match checker.check(expected.as_bytes(), &execution.stdout) {
         Ok(()) => Verdict::new(Status::Ok, ""),
         Err(mismatch) => Verdict::new(
@@ -154,6 +170,7 @@ mod tests {
         Limits {
             time: TimeLimit::new(Duration::from_secs(1)).unwrap(),
             memory: MemoryLimit::new(64 << 20).unwrap(),
+            cpu_time: None,
         }
     }
 
@@ -169,6 +186,8 @@ mod tests {
             memory_exceeded: false,
             stalled_at_memory_limit: false,
             output_exceeded: false,
+            cpu_exceeded: false,
+            output_file_missing: false,
         }
     }
 
@@ -208,6 +227,47 @@ mod tests {
         assert_eq!(verdict.status, Status::RuntimeError);
         assert_eq!(verdict.detail, "killed by signal 11 (SIGSEGV)");
         assert_eq!(Exit::Signal(9).code(), 137);
+    }
+
+    #[test]
+    fn over_the_cpu_limit_is_tl_saying_so_before_the_wall_limit() {
+        let mut limits = limits();
+        limits.cpu_time = Some(TimeLimit::new(Duration::from_millis(500)).unwrap());
+        let mut execution = clean("5\n");
+        execution.cpu_time = Some(Duration::from_millis(500));
+        assert_eq!(
+            verdict_of(&execution, Some("5\n"), &Checker::Exact, &limits).status,
+            Status::Ok
+        );
+        execution.cpu_time = Some(Duration::from_millis(501));
+        let verdict = verdict_of(&execution, Some("5\n"), &Checker::Exact, &limits);
+        assert_eq!(
+            verdict,
+            Verdict::new(Status::TimeLimit, "CPU time limit of 500 ms exceeded")
+        );
+        // Stopped by the supervisor at its CPU limit, and past its wall limit too: the CPU limit is named.
+        execution.cpu_time = Some(Duration::from_millis(100));
+        execution.cpu_exceeded = true;
+        execution.timed_out = true;
+        execution.exit = Exit::Signal(9);
+        let verdict = verdict_of(&execution, Some("5\n"), &Checker::Exact, &limits);
+        assert_eq!(
+            verdict,
+            Verdict::new(Status::TimeLimit, "CPU time limit of 500 ms exceeded")
+        );
+    }
+
+    #[test]
+    fn no_output_file_is_wa_saying_so_and_a_crash_stays_re() {
+        let mut execution = clean("");
+        execution.output_file_missing = true;
+        let verdict = verdict_of(&execution, Some("5\n"), &Checker::Exact, &limits());
+        assert_eq!(
+            verdict,
+            Verdict::new(Status::WrongAnswer, "wrong answer: the program wrote no output file")
+        );
+        execution.exit = Exit::Code(1);
+        assert_eq!(status(&execution, Some("5\n")), Status::RuntimeError);
     }
 
     #[test]

@@ -31,6 +31,10 @@ pub struct Delivery<R, U> {
 
 /// What a message turned out to be. `U` is the source's own form of a message it could not read.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a script is what nearly every delivery carries; boxing it would add an allocation to each for nothing"
+)]
 pub enum Inbound<U> {
     /// A valid submission.
     Script(Script),

@@ -222,6 +222,8 @@ impl Runtime for FakeRuntime {
             memory_exceeded: false,
             stalled_at_memory_limit: false,
             output_exceeded: false,
+            cpu_exceeded: false,
+            output_file_missing: false,
         };
         for instruction in &program.instructions {
             match instruction {

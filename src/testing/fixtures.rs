@@ -1,7 +1,7 @@
 //! Scripts and programs the tests and the benchmarks share: the sum of two integers in every language, and a
 //! script built from a source and its tests.
 
-use crate::domain::{Checker, Language, RequestedLimits, Script, ScriptId, Source, Tenant, TestCase};
+use crate::domain::{Checker, FileIo, Language, RequestedLimits, Script, ScriptId, Source, Tenant, TestCase};
 
 /// Three tests of a sum program.
 pub const SUM_TESTS: [(&str, &str); 3] = [("2 3\n", "5\n"), ("10 20\n", "30\n"), ("-1 1\n", "0\n")];
@@ -52,6 +52,9 @@ pub fn script(id: impl Into<String>, language: Language, source: &str, tests: &[
         id: ScriptId::new(id.into()).expect("a fixture's id is not empty"),
         language,
         source: Source::new(source).expect("a fixture's source is not empty"),
+        entry: None,
+        files: Vec::new(),
+        io: FileIo::default(),
         limits: RequestedLimits::default(),
         tests: tests
             .iter()

@@ -108,6 +108,7 @@ pub fn with_limits(mut script: Script, time_ms: u64, memory_mib: u64) -> Script 
     script.limits = RequestedLimits {
         time: Some(Duration::from_millis(time_ms)),
         memory: Some(memory_mib * 1024 * 1024),
+        cpu_time: None,
     };
     script
 }

@@ -133,7 +133,7 @@ pub async fn run(tools: &Tools, out: &Path, scale: f64) -> anyhow::Result<Value>
 
 /// The artifact cache's hits and misses from the line a runner logs when it stops (JSON logs), or `None` when the
 /// cache was off.
-fn cache_counts(log: &Path) -> Option<(u64, u64)> {
+pub(super) fn cache_counts(log: &Path) -> Option<(u64, u64)> {
     let text = std::fs::read_to_string(log).ok()?;
     text.lines().rev().find_map(|line| {
         let record: Value = serde_json::from_str(line).ok()?;

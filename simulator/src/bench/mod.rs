@@ -13,6 +13,7 @@
 pub mod builds;
 pub mod chaos;
 pub mod charts;
+pub mod files;
 pub mod load;
 pub mod output;
 pub mod plan;
@@ -60,7 +61,7 @@ pub fn main(args: &[String], tools: Tools, default_out: &Path) -> i32 {
     // `sandbox` compares the sandbox with the Docker floor and `runtimes` runc with gVisor (see `sandbox.rs`),
     // `builds` the toolchains and the artifact cache (see `builds.rs`), and `languages` measures every language's
     // latency; they have no windows of the other plans.
-    if name == "sandbox" || name == "builds" || name == "languages" || name == "runtimes" {
+    if ["sandbox", "builds", "languages", "runtimes", "files"].contains(&name) {
         let out = std::env::var("SCRC_BENCH_OUT")
             .map(PathBuf::from)
             .unwrap_or_else(|_| default_out.join(name));
@@ -73,6 +74,8 @@ pub fn main(args: &[String], tools: Tools, default_out: &Path) -> i32 {
                         sandbox::run(&tools, &out, scale).await
                     } else if name == "runtimes" {
                         sandbox::runtimes(&tools, &out, scale).await
+                    } else if name == "files" {
+                        files::run(&tools, &out).await
                     } else if name == "languages" {
                         sandbox::languages(&tools, &out).await
                     } else {
@@ -117,7 +120,7 @@ pub fn main(args: &[String], tools: Tools, default_out: &Path) -> i32 {
         other => (other, false),
     };
     let Some(mut plan) = Plan::named(plan_name) else {
-        eprintln!("harness: unknown plan {name:?}; use quick, full, school, sandbox, runtimes, builds or chaos");
+        eprintln!("harness: unknown plan {name:?}; use quick, full, school, sandbox, runtimes, files, builds or chaos");
         return 2;
     };
     if let Some(factor) = scale {

@@ -40,14 +40,7 @@ pub struct Key([u8; 32]);
 
 impl Key {
     /// The key of a build: every part is length-prefixed, so that no two different builds share a byte stream.
-    pub fn of(
-        language: &str,
-        build_image_id: &str,
-        command: &[String],
-        env: &[String],
-        file: &str,
-        source: &[u8],
-    ) -> Self {
+    pub fn of(language: &str, build_image_id: &str, command: &[String], env: &[String], sources: &[Entry]) -> Self {
         let mut hash = Sha256::new();
         let mut part = |bytes: &[u8]| {
             hash.update((bytes.len() as u64).to_le_bytes());
@@ -60,8 +53,20 @@ impl Key {
         command.iter().for_each(|arg| part(arg.as_bytes()));
         part(&(env.len() as u64).to_le_bytes());
         env.iter().for_each(|var| part(var.as_bytes()));
-        part(file.as_bytes());
-        part(source);
+        // Every file's path, mode and bytes, and every directory's path and mode, each marked as which it is; not
+        // their times, which are the build's.
+        part(&(sources.len() as u64).to_le_bytes());
+        for entry in sources {
+            part(entry.path.as_bytes());
+            part(&entry.mode.to_le_bytes());
+            match &entry.contents {
+                Some(contents) => {
+                    part(b"file");
+                    part(contents);
+                }
+                None => part(b"directory"),
+            }
+        }
         Self(hash.finalize().into())
     }
 
@@ -391,14 +396,22 @@ mod tests {
         })
     }
 
+    fn file(path: &str, contents: &[u8]) -> Entry {
+        Entry {
+            path: path.into(),
+            mode: 0o444,
+            mtime: 1,
+            contents: Some(contents.to_vec()),
+        }
+    }
+
     fn key(source: &str) -> Key {
         Key::of(
             "c",
             "sha256:aa",
             &["gcc".into()],
             &["HOME=/tmp".into()],
-            "main.c",
-            source.as_bytes(),
+            &[file("main.c", source.as_bytes())],
         )
     }
 
@@ -440,18 +453,43 @@ mod tests {
         assert_ne!(base, key("int main(){ }"));
         let command = ["gcc".to_owned()];
         let env = ["HOME=/tmp".to_owned()];
-        let source = b"int main(){}";
-        assert_ne!(base, Key::of("cpp", "sha256:aa", &command, &env, "main.c", source));
-        assert_ne!(base, Key::of("c", "sha256:ab", &command, &env, "main.c", source));
+        let source = [file("main.c", b"int main(){}")];
+        assert_ne!(base, Key::of("cpp", "sha256:aa", &command, &env, &source));
+        assert_ne!(base, Key::of("c", "sha256:ab", &command, &env, &source));
         assert_ne!(
             base,
-            Key::of("c", "sha256:aa", &["gcc".into(), "-O2".into()], &env, "main.c", source)
+            Key::of("c", "sha256:aa", &["gcc".into(), "-O2".into()], &env, &source)
         );
-        assert_ne!(base, Key::of("c", "sha256:aa", &command, &[], "main.c", source));
-        assert_ne!(base, Key::of("c", "sha256:aa", &command, &env, "prog.c", source));
+        assert_ne!(base, Key::of("c", "sha256:aa", &command, &[], &source));
         assert_ne!(
-            Key::of("c", "x", &["a".into(), "b".into()], &[], "f", b""),
-            Key::of("c", "x", &["ab".into()], &[], "f", b""),
+            base,
+            Key::of("c", "sha256:aa", &command, &env, &[file("prog.c", b"int main(){}")])
+        );
+        let with_header = [file("main.c", b"int main(){}"), file("util.h", b"int f(void);")];
+        assert_ne!(
+            base,
+            Key::of("c", "sha256:aa", &command, &env, &with_header),
+            "every file counts"
+        );
+        let later = [Entry {
+            mtime: 2,
+            ..file("main.c", b"int main(){}")
+        }];
+        assert_eq!(base, Key::of("c", "sha256:aa", &command, &env, &later), "times do not");
+        let directory = Entry {
+            path: "lib".into(),
+            mode: 0o444,
+            mtime: 1,
+            contents: None,
+        };
+        assert_ne!(
+            Key::of("c", "x", &command, &env, &[directory]),
+            Key::of("c", "x", &command, &env, &[file("lib", b"/")]),
+            "a directory is not a file"
+        );
+        assert_ne!(
+            Key::of("c", "x", &["a".into(), "b".into()], &[], &[]),
+            Key::of("c", "x", &["ab".into()], &[], &[]),
             "arguments are not concatenated"
         );
     }

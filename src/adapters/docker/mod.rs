@@ -37,7 +37,7 @@ use crate::ports::{Preparation, Runtime, RuntimeError, describe};
 use artifacts::{ArtifactCache, CacheStats};
 use engine::Engine;
 use fault::SandboxFault;
-use languages::{OwnHeap, Toolchain};
+use languages::{Layout, OwnHeap, Toolchain};
 use phases::PhaseObserver;
 use plans::{BuildPlan, RunPlan};
 use pool::{Images, Pool};
@@ -315,24 +315,34 @@ impl Runtime for DockerRuntime {
     ) -> Result<Preparation<Program>, RuntimeError> {
         let module = languages::module(script.language);
         let toolchain = self.toolchain(script.language)?;
-        let source_file = module.source_file(script.source.as_str());
+        let entry = script.entry.as_ref().map_or_else(
+            || script.language.main_file(script.source.as_str()),
+            ToString::to_string,
+        );
+        let mut paths = vec![entry.clone()];
+        paths.extend(script.files.iter().map(|file| file.path.to_string()));
+        let layout = Layout {
+            entry: &entry,
+            entry_source: script.source.as_str(),
+            files: &paths,
+        };
         let build = BuildPlan {
             language: script.language.as_str(),
             image: toolchain.build_image.clone(),
-            command: module.build_command(&source_file),
+            command: module.build_command(&layout),
             env: module.build_env(),
-            source_file: source_file.clone(),
+            sources: plans::sources(&entry, script.source.as_str(), &script.files),
         };
+        let in_workdir = |name: &crate::domain::IoName| format!("{}/{name}", toolchain.workdir.trim_end_matches('/'));
         let run = RunPlan {
             image: toolchain.run_image.clone(),
             workdir: toolchain.workdir.clone(),
-            command: module.run_command(&source_file, limits.memory),
+            command: module.run_command(&layout, limits.memory),
             env: module.run_env(self.settings.hardening.cpus),
+            input_file: script.io.input_file.as_ref().map(in_workdir),
+            output_file: script.io.output_file.as_ref().map(in_workdir),
         };
-        let built = self
-            .programs
-            .build(script.source.as_str(), build, run, limits, cancel)
-            .await?;
+        let built = self.programs.build(build, run, limits, cancel).await?;
         Ok(match built {
             Built::Ready(built) => Preparation::Ready(Program {
                 built,

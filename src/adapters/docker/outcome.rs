@@ -30,8 +30,12 @@ pub struct Observed {
     pub killed_by_runner: bool,
     /// The kernel OOM-killed the run (the cgroup's `oom_kill` count rose, or the whole container was killed): ML.
     pub oom_killed: bool,
-    /// A stream went past the output limit.
+    /// A stream, or the output file, went past the output limit.
     pub output_exceeded: bool,
+    /// The supervisor killed the run at its CPU-time limit.
+    pub cpu_exceeded: bool,
+    /// The run's output is a file (then `stdout` holds it) and the program wrote none.
+    pub output_file_missing: bool,
     /// The cgroup's memory when the supervisor stopped the run at its time limit; `None` for any other end, or
     /// where the cgroup does not say.
     pub pressure_at_timeout: Option<Pressure>,
@@ -120,6 +124,8 @@ pub fn execution(observed: Observed, output_limit: usize, own_heap: Option<OwnHe
         killed_by_runner,
         oom_killed,
         output_exceeded,
+        cpu_exceeded,
+        output_file_missing,
         pressure_at_timeout,
         mut stdout,
         mut stderr,
@@ -149,6 +155,8 @@ pub fn execution(observed: Observed, output_limit: usize, own_heap: Option<OwnHe
         memory_exceeded,
         stalled_at_memory_limit,
         output_exceeded,
+        cpu_exceeded,
+        output_file_missing,
     })
 }
 
@@ -430,6 +438,8 @@ mod tests {
             killed_by_runner: false,
             oom_killed: false,
             output_exceeded: false,
+            cpu_exceeded: false,
+            output_file_missing: false,
             pressure_at_timeout: None,
             stdout: Vec::new(),
             stderr: b"sh: 1: tsc: not found\nmore".to_vec(),

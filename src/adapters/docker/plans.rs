@@ -1,6 +1,9 @@
 //! What a language asks of the sandbox: the image, command and environment of its build and of each run. The
 //! language modules ([`super::languages`]) make them; the sandbox carries them out the same way for every language.
 
+use super::protocol::Entry;
+use crate::domain::ProgramFile;
+
 /// What a language asks of a build.
 #[derive(Debug, Clone)]
 pub struct BuildPlan {
@@ -8,8 +11,9 @@ pub struct BuildPlan {
     pub language: &'static str,
     /// The build image; its id is part of the artifact cache's key, so a rebuilt image never serves old output.
     pub image: String,
-    /// The name the source is saved under in the program directory.
-    pub source_file: String,
+    /// The program's files as the build gets them, under the program directory: its directories, then its files,
+    /// the entry among them.
+    pub sources: Vec<Entry>,
     /// The compiler's command line, run in the program directory.
     pub command: Vec<String>,
     /// The compiler's environment, over the image's own.
@@ -27,4 +31,44 @@ pub struct RunPlan {
     pub command: Vec<String>,
     /// The program's environment, over the image's own.
     pub env: Vec<String>,
+    /// Where a test's input is put instead of on stdin (`io.input_file`, in the working directory).
+    pub input_file: Option<String>,
+    /// Where the program's output is read from instead of its stdout (`io.output_file`, in the working directory).
+    pub output_file: Option<String>,
+}
+
+/// The program's files as a tree for the build: every directory their paths need (outermost first, mode 0755),
+/// then the entry and the other files, read-only (0444), all as of now, so that a language's bytecode cache
+/// matches its sources.
+pub fn sources(entry: &str, source: &str, files: &[ProgramFile]) -> Vec<Entry> {
+    let mtime = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| i64::try_from(since.as_secs()).unwrap_or(i64::MAX));
+    let mut directories = std::collections::BTreeSet::new();
+    let paths = std::iter::once(entry).chain(files.iter().map(|file| file.path.as_str()));
+    for path in paths {
+        directories.extend(path.match_indices('/').map(|(at, _)| path[..at].to_owned()));
+    }
+    let mut tree: Vec<Entry> = directories
+        .into_iter()
+        .map(|path| Entry {
+            path,
+            mode: 0o755,
+            mtime,
+            contents: None,
+        })
+        .collect();
+    tree.push(Entry {
+        path: entry.to_owned(),
+        mode: 0o444,
+        mtime,
+        contents: Some(source.as_bytes().to_vec()),
+    });
+    tree.extend(files.iter().map(|file| Entry {
+        path: file.path.to_string(),
+        mode: 0o444,
+        mtime,
+        contents: Some(file.content.clone()),
+    }));
+    tree
 }

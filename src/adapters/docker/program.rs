@@ -158,7 +158,6 @@ impl Programs {
     /// [`RuntimeError`] when Docker fails or an image is missing; the containers are removed.
     pub async fn build(
         &self,
-        source: &str,
         plan: BuildPlan,
         run: RunPlan,
         limits: Limits,
@@ -168,7 +167,7 @@ impl Programs {
             build: plan.image.clone(),
             run: run.image.clone(),
         };
-        let key = self.cache_key(source, &plan).await?;
+        let key = self.cache_key(&plan).await?;
         if let (Some(cache), Some(key)) = (&self.artifacts, &key) {
             match cache.get(key).await {
                 Some(Cached::Failed(failure)) => return Ok(Built::Failed(failure)),
@@ -186,14 +185,7 @@ impl Programs {
         self.observe(Phase::Create, taking);
 
         let transferring = Instant::now();
-        let path = format!("{PROGRAM_DIR}/{}", plan.source_file);
-        let source = File {
-            path: &path,
-            mode: 0o444,
-            mtime: unix_now(),
-            contents: source.as_bytes(),
-        };
-        builder.reset(&[source]).await?;
+        builder.restore(PROGRAM_DIR, &plan.sources).await?;
         self.observe(Phase::Transfer, transferring);
 
         let limit = self.settings.compile_time_limit;
@@ -206,6 +198,8 @@ impl Programs {
             stdin: b"",
             seal: false,
             strict: self.settings.seccomp == Seccomp::Strict,
+            cpu_limit_ms: 0,
+            output_file: None,
         };
         let (started, memory) = (Instant::now(), builder.memory);
         let observed = match builder.exec(&request, limit + BACKSTOP, cancel).await? {
@@ -214,7 +208,7 @@ impl Programs {
                 if let Some(observer) = &self.observer {
                     observer.observe(Phase::Compile, Duration::from_nanos(served.report.wall_ns));
                 }
-                observed(served.report, served.stdout, served.stderr)
+                observed(*served.report, served.stdout, served.stderr)
             }
             Waited::Backstop => backstopped(limit),
             Waited::OutOfMemory => out_of_memory(started.elapsed(), memory),
@@ -371,7 +365,7 @@ impl Programs {
 
     /// The artifact cache's key for a build, or `None` when the cache is off or the build image is not present
     /// (the build then fails naming it).
-    async fn cache_key(&self, source: &str, plan: &BuildPlan) -> Result<Option<Key>, RuntimeError> {
+    async fn cache_key(&self, plan: &BuildPlan) -> Result<Option<Key>, RuntimeError> {
         if self.artifacts.is_none() {
             return Ok(None);
         }
@@ -383,8 +377,7 @@ impl Programs {
             &image_id,
             &plan.command,
             &plan.env,
-            &plan.source_file,
-            source.as_bytes(),
+            &plan.sources,
         )))
     }
 
@@ -423,8 +416,22 @@ impl Programs {
             broken => slot.insert(self.replace(workspace, broken).await?),
         };
 
+        // With `io.input_file` the input is a file of the sandbox's user in the working directory, put there after
+        // the wipe, and stdin is empty.
         let transferring = Instant::now();
-        session.reset(&[]).await?;
+        let (files, stdin): (Vec<File<'_>>, &[u8]) = match &workspace.run.input_file {
+            Some(path) => (
+                vec![File {
+                    path,
+                    mode: 0o644,
+                    mtime: unix_now(),
+                    contents: input,
+                }],
+                b"",
+            ),
+            None => (Vec::new(), input),
+        };
+        session.reset(&files).await?;
         self.observe(Phase::Transfer, transferring);
         let limit = workspace.limits.time.as_duration();
         let request = Exec {
@@ -433,9 +440,11 @@ impl Programs {
             workdir: &workspace.run.workdir,
             argv: &workspace.run.command,
             env: &workspace.run.env,
-            stdin: input,
+            stdin,
             seal: session.seal_tests,
             strict: self.settings.seccomp == Seccomp::Strict,
+            cpu_limit_ms: workspace.limits.cpu_time.map_or(0, |cpu| millis(cpu.as_duration())),
+            output_file: workspace.run.output_file.as_deref(),
         };
         let sealed = session.seal_tests;
         let (started, memory) = (Instant::now(), session.memory);
@@ -448,7 +457,7 @@ impl Programs {
                 if let Some(observer) = &self.observer {
                     observer.observe(Phase::Run, Duration::from_nanos(served.report.wall_ns));
                 }
-                observed(served.report, served.stdout, served.stderr)
+                observed(*served.report, served.stdout, served.stderr)
             }
             Waited::Backstop => {
                 slot.take();
@@ -672,6 +681,8 @@ fn observed(report: ServedReport, stdout: Vec<u8>, stderr: Vec<u8>) -> Observed 
         killed_by_runner: false,
         oom_killed: report.oom_kills.unwrap_or(0) > 0,
         output_exceeded: report.output_exceeded,
+        cpu_exceeded: report.cpu_exceeded,
+        output_file_missing: report.output_file.as_deref() == Some("missing"),
         pressure_at_timeout: report.at_timeout.pressure(),
         stdout,
         stderr,

@@ -83,6 +83,10 @@ pub struct Exec<'a> {
     /// Put the supervisor's strict syscall filter (`guard/filter.c`) over the run, on top of the engine's profile
     /// (`RUNNER_SECCOMP=strict`).
     pub strict: bool,
+    /// The CPU time every process of the run may use together, in milliseconds; 0 for none.
+    pub cpu_limit_ms: u32,
+    /// The absolute path of the file the program's output is read from after the run, instead of its stdout.
+    pub output_file: Option<&'a str>,
 }
 
 /// What the supervisor says of itself when it starts.
@@ -134,6 +138,13 @@ pub struct ServedReport {
     /// What the cgroup said of memory when the time limit stopped the run.
     #[serde(flatten)]
     pub at_timeout: MemoryAtTimeout,
+    /// The supervisor killed the test at its CPU-time limit.
+    #[serde(default)]
+    pub cpu_exceeded: bool,
+    /// `written` or `missing` when the test's output is a file (the reply's stdout then carries the file); absent
+    /// when it is stdout.
+    #[serde(default)]
+    pub output_file: Option<String>,
 }
 
 /// A decoded reply.
@@ -141,7 +152,8 @@ pub struct ServedReport {
 pub enum Reply {
     Hello(Hello),
     Report {
-        report: ServedReport,
+        /// Boxed: a report is far larger than any other reply.
+        report: Box<ServedReport>,
         stdout: Vec<u8>,
         stderr: Vec<u8>,
     },
@@ -212,19 +224,23 @@ pub fn exec(request: &Exec<'_>) -> Vec<u8> {
     for string in std::iter::once(request.workdir)
         .chain(request.argv.iter().map(String::as_str))
         .chain(request.env.iter().map(String::as_str))
+        .chain(request.output_file)
     {
         // A NUL would split a string in two on the other side.
         strings.extend(string.bytes().filter(|&b| b != 0));
         strings.push(0);
     }
-    let mut payload = Vec::with_capacity(24 + strings.len() + request.stdin.len());
+    let mut payload = Vec::with_capacity(28 + strings.len() + request.stdin.len());
+    let flags =
+        u32::from(request.seal) | u32::from(request.strict) << 1 | u32::from(request.output_file.is_some()) << 2;
     for value in [
         request.limit_ms,
         request.output_limit,
-        u32::from(request.seal) | u32::from(request.strict) << 1,
+        flags,
         length(request.argv.len()),
         length(request.env.len()),
         length(strings.len()),
+        request.cpu_limit_ms,
     ] {
         payload.extend_from_slice(&value.to_le_bytes());
     }
@@ -266,7 +282,7 @@ pub fn take_reply(buffer: &mut Vec<u8>) -> Result<Option<Reply>, BadFrame> {
         }),
         b'R' => {
             let json = reader.chunk()?;
-            let report = serde_json::from_slice(json).map_err(|e| BadFrame(format!("report: {e}")))?;
+            let report = Box::new(serde_json::from_slice(json).map_err(|e| BadFrame(format!("report: {e}")))?);
             let stdout = reader.chunk()?.to_vec();
             let stderr = reader.chunk()?.to_vec();
             Reply::Report { report, stdout, stderr }
@@ -386,6 +402,8 @@ mod tests {
             stdin: b"1 2\n",
             seal: true,
             strict: false,
+            cpu_limit_ms: 1000,
+            output_file: Some("/tmp/out.txt"),
         };
         let file = File {
             path: "/box/main.py",
@@ -412,6 +430,8 @@ mod tests {
             stdin: b"",
             seal: false,
             strict: true,
+            cpu_limit_ms: 0,
+            output_file: None,
         };
         let flags = |request: &Exec<'_>| {
             let frame = exec(request);
@@ -439,7 +459,7 @@ mod tests {
     #[test]
     fn the_report_fixture_of_a_test_that_exited_decodes_every_field() {
         let expected = Reply::Report {
-            report: ServedReport {
+            report: Box::new(ServedReport {
                 setup_errno: 0,
                 exit_code: Some(0),
                 signal: None,
@@ -451,7 +471,9 @@ mod tests {
                 oom_kills: Some(0),
                 output_exceeded: false,
                 at_timeout: MemoryAtTimeout::default(),
-            },
+                cpu_exceeded: false,
+                output_file: None,
+            }),
             stdout: b"3\n".to_vec(),
             stderr: b"warning: unused\n".to_vec(),
         };
@@ -461,7 +483,7 @@ mod tests {
     #[test]
     fn the_report_fixture_of_a_test_stopped_at_its_time_limit_carries_the_memory_facts() {
         let expected = Reply::Report {
-            report: ServedReport {
+            report: Box::new(ServedReport {
                 setup_errno: 0,
                 exit_code: None,
                 signal: Some(9),
@@ -477,7 +499,9 @@ mod tests {
                     memory_at_timeout: Some(16_687_104),
                     refaulted_before_timeout: Some(215_875_584),
                 },
-            },
+                cpu_exceeded: false,
+                output_file: None,
+            }),
             stdout: b"partial".to_vec(),
             stderr: Vec::new(),
         };

@@ -103,7 +103,7 @@ impl Drop for ProgramVolume {
 /// What a test or build left: the supervisor's report and the output it kept.
 pub struct Served {
     /// The supervisor's account of the run: how it ended, its times, memory and limits.
-    pub report: ServedReport,
+    pub report: Box<ServedReport>,
     /// The stdout the supervisor kept, at most the output limit.
     pub stdout: Vec<u8>,
     /// The stderr the supervisor kept, at most the output limit.

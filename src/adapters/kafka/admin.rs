@@ -104,6 +104,7 @@ mod tests {
             client_id: "scrc-test".into(),
             properties: Vec::new(),
             max_message_bytes: 1 << 20,
+            max_files: 64,
             max_result_bytes: 950_000,
             max_poll_interval: Duration::from_secs(600),
             max_parallel: 1,

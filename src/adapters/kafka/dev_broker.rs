@@ -18,6 +18,9 @@ pub struct DevTopics {
     pub dead_letters: String,
     /// Partitions of each scripts topic: as many as runner instances times their parallelism can use.
     pub partitions: i32,
+    /// The lifecycle events topic (`KAFKA_EVENTS_TOPIC`), when one is configured: made with the others, as
+    /// `scrc create-topics` makes it, so that a consumer subscribing before the first event finds it.
+    pub events: Option<String>,
 }
 
 pub struct DevBroker {
@@ -37,6 +40,9 @@ impl DevBroker {
         }
         cluster.create_topic(&topics.results, topics.partitions.max(1), 1)?;
         cluster.create_topic(&topics.dead_letters, 1, 1)?;
+        if let Some(events) = &topics.events {
+            cluster.create_topic(events, topics.partitions.max(1), 1)?;
+        }
         Ok(Self { cluster })
     }
 

@@ -201,6 +201,7 @@ mod tests {
             client_id: "r1".into(),
             properties: Vec::new(),
             max_message_bytes: 1 << 20,
+            max_files: 64,
             max_result_bytes: 950_000,
             max_poll_interval: Duration::from_secs(600),
             max_parallel: 1,

@@ -136,6 +136,8 @@ pub struct KafkaSettings {
     pub properties: Vec<(String, String)>,
     /// Larger script messages are dead-lettered unread.
     pub max_message_bytes: usize,
+    /// The most files a script's program may have, its entry included (`RUNNER_MAX_FILES`); more is RJ.
+    pub max_files: usize,
     /// Results are shortened to fit this size (the broker's `message.max.bytes` is 1 MB by default).
     pub max_result_bytes: usize,
     /// librdkafka's `max.poll.interval.ms`: longer than the longest script the runner may take on.
@@ -277,6 +279,7 @@ mod tests {
                 ("compression.type".into(), "zstd".into()),
             ],
             max_message_bytes: 1 << 20,
+            max_files: 64,
             max_result_bytes: 950_000,
             max_poll_interval: Duration::from_secs(600),
             max_parallel: 4,

@@ -6,21 +6,23 @@
 //! header is valid for the compile (same flags, no conflicting macro defined before it), and parses as usual
 //! otherwise. Nothing is force-included, so the names in scope are the program's own choice.
 
-use super::{LanguageModule, PROGRAM_DIR, gcc};
+use super::{LanguageModule, Layout, PROGRAM_DIR, gcc};
 use crate::domain::MemoryLimit;
 
 pub struct Cpp;
 
 impl LanguageModule for Cpp {
-    fn source_file(&self, _source: &str) -> String {
-        "main.cpp".into()
+    /// Every `.cpp`, `.cc` and `.cxx` file compiled and linked together; headers are found beside their includers.
+    fn build_command(&self, layout: &Layout<'_>) -> Vec<String> {
+        gcc(
+            "g++",
+            "-std=gnu++17",
+            &layout.with_extension(&[".cpp", ".cc", ".cxx"]),
+            &[],
+        )
     }
 
-    fn build_command(&self, source_file: &str) -> Vec<String> {
-        gcc("g++", "-std=gnu++17", source_file, &[])
-    }
-
-    fn run_command(&self, _source_file: &str, _memory: MemoryLimit) -> Vec<String> {
+    fn run_command(&self, _layout: &Layout<'_>, _memory: MemoryLimit) -> Vec<String> {
         vec![format!("{PROGRAM_DIR}/prog")]
     }
 }
@@ -41,7 +43,7 @@ mod tests {
             .find_map(|line| line.strip_prefix("flags=\""))
             .and_then(|rest| rest.strip_suffix('"'))
             .expect("warm_gcc sets flags=\"...\"");
-        let command = Cpp.build_command("main.cpp");
+        let command = Cpp.build_command(&super::super::layout(&["main.cpp".to_owned()]));
         for flag in flags.split_whitespace() {
             assert!(
                 command.iter().any(|arg| arg == flag),

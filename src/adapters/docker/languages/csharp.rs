@@ -5,23 +5,19 @@
 //! below 64 MiB), so that a program that keeps too much alive gets an `OutOfMemoryException`, which is ML, rather
 //! than an OOM kill.
 
-use super::{LanguageModule, MIB, OwnHeap, PROGRAM_DIR, contains, heap_under, strings};
+use super::{LanguageModule, Layout, MIB, OwnHeap, PROGRAM_DIR, contains, heap_under, strings};
 use crate::domain::MemoryLimit;
 
 pub struct CSharp;
 
 impl LanguageModule for CSharp {
-    fn source_file(&self, _source: &str) -> String {
-        "main.cs".into()
-    }
-
-    fn build_command(&self, source_file: &str) -> Vec<String> {
+    fn build_command(&self, layout: &Layout<'_>) -> Vec<String> {
         let mut command = strings(&["mcs", "-optimize+", "-nologo", "-out:prog.exe"]);
-        command.push(source_file.to_owned());
+        command.extend(layout.with_extension(&[".cs"]));
         command
     }
 
-    fn run_command(&self, _source_file: &str, memory: MemoryLimit) -> Vec<String> {
+    fn run_command(&self, _layout: &Layout<'_>, memory: MemoryLimit) -> Vec<String> {
         vec![
             "mono".into(),
             format!("--gc-params=max-heap-size={}m", mono_heap(memory) / MIB),
@@ -50,7 +46,10 @@ mod tests {
 
     #[test]
     fn the_heap_fits_under_the_container_limit() {
-        let command = CSharp.run_command("main.cs", MemoryLimit::new(256 * MIB).unwrap());
+        let command = CSharp.run_command(
+            &super::super::layout(&["main.cs".to_owned()]),
+            MemoryLimit::new(256 * MIB).unwrap(),
+        );
         assert_eq!(command, ["mono", "--gc-params=max-heap-size=224m", "/box/prog.exe"]);
         assert!(mono_out_of_memory(
             b"Unhandled Exception:\nSystem.OutOfMemoryException: Out of memory"

@@ -7,7 +7,7 @@
 //! its private `/tmp` first: nothing one build writes is ever read by another. Any other Go image (without the
 //! directory) builds from an empty cache as before.
 
-use super::{LanguageModule, PROGRAM_DIR, strings};
+use super::{LanguageModule, Layout, PROGRAM_DIR, strings};
 use crate::domain::MemoryLimit;
 
 pub struct Go;
@@ -19,21 +19,18 @@ const WARM_CACHE: &str = "/opt/scrc/go-cache";
 const BUILD_CACHE: &str = "/tmp/go-cache";
 
 impl LanguageModule for Go {
-    fn source_file(&self, _source: &str) -> String {
-        "main.go".into()
-    }
-
-    /// `sh -c` with the source file as the positional `$1`, never spliced into the script. A failed copy (a full
+    /// `sh -c` with the `.go` files of the entry's directory (one `package main`) as its positional arguments,
+    /// never spliced into the script. A failed copy (a full
     /// `/tmp`) leaves an empty cache rather than a partial one. `-s -w` leaves out the symbol table and DWARF, which
     /// no judged run reads (a panic's trace comes from the runtime's own tables, unchanged) and which cost the linker
     /// about a third of the build.
-    fn build_command(&self, source_file: &str) -> Vec<String> {
+    fn build_command(&self, layout: &Layout<'_>) -> Vec<String> {
         let script = format!(
             "[ ! -d {WARM_CACHE} ] || cp -R {WARM_CACHE} {BUILD_CACHE} || rm -rf {BUILD_CACHE}; \
-             exec go build -ldflags='-s -w' -o prog \"$1\""
+             exec go build -ldflags='-s -w' -o prog \"$@\""
         );
         let mut command = strings(&["sh", "-c", &script, "sh"]);
-        command.push(source_file.to_owned());
+        command.extend(layout.beside_entry(&[".go"]));
         command
     }
 
@@ -46,7 +43,7 @@ impl LanguageModule for Go {
         env
     }
 
-    fn run_command(&self, _source_file: &str, _memory: MemoryLimit) -> Vec<String> {
+    fn run_command(&self, _layout: &Layout<'_>, _memory: MemoryLimit) -> Vec<String> {
         vec![format!("{PROGRAM_DIR}/prog")]
     }
 
@@ -72,14 +69,14 @@ mod tests {
     #[test]
     fn the_source_file_is_an_argument_of_the_build_script_never_part_of_it() {
         let hostile = "$(touch /tmp/pwned)'\";.go";
-        let command = Go.build_command(hostile);
+        let command = Go.build_command(&super::super::layout(&[hostile.to_owned()]));
         assert_eq!(command[..2], ["sh", "-c"]);
         assert_eq!(command[3], "sh", "$0");
         assert_eq!(command[4], hostile, "$1");
         assert_eq!(command.len(), 5);
         assert!(!command[2].contains(hostile));
         assert!(
-            command[2].ends_with("exec go build -ldflags='-s -w' -o prog \"$1\""),
+            command[2].ends_with("exec go build -ldflags='-s -w' -o prog \"$@\""),
             "{}",
             command[2]
         );
@@ -87,7 +84,7 @@ mod tests {
 
     #[test]
     fn each_build_copies_the_shared_cache_into_its_own() {
-        let script = &Go.build_command("main.go")[2];
+        let script = &Go.build_command(&super::super::layout(&["main.go".to_owned()]))[2];
         assert!(script.contains("cp -R /opt/scrc/go-cache /tmp/go-cache"), "{script}");
         assert!(Go.build_env().contains(&"GOCACHE=/tmp/go-cache".to_owned()));
         assert!(BUILD_CACHE.starts_with("/tmp/"), "the build's private tmpfs");

@@ -11,8 +11,9 @@
 //! loading and verifying some 2,000 classes per compile. The archive is read-only in the image; with `-Xshare:auto`
 //! a JDK without it, or one it does not match, starts as before, silently.
 
-use super::{LanguageModule, MIB, OwnHeap, PROGRAM_DIR, contains, heap_under, strings};
+use super::{LanguageModule, Layout, MIB, OwnHeap, PROGRAM_DIR, contains, heap_under, strings};
 use crate::domain::MemoryLimit;
+use crate::domain::entry::java_main_class;
 
 pub struct Java;
 
@@ -20,11 +21,7 @@ pub struct Java;
 const JAVAC_ARCHIVE: &str = "/opt/scrc/javac.jsa";
 
 impl LanguageModule for Java {
-    fn source_file(&self, source: &str) -> String {
-        format!("{}.java", public_class(source).unwrap_or_else(|| "Main".into()))
-    }
-
-    fn build_command(&self, source_file: &str) -> Vec<String> {
+    fn build_command(&self, layout: &Layout<'_>) -> Vec<String> {
         let mut command = strings(&[
             "javac",
             "-J-XX:+UseSerialGC",
@@ -34,15 +31,15 @@ impl LanguageModule for Java {
         ]);
         command.push(format!("-J-XX:SharedArchiveFile={JAVAC_ARCHIVE}"));
         command.extend(strings(&["-encoding", "UTF-8", "-d", "."]));
-        command.push(source_file.to_owned());
+        command.extend(layout.with_extension(&[".java"]));
         command
     }
 
-    fn run_command(&self, source_file: &str, memory: MemoryLimit) -> Vec<String> {
-        let class = source_file.strip_suffix(".java").unwrap_or(source_file);
+    fn run_command(&self, layout: &Layout<'_>, memory: MemoryLimit) -> Vec<String> {
+        let class = java_main_class(layout.entry, layout.entry_source);
         let stack = (memory.bytes() / 4).clamp(MIB, 64 * MIB);
         let mut command = java_under(memory, stack);
-        command.extend(["-cp".into(), PROGRAM_DIR.into(), class.into()]);
+        command.extend(["-cp".into(), PROGRAM_DIR.into(), class]);
         command
     }
 
@@ -81,89 +78,13 @@ pub(super) fn jvm_out_of_memory(stderr: &[u8]) -> bool {
     .any(|pattern| contains(stderr, pattern))
 }
 
-/// The name of the first `public` top-level class, interface, enum or record, skipping comments and literals.
-fn public_class(source: &str) -> Option<String> {
-    let code = strip_comments_and_literals(source);
-    let tokens: Vec<&str> = code
-        .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$'))
-        .filter(|token| !token.is_empty())
-        .collect();
-    let kinds = ["class", "interface", "enum", "record"];
-    let modifiers = ["public", "final", "abstract", "static", "strictfp", "sealed", "non"];
-    for (index, token) in tokens.iter().enumerate() {
-        if !kinds.contains(token) {
-            continue;
-        }
-        let mut preceding = tokens[..index].iter().rev().take_while(|t| modifiers.contains(t));
-        if preceding.any(|t| *t == "public") {
-            return tokens.get(index + 1).map(|name| (*name).to_owned());
-        }
-    }
-    None
-}
-
-/// Blanks out comments and string or character literals (keeping byte offsets), so words inside them are not
-/// mistaken for declarations.
-fn strip_comments_and_literals(source: &str) -> String {
-    let bytes = source.as_bytes();
-    let mut out = bytes.to_vec();
-    let mut i = 0;
-    while i < bytes.len() {
-        let blank_until = |out: &mut Vec<u8>, from: usize, to: usize| {
-            for byte in &mut out[from..to.min(bytes.len())] {
-                if *byte != b'\n' {
-                    *byte = b' ';
-                }
-            }
-        };
-        match (bytes[i], bytes.get(i + 1)) {
-            (b'/', Some(b'/')) => {
-                let end = source[i..].find('\n').map_or(bytes.len(), |n| i + n);
-                blank_until(&mut out, i, end);
-                i = end;
-            }
-            (b'/', Some(b'*')) => {
-                let end = source[i + 2..].find("*/").map_or(bytes.len(), |n| i + 2 + n + 2);
-                blank_until(&mut out, i, end);
-                i = end;
-            }
-            (quote @ (b'"' | b'\''), _) => {
-                let mut end = i + 1;
-                while end < bytes.len() && bytes[end] != quote {
-                    end += if bytes[end] == b'\\' { 2 } else { 1 };
-                }
-                blank_until(&mut out, i, end + 1);
-                i = end + 1;
-            }
-            _ => i += 1,
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn the_public_class_names_the_file() {
-        assert_eq!(Java.source_file("public class Main { }"), "Main.java");
-        assert_eq!(
-            Java.source_file("import java.util.*;\nclass Helper {}\npublic final class Solution {}"),
-            "Solution.java"
-        );
-        assert_eq!(Java.source_file("class Main { }"), "Main.java", "no public class: Main");
-        assert_eq!(
-            Java.source_file(
-                "// public class Decoy\n/* public class Other */\nString s = \"public class X\";\npublic class Real {}"
-            ),
-            "Real.java"
-        );
-    }
-
-    #[test]
     fn javac_maps_the_image_archive_and_tolerates_its_absence() {
-        let command = Java.build_command("Main.java");
+        let command = Java.build_command(&super::super::layout(&["Main.java".to_owned()]));
         assert!(
             command.contains(&"-J-XX:SharedArchiveFile=/opt/scrc/javac.jsa".to_owned()),
             "{command:?}"
@@ -182,7 +103,7 @@ mod tests {
             .split("warm_jdk() {")
             .nth(1)
             .expect("build-images.sh has warm_jdk");
-        let command = Java.build_command("Main.java");
+        let command = Java.build_command(&super::super::layout(&["Main.java".to_owned()]));
         for flag in command
             .iter()
             .filter(|arg| arg.starts_with("-J-") && !arg.contains("SharedArchiveFile"))
@@ -194,10 +115,16 @@ mod tests {
 
     #[test]
     fn the_heap_fits_under_the_container_limit() {
-        let command = Java.run_command("Main.java", MemoryLimit::new(256 * MIB).unwrap());
+        let command = Java.run_command(
+            &super::super::layout(&["Main.java".to_owned()]),
+            MemoryLimit::new(256 * MIB).unwrap(),
+        );
         assert!(command.contains(&"-Xmx196608k".to_owned()), "{command:?}");
         assert_eq!(command.last().map(String::as_str), Some("Main"));
-        let small = Java.run_command("Main.java", MemoryLimit::new(16 * MIB).unwrap());
+        let small = Java.run_command(
+            &super::super::layout(&["Main.java".to_owned()]),
+            MemoryLimit::new(16 * MIB).unwrap(),
+        );
         assert!(small.contains(&"-Xmx8192k".to_owned()), "{small:?}");
     }
 

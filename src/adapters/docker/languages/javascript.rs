@@ -12,24 +12,19 @@
 //! build also leaves [`BLOCKING_STDIO`] next to the program, preloaded by every run, which makes stdout and stderr
 //! blocking, as they are for a file.
 
-use super::{LanguageModule, MIB, OwnHeap, PROGRAM_DIR, contains, heap_under, strings};
+use super::{LanguageModule, Layout, MIB, OwnHeap, PROGRAM_DIR, contains, each_file, heap_under, strings};
 use crate::domain::MemoryLimit;
 
 pub struct JavaScript;
 
 impl LanguageModule for JavaScript {
-    fn source_file(&self, _source: &str) -> String {
-        "main.js".into()
+    /// Every `.js` file syntax-checked; modules load from beside the entry.
+    fn build_command(&self, layout: &Layout<'_>) -> Vec<String> {
+        leaving_blocking_stdio(each_file("node --check", &layout.with_extension(&[".js"])))
     }
 
-    fn build_command(&self, source_file: &str) -> Vec<String> {
-        let mut check = strings(&["node", "--check"]);
-        check.push(source_file.to_owned());
-        leaving_blocking_stdio(check)
-    }
-
-    fn run_command(&self, source_file: &str, memory: MemoryLimit) -> Vec<String> {
-        node_under(memory, &format!("{PROGRAM_DIR}/{source_file}"))
+    fn run_command(&self, layout: &Layout<'_>, memory: MemoryLimit) -> Vec<String> {
+        node_under(memory, &format!("{PROGRAM_DIR}/{}", layout.entry))
     }
 
     fn own_heap(&self, memory: MemoryLimit) -> Option<OwnHeap> {
@@ -87,7 +82,10 @@ mod tests {
 
     #[test]
     fn the_heap_fits_under_the_container_limit() {
-        let command = JavaScript.run_command("main.js", MemoryLimit::new(256 * MIB).unwrap());
+        let command = JavaScript.run_command(
+            &super::super::layout(&["main.js".to_owned()]),
+            MemoryLimit::new(256 * MIB).unwrap(),
+        );
         assert_eq!(
             command,
             [
@@ -98,13 +96,16 @@ mod tests {
                 "/box/main.js"
             ]
         );
-        let small = JavaScript.run_command("main.js", MemoryLimit::new(64 * MIB).unwrap());
+        let small = JavaScript.run_command(
+            &super::super::layout(&["main.js".to_owned()]),
+            MemoryLimit::new(64 * MIB).unwrap(),
+        );
         assert_eq!(small[1], "--max-old-space-size=32");
     }
 
     #[test]
     fn a_syntax_check_is_the_build_and_it_leaves_the_preload() {
-        let command = JavaScript.build_command("main.js");
+        let command = JavaScript.build_command(&super::super::layout(&["main.js".to_owned()]));
         assert_eq!(command[..2], ["sh", "-c"]);
         assert_eq!(command[3..], ["sh", "node", "--check", "main.js"]);
         assert!(

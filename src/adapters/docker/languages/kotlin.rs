@@ -7,18 +7,15 @@
 //! limit, between 1 and 16 MiB, leaves deep recursion 16 MiB of stack at the default 256 MiB.
 
 use super::java::{java_under, jvm_heap, jvm_out_of_memory};
-use super::{LanguageModule, MIB, OwnHeap, PROGRAM_DIR, strings};
+use super::{LanguageModule, Layout, MIB, OwnHeap, PROGRAM_DIR, strings};
 use crate::domain::MemoryLimit;
+use crate::domain::entry::kotlin_main_class;
 
 pub struct Kotlin;
 
 impl LanguageModule for Kotlin {
-    fn source_file(&self, _source: &str) -> String {
-        "main.kt".into()
-    }
-
     /// The compiler's JVM gets Java's compile flags (java.rs): one GC thread, the quick JIT tier, no perf file.
-    fn build_command(&self, source_file: &str) -> Vec<String> {
+    fn build_command(&self, layout: &Layout<'_>) -> Vec<String> {
         let mut command = strings(&[
             "kotlinc",
             "-J-XX:+UseSerialGC",
@@ -29,14 +26,20 @@ impl LanguageModule for Kotlin {
             "-d",
             "prog.jar",
         ]);
-        command.push(source_file.to_owned());
+        command.extend(layout.with_extension(&[".kt"]));
         command
     }
 
-    fn run_command(&self, _source_file: &str, memory: MemoryLimit) -> Vec<String> {
+    /// The entry's `main`, by its class: with `-jar` the JVM would run the one kotlinc chose for the manifest,
+    /// whichever file of the program declares it (a student's `main` beside a grader's).
+    fn run_command(&self, layout: &Layout<'_>, memory: MemoryLimit) -> Vec<String> {
         let stack = (memory.bytes() / 16).clamp(MIB, 16 * MIB);
         let mut command = java_under(memory, stack);
-        command.extend(["-jar".into(), format!("{PROGRAM_DIR}/prog.jar")]);
+        command.extend([
+            "-cp".into(),
+            format!("{PROGRAM_DIR}/prog.jar"),
+            kotlin_main_class(layout.entry, layout.entry_source),
+        ]);
         command
     }
 
@@ -51,10 +54,13 @@ mod tests {
 
     #[test]
     fn the_jar_runs_on_a_heap_sized_like_java() {
-        let command = Kotlin.run_command("main.kt", MemoryLimit::new(256 * MIB).unwrap());
+        let command = Kotlin.run_command(
+            &super::super::layout(&["main.kt".to_owned()]),
+            MemoryLimit::new(256 * MIB).unwrap(),
+        );
         assert!(command.contains(&"-Xmx196608k".to_owned()), "{command:?}");
         assert!(command.contains(&"-Xss16384k".to_owned()), "{command:?}");
-        assert_eq!(command[command.len() - 2..], ["-jar", "/box/prog.jar"]);
+        assert_eq!(command[command.len() - 3..], ["-cp", "/box/prog.jar", "MainKt"]);
         assert!(jvm_out_of_memory(
             b"Exception in thread \"main\" java.lang.OutOfMemoryError: Java heap space"
         ));

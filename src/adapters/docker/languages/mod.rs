@@ -33,19 +33,61 @@ pub struct Toolchain {
     pub workdir: String,
 }
 
-pub trait LanguageModule: Send + Sync {
-    /// The file the source is saved as.
-    fn source_file(&self, source: &str) -> String;
+/// A program's files as its build and run see them, as paths relative to the program directory.
+#[derive(Debug, Clone, Copy)]
+pub struct Layout<'a> {
+    /// The entry, the file that is the program (see [`crate::domain::entry`]).
+    pub entry: &'a str,
+    /// The entry's source text, for what a language reads from it (Java's package).
+    pub entry_source: &'a str,
+    /// Every file of the program, the entry first.
+    pub files: &'a [String],
+}
 
+impl Layout<'_> {
+    /// The files whose names end in one of `extensions`, the entry first when it is one of them.
+    pub fn with_extension(&self, extensions: &[&str]) -> Vec<String> {
+        self.files
+            .iter()
+            .filter(|file| extensions.iter().any(|extension| file.ends_with(extension)))
+            .cloned()
+            .collect()
+    }
+
+    /// The files of `extensions` in the entry's own directory (a Go package).
+    pub fn beside_entry(&self, extensions: &[&str]) -> Vec<String> {
+        let directory = |path: &str| path.rfind('/').map_or("", |at| &path[..at]).to_owned();
+        let entry_directory = directory(self.entry);
+        self.with_extension(extensions)
+            .into_iter()
+            .filter(|file| directory(file) == entry_directory)
+            .collect()
+    }
+}
+
+/// `check` run on each of `files`, stopping at the first that fails: the one file itself when there is one, else
+/// a loop of `sh` over the files as its positional arguments, never part of its script. `check` is scrc's own.
+fn each_file(check: &str, files: &[String]) -> Vec<String> {
+    if let [file] = files {
+        let mut command: Vec<String> = check.split(' ').map(str::to_owned).collect();
+        command.push(file.clone());
+        return command;
+    }
+    let mut command = strings(&["sh", "-c", &format!("for f do {check} \"$f\" || exit; done"), "sh"]);
+    command.extend(files.iter().cloned());
+    command
+}
+
+pub trait LanguageModule: Send + Sync {
     /// The build command, run in the build directory.
-    fn build_command(&self, source_file: &str) -> Vec<String>;
+    fn build_command(&self, layout: &Layout<'_>) -> Vec<String>;
 
     fn build_env(&self) -> Vec<String> {
         vec!["HOME=/tmp".into(), "TMPDIR=/tmp".into()]
     }
 
     /// The command that runs the built program from [`PROGRAM_DIR`].
-    fn run_command(&self, source_file: &str, memory: MemoryLimit) -> Vec<String>;
+    fn run_command(&self, layout: &Layout<'_>, memory: MemoryLimit) -> Vec<String>;
 
     fn run_env(&self, cpus: f64) -> Vec<String> {
         let _ = cpus;
@@ -139,8 +181,8 @@ fn heap_under(bytes: u64, reserve: u64) -> u64 {
     }
 }
 
-/// A static, optimised GCC build of `source_file` into `prog`, diagnostics without colour and capped.
-fn gcc(compiler: &str, standard: &str, source_file: &str, libraries: &[&str]) -> Vec<String> {
+/// A static, optimised GCC build of `sources` into `prog`, diagnostics without colour and capped.
+fn gcc(compiler: &str, standard: &str, sources: &[String], libraries: &[&str]) -> Vec<String> {
     let mut command = strings(&[
         compiler,
         "-O2",
@@ -151,8 +193,8 @@ fn gcc(compiler: &str, standard: &str, source_file: &str, libraries: &[&str]) ->
         "-fmax-errors=20",
         "-o",
         "prog",
-        source_file,
     ]);
+    command.extend(sources.iter().cloned());
     command.extend(strings(libraries));
     command
 }
@@ -163,4 +205,46 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
 
 fn strings(parts: &[&str]) -> Vec<String> {
     parts.iter().map(|part| (*part).to_owned()).collect()
+}
+
+/// A layout of `files`, the first the entry, for the languages' tests.
+#[cfg(test)]
+pub(super) fn layout(files: &[String]) -> Layout<'_> {
+    Layout {
+        entry: &files[0],
+        entry_source: "",
+        files,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_check_runs_on_each_file_without_splicing_a_name_into_a_script() {
+        assert_eq!(each_file("ruby -c", &["main.rb".into()]), ["ruby", "-c", "main.rb"]);
+        let files = vec!["main.rb".to_owned(), "$(reboot).rb".to_owned()];
+        let command = each_file("ruby -c", &files);
+        assert_eq!(&command[..2], ["sh", "-c"]);
+        assert!(!command[2].contains("reboot"), "{command:?}");
+        assert_eq!(&command[4..], files);
+    }
+
+    #[test]
+    fn a_layout_picks_files_by_extension_and_directory() {
+        let files = vec![
+            "main.go".to_owned(),
+            "util.go".to_owned(),
+            "sub/x.go".to_owned(),
+            "data.txt".to_owned(),
+        ];
+        let layout = Layout {
+            entry: "main.go",
+            entry_source: "",
+            files: &files,
+        };
+        assert_eq!(layout.with_extension(&[".go"]), ["main.go", "util.go", "sub/x.go"]);
+        assert_eq!(layout.beside_entry(&[".go"]), ["main.go", "util.go"]);
+    }
 }

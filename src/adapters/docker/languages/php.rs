@@ -5,26 +5,24 @@
 //! "Allowed memory size of N bytes exhausted", which is ML. Errors go to stderr once (not also to the log, which is
 //! stderr too in the CLI), and the image's php.ini is otherwise left as Debian ships it.
 
-use super::{LanguageModule, MIB, OwnHeap, PROGRAM_DIR, contains, strings};
+use super::{LanguageModule, Layout, MIB, OwnHeap, PROGRAM_DIR, contains, each_file, strings};
 use crate::domain::MemoryLimit;
 
 pub struct Php;
 
 impl LanguageModule for Php {
-    fn source_file(&self, _source: &str) -> String {
-        "main.php".into()
+    /// Every `.php` file linted; `require` loads from beside the entry.
+    fn build_command(&self, layout: &Layout<'_>) -> Vec<String> {
+        each_file(
+            "php -d display_errors=stderr -d log_errors=0 -l",
+            &layout.with_extension(&[".php"]),
+        )
     }
 
-    fn build_command(&self, source_file: &str) -> Vec<String> {
-        let mut command = strings(&["php", "-d", "display_errors=stderr", "-d", "log_errors=0", "-l"]);
-        command.push(source_file.to_owned());
-        command
-    }
-
-    fn run_command(&self, source_file: &str, memory: MemoryLimit) -> Vec<String> {
+    fn run_command(&self, layout: &Layout<'_>, memory: MemoryLimit) -> Vec<String> {
         let mut command = strings(&["php", "-d", "display_errors=stderr", "-d", "log_errors=0", "-d"]);
         command.push(format!("memory_limit={}", php_heap(memory)));
-        command.push(format!("{PROGRAM_DIR}/{source_file}"));
+        command.push(format!("{PROGRAM_DIR}/{}", layout.entry));
         command
     }
 
@@ -55,10 +53,16 @@ mod tests {
 
     #[test]
     fn the_memory_limit_follows_the_script() {
-        let command = Php.run_command("main.php", MemoryLimit::new(256 * MIB).unwrap());
+        let command = Php.run_command(
+            &super::super::layout(&["main.php".to_owned()]),
+            MemoryLimit::new(256 * MIB).unwrap(),
+        );
         assert!(command.contains(&format!("memory_limit={}", 240 * MIB)), "{command:?}");
         assert_eq!(command.last().map(String::as_str), Some("/box/main.php"));
-        let small = Php.run_command("main.php", MemoryLimit::new(16 * MIB).unwrap());
+        let small = Php.run_command(
+            &super::super::layout(&["main.php".to_owned()]),
+            MemoryLimit::new(16 * MIB).unwrap(),
+        );
         assert!(small.contains(&format!("memory_limit={}", 12 * MIB)), "{small:?}");
     }
 

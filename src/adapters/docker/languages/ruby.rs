@@ -3,24 +3,19 @@
 //! Ruby has no heap limit of its own: a program that outgrows the container is OOM-killed (ML), or, when an
 //! allocation fails first, raises `NoMemoryError` ("failed to allocate memory"), which is ML too.
 
-use super::{LanguageModule, PROGRAM_DIR, strings};
+use super::{LanguageModule, Layout, PROGRAM_DIR, each_file};
 use crate::domain::MemoryLimit;
 
 pub struct Ruby;
 
 impl LanguageModule for Ruby {
-    fn source_file(&self, _source: &str) -> String {
-        "main.rb".into()
+    /// Every `.rb` file syntax-checked; `require_relative` loads from beside the entry.
+    fn build_command(&self, layout: &Layout<'_>) -> Vec<String> {
+        each_file("ruby -c", &layout.with_extension(&[".rb"]))
     }
 
-    fn build_command(&self, source_file: &str) -> Vec<String> {
-        let mut command = strings(&["ruby", "-c"]);
-        command.push(source_file.to_owned());
-        command
-    }
-
-    fn run_command(&self, source_file: &str, _memory: MemoryLimit) -> Vec<String> {
-        vec!["ruby".into(), format!("{PROGRAM_DIR}/{source_file}")]
+    fn run_command(&self, layout: &Layout<'_>, _memory: MemoryLimit) -> Vec<String> {
+        vec!["ruby".into(), format!("{PROGRAM_DIR}/{}", layout.entry)]
     }
 }
 

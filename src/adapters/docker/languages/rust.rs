@@ -1,19 +1,15 @@
 //! Rust: compiled once with rustc (edition 2021, optimised) into a statically linked binary, so it runs in the
 //! same empty image as C, C++ and Go. The standard library's "memory allocation of N bytes failed" abort is ML.
 
-use super::{LanguageModule, PROGRAM_DIR, strings};
+use super::{LanguageModule, Layout, PROGRAM_DIR, strings};
 use crate::domain::MemoryLimit;
 
 pub struct Rust;
 
 impl LanguageModule for Rust {
-    fn source_file(&self, _source: &str) -> String {
-        "main.rs".into()
-    }
-
-    /// glibc's static libraries (libc6-dev, which scripts/build-images.sh installs by name: debootstrap does not
+    /// The entry, `main.rs`, compiled as the crate's root, its `mod` files found beside it. glibc's static libraries (libc6-dev, which scripts/build-images.sh installs by name: debootstrap does not
     /// resolve rustc's virtual `libc-dev`) make `crt-static` work on the GNU target. Colour is off.
-    fn build_command(&self, source_file: &str) -> Vec<String> {
+    fn build_command(&self, layout: &Layout<'_>) -> Vec<String> {
         let mut command = strings(&[
             "rustc",
             "--edition=2021",
@@ -24,11 +20,11 @@ impl LanguageModule for Rust {
             "-o",
             "prog",
         ]);
-        command.push(source_file.to_owned());
+        command.push(layout.entry.to_owned());
         command
     }
 
-    fn run_command(&self, _source_file: &str, _memory: MemoryLimit) -> Vec<String> {
+    fn run_command(&self, _layout: &Layout<'_>, _memory: MemoryLimit) -> Vec<String> {
         vec![format!("{PROGRAM_DIR}/prog")]
     }
 }
@@ -47,7 +43,7 @@ mod tests {
 
     #[test]
     fn the_build_is_static() {
-        let command = Rust.build_command("main.rs");
+        let command = Rust.build_command(&super::super::layout(&["main.rs".to_owned()]));
         assert!(
             command.contains(&"target-feature=+crt-static".to_owned()),
             "{command:?}"

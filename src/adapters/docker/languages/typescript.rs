@@ -7,17 +7,13 @@
 //! (`/usr/local/lib/node_modules/@types`) in other images; tsc skips a root that does not exist.
 
 use super::javascript::{leaving_blocking_stdio, node_heap, node_out_of_memory, node_under};
-use super::{LanguageModule, OwnHeap, PROGRAM_DIR, strings};
+use super::{LanguageModule, Layout, OwnHeap, PROGRAM_DIR, strings};
 use crate::domain::MemoryLimit;
 
 pub struct TypeScript;
 
 impl LanguageModule for TypeScript {
-    fn source_file(&self, _source: &str) -> String {
-        "main.ts".into()
-    }
-
-    fn build_command(&self, source_file: &str) -> Vec<String> {
+    fn build_command(&self, layout: &Layout<'_>) -> Vec<String> {
         let mut command = strings(&[
             "tsc",
             "--noEmitOnError",
@@ -32,15 +28,19 @@ impl LanguageModule for TypeScript {
             "/usr/share/nodejs/@types,/usr/local/lib/node_modules/@types",
             "--types",
             "node",
+            // Each `.js` beside its `.ts`: without a root, tsc would take the sources' common directory as one, and
+            // an entry at `src/main.ts` with its modules would come out as `./main.js`.
+            "--rootDir",
+            ".",
             "--outDir",
             ".",
         ]);
-        command.push(source_file.to_owned());
+        command.extend(layout.with_extension(&[".ts"]));
         leaving_blocking_stdio(command)
     }
 
-    fn run_command(&self, source_file: &str, memory: MemoryLimit) -> Vec<String> {
-        let stem = source_file.strip_suffix(".ts").unwrap_or(source_file);
+    fn run_command(&self, layout: &Layout<'_>, memory: MemoryLimit) -> Vec<String> {
+        let stem = layout.entry.strip_suffix(".ts").unwrap_or(layout.entry);
         node_under(memory, &format!("{PROGRAM_DIR}/{stem}.js"))
     }
 
@@ -55,10 +55,13 @@ mod tests {
 
     #[test]
     fn the_compiled_script_runs_on_node() {
-        let command = TypeScript.run_command("main.ts", MemoryLimit::new(256 * 1024 * 1024).unwrap());
+        let command = TypeScript.run_command(
+            &super::super::layout(&["main.ts".to_owned()]),
+            MemoryLimit::new(256 * 1024 * 1024).unwrap(),
+        );
         assert_eq!(command.last().map(String::as_str), Some("/box/main.js"));
         assert!(command.contains(&"--max-old-space-size=192".to_owned()), "{command:?}");
-        let build = TypeScript.build_command("main.ts");
+        let build = TypeScript.build_command(&super::super::layout(&["main.ts".to_owned()]));
         assert!(build.contains(&"--noEmitOnError".to_owned()), "{build:?}");
     }
 }

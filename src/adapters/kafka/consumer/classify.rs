@@ -9,7 +9,7 @@ use rdkafka::message::{BorrowedMessage, Message};
 
 use super::context::SourceContext;
 use crate::adapters::kafka::delivery::{KafkaDelivery, Position, RawRecord, Receipt};
-use crate::adapters::kafka::wire::{self, Coordinates};
+use crate::adapters::kafka::wire::{self, Coordinates, MessageLimits};
 use crate::ports::{Delivery, Inbound, Unreadable};
 
 /// One record as the consumer received it, copied out of librdkafka's message.
@@ -32,11 +32,7 @@ pub(super) struct Record<'a> {
 }
 
 /// The delivery of a message librdkafka handed the poller.
-pub(super) fn classify(
-    message: &BorrowedMessage<'_>,
-    max_message_bytes: usize,
-    context: &SourceContext,
-) -> KafkaDelivery {
+pub(super) fn classify(message: &BorrowedMessage<'_>, limits: MessageLimits, context: &SourceContext) -> KafkaDelivery {
     let record = Record {
         topic: message.topic(),
         partition: message.partition(),
@@ -51,7 +47,7 @@ pub(super) fn classify(
     let topic = lane
         .and_then(|lane| context.topics.get(usize::from(lane)).cloned())
         .unwrap_or_else(|| Arc::from(record.topic));
-    classify_record(record, topic, lane, generation, max_message_bytes)
+    classify_record(record, topic, lane, generation, limits)
 }
 
 /// The delivery of `record`, received on the lane `lane` (its topic's place in `KAFKA_TOPIC`) under the assignment
@@ -61,7 +57,7 @@ pub(super) fn classify_record(
     topic: Arc<str>,
     lane: Option<u16>,
     generation: Option<u64>,
-    max_message_bytes: usize,
+    limits: MessageLimits,
 ) -> KafkaDelivery {
     let enqueued = record
         .timestamp_ms
@@ -85,7 +81,7 @@ pub(super) fn classify_record(
         .iter()
         .find(|(name, _)| name == wire::TENANT_HEADER)
         .and_then(|(_, value)| value.as_deref());
-    let parsed = wire::parse_message(record.payload, record.key, tenant, at, max_message_bytes);
+    let parsed = wire::parse_message(record.payload, record.key, tenant, at, limits);
     let message = match parsed {
         Ok(inbound) => inbound,
         Err(unreadable) => Inbound::Unreadable(Unreadable {
@@ -147,6 +143,11 @@ fn read_headers(message: &BorrowedMessage<'_>) -> Vec<(String, Option<Vec<u8>>)>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const LIMITS: MessageLimits = MessageLimits {
+        max_bytes: 1 << 20,
+        max_files: 64,
+    };
     use crate::domain::Status;
 
     fn record<'a>(payload: &'a [u8], headers: Vec<(String, Option<Vec<u8>>)>) -> Record<'a> {
@@ -172,7 +173,7 @@ mod tests {
             Arc::from("scripts-batch"),
             Some(1),
             Some(9),
-            1 << 20,
+            LIMITS,
         );
         assert_eq!(
             delivery.receipt.position(),
@@ -203,7 +204,7 @@ mod tests {
             Arc::from("scripts"),
             Some(0),
             Some(1),
-            1 << 20,
+            LIMITS,
         );
         let Inbound::Script(script) = delivery.message else {
             panic!("a script");
@@ -219,7 +220,7 @@ mod tests {
             Arc::from("scripts-batch"),
             Some(1),
             Some(2),
-            1 << 20,
+            LIMITS,
         );
         let Inbound::Unreadable(unreadable) = delivery.message else {
             panic!("unreadable");
@@ -247,7 +248,7 @@ mod tests {
             Arc::from("elsewhere"),
             None,
             None,
-            1 << 20,
+            LIMITS,
         );
         assert_eq!(delivery.receipt.position().generation, 0);
         assert_eq!(delivery.receipt.position().lane, 0);
@@ -261,7 +262,7 @@ mod tests {
             Arc::from("scripts"),
             Some(0),
             Some(1),
-            1 << 20,
+            LIMITS,
         );
         let Inbound::Rejected { id, reason, .. } = delivery.message else {
             panic!("rejected");

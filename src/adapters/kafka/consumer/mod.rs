@@ -38,6 +38,7 @@ use tokio_util::sync::CancellationToken;
 use super::delivery::{KafkaDelivery, RawRecord, Receipt};
 use super::lanes::Lanes;
 use super::offsets::OffsetLedger;
+use super::wire::MessageLimits;
 use super::{KafkaSettings, KafkaSetupError};
 use crate::ports::{AckError, CloseError, ReceiveError, ScriptSource, Standing};
 use crate::sync::lock;
@@ -87,7 +88,10 @@ impl KafkaSource {
         let (requests, receiver) = mpsc::channel(1);
         let poller = Poller {
             consumer: Arc::clone(&consumer),
-            max_message_bytes: settings.max_message_bytes,
+            limits: MessageLimits {
+                max_bytes: settings.max_message_bytes,
+                max_files: settings.max_files,
+            },
             held: Lanes::new(settings.scripts_topics.len(), settings.lane_policy.clone()),
             hold_limit: settings.hold_per_lane.max(1),
         };

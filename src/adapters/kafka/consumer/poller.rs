@@ -16,6 +16,7 @@ use super::classify::classify;
 use super::context::SourceContext;
 use crate::adapters::kafka::delivery::KafkaDelivery;
 use crate::adapters::kafka::lanes::Lanes;
+use crate::adapters::kafka::wire::MessageLimits;
 use crate::ports::{ReceiveError, describe};
 
 /// A request for the next message, answered by the poller.
@@ -27,7 +28,7 @@ pub(super) struct Poller {
     /// The consumer it polls, shared with the source for commits and checks.
     pub consumer: Arc<StreamConsumer<SourceContext>>,
     /// Larger messages are unreadable (`RUNNER_MAX_MESSAGE_BYTES`).
-    pub max_message_bytes: usize,
+    pub limits: MessageLimits,
     /// Messages received while nobody asked, oldest first in each lane.
     pub held: Lanes,
     /// How many messages a lane may hold before it is paused: what the app may take at once.
@@ -58,7 +59,7 @@ impl Poller {
                 },
                 received = self.consumer.recv() => match received {
                     Ok(message) => {
-                        let delivery = classify(&message, self.max_message_bytes, self.consumer.context());
+                        let delivery = classify(&message, self.limits, self.consumer.context());
                         drop(message);
                         let lane = delivery.receipt.position().lane;
                         self.held.push(delivery);

@@ -10,7 +10,13 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::domain::{Checker, Language, RequestedLimits, Script, ScriptId, Source, Tenant, TestCase};
+use base64::Engine as _;
+
+use crate::domain::program::check_tree;
+use crate::domain::{
+    Checker, FileIo, IoName, Language, ProgramFile, ProgramPath, RequestedLimits, Script, ScriptId, Source, Tenant,
+    TestCase,
+};
 use crate::ports::Inbound;
 
 /// Where a message came from, for the fallback id `topic:partition:offset`.
@@ -34,6 +40,16 @@ pub struct Unreadable {
     pub id: Option<ScriptId>,
 }
 
+/// What a script message may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageLimits {
+    /// The largest payload read (`RUNNER_MAX_MESSAGE_BYTES`); a larger one is unreadable. The program's files,
+    /// decoded, must fit it too.
+    pub max_bytes: usize,
+    /// The most files a program may have, its entry included (`RUNNER_MAX_FILES`).
+    pub max_files: usize,
+}
+
 /// The Kafka header that names a script's tenant when its payload does not.
 pub const TENANT_HEADER: &str = "tenant";
 
@@ -43,14 +59,16 @@ pub const TENANT_HEADER: &str = "tenant";
 /// payload has no `tenant` field (the field wins when both are present).
 ///
 /// # Errors
-/// [`Unreadable`] for a missing payload, a payload over `max_bytes`, invalid JSON or JSON that is not an object.
+/// [`Unreadable`] for a missing payload, a payload over `limits.max_bytes`, invalid JSON or JSON that is not an
+/// object.
 pub fn parse_message<U>(
     payload: Option<&[u8]>,
     key: Option<&[u8]>,
     tenant_header: Option<&[u8]>,
     at: Coordinates<'_>,
-    max_bytes: usize,
+    limits: MessageLimits,
 ) -> Result<Inbound<U>, Unreadable> {
+    let max_bytes = limits.max_bytes;
     let unreadable = |reason: String| Unreadable {
         reason,
         id: key_id(key),
@@ -86,15 +104,16 @@ pub fn parse_message<U>(
         language,
         reason,
     };
-    match read_script(&object, &id, tenant_header) {
-        Ok(Message::Script(script)) => Ok(Inbound::Script(script)),
+    match read_script(&object, &id, tenant_header, limits) {
+        Ok(Message::Script(script)) => Ok(Inbound::Script(*script)),
         Ok(Message::Done) => Ok(Inbound::Done),
         Err(rejection) => Ok(reject(rejection.reason, rejection.language)),
     }
 }
 
 enum Message {
-    Script(Script),
+    /// Boxed: a script is far larger than the marker.
+    Script(Box<Script>),
     Done,
 }
 
@@ -111,7 +130,12 @@ impl From<String> for Rejection {
     }
 }
 
-fn read_script(object: &Map<String, Value>, id: &ScriptId, tenant_header: Option<&[u8]>) -> Result<Message, Rejection> {
+fn read_script(
+    object: &Map<String, Value>,
+    id: &ScriptId,
+    tenant_header: Option<&[u8]>,
+    message: MessageLimits,
+) -> Result<Message, Rejection> {
     match optional_string(object, "type")? {
         None | Some("script") => {}
         Some("done") => return Ok(Message::Done),
@@ -142,10 +166,8 @@ fn read_script(object: &Map<String, Value>, id: &ScriptId, tenant_header: Option
         reason,
         language: Some(language),
     };
-    let source = optional_string(object, "source")
-        .map_err(with_language)?
-        .ok_or_else(|| with_language(missing("source")))?;
-    let source = Source::new(source).map_err(|e| with_language(e.to_string()))?;
+    let (source, entry, files) = read_program(object, language, message).map_err(with_language)?;
+    let io = read_io(object).map_err(with_language)?;
     let limits = read_limits(object).map_err(with_language)?;
     let tests = read_tests(object).map_err(with_language)?;
     let tolerance = match object.get("float_tolerance") {
@@ -167,16 +189,19 @@ fn read_script(object: &Map<String, Value>, id: &ScriptId, tenant_header: Option
         Some(value) => return Err(with_language(type_error("run_all_tests", "a boolean", value))),
     };
     let tenant = read_tenant(object, tenant_header).map_err(with_language)?;
-    Ok(Message::Script(Script {
+    Ok(Message::Script(Box::new(Script {
         id: id.clone(),
         language,
         source,
+        entry,
+        files,
+        io,
         limits,
         tests,
         checker,
         run_all_tests,
         tenant,
-    }))
+    })))
 }
 
 /// The script's tenant: the `tenant` field (an scrc extension), else the `tenant` header, else none. Only the one
@@ -207,9 +232,130 @@ fn read_limits(object: &Map<String, Value>) -> Result<RequestedLimits, String> {
     };
     let time = non_negative(limits, "limits.time_limit_ms", "time_limit_ms")?;
     let memory = non_negative(limits, "limits.memory_limit_bytes", "memory_limit_bytes")?;
+    let cpu_time = non_negative(limits, "limits.cpu_time_limit_ms", "cpu_time_limit_ms")?;
     Ok(RequestedLimits {
         time: time.filter(|&ms| ms > 0).map(Duration::from_millis),
         memory: memory.filter(|&bytes| bytes > 0),
+        cpu_time: cpu_time.filter(|&ms| ms > 0).map(Duration::from_millis),
+    })
+}
+
+/// The program: `source`, `files` beside or instead of it, and `entry`. The entry ends up as the script's source
+/// and the rest as its files: `source` is the entry, saved at `entry` or the language's usual main file; without
+/// `source`, the entry is the file of `files` at `entry`, or at the language's usual main file, and must be text.
+/// The whole is a tree of at most `RUNNER_MAX_FILES` files and the message's size in decoded bytes.
+fn read_program(
+    object: &Map<String, Value>,
+    language: Language,
+    message: MessageLimits,
+) -> Result<(Source, Option<ProgramPath>, Vec<ProgramFile>), String> {
+    let source = optional_string(object, "source")?;
+    let entry = optional_string(object, "entry")?
+        .map(|path| ProgramPath::new(path).map_err(|e| format!("field \"entry\": {e}")))
+        .transpose()?;
+    let mut files = read_files(object)?;
+    let (source, entry) = match source {
+        Some(text) => (text.to_owned(), entry),
+        None if files.is_empty() => return Err(format!("{}, or \"files\"", missing("source"))),
+        None => {
+            let path = match entry {
+                Some(path) => path,
+                None => ProgramPath::new(language.default_main()).map_err(|e| e.to_string())?,
+            };
+            let at = files.iter().position(|file| file.path == path).ok_or_else(|| {
+                format!(
+                    "the entry {:?} is not among \"files\": name the program's main file with \"entry\"",
+                    path.as_str()
+                )
+            })?;
+            let file = files.remove(at);
+            let text = String::from_utf8(file.content)
+                .map_err(|_| format!("the entry {:?} is not UTF-8 text", path.as_str()))?;
+            (text, Some(path))
+        }
+    };
+    let source = Source::new(source).map_err(|e| e.to_string())?;
+    // Where the build will save the source, so that no other file takes its path.
+    let saved = match &entry {
+        Some(path) => path.clone(),
+        None => ProgramPath::new(language.main_file(source.as_str())).map_err(|e| format!("the source's file: {e}"))?,
+    };
+    let tree = std::iter::once((&saved, source.as_str().len()))
+        .chain(files.iter().map(|file| (&file.path, file.content.len())));
+    check_tree(tree, message.max_files, message.max_bytes).map_err(|e| format!("field \"files\": {e}"))?;
+    Ok((source, entry, files))
+}
+
+/// `files`: `[{"path", "content", "encoding": "text" | "base64"}]`, each path checked and each content decoded.
+fn read_files(object: &Map<String, Value>) -> Result<Vec<ProgramFile>, String> {
+    let files = match object.get("files") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(files)) => files,
+        Some(value) => return Err(type_error("files", "an array", value)),
+    };
+    files
+        .iter()
+        .enumerate()
+        .map(|(index, file)| {
+            let field = |name: &str| format!("files[{index}].{name}");
+            let Value::Object(file) = file else {
+                return Err(type_error(&format!("files[{index}]"), "an object", file));
+            };
+            let path = match file.get("path") {
+                Some(Value::String(path)) => path,
+                None | Some(Value::Null) => return Err(missing(&field("path"))),
+                Some(value) => return Err(type_error(&field("path"), "a string", value)),
+            };
+            let path = ProgramPath::new(path.clone()).map_err(|e| format!("field \"{}\": {e}", field("path")))?;
+            let content = text(file, "content", &field("content"))?;
+            let content = match optional_string(file, "encoding").map_err(|_| {
+                let sent = file.get("encoding").unwrap_or(&Value::Null);
+                type_error(&field("encoding"), "\"text\" or \"base64\"", sent)
+            })? {
+                None | Some("text") => content.into_bytes(),
+                Some("base64") => base64::engine::general_purpose::STANDARD
+                    .decode(content.as_bytes())
+                    .map_err(|e| format!("field \"{}\" is not valid base64: {e}", field("content")))?,
+                Some(other) => {
+                    return Err(format!(
+                        "field \"{}\" must be \"text\" or \"base64\", got {other:?}",
+                        field("encoding")
+                    ));
+                }
+            };
+            Ok(ProgramFile { path, content })
+        })
+        .collect()
+}
+
+/// `io`: `{"input_file", "output_file"}`, each a file name in the program's working directory, either alone.
+fn read_io(object: &Map<String, Value>) -> Result<FileIo, String> {
+    let io = match object.get("io") {
+        None | Some(Value::Null) => return Ok(FileIo::default()),
+        Some(Value::Object(io)) => io,
+        Some(value) => return Err(type_error("io", "an object", value)),
+    };
+    let name = |field: &str| -> Result<Option<IoName>, String> {
+        match io.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(name)) => IoName::new(name.clone())
+                .map(Some)
+                .map_err(|e| format!("field \"io.{field}\": {e}")),
+            Some(value) => Err(type_error(&format!("io.{field}"), "a string", value)),
+        }
+    };
+    let (input_file, output_file) = (name("input_file")?, name("output_file")?);
+    if let (Some(input), Some(output)) = (&input_file, &output_file)
+        && input == output
+    {
+        // The input file is the test's own; read back as its output, a program doing nothing would echo its input.
+        return Err(format!(
+            "fields \"io.input_file\" and \"io.output_file\" are both {input:?}: they must differ"
+        ));
+    }
+    Ok(FileIo {
+        input_file,
+        output_file,
     })
 }
 
@@ -330,7 +476,10 @@ mod tests {
     use proptest::prelude::*;
     use serde::Serialize;
 
-    const MAX: usize = 1 << 20;
+    const MAX: MessageLimits = MessageLimits {
+        max_bytes: 1 << 20,
+        max_files: 64,
+    };
 
     fn at() -> Coordinates<'static> {
         Coordinates {
@@ -346,9 +495,9 @@ mod tests {
         key: Option<&[u8]>,
         tenant_header: Option<&[u8]>,
         at: Coordinates<'_>,
-        max_bytes: usize,
+        limits: MessageLimits,
     ) -> Result<Inbound<()>, Unreadable> {
-        super::parse_message(payload, key, tenant_header, at, max_bytes)
+        super::parse_message(payload, key, tenant_header, at, limits)
     }
 
     fn parse(json: &str) -> Result<Inbound<()>, Unreadable> {
@@ -382,6 +531,182 @@ mod tests {
         );
         assert_eq!(script.checker, Checker::Exact);
         assert!(!script.run_all_tests);
+    }
+
+    fn script(json: &str) -> Script {
+        match parse(json) {
+            Ok(Inbound::Script(script)) => script,
+            other => panic!("expected a script, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn files_go_beside_the_source_and_the_entry_becomes_the_source() {
+        let beside = script(
+            r#"{"language":"c","source":"int main(){}","files":[
+                {"path":"lib/util.h","content":"int f(void);"},
+                {"path":"data.bin","content":"AAEC/w==","encoding":"base64"}]}"#,
+        );
+        assert_eq!(beside.source.as_str(), "int main(){}");
+        assert_eq!(beside.entry, None, "saved as the language's usual main file");
+        assert_eq!(beside.files.len(), 2);
+        assert_eq!(beside.files[0].path.as_str(), "lib/util.h");
+        assert_eq!(beside.files[1].content, [0, 1, 2, 255], "base64 decoded");
+
+        let instead = script(
+            r#"{"language":"java","entry":"com/x/App.java","files":[
+                {"path":"com/x/App.java","content":"package com.x; public class App {}"},
+                {"path":"com/x/Util.java","content":"package com.x; class Util {}"}]}"#,
+        );
+        assert_eq!(instead.source.as_str(), "package com.x; public class App {}");
+        assert_eq!(instead.entry.as_ref().map(ProgramPath::as_str), Some("com/x/App.java"));
+        assert_eq!(instead.files.len(), 1, "the entry left the files for the source");
+
+        let default_entry = script(
+            r#"{"language":"python","files":[{"path":"main.py","content":"print(1)"},{"path":"m.py","content":""}]}"#,
+        );
+        assert_eq!(default_entry.source.as_str(), "print(1)");
+        assert_eq!(default_entry.entry.as_ref().map(ProgramPath::as_str), Some("main.py"));
+
+        let saved_at = script(
+            r#"{"language":"cpp","source":"int main(){}","entry":"solution.cpp","files":[{"path":"grader.cpp","content":"x"}]}"#,
+        );
+        assert_eq!(saved_at.entry.as_ref().map(ProgramPath::as_str), Some("solution.cpp"));
+    }
+
+    #[test]
+    fn every_rule_of_a_programs_files_is_an_rj_naming_it() {
+        let cases = [
+            (r#""files":[{"path":"../x","content":""}]"#, "files[0].path", "'..'"),
+            (
+                r#""files":[{"path":"/etc/x","content":""}]"#,
+                "files[0].path",
+                "not relative",
+            ),
+            (
+                r#""files":[{"path":"a/../../x","content":""}]"#,
+                "files[0].path",
+                "'..'",
+            ),
+            (r#""files":[{"path":"a\u0000b","content":""}]"#, "files[0].path", "NUL"),
+            (
+                r#""files":[{"path":"prog","content":""}]"#,
+                "files[0].path",
+                "scrc's own",
+            ),
+            (
+                r#""files":[{"path":"x","content":""},{"path":"x","content":""}]"#,
+                "files",
+                "two files have the path \"x\"",
+            ),
+            (
+                r#""files":[{"path":"main.py","content":""}]"#,
+                "files",
+                "two files have the path \"main.py\"",
+            ),
+            (
+                r#""files":[{"path":"a","content":""},{"path":"a/b","content":""}]"#,
+                "files",
+                "needs it to be a directory",
+            ),
+            (
+                r#""files":[{"path":"x","content":"!!","encoding":"base64"}]"#,
+                "files[0].content",
+                "not valid base64",
+            ),
+            (
+                r#""files":[{"path":"x","content":"","encoding":"gzip"}]"#,
+                "files[0].encoding",
+                "\"gzip\"",
+            ),
+            (r#""files":[{"content":""}]"#, "files[0].path", "required"),
+            (r#""files":"x""#, "files", "an array"),
+            (r#""entry":"../main.py""#, "entry", "'..'"),
+        ];
+        for (fields, field, rule) in cases {
+            let json = format!(r#"{{"language":"python","source":"print(1)",{fields}}}"#);
+            let reason = rejection(&json);
+            assert!(reason.contains(field) && reason.contains(rule), "{fields}: {reason}");
+        }
+        let missing_entry = rejection(r#"{"language":"python","files":[{"path":"lib.py","content":""}]}"#);
+        assert!(
+            missing_entry.contains("\"main.py\" is not among \"files\""),
+            "{missing_entry}"
+        );
+        let named_missing =
+            rejection(r#"{"language":"python","entry":"app.py","files":[{"path":"lib.py","content":""}]}"#);
+        assert!(named_missing.contains("\"app.py\" is not among"), "{named_missing}");
+        let binary_entry =
+            rejection(r#"{"language":"python","files":[{"path":"main.py","content":"/w==","encoding":"base64"}]}"#);
+        assert!(binary_entry.contains("not UTF-8"), "{binary_entry}");
+        let nothing = rejection(r#"{"language":"python"}"#);
+        assert!(nothing.contains("\"source\" is required, or \"files\""), "{nothing}");
+    }
+
+    #[test]
+    fn a_programs_files_are_bounded_in_number() {
+        let files = |count: usize| {
+            let list: Vec<String> = (0..count)
+                .map(|i| format!(r#"{{"path":"f{i}","content":""}}"#))
+                .collect();
+            format!(
+                r#"{{"language":"python","source":"print(1)","files":[{}]}}"#,
+                list.join(",")
+            )
+        };
+        let limits = MessageLimits {
+            max_bytes: 1 << 20,
+            max_files: 4,
+        };
+        let parse_with = |json: &str| parse_message(Some(json.as_bytes()), None, None, at(), limits);
+        assert!(
+            matches!(parse_with(&files(3)), Ok(Inbound::Script(_))),
+            "3 files and the source: 4"
+        );
+        let Ok(Inbound::Rejected { reason, .. }) = parse_with(&files(4)) else {
+            panic!("five files are refused");
+        };
+        assert!(
+            reason.contains("5 files, over the limit of 4 (RUNNER_MAX_FILES)"),
+            "{reason}"
+        );
+        // Decoded files never outgrow the message they came in (text and base64 both shrink): the decoded bound
+        // (`check_tree`, tested in the domain) holds for every message that is read at all.
+    }
+
+    #[test]
+    fn io_names_files_in_the_working_directory() {
+        let both =
+            script(r#"{"language":"python","source":"x","io":{"input_file":"input.txt","output_file":"output.txt"}}"#);
+        assert_eq!(both.io.input_file.as_ref().map(IoName::as_str), Some("input.txt"));
+        assert_eq!(both.io.output_file.as_ref().map(IoName::as_str), Some("output.txt"));
+        let alone = script(r#"{"language":"python","source":"x","io":{"output_file":"out"}}"#);
+        assert_eq!(alone.io.input_file, None);
+        for (io, rule) in [
+            (r#"{"input_file":"../x"}"#, "io.input_file"),
+            (r#"{"output_file":"a/b"}"#, "io.output_file"),
+            (r#"{"output_file":""}"#, "io.output_file"),
+            (r#"{"input_file":3}"#, "io.input_file"),
+            (r#"{"input_file":"same","output_file":"same"}"#, "io.output_file"),
+            (r#""x""#, "\"io\" must be an object"),
+        ] {
+            let reason = rejection(&format!(r#"{{"language":"python","source":"x","io":{io}}}"#));
+            assert!(reason.contains(rule), "{io}: {reason}");
+        }
+    }
+
+    #[test]
+    fn a_cpu_time_limit_is_read_beside_the_wall_limit() {
+        let limited = script(r#"{"language":"c","source":"x","limits":{"cpu_time_limit_ms":1500}}"#);
+        assert_eq!(limited.limits.cpu_time, Some(Duration::from_millis(1500)));
+        assert_eq!(limited.limits.time, None);
+        let reason = rejection(r#"{"language":"c","source":"x","limits":{"cpu_time_limit_ms":-1}}"#);
+        assert!(
+            reason.contains("limits.cpu_time_limit_ms") && reason.contains("negative"),
+            "{reason}"
+        );
+        let reason = rejection(r#"{"language":"c","source":"x","limits":{"cpu_time_limit_ms":"1s"}}"#);
+        assert!(reason.contains("limits.cpu_time_limit_ms"), "{reason}");
     }
 
     #[test]
@@ -635,7 +960,14 @@ mod tests {
         assert_eq!(error.reason, "the message is JSON but not an object (got an array)");
         assert_eq!(error.id, None);
 
-        let error = parse_message(Some(&[b' '; 11]), None, None, at(), 10).unwrap_err();
+        let error = parse_message(
+            Some(&[b' '; 11]),
+            None,
+            None,
+            at(),
+            MessageLimits { max_bytes: 10, ..MAX },
+        )
+        .unwrap_err();
         assert_eq!(error.reason, "the message is 11 bytes, over the limit of 10 bytes");
 
         let error = parse_message(None, None, None, at(), MAX).unwrap_err();
@@ -727,7 +1059,7 @@ mod tests {
             tenant in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..200)),
             max in 0usize..300,
         ) {
-            let _ = parse_message(payload.as_deref(), key.as_deref(), tenant.as_deref(), at(), max);
+            let _ = parse_message(payload.as_deref(), key.as_deref(), tenant.as_deref(), at(), MessageLimits { max_bytes: max, ..MAX });
         }
 
         #[test]

@@ -7,5 +7,5 @@
 mod inbound;
 mod outbound;
 
-pub use inbound::{Coordinates, TENANT_HEADER, Unreadable, parse_message};
+pub use inbound::{Coordinates, MessageLimits, TENANT_HEADER, Unreadable, parse_message};
 pub use outbound::{OutputBlock, ReportTooLarge, ResultMessage, TestResultMessage, encode_report};

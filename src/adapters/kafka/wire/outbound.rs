@@ -326,6 +326,8 @@ mod tests {
             memory_exceeded: false,
             stalled_at_memory_limit: false,
             output_exceeded: false,
+            cpu_exceeded: false,
+            output_file_missing: false,
         }
     }
 
