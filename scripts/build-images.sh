@@ -7,8 +7,11 @@
 # The build images come warm: what every build would otherwise redo is done once here, inside the image's root,
 # into read-only files that builds only read (see "Warm toolchains" below and README "Language images").
 #
-#   scripts/build-images.sh              build what is missing
-#   scripts/build-images.sh --print-env  print the variables that point scrc at these images
+#   scripts/build-images.sh                  build what is missing
+#   scripts/build-images.sh IMAGE...         build what is missing of these images only (scrc-demo names those of
+#                                            its languages), downloading only their packages
+#   scripts/build-images.sh --plan [IMAGE...] print the packages each image needs, and their union, and exit
+#   scripts/build-images.sh --print-env      print the variables that point scrc at these images
 #
 # Needs root (debootstrap), debootstrap itself, and a reachable Debian mirror (DEBIAN_MIRROR).
 set -euo pipefail
@@ -20,13 +23,18 @@ suite=bookworm
 cache="${SCRC_DEB_CACHE:-/var/cache/scrc-debs}"
 work="${SCRC_IMAGE_WORKDIR:-/tmp/scrc-images}"
 force=0
+plan=0
+named=()
 
-case "${1:-}" in
-  --print-env) grep -v '^#' "$env_file"; exit 0 ;;
-  --force) force=1 ;;
-  "") ;;
-  *) echo "usage: $0 [--force|--print-env]" >&2; exit 2 ;;
-esac
+for arg in "$@"; do
+  case "$arg" in
+    --print-env) grep -v '^#' "$env_file"; exit 0 ;;
+    --force) force=1 ;;
+    --plan) plan=1 ;;
+    scrc-local/*) named+=("$arg") ;;
+    *) echo "usage: $0 [--force|--plan|--print-env] [scrc-local/IMAGE:TAG...]" >&2; exit 2 ;;
+  esac
+done
 
 # image name -> packages on top of minbase. The static run image has no packages at all.
 declare -A packages=(
@@ -304,13 +312,42 @@ build_static() {
   log "built $image"
 }
 
+# The images asked for: those named, or every one. The static run image has no packages.
+static=scrc-local/static:bookworm
+selected=()
+want_static=0
+if [ "${#named[@]}" -eq 0 ]; then
+  selected=("${!packages[@]}")
+  want_static=1
+fi
+for image in "${named[@]}"; do
+  if [ "$image" = "$static" ]; then
+    want_static=1
+  elif [ -n "${packages[$image]+known}" ]; then
+    selected+=("$image")
+  else
+    log "unknown image $image (images/local.env lists them)"; exit 2
+  fi
+done
+
+if [ "$plan" = 1 ]; then
+  union=()
+  for image in "${selected[@]}"; do
+    printf '%s: %s\n' "$image" "${packages[$image]}"
+    union+=(${packages[$image]})
+  done
+  [ "$want_static" = 0 ] || printf '%s: \n' "$static"
+  printf 'packages: %s\n' "$(printf '%s\n' "${union[@]}" | sort -u | tr '\n' ' ' | sed 's/ $//')"
+  exit 0
+fi
+
 if ! command -v docker >/dev/null; then
   log "docker is not installed"; exit 1
 fi
 all_present() {
-  exists scrc-local/static:bookworm || return 1
+  [ "$want_static" = 0 ] || exists "$static" || return 1
   local image
-  for image in "${!packages[@]}"; do
+  for image in "${selected[@]}"; do
     exists "$image" || return 1
   done
 }
@@ -330,11 +367,11 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 mkdir -p "$work"
-if [ "$force" = 1 ] || ! exists scrc-local/static:bookworm; then
+if [ "$want_static" = 1 ] && { [ "$force" = 1 ] || ! exists "$static"; }; then
   build_static
 fi
 wanted=()
-for image in "${!packages[@]}"; do
+for image in "${selected[@]}"; do
   if [ "$force" = 1 ] || ! exists "$image"; then
     wanted+=("$image")
   fi

@@ -203,7 +203,7 @@ fn after(action: &str, time_ms: u64, memory_mib: u64) -> Script {
 }
 
 /// Test 2 of `report` was judged as if it ran alone.
-fn assert_probe_clean(action: &str, report: &RunReport) {
+fn assert_probe_clean(action: &str, report: &RunReport, gvisor: bool) {
     let probe = &report.tests[1];
     assert_eq!(
         probe.status,
@@ -215,9 +215,16 @@ fn assert_probe_clean(action: &str, report: &RunReport) {
     assert!(peak < 48 << 20, "after {action}: the probe's peak is {peak} bytes");
     let cpu = probe.cpu_time().expect("the probe's CPU time is measured");
     assert!(
-        cpu < std::time::Duration::from_millis(500),
+        cpu < own_cpu_bound(gvisor),
         "after {action}: the probe's CPU time is {cpu:?}"
     );
+}
+
+/// The most CPU time the probe's own Python start may take. gVisor's count of it swells with the machine's load (30
+/// to 70 ms on a quiet machine, 660 ms and 1.6 s measured with seventeen scripts at once on two cores); a busy test 1
+/// carried over into it would still show its 4 s there.
+fn own_cpu_bound(gvisor: bool) -> std::time::Duration {
+    std::time::Duration::from_millis(if gvisor { 2000 } else { 500 })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -274,7 +281,7 @@ async fn each_hostile_test_leaves_nothing_for_the_next_test_of_its_script() {
             "{action}: test 1 got {:?}\n{report:#?}",
             report.tests[0].status
         );
-        assert_probe_clean(action, report);
+        assert_probe_clean(action, report, under_gvisor(&config));
     }
     let daemons = &reports[0].tests[0];
     assert_eq!(String::from_utf8_lossy(daemons.stdout()), "forked\n");
@@ -369,24 +376,25 @@ async fn a_sandbox_that_dies_mid_script_is_replaced_with_the_program_intact() {
         return;
     };
     // Test 1 holds 160 MiB while it sleeps: what no build of these programs comes near, so that the sandbox holding
-    // it is the one running test 1.
+    // it is the one running test 1. It sleeps 15 s, time for the poll to find it under gVisor on a busy machine,
+    // where each look at a sandbox's memory is slow (CI's run missed a 5 s window); the kill ends it sooner.
     let python = "import sys, time\n\
                   if sys.stdin.readline().strip() == 'sleep':\n\
                   \x20   held = bytearray(160 << 20)\n\
                   \x20   for i in range(0, len(held), 4096):\n\
                   \x20       held[i] = 1\n\
-                  \x20   time.sleep(5)\n\
+                  \x20   time.sleep(15)\n\
                   print('intact')\n";
     // Over a MiB of data, so that the runner keeps its copy of this program on disk rather than in memory.
     let c = "#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n#include <unistd.h>\n\
              static const char pad[3<<20]={1};\n\
              int main(void){char a[16]={0};if(fgets(a,sizeof a,stdin)&&strncmp(a,\"sleep\",5)==0){\n\
-             volatile char *held=malloc(160<<20);for(long i=0;i<(160<<20);i+=4096)held[i]=1;sleep(5);}\n\
+             volatile char *held=malloc(160<<20);for(long i=0;i<(160<<20);i+=4096)held[i]=1;sleep(15);}\n\
              puts(pad[0]?\"intact\":\"lost\");return 0;}\n";
     for (language, source) in [(Language::Python, python), (Language::C, c)] {
         let mut script = with_limits(
             script(language, source, &[("sleep\n", "intact\n"), ("check\n", "intact\n")]),
-            10_000,
+            20_000,
             256,
         );
         script.run_all_tests = true;
@@ -434,7 +442,7 @@ async fn many_entries_left_in_tmp_are_wiped_without_charging_the_next_test() {
             vec![Status::Ok]
         };
         assert!(made.contains(&report.tests[0].status), "{action}: {report:#?}");
-        assert_probe_clean(action, &report);
+        assert_probe_clean(action, &report, under_gvisor(&config));
         let probe = report.tests[1].duration().expect("the probe ran");
         assert!(
             probe < std::time::Duration::from_millis(1500),

@@ -189,20 +189,32 @@ async fn show_progress(results_log: std::path::PathBuf, total: usize, stop: Canc
     }
 }
 
-/// Makes sure every image of `languages` is present, building the local ones when possible.
-async fn ensure_demo_images(config: &Config, languages: &[Language]) -> anyhow::Result<()> {
-    let engine = scrc::adapters::docker::engine::Engine::connect(config.docker.host.as_deref())
-        .await
-        .context("the demo needs a Docker engine")?;
-    let mut missing = Vec::new();
+/// The build and run images of `languages`, each once, in order.
+fn images_of(config: &Config, languages: &[Language]) -> Vec<String> {
+    let mut images: Vec<String> = Vec::new();
     let toolchains = languages
         .iter()
         .filter_map(|language| config.docker.toolchains.get(language));
     for toolchain in toolchains {
         for image in [&toolchain.build_image, &toolchain.run_image] {
-            if !engine.image_exists(image).await? && !missing.contains(image) {
-                missing.push(image.clone());
+            if !images.contains(image) {
+                images.push(image.clone());
             }
+        }
+    }
+    images
+}
+
+/// Makes sure every image of `languages` is present, building the local ones when possible: only those missing,
+/// so that a first run downloads and builds what its languages need and nothing else.
+async fn ensure_demo_images(config: &Config, languages: &[Language]) -> anyhow::Result<()> {
+    let engine = scrc::adapters::docker::engine::Engine::connect(config.docker.host.as_deref())
+        .await
+        .context("the demo needs a Docker engine")?;
+    let mut missing = Vec::new();
+    for image in images_of(config, languages) {
+        if !engine.image_exists(&image).await? {
+            missing.push(image);
         }
     }
     if missing.is_empty() {
@@ -223,16 +235,57 @@ async fn ensure_demo_images(config: &Config, languages: &[Language]) -> anyhow::
         );
     }
     eprintln!(
-        "demo: images missing ({}); building every missing image from Debian packages, a few minutes",
+        "demo: images missing ({}); building them from Debian packages, a few minutes",
         missing.join(", ")
     );
     let script = std::env::temp_dir().join(format!("scrc-build-images-{}.sh", std::process::id()));
     std::fs::write(&script, BUILD_IMAGES_SCRIPT)?;
-    let status = tokio::process::Command::new("bash").arg(&script).status().await;
+    let status = tokio::process::Command::new("bash")
+        .arg(&script)
+        .args(&missing)
+        .status()
+        .await;
     let _ = std::fs::remove_file(&script);
     match status {
         Ok(status) if status.success() => Ok(()),
         Ok(status) => anyhow::bail!("building the images failed ({status}); run scripts/build-images.sh to see why"),
         Err(error) => anyhow::bail!("cannot run bash to build the images: {error}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// SCRC's five languages need the images of those five alone, and so the packages of those five: none of the
+    /// seven languages the demo does not send (their packages were most of a first run's download).
+    #[test]
+    fn the_demo_builds_only_the_images_of_its_languages() {
+        let config = Config::from_vars(scrc::config::local_images()).expect("the local images' configuration");
+        let mut languages = Vec::new();
+        for scenario in scrc_simulator::library().expect("the library") {
+            let language: Language = scenario.language.parse().expect("a language");
+            if !languages.contains(&language) {
+                languages.push(language);
+            }
+        }
+        let images = images_of(&config, &languages);
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/build-images.sh");
+        let plan = std::process::Command::new("bash")
+            .arg(script)
+            .arg("--plan")
+            .args(&images)
+            .output()
+            .expect("run the build script's plan");
+        assert!(plan.status.success(), "{}", String::from_utf8_lossy(&plan.stderr));
+        let stdout = String::from_utf8_lossy(&plan.stdout);
+        let packages = stdout
+            .lines()
+            .find_map(|line| line.strip_prefix("packages: "))
+            .expect("the packages line");
+        assert_eq!(
+            packages, "g++ gcc golang-go libc6-dev openjdk-17-jdk-headless openjdk-17-jre-headless python3",
+            "{images:?}"
+        );
     }
 }
