@@ -4,7 +4,10 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 cargo test --workspace --locked -- --list 2>&1 | awk '
-  /^ *Running / { target = ($2 == "unittests") ? $3 : $2 }
+  /^ *Running / {
+    crate = $NF; sub(/^.*deps\//, "", crate); sub(/-[0-9a-f]+\)$/, "", crate)
+    target = ($2 == "unittests") ? crate " " $3 : $2
+  }
   /^ *Doc-tests / { target = "doc-tests " $2 }
   /: test$/ { count[target]++; total++ }
   END {
