@@ -32,8 +32,10 @@ RUNNER_ARTIFACT_CACHE_BYTES=0 cargo test --locked --no-fail-fast --test docker_v
 # And under gVisor (RUNNER_DOCKER_RUNTIME=runsc), when the engine offers it (scripts/install-gvisor.sh registers
 # it; .ci/run does): every verdict, hostile program and carry-over test must come out the same in its sandbox.
 if docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q '"runsc"'; then
+  # One test at a time: every system call costs more under gVisor, and two tests' sandboxes at once on two cores made
+  # a Python start take seconds.
   RUNNER_DOCKER_RUNTIME=runsc cargo test --locked --no-fail-fast --test docker_verdicts --test docker_adversarial \
-    --test docker_warm "$@" || status=$?
+    --test docker_warm "$@" -- --test-threads=1 || status=$?
 elif [ "${CI:-}" = "true" ]; then
   echo "test.sh: CI=true and the engine has no runtime runsc (scripts/install-gvisor.sh registers it)" >&2
   status=1
