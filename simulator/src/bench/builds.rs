@@ -122,13 +122,7 @@ pub async fn run(tools: &Tools, out: &Path, scale: f64) -> anyhow::Result<Value>
         "throughput": throughput,
         "charts": ["builds_latency.png"],
     });
-    std::fs::write(out.join("builds_manifest.json"), serde_json::to_vec_pretty(&manifest)?)?;
-    eprintln!(
-        "bench: done in {:.0} s; results in {}",
-        clock.elapsed().as_secs_f64(),
-        out.display()
-    );
-    Ok(manifest)
+    output::finish(&out.join("builds_manifest.json"), manifest, clock)
 }
 
 /// The artifact cache's hits and misses from the line a runner logs when it stops (JSON logs), or `None` when the

@@ -176,13 +176,7 @@ pub async fn run(tools: &Tools, out: &Path) -> anyhow::Result<Value> {
         "c_3_over_1_built": ratio("c-3-files", "c-1-file", "built_ms"),
         "cache": hits.map(|(hits, misses)| json!({"hits": hits, "misses": misses, "second_sends": second_sends})),
     });
-    std::fs::write(out.join("files_manifest.json"), serde_json::to_vec_pretty(&manifest)?)?;
-    eprintln!(
-        "bench: done in {:.0} s; results in {}",
-        clock.elapsed().as_secs_f64(),
-        out.display()
-    );
-    Ok(manifest)
+    output::finish(&out.join("files_manifest.json"), manifest, clock)
 }
 
 /// Sends every program twice per round and times each result: latencies by (program, second send).

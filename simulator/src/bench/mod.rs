@@ -419,14 +419,7 @@ pub async fn run(plan: &Plan, tools: &Tools, out: &Path) -> anyhow::Result<Value
         "charts": CHARTS,
         "csv": csv_files.iter().filter_map(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).collect::<Vec<_>>(),
     });
-    let manifest_path = out.join("benchmark_manifest.json");
-    std::fs::write(&manifest_path, serde_json::to_vec_pretty(&manifest)?)?;
-    eprintln!(
-        "bench: done in {:.0} s; results in {}",
-        clock.elapsed().as_secs_f64(),
-        out.display()
-    );
-    Ok(manifest)
+    output::finish(&out.join("benchmark_manifest.json"), manifest, clock)
 }
 
 /// Runs the chaos plan and writes its summary under `out` (runner logs under `out/logs`). Returns the summary.
@@ -478,16 +471,7 @@ pub async fn run_school(burst: Burst, tools: &Tools, out: &Path) -> anyhow::Resu
         "charts": [CHARTS[6]],
         "csv": csv_files.iter().filter_map(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).collect::<Vec<_>>(),
     });
-    std::fs::write(
-        out.join("benchmark_manifest.json"),
-        serde_json::to_vec_pretty(&manifest)?,
-    )?;
-    eprintln!(
-        "bench: done in {:.0} s; results in {}",
-        clock.elapsed().as_secs_f64(),
-        out.display()
-    );
-    Ok(manifest)
+    output::finish(&out.join("benchmark_manifest.json"), manifest, clock)
 }
 
 /// Runs the school burst and writes its CSV and chart. Returns its metrics.

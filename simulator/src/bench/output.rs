@@ -66,6 +66,26 @@ pub fn write_summary(dir: &Path, matrix: &str, header: &str, rows: &[String]) ->
     Ok(path)
 }
 
+/// Writes a plan's manifest to `path` and says on stderr that the plan is done, how long it took and where its
+/// results are; hands the manifest back as the plan's result.
+///
+/// # Errors
+/// When the manifest cannot be encoded or written.
+pub fn finish(
+    path: &Path,
+    manifest: serde_json::Value,
+    clock: std::time::Instant,
+) -> anyhow::Result<serde_json::Value> {
+    std::fs::write(path, serde_json::to_vec_pretty(&manifest)?)?;
+    let results = path.parent().unwrap_or(path);
+    eprintln!(
+        "bench: done in {:.0} s; results in {}",
+        clock.elapsed().as_secs_f64(),
+        results.display()
+    );
+    Ok(manifest)
+}
+
 /// What the manifest says about the machine.
 pub fn machine() -> serde_json::Value {
     let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();

@@ -110,13 +110,7 @@ pub async fn run(tools: &Tools, out: &Path, scale: f64) -> anyhow::Result<Value>
         "school_burst": burst,
         "charts": ["sandbox_latency.png"],
     });
-    std::fs::write(out.join("sandbox_manifest.json"), serde_json::to_vec_pretty(&manifest)?)?;
-    eprintln!(
-        "bench: done in {:.0} s; results in {}",
-        clock.elapsed().as_secs_f64(),
-        out.display()
-    );
-    Ok(manifest)
+    output::finish(&out.join("sandbox_manifest.json"), manifest, clock)
 }
 
 /// The runtimes plan (`cargo bench --bench harness -- runtimes`): gVisor's cost, runc and runsc side by side in one
@@ -200,16 +194,7 @@ pub async fn runtimes(tools: &Tools, out: &Path, scale: f64) -> anyhow::Result<V
                                "runsc_over_runc": runsc / runc},
         "charts": ["runtimes_latency.png"],
     });
-    std::fs::write(
-        out.join("runtimes_manifest.json"),
-        serde_json::to_vec_pretty(&manifest)?,
-    )?;
-    eprintln!(
-        "bench: done in {:.0} s; results in {}",
-        clock.elapsed().as_secs_f64(),
-        out.display()
-    );
-    Ok(manifest)
+    output::finish(&out.join("runtimes_manifest.json"), manifest, clock)
 }
 
 pub(super) fn ok<'a>(library: &'a [Scenario], language: &str) -> anyhow::Result<&'a Scenario> {
