@@ -2,6 +2,7 @@
 //! script's source is saved and as a program of several files names none. Java's is named after the source's public
 //! class, as javac requires, and the class run is the entry's, with its package.
 
+use super::program::ProgramPath;
 use super::script::Language;
 
 impl Language {
@@ -11,6 +12,11 @@ impl Language {
             Language::Java => format!("{}.java", public_class(source).unwrap_or_else(|| "Main".into())),
             other => other.default_main().to_owned(),
         }
+    }
+
+    /// Where a script's source is saved: its `entry` when it names one, else the language's usual main file.
+    pub fn saved_as(self, entry: Option<&ProgramPath>, source: &str) -> String {
+        entry.map_or_else(|| self.main_file(source), ToString::to_string)
     }
 
     /// The entry of a program sent as `files` alone, naming none: the language's usual main file.

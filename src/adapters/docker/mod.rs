@@ -315,10 +315,7 @@ impl Runtime for DockerRuntime {
     ) -> Result<Preparation<Program>, RuntimeError> {
         let module = languages::module(script.language);
         let toolchain = self.toolchain(script.language)?;
-        let entry = script.entry.as_ref().map_or_else(
-            || script.language.main_file(script.source.as_str()),
-            ToString::to_string,
-        );
+        let entry = script.language.saved_as(script.entry.as_ref(), script.source.as_str());
         let mut paths = vec![entry.clone()];
         paths.extend(script.files.iter().map(|file| file.path.to_string()));
         let layout = Layout {

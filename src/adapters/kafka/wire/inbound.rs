@@ -276,10 +276,8 @@ fn read_program(
     };
     let source = Source::new(source).map_err(|e| e.to_string())?;
     // Where the build will save the source, so that no other file takes its path.
-    let saved = match &entry {
-        Some(path) => path.clone(),
-        None => ProgramPath::new(language.main_file(source.as_str())).map_err(|e| format!("the source's file: {e}"))?,
-    };
+    let saved = ProgramPath::new(language.saved_as(entry.as_ref(), source.as_str()))
+        .map_err(|e| format!("the source's file: {e}"))?;
     let tree = std::iter::once((&saved, source.as_str().len()))
         .chain(files.iter().map(|file| (&file.path, file.content.len())));
     check_tree(tree, message.max_files, message.max_bytes).map_err(|e| format!("field \"files\": {e}"))?;
