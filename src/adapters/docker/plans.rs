@@ -41,9 +41,7 @@ pub struct RunPlan {
 /// then the entry and the other files, read-only (0444), all as of now, so that a language's bytecode cache
 /// matches its sources.
 pub fn sources(entry: &str, source: &str, files: &[ProgramFile]) -> Vec<Entry> {
-    let mtime = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| i64::try_from(since.as_secs()).unwrap_or(i64::MAX));
+    let mtime = unix_now();
     let mut directories = std::collections::BTreeSet::new();
     let paths = std::iter::once(entry).chain(files.iter().map(|file| file.path.as_str()));
     for path in paths {
@@ -71,4 +69,11 @@ pub fn sources(entry: &str, source: &str, files: &[ProgramFile]) -> Vec<Entry> {
         contents: Some(file.content.clone()),
     }));
     tree
+}
+
+/// Now, in seconds since the epoch, as the supervisor's frames give a file's modification time.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
 }

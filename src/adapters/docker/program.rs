@@ -29,7 +29,7 @@ use super::languages::{OwnHeap, PROGRAM_DIR};
 use super::lock;
 use super::outcome::{self, CompileLimits, NoReport, Observed};
 use super::phases::{Phase, PhaseObserver};
-use super::plans::{BuildPlan, RunPlan};
+use super::plans::{BuildPlan, RunPlan, unix_now};
 use super::pool::{Images, Pair, Pool};
 use super::protocol::{self, Entry, Exec, File, ServedReport};
 use super::session::{ProgramVolume, Session, Waited};
@@ -723,10 +723,4 @@ fn out_of_memory(wall_time: Duration, limit: u64) -> Observed {
 
 fn millis(duration: Duration) -> u32 {
     u32::try_from(duration.as_millis()).unwrap_or(u32::MAX)
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
 }
