@@ -170,15 +170,25 @@ fn compose_brings_up_a_broker_and_two_runners_that_judge_the_library() {
         stdout.contains("sent 30, mismatched 0, missing 0, conflicting 0: PASSED"),
         "{stdout}"
     );
-    let runners = docker_lines(&[
-        "ps",
-        "--filter",
-        &format!("label=com.docker.compose.project={}", project.name),
-        "--filter",
-        "label=com.docker.compose.service=scrc",
-        "--format",
-        "{{.Names}} {{.Status}}",
-    ]);
+    // The engine runs a container's first health check an interval after its start, and the library can be judged
+    // before that (both runners still "health: starting" at 14 s): wait up to a minute for their checks to report.
+    let list_runners = || {
+        docker_lines(&[
+            "ps",
+            "--filter",
+            &format!("label=com.docker.compose.project={}", project.name),
+            "--filter",
+            "label=com.docker.compose.service=scrc",
+            "--format",
+            "{{.Names}} {{.Status}}",
+        ])
+    };
+    let checking = std::time::Instant::now();
+    let mut runners = list_runners();
+    while runners.iter().any(|r| r.contains("health: starting")) && checking.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        runners = list_runners();
+    }
     assert_eq!(runners.len(), 2, "two runners: {runners:?}");
     assert!(
         runners.iter().all(|r| r.contains("(healthy)")),
