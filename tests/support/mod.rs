@@ -136,10 +136,11 @@ pub async fn leftovers(instance: &str) -> (usize, usize) {
 }
 
 /// Containers and volumes of `instance` beyond the warm sandboxes waiting idle in its pool. A finished script's
-/// containers are removed in the background, so this waits up to 90 s for the count to settle at zero (a gVisor
-/// sandbox that held a fork bomb, thousands of host tasks, took over 30 s to tear down on CI's busy machine).
+/// containers are removed in the background, so this waits up to 180 s for the count to settle at zero (a gVisor
+/// sandbox that held a fork bomb, thousands of host tasks, took over 30 s to tear down on CI's busy machine, and its
+/// volume stays in use until then; the runner retries a volume's removal for two minutes).
 pub async fn busy_leftovers(runtime: &DockerRuntime, instance: &str) -> (usize, usize) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
     loop {
         let (containers, volumes) = leftovers(instance).await;
         let (idle_containers, idle_volumes) = runtime.idle_sandboxes();

@@ -92,7 +92,7 @@ impl Drop for ProgramVolume {
         let name = std::mem::take(&mut self.name);
         let uid = self.uid.take();
         spawn(async move {
-            if let Err(error) = persist(|| engine.remove_volume(&name)).await {
+            if let Err(error) = persist(|| engine.remove_volume(&name), in_use_or_retryable).await {
                 tracing::warn!(error = %describe(&error), volume = %name, "cannot remove a program volume; the reaper will retry");
             }
             drop(uid);
@@ -376,24 +376,25 @@ impl Drop for Session {
 /// stopped container and the expired volume later.
 fn discard(engine: Engine, id: String, volume: Option<Arc<ProgramVolume>>) {
     spawn(async move {
-        if let Err(error) = persist(|| engine.remove_container(&id)).await {
+        if let Err(error) = persist(|| engine.remove_container(&id), EngineError::is_retryable).await {
             tracing::warn!(error = %describe(&error), container = %id, "cannot remove a sandbox; the reaper will retry");
         }
         drop(volume);
     });
 }
 
-/// Retries a removal through an engine hiccup for up to a minute, so that a short outage does not leave
-/// containers and volumes for the reaper.
+/// Retries a removal through an engine hiccup for up to two minutes, so that a short outage does not leave
+/// containers and volumes for the reaper. `worth_retrying` says which failures may pass.
 async fn persist<F: Future<Output = Result<(), EngineError>>>(
     mut removal: impl FnMut() -> F,
+    worth_retrying: impl Fn(&EngineError) -> bool,
 ) -> Result<(), EngineError> {
-    const PATIENCE: Duration = Duration::from_secs(60);
-    let started = Instant::now();
+    const PATIENCE: Duration = Duration::from_secs(120);
+    let started = tokio::time::Instant::now();
     let mut delay = Duration::from_millis(250);
     loop {
         match removal().await {
-            Err(error) if error.is_retryable() && started.elapsed() < PATIENCE => {
+            Err(error) if worth_retrying(&error) && started.elapsed() < PATIENCE => {
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(2));
             }
@@ -402,9 +403,69 @@ async fn persist<F: Future<Output = Result<(), EngineError>>>(
     }
 }
 
+/// A volume's removal may also pass "in use" (409): the engine answers a second removal of a container with 409 as
+/// soon as the first is under way, and a gVisor sandbox that held a fork storm (thousands of host tasks) takes tens
+/// of seconds more to go, its volume in use until then.
+fn in_use_or_retryable(error: &EngineError) -> bool {
+    error.is_retryable() || error.status() == Some(409)
+}
+
 /// Spawns cleanup on the current runtime; without one (the process is ending) the reaper cleans up instead.
 fn spawn(cleanup: impl Future<Output = ()> + Send + 'static) {
     if let Ok(runtime) = tokio::runtime::Handle::try_current() {
         runtime.spawn(cleanup);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use bollard::errors::Error as BollardError;
+
+    use super::*;
+    use crate::adapters::docker::engine::Operation;
+
+    fn in_use() -> EngineError {
+        EngineError::Api {
+            operation: Operation::RemoveVolume,
+            source: BollardError::DockerResponseServerError {
+                status_code: 409,
+                message: "volume is in use".into(),
+            },
+        }
+    }
+
+    /// Removes on the third call, "in use" before.
+    async fn third_time(calls: &AtomicUsize) -> Result<(), EngineError> {
+        match calls.fetch_add(1, Ordering::SeqCst) {
+            0 | 1 => Err(in_use()),
+            _ => Ok(()),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_volume_still_in_use_is_removed_once_its_container_is_gone() {
+        let calls = AtomicUsize::new(0);
+        assert!(persist(|| third_time(&calls), in_use_or_retryable).await.is_ok());
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_container_answered_with_a_client_error_is_not_retried() {
+        let calls = AtomicUsize::new(0);
+        assert!(persist(|| third_time(&calls), EngineError::is_retryable).await.is_err());
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_volume_in_use_for_good_is_left_to_the_reaper_after_two_minutes() {
+        let started = tokio::time::Instant::now();
+        assert!(persist(|| async { Err(in_use()) }, in_use_or_retryable).await.is_err());
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_secs(120) && waited < Duration::from_secs(125),
+            "{waited:?}"
+        );
     }
 }
