@@ -7,6 +7,7 @@
 //!     cargo bench --bench harness -- sandbox   scrc's sandboxes against the Docker floor
 //!     cargo bench --bench harness -- runtimes  runc against gVisor's runsc, side by side (about 15 minutes)
 //!     cargo bench --bench harness -- files     programs of several files against one file, built and cached
+//!     cargo bench --bench harness -- checkers  a 10-test C++ problem with a C++ checker against the exact one
 //!     cargo bench --bench harness -- languages the idle latency of every language's OK program
 //!     cargo bench --bench harness -- chaos     1,000 submissions to three runners against tansu, 20 SIGKILLs and
 //!                                              restarts, a rebalance while busy (`SCRC_CHAOS_SEED` repeats a run)

@@ -79,6 +79,7 @@ async fn measure(scripts: usize, max_parallel: usize) -> f64 {
         max: limits,
         min_memory: MemoryLimit::new(6 << 20).expect("positive"),
         max_tests: 128,
+        checker: limits,
     };
     let retry = RetryPolicy {
         attempts: 3,

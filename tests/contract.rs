@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime};
 
 use scrc::adapters::kafka::wire::encode_report;
-use scrc::domain::{Checker, Execution, Exit, Language, RunReport, ScriptId, Status, TestCase, TestResult, Verdict};
+use scrc::domain::{Comparison, Execution, Exit, Language, RunReport, ScriptId, Status, TestCase, TestResult, Verdict};
 use serde_json::{Value, json};
 use support::contract::{Contract, Kind};
 
@@ -252,6 +252,7 @@ fn reports_of_every_kind_encode_to_valid_results() {
         number,
         input: "2 3\n".into(),
         expected_output: "5\n".into(),
+        points: None,
     };
     let ran = |exit: Exit, stdout: &[u8], status: Status| {
         let execution = Execution {
@@ -362,11 +363,11 @@ fn the_schemas_enums_are_the_codes() {
     let statuses: BTreeSet<String> = Status::ALL.iter().map(|s| s.code().to_owned()).collect();
     assert_eq!(strings(&common["status"]["enum"]), statuses);
 
-    let checkers = strings(&contract.schemas["script.schema.json"]["properties"]["checker"]["enum"]);
+    let checkers = strings(&contract.schemas["script.schema.json"]["properties"]["checker"]["oneOf"][0]["enum"]);
     assert_eq!(checkers.len(), 4);
     for name in &checkers {
         assert_eq!(
-            Checker::from_wire(name, None).map(|c| c.name()),
+            Comparison::from_wire(name, None).map(|c| c.name()),
             Ok(name.as_str()),
             "the runner knows the checker {name}"
         );

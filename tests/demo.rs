@@ -32,9 +32,23 @@ fn the_demo_judges_the_whole_library_correctly() {
         return;
     };
     assert!(
-        stdout.contains("sent 30, mismatched 0, missing 0, conflicting 0: PASSED"),
+        stdout.contains("sent 34, mismatched 0, missing 0, conflicting 0: PASSED"),
         "{stdout}"
     );
+    // The four problems, each with its status and score: a checker accepting any answer, partial points, a broken
+    // checker and subtask groups.
+    for (problem, want) in [
+        ("subtasks", "WA 21/101"),
+        ("partial-points", "WA 2.5/3"),
+        ("any-answer", "OK 3/3"),
+        ("broken-checker", "IE 0/2"),
+    ] {
+        let row = stdout
+            .lines()
+            .find(|line| line.starts_with(problem))
+            .unwrap_or_default();
+        assert!(row.contains(want) && row.ends_with(" ok"), "{problem}: {row}\n{stdout}");
+    }
     for language in ["c ", "cpp", "go", "java", "python"] {
         let row = stdout
             .lines()
@@ -50,7 +64,7 @@ fn the_demo_judges_all_twelve_languages_with_the_flag() {
         return;
     };
     assert!(
-        stdout.contains("sent 72, mismatched 0, missing 0, conflicting 0: PASSED"),
+        stdout.contains("sent 76, mismatched 0, missing 0, conflicting 0: PASSED"),
         "{stdout}"
     );
     for language in scrc::domain::Language::ALL {

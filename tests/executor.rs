@@ -28,6 +28,11 @@ fn policy() -> LimitPolicy {
         },
         min_memory: MemoryLimit::new(6 * MIB).unwrap(),
         max_tests: 8,
+        checker: Limits {
+            time: TimeLimit::new(Duration::from_secs(10)).unwrap(),
+            memory: MemoryLimit::new(256 << 20).unwrap(),
+            cpu_time: None,
+        },
     }
 }
 
@@ -304,6 +309,7 @@ async fn rejected_and_unreadable_messages_get_results_and_dead_letters_and_the_o
             number,
             input: String::new(),
             expected_output: String::new(),
+            points: None,
         })
         .collect();
     harness.source.push(Inbound::Script(too_many));

@@ -17,7 +17,7 @@ use scrc::adapters::kafka::wire::ResultMessage;
 use scrc::adapters::kafka::{DevBroker, KafkaPublisher, KafkaSettings, KafkaSource};
 use scrc::app::{Backoff, CircuitBreaker, Executor, ExecutorSettings, Judge, RetryPolicy, Summary};
 use scrc::domain::{Execution, LimitPolicy, Limits, MemoryLimit, Script, TimeLimit};
-use scrc::ports::{Preparation, Runtime, RuntimeError};
+use scrc::ports::{CheckFiles, Preparation, Runtime, RuntimeError};
 use scrc::testing::FakeRuntime;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -71,6 +71,11 @@ fn policy() -> LimitPolicy {
         },
         min_memory: MemoryLimit::new(6 << 20).unwrap(),
         max_tests: 16,
+        checker: Limits {
+            time: TimeLimit::new(Duration::from_secs(10)).unwrap(),
+            memory: MemoryLimit::new(256 << 20).unwrap(),
+            cpu_time: None,
+        },
     }
 }
 
@@ -419,6 +424,10 @@ impl Runtime for HangingRuntime {
     }
 
     async fn run(&self, _: &(), _: &[u8], _: &CancellationToken) -> Result<Execution, RuntimeError> {
+        Err(RuntimeError::Cancelled)
+    }
+
+    async fn check(&self, _: &(), _: CheckFiles<'_>, _: &CancellationToken) -> Result<Execution, RuntimeError> {
         Err(RuntimeError::Cancelled)
     }
 

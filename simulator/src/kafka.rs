@@ -16,6 +16,8 @@ use tokio_util::sync::CancellationToken;
 pub struct Received {
     pub id: String,
     pub status: String,
+    /// The result's `score` and `max_score`, when it has them (scrc's results do; SCRC's do not).
+    pub score: Option<[f64; 2]>,
     pub runner: Option<String>,
     pub at: Instant,
     /// The whole result message, for the consumer log.
@@ -29,6 +31,10 @@ struct ResultFields {
     status: String,
     #[serde(default)]
     runner: Option<String>,
+    #[serde(default)]
+    score: Option<f64>,
+    #[serde(default)]
+    max_score: Option<f64>,
 }
 
 /// An idempotent producer for script messages.
@@ -96,6 +102,7 @@ pub fn results(
             let received = Received {
                 id: fields.id,
                 status: fields.status,
+                score: fields.score.zip(fields.max_score).map(|(score, max)| [score, max]),
                 runner: fields.runner,
                 at: Instant::now(),
                 payload,

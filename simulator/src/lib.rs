@@ -13,5 +13,5 @@ pub mod simulation;
 pub mod validate;
 
 pub use config::SimulatorConfig;
-pub use library::{SCRC_LANGUAGES, Scenario, full_library, library};
+pub use library::{SCRC_LANGUAGES, Scenario, full_library, library, problems};
 pub use simulation::{SimulationReport, run};

@@ -1,6 +1,10 @@
 //! The script library: for every language, a program per outcome (ok, wa, tl, ml, bf, re) with the tests and
 //! limits that make it produce that outcome. It lives in `simulator/scripts/<language>/<outcome>/` and is
 //! embedded at build time.
+//!
+//! Beside them are problems as teachers and contests write them ([`problems`]): a checker program that accepts
+//! any valid answer, one that gives partial points, a broken one, and subtask groups with a dependency. Each says
+//! the score it must earn as well as its status.
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -8,7 +12,7 @@ use serde_json::{Value, json};
 include!(concat!(env!("OUT_DIR"), "/library.rs"));
 
 /// One program with a known verdict.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Scenario {
     pub language: String,
     /// The directory name: `ok`, `wa`, `tl`, `ml`, `bf` or `re`.
@@ -18,6 +22,10 @@ pub struct Scenario {
     pub source: String,
     pub limits: Limits,
     pub tests: Vec<TestSpec>,
+    /// A problem's `checker` and `groups`, sent as they are; empty for the six outcomes.
+    pub extra: serde_json::Map<String, Value>,
+    /// The `score` and `max_score` a problem must earn; `None` for the six outcomes, which SCRC judges.
+    pub score: Option<[f64; 2]>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -26,10 +34,13 @@ pub struct Limits {
     pub memory_limit_bytes: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct TestSpec {
     pub input: String,
     pub expected_output: String,
+    /// The test's `points`, for a scored problem.
+    #[serde(default)]
+    pub points: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -37,7 +48,16 @@ struct ScenarioFile {
     expected: String,
     limits: Limits,
     tests: Vec<TestSpec>,
+    #[serde(default)]
+    checker: Option<Value>,
+    #[serde(default)]
+    groups: Option<Value>,
+    #[serde(default)]
+    score: Option<[f64; 2]>,
 }
+
+/// The outcomes every language has, in SCRC's order; any other directory is a problem.
+pub const OUTCOMES: [&str; 6] = ["ok", "wa", "tl", "ml", "bf", "re"];
 
 #[derive(Debug, thiserror::Error)]
 #[error("scenario {language}/{outcome} is invalid: {reason}")]
@@ -66,6 +86,22 @@ pub fn library() -> Result<Vec<Scenario>, LibraryError> {
 /// # Errors
 /// [`LibraryError`] when a `scenario.json` does not parse.
 pub fn full_library() -> Result<Vec<Scenario>, LibraryError> {
+    let mut scenarios = embedded()?;
+    scenarios.retain(|scenario| OUTCOMES.contains(&scenario.outcome.as_str()));
+    Ok(scenarios)
+}
+
+/// The problems: checker programs, partial points and subtask groups, each with the score it must earn.
+///
+/// # Errors
+/// [`LibraryError`] when a `scenario.json` does not parse.
+pub fn problems() -> Result<Vec<Scenario>, LibraryError> {
+    let mut scenarios = embedded()?;
+    scenarios.retain(|scenario| !OUTCOMES.contains(&scenario.outcome.as_str()));
+    Ok(scenarios)
+}
+
+fn embedded() -> Result<Vec<Scenario>, LibraryError> {
     EMBEDDED
         .iter()
         .map(|(language, outcome, _file, source, scenario)| {
@@ -74,6 +110,9 @@ pub fn full_library() -> Result<Vec<Scenario>, LibraryError> {
                 outcome: (*outcome).into(),
                 reason: e.to_string(),
             })?;
+            let mut extra = serde_json::Map::new();
+            extra.extend(file.checker.map(|checker| ("checker".to_owned(), checker)));
+            extra.extend(file.groups.map(|groups| ("groups".to_owned(), groups)));
             Ok(Scenario {
                 language: (*language).into(),
                 outcome: (*outcome).into(),
@@ -81,6 +120,8 @@ pub fn full_library() -> Result<Vec<Scenario>, LibraryError> {
                 source: (*source).into(),
                 limits: file.limits,
                 tests: file.tests,
+                extra,
+                score: file.score,
             })
         })
         .collect()
@@ -106,10 +147,15 @@ impl Scenario {
             .iter()
             .enumerate()
             .map(|(index, test)| {
-                json!({"number": index + 1, "input": test.input, "expected_output": test.expected_output})
+                let mut message =
+                    json!({"number": index + 1, "input": test.input, "expected_output": test.expected_output});
+                if let Some(points) = test.points {
+                    message["points"] = json!(points);
+                }
+                message
             })
             .collect();
-        json!({
+        let mut message = json!({
             "type": "script",
             "id": id,
             "language": self.language,
@@ -119,7 +165,24 @@ impl Scenario {
                 "memory_limit_bytes": self.limits.memory_limit_bytes,
             },
             "tests": tests,
-        })
+        });
+        if let Some(object) = message.as_object_mut() {
+            object.extend(self.extra.clone());
+        }
+        message
+    }
+
+    /// What the result must say: the status, and for a problem the score out of the maximum (`WA 21/101`).
+    pub fn verdict(&self) -> String {
+        verdict(&self.expected, self.score)
+    }
+}
+
+/// A status, with `score/max_score` after it when there is a score: how the validator compares results.
+pub fn verdict(status: &str, score: Option<[f64; 2]>) -> String {
+    match score {
+        Some([score, max_score]) => format!("{status} {score}/{max_score}"),
+        None => status.to_owned(),
     }
 }
 
@@ -155,6 +218,21 @@ mod tests {
                 assert!(!scenario.tests.is_empty());
             }
         }
+    }
+
+    #[test]
+    fn the_problems_need_a_checker_partial_points_a_broken_checker_and_groups() {
+        let problems = problems().unwrap();
+        let names: Vec<&str> = problems.iter().map(|p| p.outcome.as_str()).collect();
+        assert_eq!(names, ["subtasks", "partial-points", "any-answer", "broken-checker"]);
+        for problem in &problems {
+            assert!(problem.score.is_some(), "{} says its score", problem.outcome);
+            let message = problem.message("p-1");
+            assert!(message.get("checker").is_some() || message.get("groups").is_some());
+        }
+        assert_eq!(problems[0].verdict(), "WA 21/101");
+        assert_eq!(problems[3].expected, "IE");
+        assert!(problems.iter().all(|p| SCRC_LANGUAGES.contains(&p.language.as_str())));
     }
 
     #[test]

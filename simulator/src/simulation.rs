@@ -75,7 +75,8 @@ pub async fn run(
                 Expectation {
                     language: scenario.language.clone(),
                     outcome: scenario.outcome.clone(),
-                    status: scenario.expected.clone(),
+                    status: scenario.verdict(),
+                    scored: scenario.score.is_some(),
                 },
             );
         }
@@ -134,7 +135,7 @@ fn record(
     log: &mut std::fs::File,
     received: &kafka::Received,
 ) {
-    if validator.observe(&received.id, &received.status) {
+    if validator.observe(&received.id, &received.status, received.score) {
         *runners.entry(received.runner.clone().unwrap_or_default()).or_default() += 1;
         let _ = writeln!(log, "{}", received.payload);
         tracing::debug!(id = %received.id, status = %received.status, "result");

@@ -10,7 +10,10 @@ use std::fmt::Write;
 pub struct Expectation {
     pub language: String,
     pub outcome: String,
+    /// The status it must get; for a problem, with the score after it (`WA 21/101`, see [`crate::library::verdict`]).
     pub status: String,
+    /// Whether the score is part of the verdict: a problem's is.
+    pub scored: bool,
 }
 
 #[derive(Debug, Default)]
@@ -44,15 +47,19 @@ impl Validator {
         self.expected.insert(id.into(), expectation);
     }
 
-    /// Records a result. Returns false for an id this run never sent (old results on the topic).
-    pub fn observe(&mut self, id: &str, status: &str) -> bool {
-        if !self.expected.contains_key(id) {
+    /// Records a result, with its score where the script is a problem. Returns false for an id this run never sent
+    /// (old results on the topic).
+    pub fn observe(&mut self, id: &str, status: &str, score: Option<[f64; 2]>) -> bool {
+        let Some(expectation) = self.expected.get(id) else {
             return false;
-        }
-        self.observed
-            .entry(id.to_owned())
-            .or_default()
-            .insert(status.to_owned());
+        };
+        let verdict = if expectation.scored {
+            // A problem's result without a score is wrong: it shows as the bare status, which differs.
+            crate::library::verdict(status, score)
+        } else {
+            status.to_owned()
+        };
+        self.observed.entry(id.to_owned()).or_default().insert(verdict);
         true
     }
 
@@ -116,13 +123,21 @@ impl Validation {
         self.missing.is_empty() && self.conflicting.is_empty() && self.mismatched.is_empty()
     }
 
-    /// A table of language by outcome: each cell shows what came back against what was expected.
+    /// A table of language by outcome: each cell shows what came back against what was expected; then, for the
+    /// problems, a table of their scores.
     pub fn table(&self) -> String {
-        let languages: BTreeSet<&String> = self.cells.keys().map(|(l, _)| l).collect();
+        let is_outcome = |outcome: &String| outcome_rank(outcome) != usize::MAX;
+        let languages: BTreeSet<&String> = self
+            .cells
+            .keys()
+            .filter(|(_, o)| is_outcome(o))
+            .map(|(l, _)| l)
+            .collect();
         let mut outcomes: Vec<&String> = self
             .cells
             .keys()
             .map(|(_, o)| o)
+            .filter(|o| is_outcome(o))
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
@@ -163,6 +178,38 @@ impl Validation {
             }
             out.push('\n');
         }
+        let problems: Vec<(&(String, String), &Cell)> = self
+            .cells
+            .iter()
+            .filter(|((_, outcome), _)| !is_outcome(outcome))
+            .collect();
+        if !problems.is_empty() {
+            let _ = writeln!(
+                out,
+                "\n{:<16} | {:<8} | {:<12} | got",
+                "problem", "language", "want (score)"
+            );
+            let _ = writeln!(out, "{}", "-".repeat(60));
+            for ((language, problem), cell) in problems {
+                let got: Vec<String> = cell
+                    .got
+                    .iter()
+                    .map(|(verdict, count)| format!("{verdict} x{count}"))
+                    .collect();
+                let matched = cell.got.get(&cell.expected).copied().unwrap_or(0);
+                let mark = if matched == cell.sent && cell.got.len() == 1 {
+                    "ok"
+                } else {
+                    "FAIL"
+                };
+                let _ = writeln!(
+                    out,
+                    "{problem:<16} | {language:<8} | {:<12} | {} {mark}",
+                    cell.expected,
+                    got.join(", ")
+                );
+            }
+        }
         let _ = writeln!(
             out,
             "\nsent {}, mismatched {}, missing {}, conflicting {}: {}",
@@ -202,6 +249,7 @@ mod tests {
             language: language.into(),
             outcome: outcome.into(),
             status: outcome.to_uppercase(),
+            scored: false,
         }
     }
 
@@ -216,10 +264,10 @@ mod tests {
     #[test]
     fn all_expected_verdicts_pass() {
         let mut validator = validator();
-        assert!(validator.observe("a", "OK"));
-        assert!(validator.observe("b", "TL"));
+        assert!(validator.observe("a", "OK", None));
+        assert!(validator.observe("b", "TL", None));
         assert!(!validator.is_complete());
-        assert!(validator.observe("c", "OK"));
+        assert!(validator.observe("c", "OK", None));
         assert!(validator.is_complete());
         let validation = validator.validation();
         assert!(validation.passed(), "{}", validation.table());
@@ -227,11 +275,36 @@ mod tests {
     }
 
     #[test]
+    fn a_problem_must_earn_its_score_as_well_as_its_status() {
+        let mut validator = Validator::default();
+        let problem = |status: &str| Expectation {
+            language: "c".into(),
+            outcome: "subtasks".into(),
+            status: status.into(),
+            scored: true,
+        };
+        validator.expect("right", problem("WA 21/101"));
+        validator.expect("wrong", problem("WA 21/101"));
+        validator.expect("unscored", problem("WA 21/101"));
+        validator.observe("right", "WA", Some([21.0, 101.0]));
+        validator.observe("wrong", "WA", Some([20.0, 101.0]));
+        validator.observe("unscored", "WA", None);
+        let validation = validator.validation();
+        assert_eq!(
+            validation.mismatched,
+            [
+                ("unscored".into(), "WA 21/101".into(), "WA".into()),
+                ("wrong".into(), "WA 21/101".into(), "WA 20/101".into())
+            ]
+        );
+    }
+
+    #[test]
     fn a_wrong_status_fails() {
         let mut validator = validator();
-        validator.observe("a", "OK");
-        validator.observe("b", "WA");
-        validator.observe("c", "OK");
+        validator.observe("a", "OK", None);
+        validator.observe("b", "WA", None);
+        validator.observe("c", "OK", None);
         let validation = validator.validation();
         assert!(!validation.passed());
         assert_eq!(validation.mismatched, [("b".into(), "TL".into(), "WA".into())]);
@@ -241,8 +314,8 @@ mod tests {
     #[test]
     fn a_missing_id_fails() {
         let mut validator = validator();
-        validator.observe("a", "OK");
-        validator.observe("c", "OK");
+        validator.observe("a", "OK", None);
+        validator.observe("c", "OK", None);
         let validation = validator.validation();
         assert!(!validation.passed());
         assert_eq!(validation.missing, ["b"]);
@@ -251,15 +324,15 @@ mod tests {
     #[test]
     fn a_duplicate_with_a_different_verdict_fails_but_an_agreeing_duplicate_passes() {
         let mut validator = validator();
-        validator.observe("a", "OK");
-        validator.observe("a", "OK");
-        validator.observe("b", "TL");
-        validator.observe("c", "OK");
+        validator.observe("a", "OK", None);
+        validator.observe("a", "OK", None);
+        validator.observe("b", "TL", None);
+        validator.observe("c", "OK", None);
         assert!(
             validator.validation().passed(),
             "a redelivered result that agrees is fine"
         );
-        validator.observe("c", "IE");
+        validator.observe("c", "IE", None);
         let validation = validator.validation();
         assert!(!validation.passed());
         assert_eq!(validation.conflicting, [("c".into(), vec!["IE".into(), "OK".into()])]);
@@ -268,7 +341,7 @@ mod tests {
     #[test]
     fn results_of_other_runs_are_ignored() {
         let mut validator = validator();
-        assert!(!validator.observe("old-run-id", "OK"));
+        assert!(!validator.observe("old-run-id", "OK", None));
         assert_eq!(validator.returned(), 0);
     }
 }

@@ -24,9 +24,13 @@ use tracing::Instrument as _;
 
 use super::breaker::{CircuitBreaker, Pass};
 use super::retry::{Backoff, RetryPolicy};
-use crate::domain::report::keeps_running;
-use crate::domain::{Language, LimitPolicy, Limits, OutputBudget, RunReport, Script, TestResult, verdict_of};
-use crate::ports::{Observer, Preparation, Runtime, RuntimeError, Unobserved, describe};
+use crate::domain::checker::{self, CheckerVerdict};
+use crate::domain::report::{Next, next_test};
+use crate::domain::{
+    Checker, Execution, Fraction, Language, LimitPolicy, Limits, OutputBudget, RunReport, Script, Status, TestCase,
+    TestResult, Verdict, verdict_before_check, verdict_of,
+};
+use crate::ports::{CheckFiles, Observer, Preparation, Runtime, RuntimeError, Unobserved, describe};
 
 /// How long the next script of a language waits after its image was found missing before re-checking it: doubling
 /// from 5 s up to a minute, so an operator who pulls the image sees the queue judged again within a minute, and a
@@ -125,21 +129,40 @@ impl<R: Runtime> Judge<R> {
             }
         };
         tracing::info!("judging");
+        let report = self.build_and_run(script, limits, cancel).await?;
+        Ok(report.scored(&script.groups))
+    }
+
+    /// Builds the program and its checker program, if it has one, side by side, runs the tests and releases both.
+    async fn build_and_run(
+        &self,
+        script: &Script,
+        limits: Limits,
+        cancel: &CancellationToken,
+    ) -> Result<RunReport, Abandoned> {
         self.observer.building(&script.id, script.language);
         let building = Ending::new(&*self.observer, script.language, |o, language, took| {
             o.built(language, took)
         });
         // The runtime's build and run futures are large (a Docker sandbox's whole conversation); boxed, they live on
         // the heap, and the judge's own future stays small enough for any thread's stack, also unoptimised.
-        let preparation = Box::pin(
-            self.prepare(script, limits, cancel)
-                .instrument(tracing::info_span!("build")),
-        )
-        .await;
+        let (preparation, checker) = tokio::join!(
+            Box::pin(
+                self.prepare(script, limits, cancel)
+                    .instrument(tracing::info_span!("build")),
+            ),
+            Box::pin(
+                self.prepare_checker(script, cancel)
+                    .instrument(tracing::info_span!("build_checker")),
+            ),
+        );
         drop(building);
+        let not_run = || script.tests.iter().map(TestResult::not_run).collect();
+        // The program's own failure to build is its verdict, whatever became of the checker.
         let program = match preparation {
             Ok(Preparation::Ready(program)) => program,
             Ok(Preparation::BuildFailed(failure)) => {
+                self.release(checker).await;
                 return Ok(RunReport::build_failure(
                     script.id.clone(),
                     script.language,
@@ -148,26 +171,80 @@ impl<R: Runtime> Judge<R> {
                     failure.reason,
                 ));
             }
-            Err(RuntimeError::Cancelled) => return Err(Abandoned),
+            Err(RuntimeError::Cancelled) => {
+                self.release(checker).await;
+                return Err(Abandoned);
+            }
             Err(error) => {
-                let not_run = script.tests.iter().map(TestResult::not_run).collect();
+                self.release(checker).await;
                 return Ok(RunReport::internal_error(
                     script.id.clone(),
                     Some(script.language),
                     format!("build: {}", describe(&error)),
-                    not_run,
+                    not_run(),
                 ));
             }
         };
-        let report = Box::pin(self.run_program(script, &program, limits, cancel)).await;
+        let unusable = match checker {
+            None => None,
+            Some(Ok(Preparation::Ready(checker))) => Some(Ok(checker)),
+            Some(Ok(Preparation::BuildFailed(failure))) => Some(Err(format!(
+                "the checker does not build, so no test can be judged: {}: {}",
+                failure.reason,
+                excerpt(&failure.diagnostics)
+            ))),
+            Some(Err(RuntimeError::Cancelled)) => {
+                self.runtime.release(program).await;
+                return Err(Abandoned);
+            }
+            Some(Err(error)) => Some(Err(format!("checker build: {}", describe(&error)))),
+        };
+        let checker = match unusable {
+            None => None,
+            Some(Ok(checker)) => Some(checker),
+            Some(Err(error)) => {
+                self.runtime.release(program).await;
+                return Ok(RunReport::internal_error(
+                    script.id.clone(),
+                    Some(script.language),
+                    error,
+                    not_run(),
+                ));
+            }
+        };
+        let report = Box::pin(self.run_program(script, &program, checker.as_ref(), limits, cancel)).await;
         self.runtime.release(program).await;
+        if let Some(checker) = checker {
+            self.runtime.release(checker).await;
+        }
         report
+    }
+
+    /// Builds the script's checker program, when it has one, under the checker limits: through the same retries
+    /// and artifact cache as any program, so that the scripts of one problem build it once.
+    async fn prepare_checker(
+        &self,
+        script: &Script,
+        cancel: &CancellationToken,
+    ) -> Option<Result<Preparation<R::Program>, RuntimeError>> {
+        let Checker::Program(program) = &script.checker else {
+            return None;
+        };
+        let checker = program.as_script(&script.id);
+        Some(self.prepare(&checker, self.policy.checker, cancel).await)
+    }
+
+    async fn release(&self, prepared: Option<Result<Preparation<R::Program>, RuntimeError>>) {
+        if let Some(Ok(Preparation::Ready(program))) = prepared {
+            self.runtime.release(program).await;
+        }
     }
 
     async fn run_program(
         &self,
         script: &Script,
         program: &R::Program,
+        checker: Option<&R::Program>,
         limits: Limits,
         cancel: &CancellationToken,
     ) -> Result<RunReport, Abandoned> {
@@ -182,7 +259,8 @@ impl<R: Runtime> Judge<R> {
             drop(running);
             return match execution {
                 Ok(execution) => {
-                    let verdict = verdict_of(&execution, None, &script.checker, &limits);
+                    let verdict = verdict_before_check(&execution, false, &limits)
+                        .unwrap_or_else(|| Verdict::new(Status::Ok, ""));
                     Ok(RunReport::single(
                         script.id.clone(),
                         script.language,
@@ -202,10 +280,18 @@ impl<R: Runtime> Judge<R> {
 
         let mut results = Vec::with_capacity(script.tests.len());
         let mut budget = OutputBudget::new(self.output_budget);
+        let scored = script.is_scored();
         for (position, test) in (1u32..).zip(&script.tests) {
-            if !keeps_running(script.run_all_tests, &results) {
-                results.push(TestResult::not_run(test));
-                continue;
+            match next_test(test, scored, script.run_all_tests, &script.groups, &results) {
+                Next::Run => {}
+                Next::NotRun => {
+                    results.push(TestResult::not_run(test));
+                    continue;
+                }
+                Next::Skipped(why) => {
+                    results.push(TestResult::skipped(test, why));
+                    continue;
+                }
             }
             self.observer.running(&script.id, script.language, position);
             let running = Ending::new(&*self.observer, script.language, |o, language, took| {
@@ -221,14 +307,13 @@ impl<R: Runtime> Judge<R> {
             drop(running);
             let result = match execution {
                 Ok(execution) => {
-                    let verdict = verdict_of(&execution, Some(&test.expected_output), &script.checker, &limits);
+                    let mut result = Box::pin(self.judged(script, test, execution, checker, &limits, cancel)).await?;
                     tracing::debug!(
                         test = test.number,
-                        status = %verdict.status,
-                        duration_ms = execution.wall_time.as_millis() as u64,
+                        status = %result.status,
+                        duration_ms = result.duration().unwrap_or_default().as_millis() as u64,
                         "test judged"
                     );
-                    let mut result = TestResult::judged(test, execution, verdict);
                     budget.keep(&mut result);
                     result
                 }
@@ -238,6 +323,59 @@ impl<R: Runtime> Judge<R> {
             results.push(result);
         }
         Ok(RunReport::suite(script.id.clone(), script.language, results))
+    }
+
+    /// The result of one test's run: by the script's comparison, or by its checker program when the run itself
+    /// ended cleanly (a run that failed on its own, TL, ML, RE or OL, never needs the checker).
+    async fn judged(
+        &self,
+        script: &Script,
+        test: &TestCase,
+        execution: Execution,
+        checker: Option<&R::Program>,
+        limits: &Limits,
+        cancel: &CancellationToken,
+    ) -> Result<TestResult, Abandoned> {
+        let checker = match (&script.checker, checker) {
+            (Checker::Compare(comparison), _) => {
+                let verdict = verdict_of(&execution, Some(&test.expected_output), comparison, limits);
+                return Ok(TestResult::judged(test, execution, verdict));
+            }
+            (Checker::Program(_), Some(checker)) => checker,
+            (Checker::Program(_), None) => {
+                let verdict = Verdict::new(Status::InternalError, "the checker program was not built");
+                return Ok(TestResult::judged(test, execution, verdict));
+            }
+        };
+        if let Some(verdict) = verdict_before_check(&execution, true, limits) {
+            return Ok(TestResult::judged(test, execution, verdict));
+        }
+        let files = CheckFiles {
+            input: test.input.as_bytes(),
+            output: &execution.stdout,
+            answer: test.expected_output.as_bytes(),
+        };
+        let checked = Box::pin(
+            self.with_retries("check", cancel, || self.runtime.check(checker, files, cancel))
+                .instrument(tracing::info_span!("check", number = test.number)),
+        )
+        .await;
+        let checked = match checked {
+            Ok(checked) => checked,
+            Err(RuntimeError::Cancelled) => return Err(Abandoned),
+            Err(error) => {
+                let verdict = Verdict::new(Status::InternalError, format!("check: {}", describe(&error)));
+                return Ok(TestResult::judged(test, execution, verdict));
+            }
+        };
+        let message = checker::checker_message(&checked.stderr);
+        let (verdict, earned) = checker_verdict(&checked, &message, &self.policy.checker);
+        let mut result = TestResult::judged(test, execution, verdict);
+        if let Some(earned) = earned {
+            result.earned = earned;
+        }
+        result.checker_message = Some(message);
+        Ok(result)
     }
 
     /// Waits until the breaker is closed, which is when the executor may take a new script. Whenever the breaker
@@ -392,6 +530,58 @@ impl<R: Runtime> Judge<R> {
             }
         }
     }
+}
+
+/// The verdict a checker program's run gives its test, and the part of the test's points a partly right answer
+/// earned. A checker that was itself stopped (its time, memory or output limit, a signal) or that exited with a
+/// code testlib does not define makes the test IE, naming the checker: the program is not to blame.
+fn checker_verdict(checked: &Execution, message: &str, limits: &Limits) -> (Verdict, Option<Fraction>) {
+    let broken = |why: String| {
+        let said = if message.is_empty() {
+            String::new()
+        } else {
+            format!(": {message}")
+        };
+        (
+            Verdict::new(Status::InternalError, format!("the checker is at fault: {why}{said}")),
+            None,
+        )
+    };
+    if checked.memory_exceeded || checked.stalled_at_memory_limit {
+        return broken(format!("it exceeded its memory limit of {}", limits.memory));
+    }
+    if checked.timed_out || checked.wall_time > limits.time.as_duration() {
+        return broken(format!("it exceeded its time limit of {}", limits.time));
+    }
+    if checked.output_exceeded {
+        return broken("it exceeded the output limit".into());
+    }
+    let code = match checked.exit {
+        crate::domain::Exit::Code(code) => code,
+        crate::domain::Exit::Signal(signal) => return broken(format!("it was killed by signal {signal}")),
+    };
+    match checker::read_checker_exit(code, message) {
+        Ok(CheckerVerdict::Accepted) => (Verdict::new(Status::Ok, ""), None),
+        Ok(CheckerVerdict::Wrong) => (
+            Verdict::new(Status::WrongAnswer, format!("wrong answer (checker): {message}")),
+            None,
+        ),
+        Ok(CheckerVerdict::Partial(fraction)) => (
+            Verdict::new(
+                Status::WrongAnswer,
+                format!("partly right (checker, {fraction} of the points): {message}"),
+            ),
+            Some(Fraction::new(fraction)),
+        ),
+        Err(fault) => broken(fault.to_string()),
+    }
+}
+
+/// The head of a checker's build diagnostics, for the IE that names it.
+fn excerpt(diagnostics: &[u8]) -> String {
+    const SHOWN: usize = 2048;
+    let text = String::from_utf8_lossy(&diagnostics[..diagnostics.len().min(SHOWN)]);
+    text.trim().to_owned()
 }
 
 /// The circuit breaker did not let a call through within the judge's patience (`breaker_wait`).

@@ -73,11 +73,13 @@ const BUILD_IMAGES_SCRIPT: &str = include_str!("../../scripts/build-images.sh");
 /// # Errors
 /// When the configuration is invalid, Docker is unreachable, images cannot be provided, or a client fails.
 async fn demo(environment: Vec<(String, String)>, all_languages: bool) -> anyhow::Result<bool> {
-    let library = if all_languages {
+    let mut library = if all_languages {
         scrc_simulator::full_library()?
     } else {
         scrc_simulator::library()?
     };
+    // The problems (checker programs, partial points, subtask groups), each with the score it must earn.
+    library.extend(scrc_simulator::problems()?);
     let mut languages: Vec<Language> = Vec::new();
     for scenario in &library {
         let language: Language = scenario.language.parse()?;
@@ -116,10 +118,11 @@ async fn demo(environment: Vec<(String, String)>, all_languages: bool) -> anyhow
     vars.push(("KAFKA_BROKERS".into(), broker.bootstrap_servers()));
     let config = Config::from_vars(vars)?;
     eprintln!(
-        "demo: broker at {}, runner with RUNNER_MAX_PARALLEL={}, sending the script library ({} languages x 6 outcomes)",
+        "demo: broker at {}, runner with RUNNER_MAX_PARALLEL={}, sending the script library ({} languages x 6 outcomes) and {} problems",
         broker.bootstrap_servers(),
         config.executor.max_parallel,
-        languages.len()
+        languages.len(),
+        library.iter().filter(|s| s.score.is_some()).count()
     );
 
     let stop = CancellationToken::new();

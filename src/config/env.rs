@@ -59,6 +59,12 @@ pub(super) struct Env {
     /// `RUNNER_COMPILE_MEMORY_LIMIT`: the memory limit of a build, in bytes.
     #[serde(default = "defaults::runner_compile_memory_limit")]
     pub(super) runner_compile_memory_limit: u64,
+    /// `RUNNER_CHECKER_TIME_LIMIT`: the wall-clock limit of a checker program on one test, a Go duration.
+    #[serde(default = "defaults::runner_checker_time_limit")]
+    pub(super) runner_checker_time_limit: String,
+    /// `RUNNER_CHECKER_MEMORY_LIMIT`: the memory limit of a checker program, in bytes.
+    #[serde(default = "defaults::runner_checker_memory_limit")]
+    pub(super) runner_checker_memory_limit: u64,
     /// `SCRIPT_EXPECTED`: exit 0 after judging this many scripts; 0 for never.
     #[serde(default)]
     pub(super) script_expected: u64,
@@ -319,6 +325,14 @@ mod defaults {
     }
     pub const fn runner_compile_memory_limit() -> u64 {
         1024 * MIB
+    }
+    /// A checker reads three files once: seconds are plenty, and a hanging one must not hold a slot long.
+    pub fn runner_checker_time_limit() -> String {
+        "10s".into()
+    }
+    /// Room for a JVM checker and a checker holding a large answer.
+    pub const fn runner_checker_memory_limit() -> u64 {
+        512 * MIB
     }
     pub fn runner_shutdown_grace() -> String {
         "30s".into()

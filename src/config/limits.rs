@@ -45,6 +45,10 @@ pub(super) struct LimitSettings {
     pub(super) compile_memory: MemoryLimit,
     /// `RUNNER_MAX_TESTS`: longer suites are rejected.
     pub(super) max_tests: usize,
+    /// `RUNNER_CHECKER_TIME_LIMIT`: a checker program's time limit per test.
+    pub(super) checker_time: TimeLimit,
+    /// `RUNNER_CHECKER_MEMORY_LIMIT`: a checker program's memory limit.
+    pub(super) checker_memory: MemoryLimit,
 }
 
 impl LimitSettings {
@@ -57,6 +61,8 @@ impl LimitSettings {
         let memory = memory_limit("RUNNER_MEMORY_LIMIT", env.runner_memory_limit)?;
         let max_memory = memory_limit("RUNNER_MAX_MEMORY_LIMIT", env.runner_max_memory_limit)?;
         let compile_memory = memory_limit("RUNNER_COMPILE_MEMORY_LIMIT", env.runner_compile_memory_limit)?;
+        let checker_time = time_limit("RUNNER_CHECKER_TIME_LIMIT", &env.runner_checker_time_limit)?;
+        let checker_memory = memory_limit("RUNNER_CHECKER_MEMORY_LIMIT", env.runner_checker_memory_limit)?;
         if !MAX_TESTS_RANGE.contains(&env.runner_max_tests) {
             return Err(invalid(
                 "RUNNER_MAX_TESTS",
@@ -76,15 +82,20 @@ impl LimitSettings {
             max_memory,
             compile_memory,
             max_tests: env.runner_max_tests,
+            checker_time,
+            checker_memory,
         })
     }
 
-    /// The longest script this runner may take on: its build, then every test at the maximum time limit.
+    /// The longest script this runner may take on: its build, then every test at the maximum time limit with its
+    /// checker program at its own.
     /// Saturating, so that limits too long to add up reach the poll-interval rule instead of panicking.
     pub(super) fn script_deadline(&self) -> Duration {
         let tests = u32::try_from(self.max_tests).unwrap_or(u32::MAX);
         let build = self.compile_time.as_duration().saturating_add(BUILD_OVERHEAD);
-        let test = self.max_time.as_duration().saturating_add(PER_TEST_OVERHEAD);
+        let test = (self.max_time.as_duration())
+            .saturating_add(self.checker_time.as_duration())
+            .saturating_add(PER_TEST_OVERHEAD);
         build.saturating_add(test.saturating_mul(tests))
     }
 
@@ -104,6 +115,11 @@ impl LimitSettings {
             },
             min_memory: minimum_memory_limit(MIN_MEMORY_LIMIT)?,
             max_tests: self.max_tests,
+            checker: Limits {
+                time: self.checker_time,
+                memory: self.checker_memory,
+                cpu_time: None,
+            },
         })
     }
 }

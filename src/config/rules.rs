@@ -113,7 +113,9 @@ mod tests {
     #[test]
     fn the_poll_interval_outlasts_the_longest_allowed_script() {
         let config = load(&[("RUNNER_MAX_TESTS", "10"), ("RUNNER_MAX_TIME_LIMIT", "20s")]).unwrap();
-        let longest = Duration::from_secs(30) + BUILD_OVERHEAD + (Duration::from_secs(20) + PER_TEST_OVERHEAD) * 10;
+        // A test at the maximum time limit, then its checker program at the default checker limit of 10 s.
+        let test = Duration::from_secs(20) + Duration::from_secs(10) + PER_TEST_OVERHEAD;
+        let longest = Duration::from_secs(30) + BUILD_OVERHEAD + test * 10;
         assert_eq!(config.executor.script_deadline, longest);
         assert!(config.kafka.max_poll_interval > longest);
     }

@@ -109,6 +109,9 @@ pub struct LimitPolicy {
     pub min_memory: MemoryLimit,
     /// Suites longer than this are rejected: every test costs a container and up to the time limit.
     pub max_tests: usize,
+    /// What a setter's checker program runs under for each test (`RUNNER_CHECKER_TIME_LIMIT`,
+    /// `RUNNER_CHECKER_MEMORY_LIMIT`).
+    pub checker: Limits,
 }
 
 /// Why the policy turned a script away. The message names the offending value and the bound.
@@ -198,6 +201,11 @@ mod tests {
             },
             min_memory: MemoryLimit::new(6 * MIB).unwrap(),
             max_tests: 3,
+            checker: Limits {
+                time: TimeLimit::new(Duration::from_secs(10)).unwrap(),
+                memory: MemoryLimit::new(256 << 20).unwrap(),
+                cpu_time: None,
+            },
         }
     }
 

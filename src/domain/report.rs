@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use super::score::{self, Fraction, Groups, Points, Score, Scored};
 use super::script::{Language, ScriptId, TestCase};
 use super::status::Status;
 use super::verdict::{Execution, Exit, Verdict};
@@ -75,6 +76,12 @@ pub struct TestResult {
     pub error: String,
     /// What of the output the result leaves out (see [`OutputBudget`]).
     pub cut: OutputCut,
+    /// What the test is worth (its `points`, 1 when the producer gave none).
+    pub points: Points,
+    /// The part of its points it earned: all for OK, a checker's fraction for a partly right answer, else none.
+    pub earned: Fraction,
+    /// The first line of the checker's message, where a checker program ran for this test.
+    pub checker_message: Option<String>,
 }
 
 impl TestResult {
@@ -88,12 +95,24 @@ impl TestResult {
             expected_output: test.expected_output.clone(),
             error: verdict.detail,
             cut: OutputCut::default(),
+            points: test.worth(),
+            earned: if verdict.status == Status::Ok {
+                Fraction::FULL
+            } else {
+                Fraction::NONE
+            },
+            checker_message: None,
         }
     }
 
     /// A test that was not run because an earlier one decided the verdict.
     pub fn not_run(test: &TestCase) -> Self {
         Self::unrun(test, Status::NotRun, String::new())
+    }
+
+    /// A test left out because its group, or a group its group needs, has already failed (`why` says which).
+    pub fn skipped(test: &TestCase, why: String) -> Self {
+        Self::unrun(test, Status::NotRun, why)
     }
 
     /// A test whose run failed for a reason that is not the program's (IE).
@@ -110,7 +129,15 @@ impl TestResult {
             expected_output: test.expected_output.clone(),
             error,
             cut: OutputCut::default(),
+            points: test.worth(),
+            earned: Fraction::NONE,
+            checker_message: None,
         }
+    }
+
+    /// What the test earned: its points times the part of them it earned.
+    pub fn score(&self) -> Points {
+        self.points.times(self.earned.get())
     }
 
     /// The code a shell would report; `None` when the program did not run.
@@ -150,12 +177,64 @@ impl TestResult {
     }
 }
 
+/// What to do with the next test, given the results so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    Run,
+    /// An earlier test decided the verdict (SCRC's `-`), or one could not be judged.
+    NotRun,
+    /// Its group cannot earn anything any more; the reason names the group.
+    Skipped(String),
+}
+
 /// Whether the next test should run, given the results so far. An internal error always stops the suite: a
 /// broken runner will not judge the remaining tests any better.
 pub fn keeps_running(run_all_tests: bool, results: &[TestResult]) -> bool {
     let failed = results.iter().any(|result| result.status != Status::Ok);
     let broken = results.iter().any(|result| result.status == Status::InternalError);
     !broken && (run_all_tests || !failed)
+}
+
+/// What to do with `test`. A script that is not scored ([`crate::domain::Script::is_scored`]) keeps SCRC's rule
+/// ([`keeps_running`]). A scored one goes on after a failure, since other tests and groups still score, and leaves
+/// out (without `run_all_tests`) only the tests of a group that has already earned nothing, or that needs such a group.
+pub fn next_test(test: &TestCase, scored: bool, run_all_tests: bool, groups: &Groups, results: &[TestResult]) -> Next {
+    if results.iter().any(|result| result.status == Status::InternalError) {
+        return Next::NotRun;
+    }
+    if !scored {
+        return if keeps_running(run_all_tests, results) {
+            Next::Run
+        } else {
+            Next::NotRun
+        };
+    }
+    if run_all_tests {
+        return Next::Run;
+    }
+    let Some(group) = groups.of_test(test.number) else {
+        return Next::Run;
+    };
+    // A group has lost when one of its tests ran and earned nothing (a test left out earlier says nothing new).
+    let lost = |name: &str| {
+        groups.iter().find(|g| g.name == name).is_some_and(|g| {
+            results.iter().any(|result| {
+                g.tests.contains(&result.number)
+                    && !matches!(result.status, Status::Ok | Status::NotRun)
+                    && result.earned == Fraction::NONE
+            })
+        })
+    };
+    if lost(&group.name) {
+        return Next::Skipped(format!("skipped: group {:?} has already failed", group.name));
+    }
+    if let Some(needed) = groups.needs(group).into_iter().find(|needed| lost(&needed.name)) {
+        return Next::Skipped(format!(
+            "skipped: group {:?} needs group {:?}, which has already failed",
+            group.name, needed.name
+        ));
+    }
+    Next::Run
 }
 
 /// The verdict on a whole script, published as one result message.
@@ -186,6 +265,8 @@ pub struct RunReport {
     pub memory_peak: Option<u64>,
     /// What of the top-level output the result leaves out: that of the test it comes from.
     pub cut: OutputCut,
+    /// The script's `score` and `max_score`, and its `groups`' (see [`RunReport::scored`]); zero before.
+    pub score: Score,
 }
 
 impl RunReport {
@@ -204,7 +285,25 @@ impl RunReport {
             error: verdict.detail,
             tests: Vec::new(),
             cut: OutputCut::default(),
+            score: Score::default(),
         }
+    }
+
+    /// Adds up the tests' points under the script's `groups`: the report's score, what it was worth, and each
+    /// group's.
+    pub fn scored(mut self, groups: &Groups) -> Self {
+        let tests: Vec<Scored> = self
+            .tests
+            .iter()
+            .map(|test| Scored {
+                number: test.number,
+                status: test.status,
+                points: test.points,
+                fraction: test.earned,
+            })
+            .collect();
+        self.score = score::score(groups, &tests);
+        self
     }
 
     /// Aggregates a suite's results.
@@ -257,6 +356,7 @@ impl RunReport {
                 stdout: stdout_cut,
                 stderr: stderr_cut,
             },
+            score: Score::default(),
         }
     }
 
@@ -281,6 +381,7 @@ impl RunReport {
             cpu_time: None,
             memory_peak: None,
             cut: OutputCut::default(),
+            score: Score::default(),
         }
     }
 
@@ -299,6 +400,7 @@ impl RunReport {
             cpu_time: None,
             memory_peak: None,
             cut: OutputCut::default(),
+            score: Score::default(),
         }
     }
 
@@ -320,6 +422,7 @@ mod tests {
             number,
             input: format!("in{number}"),
             expected_output: format!("out{number}"),
+            points: None,
         }
     }
 

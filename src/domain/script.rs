@@ -5,10 +5,13 @@
 use std::fmt;
 use std::str::FromStr;
 
+use std::sync::Arc;
+
 use super::program::{FileIo, ProgramFile, ProgramPath};
 
-use super::checker::Checker;
+use super::checker::Comparison;
 use super::limits::RequestedLimits;
+use super::score::{Groups, Points};
 
 /// The identifier a producer gave a submission (or the one derived for it). Results are keyed by it, and consumers
 /// deduplicate by it, so it is never empty. It is also short ([`ScriptId::MAX_BYTES`]): it travels as the key of
@@ -226,6 +229,73 @@ pub struct TestCase {
     pub input: String,
     /// What the program must print for this test, as the checker compares it; empty when the producer gave none.
     pub expected_output: String,
+    /// The test's `points` (an extension), when the producer gave them.
+    pub points: Option<Points>,
+}
+
+impl TestCase {
+    /// What the test is worth: its `points`, or 1.
+    pub fn worth(&self) -> Points {
+        self.points.unwrap_or(Points::ONE)
+    }
+}
+
+/// How a script's tests are judged: the script's `checker`, a comparison's name or a setter's program.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Checker {
+    /// One of scrc's own comparisons (`"checker": "tokens"`).
+    Compare(Comparison),
+    /// A setter's program (`"checker": {"language", "source", "files"}`), shared by the tests and their retries.
+    Program(Arc<CheckerProgram>),
+}
+
+impl Checker {
+    /// The comparison's name, or `program` for a setter's checker.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Checker::Compare(comparison) => comparison.name(),
+            Checker::Program(_) => "program",
+        }
+    }
+}
+
+impl Default for Checker {
+    fn default() -> Self {
+        Checker::Compare(Comparison::Exact)
+    }
+}
+
+/// A setter's checker: a program in any of scrc's languages, built once per distinct source (the artifact cache)
+/// and run for each test in a sandbox of its own.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckerProgram {
+    /// The checker's `language`, which chooses its build and run images.
+    pub language: Language,
+    /// The checker's `source`: its main file.
+    pub source: Source,
+    /// The checker's other `files`, such as `testlib.h` beside a C++ checker.
+    pub files: Vec<ProgramFile>,
+}
+
+impl CheckerProgram {
+    /// The checker as a script to build, under the id of the script it judges (for logs): its source is the entry,
+    /// saved as its language's usual main file, beside its files.
+    pub fn as_script(&self, id: &ScriptId) -> Script {
+        Script {
+            id: id.clone(),
+            language: self.language,
+            source: self.source.clone(),
+            entry: None,
+            files: self.files.clone(),
+            io: FileIo::default(),
+            limits: RequestedLimits::default(),
+            tests: Vec::new(),
+            checker: Checker::default(),
+            groups: Groups::default(),
+            run_all_tests: false,
+            tenant: None,
+        }
+    }
 }
 
 /// A submission ready to be judged.
@@ -249,8 +319,11 @@ pub struct Script {
     pub limits: RequestedLimits,
     /// Empty means a single run on empty stdin with no output check, as in SCRC.
     pub tests: Vec<TestCase>,
-    /// The script's `checker` (an extension): how a test's output is compared with the expected one; `exact` if unset.
+    /// The script's `checker` (an extension): a comparison of a test's output with the expected one (`exact` if
+    /// unset), or a setter's checker program.
     pub checker: Checker,
+    /// The script's `groups` (an extension): subtasks that score together.
+    pub groups: Groups,
     /// Run every test even after one fails. SCRC stops at the first failure and marks the rest `-`.
     pub run_all_tests: bool,
     /// Who the script belongs to, for fair sharing; `None` for an untagged script, which is never capped.
@@ -258,6 +331,12 @@ pub struct Script {
 }
 
 impl Script {
+    /// Whether the script is scored beyond SCRC's pass or fail: it has groups, or a test with its own points. Such a
+    /// script goes on after a failed test, since the other tests and groups still score.
+    pub fn is_scored(&self) -> bool {
+        !self.groups.is_empty() || self.tests.iter().any(|test| test.points.is_some())
+    }
+
     /// A hash of everything that decides the script's verdict (language, source, limits, tests, checker, whether
     /// every test runs), and nothing else: its id and tenant are left out. Two deliveries with one id and one
     /// fingerprint are the same script delivered twice; one id with two fingerprints is an id reused for another
@@ -276,12 +355,23 @@ impl Script {
         self.limits.memory.hash(&mut hasher);
         self.limits.cpu_time.hash(&mut hasher);
         self.run_all_tests.hash(&mut hasher);
-        self.checker.name().hash(&mut hasher);
-        if let Checker::Float { tolerance } = self.checker {
-            tolerance.to_bits().hash(&mut hasher);
+        match &self.checker {
+            Checker::Compare(comparison) => {
+                comparison.name().hash(&mut hasher);
+                if let Comparison::Float { tolerance } = comparison {
+                    tolerance.to_bits().hash(&mut hasher);
+                }
+            }
+            Checker::Program(program) => {
+                (program.language, program.source.as_str()).hash(&mut hasher);
+                for file in &program.files {
+                    (&file.path, &file.content).hash(&mut hasher);
+                }
+            }
         }
+        self.groups.hash(&mut hasher);
         for test in &self.tests {
-            (test.number, &test.input, &test.expected_output).hash(&mut hasher);
+            (test.number, &test.input, &test.expected_output, test.points).hash(&mut hasher);
         }
         hasher.finish()
     }
@@ -322,10 +412,26 @@ mod tests {
         cpu.limits.cpu_time = Some(std::time::Duration::from_secs(1));
         assert_ne!(script.fingerprint(), cpu.fingerprint());
         let mut checked = script.clone();
-        checked.checker = Checker::Float { tolerance: 1e-6 };
+        checked.checker = Checker::Compare(Comparison::Float { tolerance: 1e-6 });
         let mut looser = script.clone();
-        looser.checker = Checker::Float { tolerance: 1e-3 };
+        looser.checker = Checker::Compare(Comparison::Float { tolerance: 1e-3 });
         assert_ne!(checked.fingerprint(), looser.fingerprint());
+        let mut program = script.clone();
+        program.checker = Checker::Program(Arc::new(CheckerProgram {
+            language: Language::Python,
+            source: Source::new("exit(0)").unwrap(),
+            files: Vec::new(),
+        }));
+        let mut other_program = program.clone();
+        other_program.checker = Checker::Program(Arc::new(CheckerProgram {
+            language: Language::Python,
+            source: Source::new("exit(1)").unwrap(),
+            files: Vec::new(),
+        }));
+        assert_ne!(program.fingerprint(), other_program.fingerprint());
+        let mut worth = script.clone();
+        worth.tests[0].points = Some(Points::new(5.0).unwrap());
+        assert_ne!(script.fingerprint(), worth.fingerprint());
     }
 
     #[test]

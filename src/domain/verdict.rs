@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use super::checker::Checker;
+use super::checker::Comparison;
 use super::limits::Limits;
 use super::status::Status;
 
@@ -76,7 +76,7 @@ pub struct Verdict {
 }
 
 impl Verdict {
-    fn new(status: Status, detail: impl Into<String>) -> Self {
+    pub fn new(status: Status, detail: impl Into<String>) -> Self {
         Self {
             status,
             detail: detail.into(),
@@ -85,51 +85,13 @@ impl Verdict {
 }
 
 /// Judges one execution. `expected` is `None` for a script without tests: then only a clean exit is required.
-pub fn verdict_of(execution: &Execution, expected: Option<&str>, checker: &Checker, limits: &Limits) -> Verdict {
-    if execution.memory_exceeded {
-        return Verdict::new(
-            Status::MemoryLimit,
-            format!("memory limit of {} exceeded", limits.memory),
-        );
-    }
-    if execution.stalled_at_memory_limit {
-        return Verdict::new(
-            Status::MemoryLimit,
-            format!(
-                "stopped at the time limit of {} while using all of its memory limit of {}: it was re-reading its \
-                 own evicted pages (thrashing), so it did not fit",
-                limits.time, limits.memory
-            ),
-        );
-    }
-    let over_cpu = |cpu: &super::limits::TimeLimit| {
-        execution.cpu_exceeded || execution.cpu_time.is_some_and(|used| used > cpu.as_duration())
-    };
-    if let Some(cpu) = limits.cpu_time.filter(over_cpu) {
-        return Verdict::new(Status::TimeLimit, format!("CPU time limit of {cpu} exceeded"));
-    }
-    if execution.timed_out || execution.wall_time > limits.time.as_duration() {
-        return Verdict::new(Status::TimeLimit, format!("time limit of {} exceeded", limits.time));
-    }
-    if execution.output_exceeded {
-        return Verdict::new(Status::OutputLimit, "output limit exceeded; the program was killed");
-    }
-    match execution.exit {
-        Exit::Code(0) => {}
-        Exit::Code(code) => return Verdict::new(Status::RuntimeError, format!("exited with code {code}")),
-        Exit::Signal(signal) => {
-            return Verdict::new(
-                Status::RuntimeError,
-                format!("killed by signal {signal} ({})", signal_name(signal)),
-            );
-        }
+pub fn verdict_of(execution: &Execution, expected: Option<&str>, checker: &Comparison, limits: &Limits) -> Verdict {
+    if let Some(verdict) = verdict_before_check(execution, expected.is_some(), limits) {
+        return verdict;
     }
     let Some(expected) = expected else {
         return Verdict::new(Status::Ok, "");
     };
-    if execution.output_file_missing {
-        return Verdict::new(Status::WrongAnswer, "wrong answer: the program wrote no output file");
-    }
     match checker.check(expected.as_bytes(), &execution.stdout) {
         Ok(()) => Verdict::new(Status::Ok, ""),
         Err(mismatch) => Verdict::new(
@@ -137,6 +99,49 @@ pub fn verdict_of(execution: &Execution, expected: Option<&str>, checker: &Check
             format!("wrong answer ({}): {mismatch}", checker.name()),
         ),
     }
+}
+
+/// The verdict an execution earns before its output is looked at: ML, TL, OL, RE, or WA for an output file it did
+/// not write (where `checks_output`); `None` when its output is what decides, which a comparison or a checker
+/// program then judges. A checker program is never asked about a run that failed on its own.
+pub fn verdict_before_check(execution: &Execution, checks_output: bool, limits: &Limits) -> Option<Verdict> {
+    let over_cpu = |cpu: &super::limits::TimeLimit| {
+        execution.cpu_exceeded || execution.cpu_time.is_some_and(|used| used > cpu.as_duration())
+    };
+    Some(if execution.memory_exceeded {
+        Verdict::new(
+            Status::MemoryLimit,
+            format!("memory limit of {} exceeded", limits.memory),
+        )
+    } else if execution.stalled_at_memory_limit {
+        Verdict::new(
+            Status::MemoryLimit,
+            format!(
+                "stopped at the time limit of {} while using all of its memory limit of {}: it was re-reading its \
+                 own evicted pages (thrashing), so it did not fit",
+                limits.time, limits.memory
+            ),
+        )
+    } else if let Some(cpu) = limits.cpu_time.filter(over_cpu) {
+        Verdict::new(Status::TimeLimit, format!("CPU time limit of {cpu} exceeded"))
+    } else if execution.timed_out || execution.wall_time > limits.time.as_duration() {
+        Verdict::new(Status::TimeLimit, format!("time limit of {} exceeded", limits.time))
+    } else if execution.output_exceeded {
+        Verdict::new(Status::OutputLimit, "output limit exceeded; the program was killed")
+    } else if let Exit::Code(code) = execution.exit
+        && code != 0
+    {
+        Verdict::new(Status::RuntimeError, format!("exited with code {code}"))
+    } else if let Exit::Signal(signal) = execution.exit {
+        Verdict::new(
+            Status::RuntimeError,
+            format!("killed by signal {signal} ({})", signal_name(signal)),
+        )
+    } else if checks_output && execution.output_file_missing {
+        Verdict::new(Status::WrongAnswer, "wrong answer: the program wrote no output file")
+    } else {
+        return None;
+    })
 }
 
 fn signal_name(signal: i32) -> &'static str {
@@ -192,18 +197,18 @@ mod tests {
     }
 
     fn status(execution: &Execution, expected: Option<&str>) -> Status {
-        verdict_of(execution, expected, &Checker::Exact, &limits()).status
+        verdict_of(execution, expected, &Comparison::Exact, &limits()).status
     }
 
     #[test]
     fn clean_exit_with_matching_output_is_ok() {
-        let verdict = verdict_of(&clean("5\n"), Some("5\n"), &Checker::Exact, &limits());
+        let verdict = verdict_of(&clean("5\n"), Some("5\n"), &Comparison::Exact, &limits());
         assert_eq!(verdict, Verdict::new(Status::Ok, ""));
     }
 
     #[test]
     fn clean_exit_with_other_output_is_wa_with_the_difference() {
-        let verdict = verdict_of(&clean("6\n"), Some("5\n"), &Checker::Exact, &limits());
+        let verdict = verdict_of(&clean("6\n"), Some("5\n"), &Comparison::Exact, &limits());
         assert_eq!(verdict.status, Status::WrongAnswer);
         assert!(
             verdict.detail.contains("expected \"5\\n\", got \"6\\n\""),
@@ -223,7 +228,7 @@ mod tests {
         execution.exit = Exit::Code(3);
         assert_eq!(status(&execution, Some("5\n")), Status::RuntimeError);
         execution.exit = Exit::Signal(11);
-        let verdict = verdict_of(&execution, Some("5\n"), &Checker::Exact, &limits());
+        let verdict = verdict_of(&execution, Some("5\n"), &Comparison::Exact, &limits());
         assert_eq!(verdict.status, Status::RuntimeError);
         assert_eq!(verdict.detail, "killed by signal 11 (SIGSEGV)");
         assert_eq!(Exit::Signal(9).code(), 137);
@@ -236,11 +241,11 @@ mod tests {
         let mut execution = clean("5\n");
         execution.cpu_time = Some(Duration::from_millis(500));
         assert_eq!(
-            verdict_of(&execution, Some("5\n"), &Checker::Exact, &limits).status,
+            verdict_of(&execution, Some("5\n"), &Comparison::Exact, &limits).status,
             Status::Ok
         );
         execution.cpu_time = Some(Duration::from_millis(501));
-        let verdict = verdict_of(&execution, Some("5\n"), &Checker::Exact, &limits);
+        let verdict = verdict_of(&execution, Some("5\n"), &Comparison::Exact, &limits);
         assert_eq!(
             verdict,
             Verdict::new(Status::TimeLimit, "CPU time limit of 500 ms exceeded")
@@ -250,7 +255,7 @@ mod tests {
         execution.cpu_exceeded = true;
         execution.timed_out = true;
         execution.exit = Exit::Signal(9);
-        let verdict = verdict_of(&execution, Some("5\n"), &Checker::Exact, &limits);
+        let verdict = verdict_of(&execution, Some("5\n"), &Comparison::Exact, &limits);
         assert_eq!(
             verdict,
             Verdict::new(Status::TimeLimit, "CPU time limit of 500 ms exceeded")
@@ -261,7 +266,7 @@ mod tests {
     fn no_output_file_is_wa_saying_so_and_a_crash_stays_re() {
         let mut execution = clean("");
         execution.output_file_missing = true;
-        let verdict = verdict_of(&execution, Some("5\n"), &Checker::Exact, &limits());
+        let verdict = verdict_of(&execution, Some("5\n"), &Comparison::Exact, &limits());
         assert_eq!(
             verdict,
             Verdict::new(Status::WrongAnswer, "wrong answer: the program wrote no output file")
@@ -307,7 +312,7 @@ mod tests {
         execution.exit = Exit::Signal(9);
         execution.timed_out = true;
         execution.stalled_at_memory_limit = true;
-        let verdict = verdict_of(&execution, Some("5\n"), &Checker::Exact, &limits());
+        let verdict = verdict_of(&execution, Some("5\n"), &Comparison::Exact, &limits());
         assert_eq!(verdict.status, Status::MemoryLimit);
         assert!(
             verdict.detail.contains("time limit of 1000 ms") && verdict.detail.contains("memory limit of 64 MiB"),
@@ -316,7 +321,7 @@ mod tests {
         );
         execution.memory_exceeded = true;
         assert!(
-            verdict_of(&execution, None, &Checker::Exact, &limits())
+            verdict_of(&execution, None, &Comparison::Exact, &limits())
                 .detail
                 .starts_with("memory limit of"),
             "an OOM kill is named as such first"

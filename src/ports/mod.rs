@@ -10,7 +10,7 @@ pub mod source;
 pub use observer::{Observer, Observers, Unobserved};
 pub use probes::Probes;
 pub use publisher::{Aside, FlushError, PublishError, ReportPublisher};
-pub use runtime::{BuildFailure, Preparation, Runtime, RuntimeError};
+pub use runtime::{BuildFailure, CheckFiles, Preparation, Runtime, RuntimeError};
 pub use source::{AckError, Cause, CloseError, Delivery, Inbound, ReceiveError, ScriptSource, Standing, Unreadable};
 
 /// An error and each of its causes, joined by ": ", for the texts people read (an IE result's reason, a log line).

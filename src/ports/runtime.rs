@@ -65,6 +65,18 @@ impl RuntimeError {
     }
 }
 
+/// What a checker program reads for one test, as files named on its command line in testlib's order:
+/// `checker <input> <output> <answer>`.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckFiles<'a> {
+    /// The test's input.
+    pub input: &'a [u8],
+    /// What the program printed (or wrote to its output file).
+    pub output: &'a [u8],
+    /// The test's `expected_output`.
+    pub answer: &'a [u8],
+}
+
 /// Builds and runs programs in isolation.
 pub trait Runtime: Send + Sync + 'static {
     /// The runtime's handle to a built program; released with [`Runtime::release`].
@@ -90,6 +102,18 @@ pub trait Runtime: Send + Sync + 'static {
         &self,
         program: &Self::Program,
         input: &[u8],
+        cancel: &CancellationToken,
+    ) -> impl Future<Output = Result<Execution, RuntimeError>> + Send;
+
+    /// Runs a built checker program on one test's files (see [`CheckFiles`]), in a sandbox of its own under the
+    /// limits given to [`Runtime::prepare`]: never where the program it judges runs.
+    ///
+    /// # Errors
+    /// [`RuntimeError`] when the runtime fails; anything the checker does is an [`Execution`].
+    fn check(
+        &self,
+        checker: &Self::Program,
+        files: CheckFiles<'_>,
         cancel: &CancellationToken,
     ) -> impl Future<Output = Result<Execution, RuntimeError>> + Send;
 

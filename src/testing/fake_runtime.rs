@@ -15,6 +15,8 @@
 //! | `flaky <n>` | the first `<n>` run calls of this script fail as infrastructure errors |
 //! | `broken` | every runtime call fails as an infrastructure error |
 //! | `panic` | the run panics, as a bug in an adapter would |
+//! | `warn <text>` | prints `<text>` and a newline on stderr |
+//! | `compare` | as a checker: exits 0 when the output is the answer, else 1 with "wrong answer" on stderr |
 //!
 //! Any other line is ignored, so real programs also "run" (and print nothing).
 //!
@@ -30,7 +32,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::{Execution, Exit, Language, Limits, Script, ScriptId};
-use crate::ports::{BuildFailure, Preparation, Runtime, RuntimeError};
+use crate::ports::{BuildFailure, CheckFiles, Preparation, Runtime, RuntimeError};
 
 #[derive(Debug, Default, Clone)]
 pub struct FakeRuntime {
@@ -55,6 +57,8 @@ pub struct FakeRuntimeStats {
     pub prepared: AtomicUsize,
     /// Every `run` call, whatever came of it: one per test run, retries included.
     pub runs: AtomicUsize,
+    /// Every `check` call, whatever came of it: one per checker run.
+    pub checks: AtomicUsize,
     /// Programs released, so that a test can check that every program prepared was released.
     pub released: AtomicUsize,
     /// Programs prepared and not yet released.
@@ -86,6 +90,8 @@ enum Instruction {
     Flaky(u32),
     Broken,
     Panic,
+    Warn(String),
+    Compare,
 }
 
 impl FakeRuntime {
@@ -138,6 +144,8 @@ fn parse(source: &str) -> Vec<Instruction> {
                 "flaky" => Instruction::Flaky(rest.trim().parse().unwrap_or(1)),
                 "broken" => Instruction::Broken,
                 "panic" => Instruction::Panic,
+                "warn" => Instruction::Warn(rest.to_owned()),
+                "compare" => Instruction::Compare,
                 _ => return None,
             })
         })
@@ -203,6 +211,39 @@ impl Runtime for FakeRuntime {
         cancel: &CancellationToken,
     ) -> Result<Execution, RuntimeError> {
         self.stats.runs.fetch_add(1, Ordering::SeqCst);
+        self.execute(program, input, None, cancel).await
+    }
+
+    async fn check(
+        &self,
+        checker: &FakeProgram,
+        files: CheckFiles<'_>,
+        cancel: &CancellationToken,
+    ) -> Result<Execution, RuntimeError> {
+        self.stats.checks.fetch_add(1, Ordering::SeqCst);
+        self.execute(checker, files.input, Some(files), cancel).await
+    }
+
+    async fn probe(&self, _cancel: &CancellationToken) -> Result<(), RuntimeError> {
+        self.stats.probes.fetch_add(1, Ordering::SeqCst);
+        self.check_engine()
+    }
+
+    async fn release(&self, _program: FakeProgram) {
+        self.stats.released.fetch_add(1, Ordering::SeqCst);
+        self.stats.active.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl FakeRuntime {
+    /// Applies a program's instructions to `input`; a checker also has the test's files.
+    async fn execute(
+        &self,
+        program: &FakeProgram,
+        input: &[u8],
+        files: Option<CheckFiles<'_>>,
+        cancel: &CancellationToken,
+    ) -> Result<Execution, RuntimeError> {
         self.check_engine()?;
         {
             let mut flaky = crate::sync::lock(&self.flaky);
@@ -251,19 +292,20 @@ impl Runtime for FakeRuntime {
                 }
                 Instruction::Broken => return Err(RuntimeError::Unavailable("fake engine is broken".into())),
                 Instruction::Panic => panic!("fake runtime told to panic"),
+                Instruction::Warn(text) => {
+                    execution.stderr.extend_from_slice(text.as_bytes());
+                    execution.stderr.push(b'\n');
+                }
+                Instruction::Compare => {
+                    let same = files.is_some_and(|files| files.output.trim_ascii() == files.answer.trim_ascii());
+                    if !same {
+                        execution.exit = Exit::Code(1);
+                        execution.stderr.extend_from_slice(b"wrong answer\n");
+                    }
+                }
                 Instruction::BuildFail(_) | Instruction::BuildSleep(_) | Instruction::Flaky(_) => {}
             }
         }
         Ok(execution)
-    }
-
-    async fn probe(&self, _cancel: &CancellationToken) -> Result<(), RuntimeError> {
-        self.stats.probes.fetch_add(1, Ordering::SeqCst);
-        self.check_engine()
-    }
-
-    async fn release(&self, _program: FakeProgram) {
-        self.stats.released.fetch_add(1, Ordering::SeqCst);
-        self.stats.active.fetch_sub(1, Ordering::SeqCst);
     }
 }

@@ -1,7 +1,7 @@
 //! Scripts and programs the tests and the benchmarks share: the sum of two integers in every language, and a
 //! script built from a source and its tests.
 
-use crate::domain::{Checker, FileIo, Language, RequestedLimits, Script, ScriptId, Source, Tenant, TestCase};
+use crate::domain::{Checker, FileIo, Groups, Language, RequestedLimits, Script, ScriptId, Source, Tenant, TestCase};
 
 /// Three tests of a sum program.
 pub const SUM_TESTS: [(&str, &str); 3] = [("2 3\n", "5\n"), ("10 20\n", "30\n"), ("-1 1\n", "0\n")];
@@ -63,9 +63,11 @@ pub fn script(id: impl Into<String>, language: Language, source: &str, tests: &[
                 number,
                 input: (*input).to_owned(),
                 expected_output: (*expected).to_owned(),
+                points: None,
             })
             .collect(),
-        checker: Checker::Exact,
+        checker: Checker::default(),
+        groups: Groups::default(),
         run_all_tests: false,
         tenant: None,
     }

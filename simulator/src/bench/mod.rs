@@ -13,6 +13,7 @@
 pub mod builds;
 pub mod chaos;
 pub mod charts;
+pub mod checkers;
 pub mod files;
 pub mod load;
 pub mod output;
@@ -61,7 +62,7 @@ pub fn main(args: &[String], tools: Tools, default_out: &Path) -> i32 {
     // `sandbox` compares the sandbox with the Docker floor and `runtimes` runc with gVisor (see `sandbox.rs`),
     // `builds` the toolchains and the artifact cache (see `builds.rs`), and `languages` measures every language's
     // latency; they have no windows of the other plans.
-    if ["sandbox", "builds", "languages", "runtimes", "files"].contains(&name) {
+    if ["sandbox", "builds", "languages", "runtimes", "files", "checkers"].contains(&name) {
         let out = std::env::var("SCRC_BENCH_OUT")
             .map(PathBuf::from)
             .unwrap_or_else(|_| default_out.join(name));
@@ -76,6 +77,8 @@ pub fn main(args: &[String], tools: Tools, default_out: &Path) -> i32 {
                         sandbox::runtimes(&tools, &out, scale).await
                     } else if name == "files" {
                         files::run(&tools, &out).await
+                    } else if name == "checkers" {
+                        checkers::run(&tools, &out).await
                     } else if name == "languages" {
                         sandbox::languages(&tools, &out).await
                     } else {

@@ -33,7 +33,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::{Execution, Language, Limits, Script};
-use crate::ports::{Preparation, Runtime, RuntimeError, describe};
+use crate::ports::{CheckFiles, Preparation, Runtime, RuntimeError, describe};
 use artifacts::{ArtifactCache, CacheStats};
 use engine::Engine;
 use fault::SandboxFault;
@@ -41,7 +41,7 @@ use languages::{Layout, OwnHeap, Toolchain};
 use phases::PhaseObserver;
 use plans::{BuildPlan, RunPlan};
 use pool::{Images, Pool};
-use program::{Built, Programs};
+use program::{Built, Feed, Programs};
 use settings::SandboxSettings;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -355,7 +355,20 @@ impl Runtime for DockerRuntime {
         input: &[u8],
         cancel: &CancellationToken,
     ) -> Result<Execution, RuntimeError> {
-        self.programs.run(&program.built, input, program.own_heap, cancel).await
+        self.programs
+            .run(&program.built, Feed::Input(input), program.own_heap, cancel)
+            .await
+    }
+
+    async fn check(
+        &self,
+        checker: &Program,
+        files: CheckFiles<'_>,
+        cancel: &CancellationToken,
+    ) -> Result<Execution, RuntimeError> {
+        self.programs
+            .run(&checker.built, Feed::Check(files), checker.own_heap, cancel)
+            .await
     }
 
     async fn probe(&self, cancel: &CancellationToken) -> Result<(), RuntimeError> {

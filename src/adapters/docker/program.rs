@@ -35,7 +35,7 @@ use super::protocol::{self, Entry, Exec, File, ServedReport};
 use super::session::{ProgramVolume, Session, Waited};
 use super::settings::{SandboxSettings, Seccomp};
 use crate::domain::{Execution, Limits};
-use crate::ports::{BuildFailure, RuntimeError, describe};
+use crate::ports::{BuildFailure, CheckFiles, RuntimeError, describe};
 
 /// How long past its own limit the runner waits for a report before it kills the container itself.
 const BACKSTOP: Duration = Duration::from_secs(2);
@@ -93,6 +93,19 @@ pub enum Built {
     Ready(Box<Program>),
     Failed(BuildFailure),
 }
+
+/// What one run of a built program is given.
+#[derive(Debug, Clone, Copy)]
+pub enum Feed<'a> {
+    /// A test's input: on stdin, or in the file the script's `io.input_file` names.
+    Input(&'a [u8]),
+    /// A checker program's three files, put in `/tmp` (its own, wiped before each test) and named on its command
+    /// line after the program's own arguments, in testlib's order.
+    Check(CheckFiles<'a>),
+}
+
+/// Where a checker program finds the test's input, the program's output and the expected answer.
+const CHECK_FILES: [&str; 3] = ["/tmp/input.txt", "/tmp/output.txt", "/tmp/answer.txt"];
 
 impl Programs {
     pub fn new(
@@ -394,14 +407,15 @@ impl Programs {
         Ok(id)
     }
 
-    /// Runs one test of a built script in its run container, from a wiped sandbox.
+    /// Runs one test of a built script (or a checker program on one test's files) in its run container, from a
+    /// wiped sandbox.
     ///
     /// # Errors
     /// [`RuntimeError`] when Docker fails, the run image cannot execute the program, or the supervisor vanished.
     pub async fn run(
         &self,
         workspace: &Program,
-        input: &[u8],
+        feed: Feed<'_>,
         own_heap: Option<OwnHeap>,
         cancel: &CancellationToken,
     ) -> Result<Execution, RuntimeError> {
@@ -417,19 +431,27 @@ impl Programs {
         };
 
         // With `io.input_file` the input is a file of the sandbox's user in the working directory, put there after
-        // the wipe, and stdin is empty.
+        // the wipe, and stdin is empty; so are a checker's three files, read-only, in its `/tmp`.
         let transferring = Instant::now();
-        let (files, stdin): (Vec<File<'_>>, &[u8]) = match &workspace.run.input_file {
-            Some(path) => (
-                vec![File {
-                    path,
-                    mode: 0o644,
-                    mtime: unix_now(),
-                    contents: input,
-                }],
-                b"",
-            ),
-            None => (Vec::new(), input),
+        let file = |path, mode, contents| File {
+            path,
+            mode,
+            mtime: unix_now(),
+            contents,
+        };
+        let mut argv = std::borrow::Cow::Borrowed(workspace.run.command.as_slice());
+        let (files, stdin): (Vec<File<'_>>, &[u8]) = match (feed, &workspace.run.input_file) {
+            (Feed::Input(input), Some(path)) => (vec![file(path, 0o644, input)], b""),
+            (Feed::Input(input), None) => (Vec::new(), input),
+            (Feed::Check(check), _) => {
+                argv.to_mut().extend(CHECK_FILES.iter().map(|&path| path.to_owned()));
+                let contents = [check.input, check.output, check.answer];
+                let files = CHECK_FILES
+                    .iter()
+                    .zip(contents)
+                    .map(|(&path, contents)| file(path, 0o444, contents));
+                (files.collect(), b"")
+            }
         };
         session.reset(&files).await?;
         self.observe(Phase::Transfer, transferring);
@@ -438,7 +460,7 @@ impl Programs {
             limit_ms: millis(limit),
             output_limit: u32::try_from(self.settings.output_limit).unwrap_or(u32::MAX),
             workdir: &workspace.run.workdir,
-            argv: &workspace.run.command,
+            argv: &argv,
             env: &workspace.run.env,
             stdin,
             seal: session.seal_tests,

@@ -29,8 +29,15 @@ pub(super) enum Record<'a, U> {
 #[derive(Debug)]
 pub(super) enum Set<'a, U> {
     Unreadable(&'a Unreadable<U>),
-    Stripped { unreadable: &'a Unreadable<U>, why: String },
-    Unanswered { report: RunReport, reason: String },
+    Stripped {
+        unreadable: &'a Unreadable<U>,
+        why: String,
+    },
+    /// Boxed: a report is far larger than the other sets.
+    Unanswered {
+        report: Box<RunReport>,
+        reason: String,
+    },
 }
 
 impl<U> Record<'_, U> {
@@ -46,7 +53,7 @@ impl<U> Record<'_, U> {
                 Vec::new(),
             ))),
             Record::Replacement(report) => Some(Record::Aside(Set::Unanswered {
-                report,
+                report: Box::new(report),
                 reason: format!("the result of this script could not be published: {reason}"),
             })),
             Record::Aside(Set::Unreadable(unreadable)) => Some(Record::Aside(Set::Stripped {

@@ -36,7 +36,8 @@ pub enum Claim {
     /// Another script was judged under this id recently: the RJ reason.
     Conflict(String),
     /// This script was judged already: its report.
-    Answered(RunReport),
+    /// Boxed: a report is far larger than a conflict's reason.
+    Answered(Box<RunReport>),
     /// This script is being judged now: wait for that report.
     UnderWay(Pending),
     /// Judge it here, and send the report through this when done.
@@ -109,7 +110,7 @@ impl Recent {
                 ));
             }
             if let Some((_, report)) = &entry.report {
-                return Claim::Answered(report.clone());
+                return Claim::Answered(Box::new(report.clone()));
             }
             if let Some(pending) = &entry.pending {
                 return Claim::UnderWay(pending.clone());
@@ -243,7 +244,7 @@ mod tests {
         done.send_replace(Some(report(&first, "x")));
         recent.judged(&first, Some(&report(&first, "x")));
         assert_eq!(pending.borrow_and_update().as_ref(), Some(&report(&first, "x")));
-        assert!(matches!(recent.claim(&first), Claim::Answered(r) if r == report(&first, "x")));
+        assert!(matches!(recent.claim(&first), Claim::Answered(r) if *r == report(&first, "x")));
         let Claim::Conflict(reason) = recent.claim(&script("a", "print(2)")) else {
             panic!("the same id for another script is refused");
         };

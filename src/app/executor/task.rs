@@ -216,7 +216,7 @@ where
                 }
                 Claim::Answered(report) => {
                     tracing::info!(script_id = %script.id, status = %report.status, "delivered again: publishing the report already produced");
-                    return Some(report);
+                    return Some(*report);
                 }
                 Claim::Judge(done) => {
                     let report = self.judge_within_deadline(script).await;

@@ -719,7 +719,10 @@ fn slow_scenario(sleep: Duration) -> Scenario {
         tests: vec![TestSpec {
             input: "2 3\n".into(),
             expected_output: "5\n".into(),
+            points: None,
         }],
+        extra: serde_json::Map::new(),
+        score: None,
     }
 }
 

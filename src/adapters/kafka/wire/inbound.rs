@@ -14,8 +14,8 @@ use base64::Engine as _;
 
 use crate::domain::program::check_tree;
 use crate::domain::{
-    Checker, FileIo, IoName, Language, ProgramFile, ProgramPath, RequestedLimits, Script, ScriptId, Source, Tenant,
-    TestCase,
+    Checker, CheckerProgram, Comparison, FileIo, Group, Groups, IoName, Language, Points, ProgramFile, ProgramPath,
+    RequestedLimits, Script, ScriptId, Source, Tenant, TestCase,
 };
 use crate::ports::Inbound;
 
@@ -178,11 +178,9 @@ fn read_script(
                 .ok_or_else(|| with_language(type_error("float_tolerance", "a number", value)))?,
         ),
     };
-    let checker = match optional_string(object, "checker").map_err(with_language)? {
-        None => Checker::from_wire("exact", tolerance),
-        Some(name) => Checker::from_wire(name, tolerance),
-    }
-    .map_err(|e| with_language(e.to_string()))?;
+    let checker = read_checker(object, tolerance, message).map_err(with_language)?;
+    let numbers: Vec<u32> = tests.iter().map(|test| test.number).collect();
+    let groups = read_groups(object, &numbers).map_err(with_language)?;
     let run_all_tests = match object.get("run_all_tests") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(flag)) => *flag,
@@ -199,9 +197,114 @@ fn read_script(
         limits,
         tests,
         checker,
+        groups,
         run_all_tests,
         tenant,
     })))
+}
+
+/// `checker`: a comparison's name (SCRC's and scrc's `exact`, `lines`, `tokens`, `float`), or a setter's program
+/// `{"language", "source", "files"}`, read like the script's own program and held to the same limits.
+fn read_checker(
+    object: &Map<String, Value>,
+    tolerance: Option<f64>,
+    message: MessageLimits,
+) -> Result<Checker, String> {
+    let program = match object.get("checker") {
+        None | Some(Value::Null) => return Ok(Checker::Compare(comparison("exact", tolerance)?)),
+        Some(Value::String(name)) => return Ok(Checker::Compare(comparison(name, tolerance)?)),
+        Some(Value::Object(program)) => program,
+        Some(value) => return Err(type_error("checker", "a string or an object", value)),
+    };
+    let language_name = optional_string(program, "language")
+        .map_err(|e| format!("checker: {e}"))?
+        .ok_or_else(|| missing("checker.language"))?;
+    let language: Language = language_name
+        .parse()
+        .map_err(|e: crate::domain::script::UnknownLanguage| format!("checker: {e}"))?;
+    let (source, entry, files) = read_program(program, language, message).map_err(|e| format!("checker: {e}"))?;
+    if entry.is_some() {
+        return Err("field \"checker.entry\" is not supported: the checker's source is its main file".into());
+    }
+    Ok(Checker::Program(std::sync::Arc::new(CheckerProgram {
+        language,
+        source,
+        files,
+    })))
+}
+
+fn comparison(name: &str, tolerance: Option<f64>) -> Result<Comparison, String> {
+    Comparison::from_wire(name, tolerance).map_err(|e| e.to_string())
+}
+
+/// `groups`: `[{"name", "tests": [numbers], "points", "depends_on": [names]}]`, checked against the script's tests.
+fn read_groups(object: &Map<String, Value>, tests: &[u32]) -> Result<Groups, String> {
+    let groups = match object.get("groups") {
+        None | Some(Value::Null) => return Ok(Groups::default()),
+        Some(Value::Array(groups)) => groups,
+        Some(value) => return Err(type_error("groups", "an array", value)),
+    };
+    let groups = groups
+        .iter()
+        .enumerate()
+        .map(|(index, group)| {
+            let field = |name: &str| format!("groups[{index}].{name}");
+            let Value::Object(group) = group else {
+                return Err(type_error(&format!("groups[{index}]"), "an object", group));
+            };
+            let name = match group.get("name") {
+                Some(Value::String(name)) => name.clone(),
+                None | Some(Value::Null) => return Err(missing(&field("name"))),
+                Some(value) => return Err(type_error(&field("name"), "a string", value)),
+            };
+            let numbers = match group.get("tests") {
+                Some(Value::Array(numbers)) => numbers,
+                None | Some(Value::Null) => return Err(missing(&field("tests"))),
+                Some(value) => return Err(type_error(&field("tests"), "an array of test numbers", value)),
+            };
+            let numbers = numbers
+                .iter()
+                .map(|number| {
+                    number
+                        .as_u64()
+                        .and_then(|n| u32::try_from(n).ok())
+                        .ok_or_else(|| type_error(&field("tests"), "an array of test numbers", number))
+                })
+                .collect::<Result<Vec<u32>, String>>()?;
+            let depends_on = match group.get("depends_on") {
+                None | Some(Value::Null) => Vec::new(),
+                Some(Value::Array(names)) => names
+                    .iter()
+                    .map(|name| match name {
+                        Value::String(name) => Ok(name.clone()),
+                        other => Err(type_error(&field("depends_on"), "an array of group names", other)),
+                    })
+                    .collect::<Result<Vec<String>, String>>()?,
+                Some(value) => return Err(type_error(&field("depends_on"), "an array of group names", value)),
+            };
+            Ok(Group {
+                name,
+                tests: numbers,
+                points: points(group, &field("points"))?.unwrap_or(Points::ONE),
+                depends_on,
+            })
+        })
+        .collect::<Result<Vec<Group>, String>>()?;
+    Groups::new(groups, tests).map_err(|e| format!("field \"groups\": {e}"))
+}
+
+/// A `points` field: a finite number >= 0, when present.
+fn points(object: &Map<String, Value>, path: &str) -> Result<Option<Points>, String> {
+    match object.get("points") {
+        None | Some(Value::Null) => Ok(None),
+        Some(value @ Value::Number(number)) => {
+            let number = number.as_f64().ok_or_else(|| type_error(path, "a number", value))?;
+            Points::new(number)
+                .map(Some)
+                .map_err(|e| format!("field \"{path}\": {e}"))
+        }
+        Some(value) => Err(type_error(path, "a number", value)),
+    }
 }
 
 /// The script's tenant: the `tenant` field (an scrc extension), else the `tenant` header, else none. Only the one
@@ -389,6 +492,7 @@ fn read_tests(object: &Map<String, Value>) -> Result<Vec<TestCase>, String> {
                 number,
                 input: text(test, "input", &field("input"))?,
                 expected_output: text(test, "expected_output", &field("expected_output"))?,
+                points: points(test, &field("points"))?,
             })
         })
         .collect()
@@ -527,7 +631,7 @@ mod tests {
             script.tests[1].expected_output, "",
             "absent expected output is empty, as in SCRC"
         );
-        assert_eq!(script.checker, Checker::Exact);
+        assert_eq!(script.checker, Checker::default());
         assert!(!script.run_all_tests);
     }
 
@@ -639,6 +743,120 @@ mod tests {
         assert!(binary_entry.contains("not UTF-8"), "{binary_entry}");
         let nothing = rejection(r#"{"language":"python"}"#);
         assert!(nothing.contains("\"source\" is required, or \"files\""), "{nothing}");
+    }
+
+    #[test]
+    fn a_checker_is_a_comparisons_name_or_a_program_of_its_own_files() {
+        let named = script(r#"{"language":"python","source":"x","checker":"tokens"}"#);
+        assert_eq!(named.checker, Checker::Compare(Comparison::Tokens));
+        let program = script(
+            r##"{"language":"python","source":"x","checker":{"language":"cpp",
+                "source":"#include \"testlib.h\"\nint main(){}","files":[{"path":"testlib.h","content":"//"}]}}"##,
+        );
+        let Checker::Program(checker) = &program.checker else {
+            panic!("a program: {:?}", program.checker)
+        };
+        assert_eq!(checker.language, Language::Cpp);
+        assert!(checker.source.as_str().starts_with("#include"));
+        assert_eq!(checker.files[0].path.as_str(), "testlib.h");
+        assert_eq!(program.files, [], "the checker's files are not the program's");
+    }
+
+    #[test]
+    fn every_rule_of_checkers_points_and_groups_is_an_rj_naming_it() {
+        let tests = r#""tests":[{"number":1},{"number":2},{"number":3}]"#;
+        let cases = [
+            (
+                r#""checker":{"language":"cobol","source":"x"}"#,
+                "unknown language \"cobol\"",
+            ),
+            (r#""checker":{"source":"x"}"#, "field \"checker.language\" is required"),
+            (r#""checker":7"#, "field \"checker\" must be a string or an object"),
+            (r#""checker":"diff""#, "unknown checker \"diff\""),
+            (
+                r#""checker":{"language":"cpp","source":"x","files":[{"path":"/etc/testlib.h","content":""}]}"#,
+                "checker: field \"files[0].path\": path \"/etc/testlib.h\" is not relative",
+            ),
+            (
+                r#""checker":{"language":"cpp","source":"x","files":[{"path":"../testlib.h","content":""}]}"#,
+                "checker: field \"files[0].path\": path \"../testlib.h\" has an empty, '.' or '..' component",
+            ),
+            (
+                r#""checker":{"language":"cpp","source":"x","files":[{"path":"a.h","content":""},{"path":"a.h","content":""}]}"#,
+                "checker: field \"files\": two files have the path \"a.h\"",
+            ),
+            (
+                r#""checker":{"language":"cpp","source":"x","entry":"check.cpp"}"#,
+                "\"checker.entry\" is not supported",
+            ),
+            (
+                r#""groups":[{"name":"a","tests":[4]}]"#,
+                "group \"a\" names test 4, which the script does not have",
+            ),
+            (
+                r#""groups":[{"name":"a","tests":[1]},{"name":"b","tests":[1,2]}]"#,
+                "test 1 is in groups \"a\" and \"b\"",
+            ),
+            (
+                r#""groups":[{"name":"a","tests":[1],"depends_on":["b"]},{"name":"b","tests":[2],"depends_on":["a"]}]"#,
+                "field \"groups\": groups depend on each other in a cycle: a -> b -> a",
+            ),
+            (
+                r#""groups":[{"name":"a","tests":[1],"depends_on":["z"]}]"#,
+                "group \"a\" depends on \"z\", which is not a group of the script",
+            ),
+            (
+                r#""groups":[{"name":"a","tests":[1],"points":-5}]"#,
+                "field \"groups[0].points\": points must be a finite number >= 0, got -5",
+            ),
+            (
+                r#""groups":[{"name":"a","tests":["1"]}]"#,
+                "field \"groups[0].tests\" must be an array of test numbers",
+            ),
+            (r#""groups":[{"tests":[1]}]"#, "field \"groups[0].name\" is required"),
+            (r#""groups":{"a":[1]}"#, "field \"groups\" must be an array"),
+        ];
+        for (fields, rule) in cases {
+            let json = format!(r#"{{"language":"python","source":"print(1)",{tests},{fields}}}"#);
+            let reason = rejection(&json);
+            assert!(reason.contains(rule), "{fields}: {reason}");
+        }
+        let negative = rejection(r#"{"language":"python","source":"x","tests":[{"points":-1}]}"#);
+        assert_eq!(
+            negative,
+            "field \"tests[0].points\": points must be a finite number >= 0, got -1"
+        );
+        let text = rejection(r#"{"language":"python","source":"x","tests":[{"points":"2"}]}"#);
+        assert_eq!(text, "field \"tests[0].points\" must be a number, got \"2\"");
+        let checker_files = |count: usize| {
+            let list: Vec<String> = (0..count)
+                .map(|i| format!(r#"{{"path":"f{i}.h","content":""}}"#))
+                .collect();
+            format!(
+                r#"{{"language":"python","source":"x","checker":{{"language":"cpp","source":"x","files":[{}]}}}}"#,
+                list.join(",")
+            )
+        };
+        assert!(matches!(parse(&checker_files(63)), Ok(Inbound::Script(_))));
+        let too_many = rejection(&checker_files(64));
+        assert!(too_many.starts_with("checker: field \"files\": 65 files"), "{too_many}");
+    }
+
+    #[test]
+    fn tests_carry_points_and_groups_their_numbers() {
+        let scored = script(
+            r#"{"language":"python","source":"x","tests":[{"number":3,"points":2.5},{"number":7}],
+                "groups":[{"name":"all","tests":[3,7],"points":40,"depends_on":[]}]}"#,
+        );
+        assert_eq!(scored.tests[0].points, Some(Points::new(2.5).unwrap()));
+        assert_eq!(scored.tests[1].points, None);
+        let group = scored.groups.iter().next().expect("one group");
+        assert_eq!(
+            (group.name.as_str(), group.tests.as_slice(), group.points.get()),
+            ("all", &[3, 7][..], 40.0)
+        );
+        assert!(scored.is_scored());
+        assert!(!script(r#"{"language":"python","source":"x","tests":[{}]}"#).is_scored());
     }
 
     #[test]

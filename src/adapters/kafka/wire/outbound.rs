@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{OutputCut, RunReport, TestResult};
+use crate::domain::{GroupResult, OutputCut, RunReport, TestResult};
 
 /// The result message: SCRC's fields first, then scrc's optional additions.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,6 +39,32 @@ pub struct ResultMessage {
     /// Text fields were shortened to fit the broker's message size.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub truncated: bool,
+    /// The points the script earned (an extension): its groups' and its ungrouped tests'; 0 for RJ, BF and IE.
+    #[serde(default)]
+    pub score: f64,
+    /// The points it could have earned: 1 per test unless the tests or groups say otherwise.
+    #[serde(default)]
+    pub max_score: f64,
+    /// Each subtask group's outcome, in the script's order; left out for a script without `groups`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<GroupMessage>,
+}
+
+/// One entry of a result's `groups`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupMessage {
+    /// The group's name, as the script gave it.
+    pub name: String,
+    /// `OK` when it earned all its points; else the first status among its tests that is not OK, or `-` when its
+    /// tests passed but a group it depends on did not.
+    pub status: String,
+    /// The points it earned.
+    pub score: f64,
+    /// Its points.
+    pub max_score: f64,
+    /// Why it earned less than its points; left out when it earned them all.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub error: String,
 }
 
 /// One entry of a result's `tests`.
@@ -60,6 +86,15 @@ pub struct TestResultMessage {
     /// The signal that killed the program (an extension), left out when it exited by itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signal: Option<i32>,
+    /// What the test is worth (an extension): its `points`, 1 when the script gave none.
+    #[serde(default)]
+    pub points: f64,
+    /// The points it earned: all for OK, a checker's fraction for a partly right answer, else 0.
+    #[serde(default)]
+    pub score: f64,
+    /// The first line of the checker program's message, where one ran for this test.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checker_message: Option<String>,
 }
 
 /// What a run printed and what it cost, under the same names at the top of a result and in each of its tests.
@@ -179,6 +214,19 @@ fn result_message(report: &RunReport, runner: &str, timestamp: SystemTime) -> Re
         language: report.language.map(|language| language.as_str().to_owned()),
         runner: (!runner.is_empty()).then(|| runner.to_owned()),
         truncated: false,
+        score: report.score.score.get(),
+        max_score: report.score.max_score.get(),
+        groups: report.score.groups.iter().map(group_message).collect(),
+    }
+}
+
+fn group_message(group: &GroupResult) -> GroupMessage {
+    GroupMessage {
+        name: group.name.clone(),
+        status: group.status.code().to_owned(),
+        score: group.score.get(),
+        max_score: group.max_score.get(),
+        error: group.error.clone(),
     }
 }
 
@@ -199,6 +247,9 @@ fn test_message(test: &TestResult) -> TestResultMessage {
         expected_output: test.expected_output.clone(),
         error: test.error.clone(),
         signal: test.signal(),
+        points: test.points.get(),
+        score: test.score().get(),
+        checker_message: test.checker_message.clone(),
     }
 }
 
@@ -282,6 +333,9 @@ fn text_fields(message: &mut ResultMessage) -> Vec<(&mut String, u64)> {
             (&mut test.expected_output, 0),
             (&mut test.error, 0),
         ]);
+        if let Some(message) = &mut test.checker_message {
+            fields.push((message, 0));
+        }
     }
     fields
 }
@@ -336,6 +390,7 @@ mod tests {
             number: 1,
             input: "2 3\n".into(),
             expected_output: "5\n".into(),
+            points: None,
         };
         let verdict = Verdict {
             status: Status::Ok,
@@ -439,6 +494,7 @@ mod tests {
             number,
             input: format!("in{number}\n"),
             expected_output: format!("out{number}\n"),
+            points: None,
         };
         let ok = Verdict {
             status: Status::Ok,
@@ -469,6 +525,7 @@ mod tests {
                 TestResult::not_run(&case(3)),
             ],
         )
+        .scored(&crate::domain::Groups::default())
     }
 
     /// The JSON is a compatibility contract (docs/schemas, README): this pins every field's name, value, presence
@@ -498,6 +555,8 @@ mod tests {
                     "error": "",
                     "memory_peak_bytes": 1_048_576,
                     "stdout_base64": "YmFk/wo=",
+                    "points": 1.0,
+                    "score": 1.0,
                 },
                 {
                     "number": 2,
@@ -512,6 +571,8 @@ mod tests {
                     "signal": 11,
                     "cpu_time_ms": 40,
                     "memory_peak_bytes": 2_097_152,
+                    "points": 1.0,
+                    "score": 0.0,
                 },
                 {
                     "number": 3,
@@ -523,6 +584,8 @@ mod tests {
                     "input": "in3\n",
                     "expected_output": "out3\n",
                     "error": "",
+                    "points": 1.0,
+                    "score": 0.0,
                 },
             ],
             "timestamp": "1970-01-01T00:00:00.000Z",
@@ -530,12 +593,14 @@ mod tests {
             "memory_peak_bytes": 2_097_152,
             "stdout_base64": "YmFk/wo=",
             "runner": "runner-1",
+            "score": 1.0,
+            "max_score": 3.0,
         });
         assert_eq!(serde_json::from_slice::<Value>(&encoded).unwrap(), expected);
 
         // Over budget: no base64 copies, the long output shortened with its marker, `truncated` set.
-        let encoded = encode_report(&full_report(), "", SystemTime::UNIX_EPOCH, 1000).unwrap();
-        let shortened = format!("{}…[238 bytes truncated]", "e".repeat(62));
+        let encoded = encode_report(&full_report(), "", SystemTime::UNIX_EPOCH, 1100).unwrap();
+        let shortened = format!("{}…[232 bytes truncated]", "e".repeat(68));
         let mut expected = expected;
         expected["stderr"] = json!(shortened);
         expected["tests"][1]["stderr"] = json!(shortened);
@@ -558,6 +623,8 @@ mod tests {
             "duration_ms": null,
             "error": "unknown language",
             "timestamp": "1970-01-01T00:00:00.000Z",
+            "score": 0.0,
+            "max_score": 0.0,
         });
         assert_eq!(serde_json::from_slice::<Value>(&encoded).unwrap(), expected);
     }
