@@ -242,7 +242,8 @@ async fn a_python_checker_accepts_any_valid_answer_and_groups_score_with_their_d
     };
     // The program answers n=1..6 its own way: right for 1, 2, 4, 5 (two different right pairs), one over for 3,
     // wrong for 6. Groups: "small" = 1, 2 (30 points); "medium" = 3, 4 needs "small" (30); "large" = 5, 6 needs
-    // "medium" (40). Test 7 (n=7) is alone and right.
+    // "medium" (40). Test 7 (n=7) is alone and right. Test 3 is partly right: "medium" still runs test 4 (its score
+    // is the smaller fraction), but "large", which needs "medium" in full, can earn nothing and is skipped.
     let program =
         "n = int(input())\nprint({1: '0 1', 2: '2 0', 3: '2 2', 4: '1 3', 5: '5 0', 6: '9 9'}.get(n, f'{n} 0'))\n";
     let inputs: Vec<String> = (1..=7).map(|n| format!("{n}\n")).collect();
@@ -273,8 +274,8 @@ async fn a_python_checker_accepts_any_valid_answer_and_groups_score_with_their_d
             Status::Ok,
             Status::WrongAnswer,
             Status::Ok,
-            Status::Ok,
-            Status::WrongAnswer,
+            Status::NotRun,
+            Status::NotRun,
             Status::Ok
         ],
         "{report:#?}"
@@ -288,9 +289,10 @@ async fn a_python_checker_accepts_any_valid_answer_and_groups_score_with_their_d
         report.tests[2].checker_message.as_deref(),
         Some("points 0.5 2 + 2 is one over")
     );
-    assert_eq!(
-        report.tests[5].checker_message.as_deref(),
-        Some("wrong answer 9 + 9 != 6")
+    assert!(
+        report.tests[4].error.contains("needs group \"medium\" in full"),
+        "{}",
+        report.tests[4].error
     );
     let groups: Vec<(&str, Status, f64)> = report
         .score
@@ -303,7 +305,7 @@ async fn a_python_checker_accepts_any_valid_answer_and_groups_score_with_their_d
         [
             ("small", Status::Ok, 30.0),
             ("medium", Status::WrongAnswer, 15.0),
-            ("large", Status::WrongAnswer, 0.0)
+            ("large", Status::NotRun, 0.0)
         ]
     );
     assert_eq!((report.score.score.get(), report.score.max_score.get()), (46.0, 101.0));
@@ -312,6 +314,17 @@ async fn a_python_checker_accepts_any_valid_answer_and_groups_score_with_their_d
         Status::WrongAnswer,
         "the first failing test decides, as in SCRC"
     );
+
+    // With run_all_tests every test runs, and test 6's wrong answer has the checker's word.
+    script.run_all_tests = true;
+    let report = judged(&judge, &script).await;
+    assert_eq!(report.tests[5].status, Status::WrongAnswer, "{report:#?}");
+    assert_eq!(
+        report.tests[5].checker_message.as_deref(),
+        Some("wrong answer 9 + 9 != 6")
+    );
+    assert_eq!(report.score.score.get(), 46.0, "the same score");
+    script.run_all_tests = false;
 
     // Test 2 wrong: "small" fails, so "medium" and "large" (which needs it through "medium") are skipped; test 7
     // still runs and scores.

@@ -295,3 +295,25 @@ async fn points_alone_make_a_script_scored() {
     );
     assert_eq!((report.score.score.get(), report.score.max_score.get()), (2.5, 3.5));
 }
+
+#[tokio::test]
+async fn a_test_run_while_the_one_before_was_checked_is_discarded_when_that_check_ends_the_suite() {
+    let runtime = FakeRuntime::new();
+    let report = judged(
+        &runtime,
+        &checked("compare", &[("a\n", "x\n"), ("b\n", "b\n"), ("c\n", "c\n")]),
+    )
+    .await;
+    let statuses: Vec<Status> = report.tests.iter().map(|test| test.status).collect();
+    assert_eq!(statuses, [Status::WrongAnswer, Status::NotRun, Status::NotRun]);
+    assert_eq!(
+        runtime.stats().runs.load(Ordering::SeqCst),
+        2,
+        "test 2 ran beside test 1's check, and its run was dropped"
+    );
+    assert_eq!(runtime.stats().checks.load(Ordering::SeqCst), 1);
+    assert!(
+        report.tests[1].execution.is_none(),
+        "nothing of the dropped run is reported"
+    );
+}

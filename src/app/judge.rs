@@ -24,11 +24,12 @@ use tracing::Instrument as _;
 
 use super::breaker::{CircuitBreaker, Pass};
 use super::retry::{Backoff, RetryPolicy};
-use crate::domain::checker::{self, CheckerVerdict};
+use crate::domain::checker::checker_message;
 use crate::domain::report::{Next, next_test};
+use crate::domain::verdict::checker_verdict;
 use crate::domain::{
-    Checker, Execution, Fraction, Language, LimitPolicy, Limits, OutputBudget, RunReport, Script, Status, TestCase,
-    TestResult, Verdict, verdict_before_check, verdict_of,
+    Checker, Execution, Language, LimitPolicy, Limits, OutputBudget, RunReport, Script, Status, TestCase, TestResult,
+    Verdict, verdict_before_check, verdict_of,
 };
 use crate::ports::{CheckFiles, Observer, Preparation, Runtime, RuntimeError, Unobserved, describe};
 
@@ -185,31 +186,19 @@ impl<R: Runtime> Judge<R> {
                 ));
             }
         };
-        let unusable = match checker {
-            None => None,
-            Some(Ok(Preparation::Ready(checker))) => Some(Ok(checker)),
-            Some(Ok(Preparation::BuildFailed(failure))) => Some(Err(format!(
-                "the checker does not build, so no test can be judged: {}: {}",
-                failure.reason,
-                excerpt(&failure.diagnostics)
-            ))),
-            Some(Err(RuntimeError::Cancelled)) => {
+        let checker = match usable_checker(checker) {
+            Ok(checker) => checker,
+            Err(unusable) => {
                 self.runtime.release(program).await;
-                return Err(Abandoned);
-            }
-            Some(Err(error)) => Some(Err(format!("checker build: {}", describe(&error)))),
-        };
-        let checker = match unusable {
-            None => None,
-            Some(Ok(checker)) => Some(checker),
-            Some(Err(error)) => {
-                self.runtime.release(program).await;
-                return Ok(RunReport::internal_error(
-                    script.id.clone(),
-                    Some(script.language),
-                    error,
-                    not_run(),
-                ));
+                return match unusable {
+                    Unusable::Cancelled => Err(Abandoned),
+                    Unusable::Because(error) => Ok(RunReport::internal_error(
+                        script.id.clone(),
+                        Some(script.language),
+                        error,
+                        not_run(),
+                    )),
+                };
             }
         };
         let report = Box::pin(self.run_program(script, &program, checker.as_ref(), limits, cancel)).await;
@@ -280,47 +269,73 @@ impl<R: Runtime> Judge<R> {
 
         let mut results = Vec::with_capacity(script.tests.len());
         let mut budget = OutputBudget::new(self.output_budget);
+        let mut keep = |mut result: TestResult, results: &mut Vec<TestResult>| {
+            tracing::debug!(
+                test = result.number,
+                status = %result.status,
+                duration_ms = result.duration().unwrap_or_default().as_millis() as u64,
+                "test judged"
+            );
+            budget.keep(&mut result);
+            results.push(result);
+        };
         let scored = script.is_scored();
+        let decide = |test: &TestCase, results: &[TestResult]| {
+            next_test(test, scored, script.run_all_tests, &script.groups, results)
+        };
+        // A test whose run ended cleanly, waiting for the checker program: it is checked while the next test runs,
+        // in the checker's own sandbox, so that a check costs no time of its own. The next test is decided as if
+        // the waiting one passes, and decided again once it is checked: a result that ends the suite discards it.
+        let mut unchecked: Option<(&TestCase, Execution)> = None;
         for (position, test) in (1u32..).zip(&script.tests) {
-            match next_test(test, scored, script.run_all_tests, &script.groups, &results) {
-                Next::Run => {}
-                Next::NotRun => {
-                    results.push(TestResult::not_run(test));
-                    continue;
+            if decide(test, &results) != Next::Run {
+                if let Some((waiting, execution)) = unchecked.take() {
+                    let checked = Box::pin(self.judged(script, waiting, execution, checker, &limits, cancel)).await?;
+                    keep(checked, &mut results);
                 }
-                Next::Skipped(why) => {
-                    results.push(TestResult::skipped(test, why));
-                    continue;
-                }
+                results.push(left_out(test, decide(test, &results)));
+                continue;
             }
             self.observer.running(&script.id, script.language, position);
             let running = Ending::new(&*self.observer, script.language, |o, language, took| {
                 o.ran(language, took)
             });
-            let execution = Box::pin(
+            let run = Box::pin(
                 self.with_retries("run", cancel, || {
                     self.runtime.run(program, test.input.as_bytes(), cancel)
                 })
                 .instrument(tracing::info_span!("test", number = test.number)),
-            )
-            .await;
+            );
+            let execution = match unchecked.take() {
+                None => run.await,
+                Some((waiting, waiting_execution)) => {
+                    let check = Box::pin(self.judged(script, waiting, waiting_execution, checker, &limits, cancel));
+                    let (execution, checked) = tokio::join!(run, check);
+                    keep(checked?, &mut results);
+                    execution
+                }
+            };
             drop(running);
-            let result = match execution {
+            let next = decide(test, &results);
+            if next != Next::Run {
+                results.push(left_out(test, next));
+                continue;
+            }
+            match execution {
+                Ok(execution) if awaits_checker(script, checker.is_some(), &execution, &limits) => {
+                    unchecked = Some((test, execution));
+                }
                 Ok(execution) => {
-                    let mut result = Box::pin(self.judged(script, test, execution, checker, &limits, cancel)).await?;
-                    tracing::debug!(
-                        test = test.number,
-                        status = %result.status,
-                        duration_ms = result.duration().unwrap_or_default().as_millis() as u64,
-                        "test judged"
-                    );
-                    budget.keep(&mut result);
-                    result
+                    let judged = Box::pin(self.judged(script, test, execution, checker, &limits, cancel)).await?;
+                    keep(judged, &mut results);
                 }
                 Err(RuntimeError::Cancelled) => return Err(Abandoned),
-                Err(error) => TestResult::internal_error(test, describe(&error)),
-            };
-            results.push(result);
+                Err(error) => results.push(TestResult::internal_error(test, describe(&error))),
+            }
+        }
+        if let Some((waiting, execution)) = unchecked {
+            let checked = Box::pin(self.judged(script, waiting, execution, checker, &limits, cancel)).await?;
+            keep(checked, &mut results);
         }
         Ok(RunReport::suite(script.id.clone(), script.language, results))
     }
@@ -368,7 +383,7 @@ impl<R: Runtime> Judge<R> {
                 return Ok(TestResult::judged(test, execution, verdict));
             }
         };
-        let message = checker::checker_message(&checked.stderr);
+        let message = checker_message(&checked.stderr);
         let (verdict, earned) = checker_verdict(&checked, &message, &self.policy.checker);
         let mut result = TestResult::judged(test, execution, verdict);
         if let Some(earned) = earned {
@@ -532,48 +547,39 @@ impl<R: Runtime> Judge<R> {
     }
 }
 
-/// The verdict a checker program's run gives its test, and the part of the test's points a partly right answer
-/// earned. A checker that was itself stopped (its time, memory or output limit, a signal) or that exited with a
-/// code testlib does not define makes the test IE, naming the checker: the program is not to blame.
-fn checker_verdict(checked: &Execution, message: &str, limits: &Limits) -> (Verdict, Option<Fraction>) {
-    let broken = |why: String| {
-        let said = if message.is_empty() {
-            String::new()
-        } else {
-            format!(": {message}")
-        };
-        (
-            Verdict::new(Status::InternalError, format!("the checker is at fault: {why}{said}")),
-            None,
-        )
-    };
-    if checked.memory_exceeded || checked.stalled_at_memory_limit {
-        return broken(format!("it exceeded its memory limit of {}", limits.memory));
+/// A test that is not run, as `next` says: `-`, with the reason when a group left it out.
+fn left_out(test: &TestCase, next: Next) -> TestResult {
+    match next {
+        Next::Skipped(why) => TestResult::skipped(test, why),
+        Next::Run | Next::NotRun => TestResult::not_run(test),
     }
-    if checked.timed_out || checked.wall_time > limits.time.as_duration() {
-        return broken(format!("it exceeded its time limit of {}", limits.time));
-    }
-    if checked.output_exceeded {
-        return broken("it exceeded the output limit".into());
-    }
-    let code = match checked.exit {
-        crate::domain::Exit::Code(code) => code,
-        crate::domain::Exit::Signal(signal) => return broken(format!("it was killed by signal {signal}")),
-    };
-    match checker::read_checker_exit(code, message) {
-        Ok(CheckerVerdict::Accepted) => (Verdict::new(Status::Ok, ""), None),
-        Ok(CheckerVerdict::Wrong) => (
-            Verdict::new(Status::WrongAnswer, format!("wrong answer (checker): {message}")),
-            None,
-        ),
-        Ok(CheckerVerdict::Partial(fraction)) => (
-            Verdict::new(
-                Status::WrongAnswer,
-                format!("partly right (checker, {fraction} of the points): {message}"),
-            ),
-            Some(Fraction::new(fraction)),
-        ),
-        Err(fault) => broken(fault.to_string()),
+}
+
+/// Whether a run's verdict is the checker program's to give: the script has one, and the run ended cleanly.
+fn awaits_checker(script: &Script, built: bool, execution: &Execution, limits: &Limits) -> bool {
+    built && matches!(script.checker, Checker::Program(_)) && verdict_before_check(execution, true, limits).is_none()
+}
+
+/// Why a script's checker program cannot judge its tests.
+enum Unusable {
+    /// Shutdown cancelled its build.
+    Cancelled,
+    /// It did not build, or the runtime failed building it: the script's IE.
+    Because(String),
+}
+
+/// The built checker program, `None` for a script without one, or why it cannot be used.
+fn usable_checker<P>(prepared: Option<Result<Preparation<P>, RuntimeError>>) -> Result<Option<P>, Unusable> {
+    match prepared {
+        None => Ok(None),
+        Some(Ok(Preparation::Ready(checker))) => Ok(Some(checker)),
+        Some(Ok(Preparation::BuildFailed(failure))) => Err(Unusable::Because(format!(
+            "the checker does not build, so no test can be judged: {}: {}",
+            failure.reason,
+            excerpt(&failure.diagnostics)
+        ))),
+        Some(Err(RuntimeError::Cancelled)) => Err(Unusable::Cancelled),
+        Some(Err(error)) => Err(Unusable::Because(format!("checker build: {}", describe(&error)))),
     }
 }
 

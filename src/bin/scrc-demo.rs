@@ -173,8 +173,9 @@ async fn demo(environment: Vec<(String, String)>, all_languages: bool) -> anyhow
 /// How often the demo says how far it has got.
 const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Prints `demo: N/total verdicts (S s)` on stderr every [`PROGRESS_EVERY`] while the count moves (and every
-/// 30 s while it does not), from the lines of the simulator's results log, until `stop` fires.
+/// Prints `demo: N/total verdicts (S s, about E s left)` on stderr every [`PROGRESS_EVERY`] while the count moves
+/// (and every 30 s while it does not), from the lines of the simulator's results log, until `stop` fires. The
+/// estimate is the pace so far applied to the verdicts still to come.
 async fn show_progress(results_log: std::path::PathBuf, total: usize, stop: CancellationToken) {
     let started = std::time::Instant::now();
     let mut shown = (usize::MAX, std::time::Duration::ZERO);
@@ -186,10 +187,22 @@ async fn show_progress(results_log: std::path::PathBuf, total: usize, stop: Canc
         let received = std::fs::read_to_string(&results_log).map_or(0, |text| text.lines().count());
         let elapsed = started.elapsed();
         if received != shown.0 || elapsed - shown.1 >= std::time::Duration::from_secs(30) {
-            eprintln!("demo: {received}/{total} verdicts ({:.0} s)", elapsed.as_secs_f64());
+            eprintln!(
+                "demo: {received}/{total} verdicts ({:.0} s{})",
+                elapsed.as_secs_f64(),
+                remaining(elapsed, received, total)
+                    .map_or_else(String::new, |left| format!(", about {:.0} s left", left.as_secs_f64()))
+            );
             shown = (received, elapsed);
         }
     }
+}
+
+/// The time the verdicts still to come will take at the pace of those received so far; `None` before the first.
+fn remaining(elapsed: std::time::Duration, received: usize, total: usize) -> Option<std::time::Duration> {
+    let received = u32::try_from(received).ok().filter(|&n| n > 0)?;
+    let left = u32::try_from(total).ok()?.saturating_sub(received);
+    Some(elapsed / received * left)
 }
 
 /// The build and run images of `languages`, each once, in order.
@@ -259,6 +272,14 @@ async fn ensure_demo_images(config: &Config, languages: &[Language]) -> anyhow::
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_estimate_is_the_pace_so_far_applied_to_what_is_left() {
+        let elapsed = std::time::Duration::from_secs(40);
+        assert_eq!(remaining(elapsed, 0, 34), None, "no pace before the first verdict");
+        assert_eq!(remaining(elapsed, 10, 34), Some(std::time::Duration::from_secs(96)));
+        assert_eq!(remaining(elapsed, 34, 34), Some(std::time::Duration::ZERO));
+    }
 
     /// SCRC's five languages need the images of those five alone, and so the packages of those five: none of the
     /// seven languages the demo does not send (their packages were most of a first run's download).

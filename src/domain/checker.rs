@@ -28,7 +28,8 @@ pub enum TestlibExit {
     Failed,
     /// 7 (`quitp`): partly right, by the fraction its message starts with (`points 0.5`).
     Points,
-    /// 50 + n, testlib's partial-credit code (`_pc(n)` where `PC_BASE_EXIT_CODE` is 50): n percent.
+    /// 50 + n, testlib's partial-credit code: `_pc(n)` in a checker built with `PC_BASE_EXIT_CODE` 50 (testlib's
+    /// own under `-DTESTSYS`; its default base, 0, would make `_pc(n)` collide with the codes above): n percent.
     PartialCredit(u8),
 }
 
@@ -78,14 +79,16 @@ pub const CHECKER_MESSAGE_BYTES: usize = 512;
 /// # Errors
 /// [`CheckerFault`] when the checker says it is broken, or says nothing testlib defines.
 pub fn read_checker_exit(code: i32, message: &str) -> Result<CheckerVerdict, CheckerFault> {
+    if code == 1 && crashed(message) {
+        return Err(CheckerFault::Crashed);
+    }
     let exit = TestlibExit::of(code).ok_or(CheckerFault::ExitCode(code))?;
     let fraction = match exit {
         TestlibExit::Accepted => return Ok(CheckerVerdict::Accepted),
         TestlibExit::WrongAnswer | TestlibExit::PresentationError => return Ok(CheckerVerdict::Wrong),
         TestlibExit::Failed => return Err(CheckerFault::Failed),
         TestlibExit::Points => points_fraction(message).ok_or(CheckerFault::NoPoints)?,
-        TestlibExit::PartialCredit(percent) if percent <= 100 => f64::from(percent) / 100.0,
-        TestlibExit::PartialCredit(_) => return Err(CheckerFault::ExitCode(code)),
+        TestlibExit::PartialCredit(percent) => f64::from(percent) / 100.0,
     };
     Ok(if fraction >= 1.0 {
         CheckerVerdict::Accepted
@@ -94,6 +97,20 @@ pub fn read_checker_exit(code: i32, message: &str) -> Result<CheckerVerdict, Che
     } else {
         CheckerVerdict::Partial(fraction)
     })
+}
+
+/// Whether a checker's first line is its runtime's report of an uncaught error, which exits 1 like testlib's wrong
+/// answer: Python's traceback, the JVM's and .NET's unhandled exception, and Node's and Ruby's, which start with the
+/// failing line's place in the checker's own file (`/box/main.js:3`). It is the setter's program that speaks here,
+/// never the submission's.
+fn crashed(message: &str) -> bool {
+    const REPORTS: [&str; 4] = [
+        "Traceback (most recent call last):",
+        "Exception in thread ",
+        "Unhandled exception.",
+        "Unhandled Exception:",
+    ];
+    REPORTS.iter().any(|report| message.starts_with(report)) || message.starts_with("/box/")
 }
 
 /// The fraction a `points` message gives: testlib's `quitp(0.5, …)` writes `points 0.5 …`; a bare number first
@@ -111,6 +128,8 @@ fn points_fraction(message: &str) -> Option<f64> {
 pub enum CheckerFault {
     #[error("the checker failed (testlib's fail, exit code 3)")]
     Failed,
+    #[error("the checker crashed (an uncaught error, exit code 1)")]
+    Crashed,
     #[error("the checker exited with code {0}, which testlib does not define")]
     ExitCode(i32),
     #[error("the checker gave partial points (exit code 7) without \"points F\" (F from 0 to 1) first on its message")]
@@ -331,6 +350,20 @@ mod tests {
             assert_eq!(read_checker_exit(code, "wrong"), Ok(CheckerVerdict::Wrong), "{code}");
         }
         assert_eq!(read_checker_exit(3, "FAIL bad answer file"), Err(CheckerFault::Failed));
+        for crash in [
+            "Traceback (most recent call last):",
+            "Exception in thread \"main\" java.lang.NumberFormatException: For input string: \"x\"",
+            "Unhandled exception. System.FormatException: bad",
+            "/box/main.js:3",
+            "/box/main.rb:2:in `<main>': boom (RuntimeError)",
+        ] {
+            assert_eq!(read_checker_exit(1, crash), Err(CheckerFault::Crashed), "{crash}");
+        }
+        assert_eq!(
+            read_checker_exit(1, "wrong answer expected 3, found Traceback"),
+            Ok(CheckerVerdict::Wrong),
+            "only a report's first words, at the start"
+        );
         assert_eq!(
             read_checker_exit(7, "points 0.25 a quarter"),
             Ok(CheckerVerdict::Partial(0.25))

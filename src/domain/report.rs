@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use super::score::{self, Fraction, Groups, Points, Score, Scored};
+use super::score::{self, Fraction, Group, Groups, Points, Score, Scored};
 use super::script::{Language, ScriptId, TestCase};
 use super::status::Status;
 use super::verdict::{Execution, Exit, Verdict};
@@ -180,6 +180,7 @@ impl TestResult {
 /// What to do with the next test, given the results so far.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Next {
+    /// Run it.
     Run,
     /// An earlier test decided the verdict (SCRC's `-`), or one could not be judged.
     NotRun,
@@ -215,22 +216,21 @@ pub fn next_test(test: &TestCase, scored: bool, run_all_tests: bool, groups: &Gr
     let Some(group) = groups.of_test(test.number) else {
         return Next::Run;
     };
-    // A group has lost when one of its tests ran and earned nothing (a test left out earlier says nothing new).
-    let lost = |name: &str| {
-        groups.iter().find(|g| g.name == name).is_some_and(|g| {
-            results.iter().any(|result| {
-                g.tests.contains(&result.number)
-                    && !matches!(result.status, Status::Ok | Status::NotRun)
-                    && result.earned == Fraction::NONE
-            })
+    // A group's tests that ran and failed: any of them costs a group its dependants (they need it in full), one that
+    // earned nothing costs the group itself (a partly right test still leaves it a fraction, the smallest of its tests').
+    let failed = |group: &Group, earned_nothing: bool| {
+        results.iter().any(|result| {
+            group.tests.contains(&result.number)
+                && !matches!(result.status, Status::Ok | Status::NotRun)
+                && (!earned_nothing || result.earned == Fraction::NONE)
         })
     };
-    if lost(&group.name) {
+    if failed(group, true) {
         return Next::Skipped(format!("skipped: group {:?} has already failed", group.name));
     }
-    if let Some(needed) = groups.needs(group).into_iter().find(|needed| lost(&needed.name)) {
+    if let Some(needed) = groups.needs(group).into_iter().find(|needed| failed(needed, false)) {
         return Next::Skipped(format!(
-            "skipped: group {:?} needs group {:?}, which has already failed",
+            "skipped: group {:?} needs group {:?} in full, which it can no longer earn",
             group.name, needed.name
         ));
     }

@@ -5,7 +5,7 @@
 //! smallest fraction among its tests (CMS's GroupMin): one failed test costs the whole group. A group that depends on
 //! another earns nothing unless that one earned all of its points. A test in no group scores on its own.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
 /// A non-negative, finite number of points. Finite, so that it compares and hashes as a whole number would.
@@ -21,20 +21,25 @@ impl std::hash::Hash for Points {
 }
 
 impl Points {
+    /// No points: what a failed test earns.
     pub const ZERO: Points = Points(0.0);
     /// What a test is worth when its producer says nothing.
     pub const ONE: Points = Points(1.0);
+    /// The most a test or a group may be worth: far beyond any scale a contest uses, and small enough that sums of
+    /// thousands of them stay exact to the millionth.
+    pub const MAX: f64 = 1e9;
 
     /// # Errors
-    /// [`BadPoints`] for a negative or non-finite value.
+    /// [`BadPoints`] for a negative, non-finite or larger than [`Points::MAX`] value.
     pub fn new(value: f64) -> Result<Self, BadPoints> {
-        if value.is_finite() && value >= 0.0 {
+        if value.is_finite() && (0.0..=Self::MAX).contains(&value) {
             Ok(Points(value + 0.0))
         } else {
             Err(BadPoints(value.to_string()))
         }
     }
 
+    /// The number of points.
     pub fn get(self) -> f64 {
         self.0
     }
@@ -72,7 +77,7 @@ impl fmt::Display for Points {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("points must be a finite number >= 0, got {0}")]
+#[error("points must be a number from 0 to 1e9, got {0}")]
 pub struct BadPoints(String);
 
 /// The part of its points a test earned: 1 for OK, a checker's fraction for a partly right answer, else 0.
@@ -82,7 +87,9 @@ pub struct Fraction(f64);
 impl Eq for Fraction {}
 
 impl Fraction {
+    /// Nothing earned.
     pub const NONE: Fraction = Fraction(0.0);
+    /// All of the points earned.
     pub const FULL: Fraction = Fraction(1.0);
 
     /// `value`, held between 0 and 1 (and 0 for a NaN).
@@ -90,6 +97,7 @@ impl Fraction {
         Fraction(if value.is_nan() { 0.0 } else { value.clamp(0.0, 1.0) })
     }
 
+    /// The fraction, from 0 to 1.
     pub fn get(self) -> f64 {
         self.0
     }
@@ -130,6 +138,10 @@ pub enum GroupError {
     Cycle(String),
     #[error("group {0:?} has no tests")]
     Empty(String),
+    #[error("group {group:?} names test {test} twice")]
+    TestTwice { group: String, test: u32 },
+    #[error("two tests have the number {0}: groups name tests by number, so the numbers must differ")]
+    RepeatedNumber(u32),
 }
 
 impl Groups {
@@ -138,7 +150,12 @@ impl Groups {
     /// # Errors
     /// [`GroupError`] naming the first rule broken.
     pub fn new(groups: Vec<Group>, tests: &[u32]) -> Result<Self, GroupError> {
-        let known: BTreeSet<u32> = tests.iter().copied().collect();
+        let mut known = BTreeSet::new();
+        if !groups.is_empty()
+            && let Some(&repeated) = tests.iter().find(|&&number| !known.insert(number))
+        {
+            return Err(GroupError::RepeatedNumber(repeated));
+        }
         let mut names = BTreeSet::new();
         let mut owner: BTreeMap<u32, &str> = BTreeMap::new();
         for group in &groups {
@@ -159,6 +176,12 @@ impl Groups {
                     });
                 }
                 if let Some(first) = owner.insert(test, &group.name) {
+                    if first == group.name {
+                        return Err(GroupError::TestTwice {
+                            group: group.name.clone(),
+                            test,
+                        });
+                    }
                     return Err(GroupError::TestInTwo {
                         test,
                         first: first.to_owned(),
@@ -177,7 +200,17 @@ impl Groups {
         }
         let groups = Groups(groups);
         if let Some(cycle) = groups.cycle() {
-            return Err(GroupError::Cycle(cycle.join(" -> ")));
+            // A cycle through thousands of groups is named by its ends.
+            let shown = if cycle.len() > 12 {
+                format!(
+                    "{} -> … -> {}",
+                    cycle[..6].join(" -> "),
+                    cycle[cycle.len() - 6..].join(" -> ")
+                )
+            } else {
+                cycle.join(" -> ")
+            };
+            return Err(GroupError::Cycle(shown));
         }
         Ok(groups)
     }
@@ -195,66 +228,74 @@ impl Groups {
         self.0.iter().find(|group| group.tests.contains(&number))
     }
 
-    fn named(&self, name: &str) -> Option<&Group> {
+    /// The group called `name`.
+    pub fn named(&self, name: &str) -> Option<&Group> {
         self.0.iter().find(|group| group.name == name)
     }
 
     /// The groups `group` needs, directly or through others, itself not included.
     pub fn needs<'a>(&'a self, group: &'a Group) -> Vec<&'a Group> {
-        let mut seen: Vec<&Group> = Vec::new();
+        let mut needed: Vec<&Group> = Vec::new();
+        let mut seen: BTreeSet<&str> = BTreeSet::from([group.name.as_str()]);
         let mut next: Vec<&str> = group.depends_on.iter().map(String::as_str).collect();
         while let Some(name) = next.pop() {
-            if name == group.name || seen.iter().any(|g| g.name == name) {
+            if !seen.insert(name) {
                 continue;
             }
-            if let Some(needed) = self.named(name) {
-                seen.push(needed);
-                next.extend(needed.depends_on.iter().map(String::as_str));
+            if let Some(dependency) = self.named(name) {
+                needed.push(dependency);
+                next.extend(dependency.depends_on.iter().map(String::as_str));
             }
         }
-        seen
+        needed
     }
 
-    /// A path of dependencies that returns to its start, if there is one.
+    /// A path of dependencies that returns to its start, if there is one: a depth-first walk kept on a stack of its
+    /// own (a message can hold thousands of groups in a chain, too deep for recursion), linear in the groups and
+    /// their dependencies.
     fn cycle(&self) -> Option<Vec<String>> {
         #[derive(Clone, Copy, PartialEq)]
         enum Mark {
+            New,
             Open,
             Done,
         }
-        fn visit<'a>(
-            groups: &'a Groups,
-            name: &'a str,
-            marks: &mut BTreeMap<&'a str, Mark>,
-            path: &mut Vec<&'a str>,
-        ) -> Option<Vec<String>> {
-            match marks.get(name) {
-                Some(Mark::Done) => return None,
-                Some(Mark::Open) => {
-                    let from = path.iter().position(|&n| n == name).unwrap_or(0);
-                    let mut cycle: Vec<String> = path[from..].iter().map(|&n| n.to_owned()).collect();
-                    cycle.push(name.to_owned());
-                    return Some(cycle);
-                }
-                None => {}
+        let index: HashMap<&str, usize> = self.0.iter().enumerate().map(|(i, g)| (g.name.as_str(), i)).collect();
+        let mut marks = vec![Mark::New; self.0.len()];
+        for start in 0..self.0.len() {
+            if marks[start] != Mark::New {
+                continue;
             }
-            marks.insert(name, Mark::Open);
-            path.push(name);
-            if let Some(group) = groups.named(name) {
-                for dependency in &group.depends_on {
-                    if let Some(cycle) = visit(groups, dependency, marks, path) {
+            // Each frame: a group, and how many of its dependencies have been followed.
+            let mut path: Vec<(usize, usize)> = vec![(start, 0)];
+            marks[start] = Mark::Open;
+            while let Some(&mut (group, ref mut next)) = path.last_mut() {
+                let Some(name) = self.0[group].depends_on.get(*next) else {
+                    marks[group] = Mark::Done;
+                    path.pop();
+                    continue;
+                };
+                *next += 1;
+                let Some(&dependency) = index.get(name.as_str()) else {
+                    continue;
+                };
+                match marks[dependency] {
+                    Mark::Done => {}
+                    Mark::New => {
+                        marks[dependency] = Mark::Open;
+                        path.push((dependency, 0));
+                    }
+                    Mark::Open => {
+                        let from = path.iter().position(|&(g, _)| g == dependency).unwrap_or(0);
+                        let mut cycle: Vec<String> =
+                            path[from..].iter().map(|&(g, _)| self.0[g].name.clone()).collect();
+                        cycle.push(self.0[dependency].name.clone());
                         return Some(cycle);
                     }
                 }
             }
-            path.pop();
-            marks.insert(name, Mark::Done);
-            None
         }
-        let mut marks = BTreeMap::new();
-        self.0
-            .iter()
-            .find_map(|group| visit(self, &group.name, &mut marks, &mut Vec::new()))
+        None
     }
 }
 
@@ -277,17 +318,24 @@ pub struct GroupResult {
 /// A test's outcome as scoring sees it: its number, status, points and the fraction of them it earned.
 #[derive(Debug, Clone, Copy)]
 pub struct Scored {
+    /// The test's number, by which groups name it.
     pub number: u32,
+    /// Its status, `-` when it did not run.
     pub status: super::Status,
+    /// What it is worth on its own (a group's points replace it inside the group).
     pub points: Points,
+    /// The part of its points it earned.
     pub fraction: Fraction,
 }
 
 /// The score of a script: its total, what it was worth, and each group's.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Score {
+    /// The points earned: the groups' and the tests' in no group.
     pub score: Points,
+    /// The points the script is worth.
     pub max_score: Points,
+    /// Each group's outcome, in the script's order.
     pub groups: Vec<GroupResult>,
 }
 
@@ -320,13 +368,16 @@ pub fn score(groups: &Groups, tests: &[Scored]) -> Score {
         } else {
             0.0
         };
-        let first_failure = group.tests.iter().find_map(|&n| {
-            let status = tests
-                .iter()
-                .find(|test| test.number == n)
-                .map_or(super::Status::NotRun, |test| test.status);
-            (status != super::Status::Ok).then_some(status)
-        });
+        // In the order the tests ran, so that a test skipped after the group's failure never stands for it.
+        let first_failure = tests
+            .iter()
+            .filter(|test| group.tests.contains(&test.number))
+            .map(|test| test.status)
+            .find(|&status| status != super::Status::Ok)
+            .or_else(|| {
+                let missing = group.tests.iter().any(|&n| tests.iter().all(|test| test.number != n));
+                missing.then_some(super::Status::NotRun)
+            });
         let status = match first_failure {
             Some(status) => status,
             None if short.is_empty() => super::Status::Ok,
@@ -387,8 +438,10 @@ mod tests {
         assert!(Points::new(2.5).is_ok());
         assert_eq!(
             Points::new(-1.0).unwrap_err().to_string(),
-            "points must be a finite number >= 0, got -1"
+            "points must be a number from 0 to 1e9, got -1"
         );
+        assert!(Points::new(1e9).is_ok());
+        assert!(Points::new(1e10).is_err(), "a value whose sums lose the millionth");
         assert!(Points::new(f64::INFINITY).is_err());
         assert!(Points::new(f64::NAN).is_err());
         assert_eq!(Points::new(-0.0).unwrap().get().to_bits(), 0f64.to_bits());
@@ -428,12 +481,64 @@ mod tests {
             "group \"a\" appears twice: group names must be unique"
         );
         assert_eq!(refused(vec![group("a", &[], 1.0, &[])]), "group \"a\" has no tests");
+        assert_eq!(
+            refused(vec![group("a", &[1, 1], 1.0, &[])]),
+            "group \"a\" names test 1 twice"
+        );
+        assert_eq!(
+            Groups::new(vec![group("a", &[1], 1.0, &[])], &[1, 2, 1])
+                .unwrap_err()
+                .to_string(),
+            "two tests have the number 1: groups name tests by number, so the numbers must differ"
+        );
+        assert!(
+            Groups::new(Vec::new(), &[1, 1]).is_ok(),
+            "without groups, numbers are only labels"
+        );
         assert!(
             Groups::new(
                 vec![group("a", &[1], 1.0, &[]), group("b", &[2, 3], 2.0, &["a"])],
                 &tests
             )
             .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_chain_of_twenty_thousand_groups_is_checked_without_recursion() {
+        let count = 20_000u32;
+        let chain: Vec<Group> = (1..=count)
+            .map(|n| {
+                let depends_on = if n > 1 { vec![format!("g{}", n - 1)] } else { Vec::new() };
+                Group {
+                    name: format!("g{n}"),
+                    tests: vec![n],
+                    points: Points::ONE,
+                    depends_on,
+                }
+            })
+            .collect();
+        let numbers: Vec<u32> = (1..=count).collect();
+        // On a small stack of its own, as a message is read on one of the runtime's threads.
+        let checked = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                let mut closed = chain.clone();
+                closed[0].depends_on.push(format!("g{count}"));
+                let cycle = Groups::new(closed, &numbers).map_err(|e| e.to_string());
+                (Groups::new(chain, &numbers).is_ok(), cycle)
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(
+            checked,
+            (
+                true,
+                Err("groups depend on each other in a cycle: g1 -> g20000 -> g19999 -> g19998 -> g19997 -> g19996 -> … \
+                     -> g6 -> g5 -> g4 -> g3 -> g2 -> g1"
+                    .to_owned())
+            )
         );
     }
 

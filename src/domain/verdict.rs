@@ -9,8 +9,9 @@
 
 use std::time::Duration;
 
-use super::checker::Comparison;
+use super::checker::{CheckerVerdict, Comparison, read_checker_exit};
 use super::limits::Limits;
+use super::score::Fraction;
 use super::status::Status;
 
 /// How the program ended.
@@ -142,6 +143,51 @@ pub fn verdict_before_check(execution: &Execution, checks_output: bool, limits: 
     } else {
         return None;
     })
+}
+
+/// The verdict a checker program's run (`checked`, whose first line of stderr is `message`) gives its test, and the
+/// part of the test's points a partly right answer earned. `limits` are the checker's own. A checker that was itself stopped (its time, memory or output limit, a signal) or that exited with a
+/// code testlib does not define makes the test IE, naming the checker: the program is not to blame.
+pub fn checker_verdict(checked: &Execution, message: &str, limits: &Limits) -> (Verdict, Option<Fraction>) {
+    let broken = |why: String| {
+        let said = if message.is_empty() {
+            String::new()
+        } else {
+            format!(": {message}")
+        };
+        (
+            Verdict::new(Status::InternalError, format!("the checker is at fault: {why}{said}")),
+            None,
+        )
+    };
+    if checked.memory_exceeded || checked.stalled_at_memory_limit {
+        return broken(format!("it exceeded its memory limit of {}", limits.memory));
+    }
+    if checked.timed_out || checked.wall_time > limits.time.as_duration() {
+        return broken(format!("it exceeded its time limit of {}", limits.time));
+    }
+    if checked.output_exceeded {
+        return broken("it exceeded the output limit".into());
+    }
+    let code = match checked.exit {
+        Exit::Code(code) => code,
+        Exit::Signal(signal) => return broken(format!("it was killed by signal {signal}")),
+    };
+    match read_checker_exit(code, message) {
+        Ok(CheckerVerdict::Accepted) => (Verdict::new(Status::Ok, ""), None),
+        Ok(CheckerVerdict::Wrong) => (
+            Verdict::new(Status::WrongAnswer, format!("wrong answer (checker): {message}")),
+            None,
+        ),
+        Ok(CheckerVerdict::Partial(fraction)) => (
+            Verdict::new(
+                Status::WrongAnswer,
+                format!("partly right (checker, {fraction} of the points): {message}"),
+            ),
+            Some(Fraction::new(fraction)),
+        ),
+        Err(fault) => broken(fault.to_string()),
+    }
 }
 
 fn signal_name(signal: i32) -> &'static str {

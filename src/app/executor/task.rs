@@ -14,7 +14,7 @@ use super::publish::{Published, Publisher, Record, Set};
 use super::recent::{Claim, Recent};
 use crate::app::judge::Judge;
 use crate::app::retry::Backoff;
-use crate::domain::{RunReport, Script, Status};
+use crate::domain::{RunReport, Script, Status, TestResult};
 use crate::ports::{Inbound, Observer, ReportPublisher, Runtime, ScriptSource, describe};
 
 /// What every task needs: the ports, the judge, and what the tasks share.
@@ -255,15 +255,18 @@ where
         match judged {
             Ok(report) => Some(report),
             Err(_) if self.abort.is_cancelled() => None,
-            Err(_) => Some(RunReport::internal_error(
-                script.id.clone(),
-                Some(script.language),
-                format!(
-                    "the script ran past this runner's per-script deadline of {} s and was stopped",
-                    self.script_deadline.as_secs()
-                ),
-                Vec::new(),
-            )),
+            Err(_) => Some(
+                RunReport::internal_error(
+                    script.id.clone(),
+                    Some(script.language),
+                    format!(
+                        "the script ran past this runner's per-script deadline of {} s and was stopped",
+                        self.script_deadline.as_secs()
+                    ),
+                    script.tests.iter().map(TestResult::not_run).collect(),
+                )
+                .scored(&script.groups),
+            ),
         }
     }
 

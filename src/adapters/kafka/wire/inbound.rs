@@ -213,6 +213,9 @@ fn read_checker(
     let program = match object.get("checker") {
         None | Some(Value::Null) => return Ok(Checker::Compare(comparison("exact", tolerance)?)),
         Some(Value::String(name)) => return Ok(Checker::Compare(comparison(name, tolerance)?)),
+        Some(Value::Object(_)) if tolerance.is_some() => {
+            return Err("field \"float_tolerance\" is for the float comparison, not a checker program".into());
+        }
         Some(Value::Object(program)) => program,
         Some(value) => return Err(type_error("checker", "a string or an object", value)),
     };
@@ -247,50 +250,53 @@ fn read_groups(object: &Map<String, Value>, tests: &[u32]) -> Result<Groups, Str
     let groups = groups
         .iter()
         .enumerate()
-        .map(|(index, group)| {
-            let field = |name: &str| format!("groups[{index}].{name}");
-            let Value::Object(group) = group else {
-                return Err(type_error(&format!("groups[{index}]"), "an object", group));
-            };
-            let name = match group.get("name") {
-                Some(Value::String(name)) => name.clone(),
-                None | Some(Value::Null) => return Err(missing(&field("name"))),
-                Some(value) => return Err(type_error(&field("name"), "a string", value)),
-            };
-            let numbers = match group.get("tests") {
-                Some(Value::Array(numbers)) => numbers,
-                None | Some(Value::Null) => return Err(missing(&field("tests"))),
-                Some(value) => return Err(type_error(&field("tests"), "an array of test numbers", value)),
-            };
-            let numbers = numbers
-                .iter()
-                .map(|number| {
-                    number
-                        .as_u64()
-                        .and_then(|n| u32::try_from(n).ok())
-                        .ok_or_else(|| type_error(&field("tests"), "an array of test numbers", number))
-                })
-                .collect::<Result<Vec<u32>, String>>()?;
-            let depends_on = match group.get("depends_on") {
-                None | Some(Value::Null) => Vec::new(),
-                Some(Value::Array(names)) => names
-                    .iter()
-                    .map(|name| match name {
-                        Value::String(name) => Ok(name.clone()),
-                        other => Err(type_error(&field("depends_on"), "an array of group names", other)),
-                    })
-                    .collect::<Result<Vec<String>, String>>()?,
-                Some(value) => return Err(type_error(&field("depends_on"), "an array of group names", value)),
-            };
-            Ok(Group {
-                name,
-                tests: numbers,
-                points: points(group, &field("points"))?.unwrap_or(Points::ONE),
-                depends_on,
-            })
-        })
+        .map(|(index, group)| read_group(index, group))
         .collect::<Result<Vec<Group>, String>>()?;
     Groups::new(groups, tests).map_err(|e| format!("field \"groups\": {e}"))
+}
+
+/// `groups[index]`: `{"name", "tests", "points", "depends_on"}`.
+fn read_group(index: usize, group: &Value) -> Result<Group, String> {
+    let field = |name: &str| format!("groups[{index}].{name}");
+    let Value::Object(group) = group else {
+        return Err(type_error(&format!("groups[{index}]"), "an object", group));
+    };
+    let name = match group.get("name") {
+        Some(Value::String(name)) => name.clone(),
+        None | Some(Value::Null) => return Err(missing(&field("name"))),
+        Some(value) => return Err(type_error(&field("name"), "a string", value)),
+    };
+    let numbers = match group.get("tests") {
+        Some(Value::Array(numbers)) => numbers,
+        None | Some(Value::Null) => return Err(missing(&field("tests"))),
+        Some(value) => return Err(type_error(&field("tests"), "an array of test numbers", value)),
+    };
+    let numbers = numbers
+        .iter()
+        .map(|number| {
+            number
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| type_error(&field("tests"), "an array of test numbers", number))
+        })
+        .collect::<Result<Vec<u32>, String>>()?;
+    let depends_on = match group.get("depends_on") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(names)) => names
+            .iter()
+            .map(|name| match name {
+                Value::String(name) => Ok(name.clone()),
+                other => Err(type_error(&field("depends_on"), "an array of group names", other)),
+            })
+            .collect::<Result<Vec<String>, String>>()?,
+        Some(value) => return Err(type_error(&field("depends_on"), "an array of group names", value)),
+    };
+    Ok(Group {
+        name,
+        tests: numbers,
+        points: points(group, &field("points"))?.unwrap_or(Points::ONE),
+        depends_on,
+    })
 }
 
 /// A `points` field: a finite number >= 0, when present.
@@ -807,7 +813,7 @@ mod tests {
             ),
             (
                 r#""groups":[{"name":"a","tests":[1],"points":-5}]"#,
-                "field \"groups[0].points\": points must be a finite number >= 0, got -5",
+                "field \"groups[0].points\": points must be a number from 0 to 1e9, got -5",
             ),
             (
                 r#""groups":[{"name":"a","tests":["1"]}]"#,
@@ -815,6 +821,10 @@ mod tests {
             ),
             (r#""groups":[{"tests":[1]}]"#, "field \"groups[0].name\" is required"),
             (r#""groups":{"a":[1]}"#, "field \"groups\" must be an array"),
+            (
+                r#""checker":{"language":"python","source":"x"},"float_tolerance":0.1"#,
+                "\"float_tolerance\" is for the float comparison",
+            ),
         ];
         for (fields, rule) in cases {
             let json = format!(r#"{{"language":"python","source":"print(1)",{tests},{fields}}}"#);
@@ -824,7 +834,7 @@ mod tests {
         let negative = rejection(r#"{"language":"python","source":"x","tests":[{"points":-1}]}"#);
         assert_eq!(
             negative,
-            "field \"tests[0].points\": points must be a finite number >= 0, got -1"
+            "field \"tests[0].points\": points must be a number from 0 to 1e9, got -1"
         );
         let text = rejection(r#"{"language":"python","source":"x","tests":[{"points":"2"}]}"#);
         assert_eq!(text, "field \"tests[0].points\" must be a number, got \"2\"");
