@@ -316,6 +316,9 @@ impl<R: Runtime> Judge<R> {
                 }
             };
             drop(running);
+            if matches!(execution, Err(RuntimeError::Cancelled)) {
+                return Err(Abandoned);
+            }
             let next = decide(test, &results);
             if next != Next::Run {
                 results.push(left_out(test, next));
