@@ -64,6 +64,33 @@ pub async fn send(producer: &FutureProducer, topic: &str, id: &str, payload: &st
         .map_err(|(error, _)| anyhow::anyhow!("cannot send {id}: {error}"))
 }
 
+/// Sends one script message on `scripts` and waits up to 180 s for its result among `results` (others are passed
+/// over): the benchmark plans' idle latency, send to result. Returns the latency.
+///
+/// # Errors
+/// When the send is not acknowledged, no result comes in time, the reader stopped, or the result is not OK.
+pub async fn judged_ok(
+    producer: &FutureProducer,
+    results: &mut mpsc::UnboundedReceiver<Received>,
+    id: &str,
+    payload: &str,
+) -> anyhow::Result<Duration> {
+    use anyhow::Context as _;
+    let sent = Instant::now();
+    send(producer, "scripts", id, payload).await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
+    loop {
+        let received = tokio::time::timeout_at(deadline, results.recv())
+            .await
+            .with_context(|| format!("no result for {id}"))?
+            .context("the result reader stopped")?;
+        if received.id == id {
+            anyhow::ensure!(received.status == "OK", "{id} got {}", received.status);
+            return Ok(received.at.duration_since(sent));
+        }
+    }
+}
+
 /// Reads results from `topic` in consumer group `group` (from the earliest offset the group has not consumed)
 /// until `stop` fires, and forwards each one.
 ///

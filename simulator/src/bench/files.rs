@@ -200,24 +200,12 @@ async fn measure(brokers: &str, tag: &str) -> anyhow::Result<BTreeMap<(&'static 
                 let id = format!("files-{marker}-{}", u8::from(second));
                 let mut payload = message.clone();
                 payload["id"] = json!(id);
-                let sent = Instant::now();
-                kafka::send(&producer, "scripts", &id, &payload.to_string()).await?;
-                let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
-                loop {
-                    let received = tokio::time::timeout_at(deadline, results.recv())
-                        .await
-                        .with_context(|| format!("no result for {id}"))?
-                        .context("the result reader stopped")?;
-                    if received.id == id {
-                        anyhow::ensure!(received.status == "OK", "{id} got {}", received.status);
-                        if round > 0 {
-                            samples
-                                .entry((program.name, second))
-                                .or_default()
-                                .push(received.at.duration_since(sent).as_secs_f64() * 1000.0);
-                        }
-                        break;
-                    }
+                let latency = kafka::judged_ok(&producer, &mut results, &id, &payload.to_string()).await?;
+                if round > 0 {
+                    samples
+                        .entry((program.name, second))
+                        .or_default()
+                        .push(latency.as_secs_f64() * 1000.0);
                 }
                 tokio::time::sleep(Duration::from_millis(700)).await;
             }
