@@ -9,8 +9,9 @@ mod support;
 use std::sync::Arc;
 
 use scrc::domain::{
-    Checker, CheckerProgram, Group, Groups, Language, Points, ProgramFile, ProgramPath, Script, Source, Status,
+    Checker, CheckerProgram, Groups, Language, Points, ProgramFile, ProgramPath, Script, Source, Status,
 };
+use scrc::testing::fixtures;
 use support::*;
 
 /// A testlib-style header: the calls a checker makes (`registerTestlibCmd`, `inf`/`ouf`/`ans` with `readWord`,
@@ -250,17 +251,11 @@ async fn a_python_checker_accepts_any_valid_answer_and_groups_score_with_their_d
     let tests: Vec<(&str, &str)> = inputs.iter().map(|input| (input.as_str(), "")).collect();
     let mut script = script(Language::Python, program, &tests);
     script.checker = checker(Language::Python, ANY_PAIR, &[]);
-    let group = |name: &str, tests: &[u32], points: f64, depends_on: &[&str]| Group {
-        name: name.into(),
-        tests: tests.to_vec(),
-        points: Points::new(points).unwrap(),
-        depends_on: depends_on.iter().map(|&d| d.to_owned()).collect(),
-    };
     script.groups = Groups::new(
         vec![
-            group("small", &[1, 2], 30.0, &[]),
-            group("medium", &[3, 4], 30.0, &["small"]),
-            group("large", &[5, 6], 40.0, &["medium"]),
+            fixtures::group("small", &[1, 2], 30.0, &[]),
+            fixtures::group("medium", &[3, 4], 30.0, &["small"]),
+            fixtures::group("large", &[5, 6], 40.0, &["medium"]),
         ],
         &[1, 2, 3, 4, 5, 6, 7],
     )
@@ -294,14 +289,8 @@ async fn a_python_checker_accepts_any_valid_answer_and_groups_score_with_their_d
         "{}",
         report.tests[4].error
     );
-    let groups: Vec<(&str, Status, f64)> = report
-        .score
-        .groups
-        .iter()
-        .map(|group| (group.name.as_str(), group.status, group.score.get()))
-        .collect();
     assert_eq!(
-        groups,
+        fixtures::group_outcomes(&report),
         [
             ("small", Status::Ok, 30.0),
             ("medium", Status::WrongAnswer, 15.0),

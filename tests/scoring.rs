@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use scrc::app::{Backoff, CircuitBreaker, Judge, RetryPolicy};
 use scrc::domain::{
-    Checker, CheckerProgram, Group, Groups, Language, LimitPolicy, Limits, MemoryLimit, Points, RunReport, Script,
-    Source, Status, TimeLimit,
+    Checker, CheckerProgram, Groups, Language, LimitPolicy, Limits, MemoryLimit, Points, RunReport, Script, Source,
+    Status, TimeLimit,
 };
 use scrc::testing::{FakeRuntime, fixtures};
 use tokio_util::sync::CancellationToken;
@@ -206,17 +206,11 @@ async fn a_scored_script_goes_on_after_a_failure_and_skips_only_what_a_failed_gr
         ("7\n", "7\n"),
     ];
     let mut script = fixtures::script("s", Language::Python, "echo", &tests);
-    let group = |name: &str, tests: &[u32], points: f64, depends_on: &[&str]| Group {
-        name: name.into(),
-        tests: tests.to_vec(),
-        points: Points::new(points).unwrap(),
-        depends_on: depends_on.iter().map(|&d| d.to_owned()).collect(),
-    };
     script.groups = Groups::new(
         vec![
-            group("easy", &[1, 2], 20.0, &[]),
-            group("hard", &[3, 4], 30.0, &["easy"]),
-            group("other", &[5], 40.0, &[]),
+            fixtures::group("easy", &[1, 2], 20.0, &[]),
+            fixtures::group("hard", &[3, 4], 30.0, &["easy"]),
+            fixtures::group("other", &[5], 40.0, &[]),
         ],
         &[1, 2, 3, 4, 5, 6, 7],
     )
@@ -255,14 +249,8 @@ async fn a_scored_script_goes_on_after_a_failure_and_skips_only_what_a_failed_gr
         "test 2: wrong answer (exact): byte 0 (line 1): expected \"wrong\\n\", got \"2\\n\""
     );
     assert_eq!((report.score.score.get(), report.score.max_score.get()), (41.0, 92.0));
-    let groups: Vec<(&str, Status, f64)> = report
-        .score
-        .groups
-        .iter()
-        .map(|group| (group.name.as_str(), group.status, group.score.get()))
-        .collect();
     assert_eq!(
-        groups,
+        fixtures::group_outcomes(&report),
         [
             ("easy", Status::WrongAnswer, 0.0),
             ("hard", Status::NotRun, 0.0),

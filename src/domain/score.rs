@@ -413,15 +413,7 @@ pub fn score(groups: &Groups, tests: &[Scored]) -> Score {
 mod tests {
     use super::*;
     use crate::domain::Status;
-
-    fn group(name: &str, tests: &[u32], points: f64, depends_on: &[&str]) -> Group {
-        Group {
-            name: name.into(),
-            tests: tests.to_vec(),
-            points: Points::new(points).unwrap(),
-            depends_on: depends_on.iter().map(|&n| n.to_owned()).collect(),
-        }
-    }
+    use crate::testing::fixtures::group;
 
     fn scored(number: u32, status: Status, fraction: f64) -> Scored {
         Scored {

@@ -1,7 +1,10 @@
 //! Scripts and programs the tests and the benchmarks share: the sum of two integers in every language, and a
 //! script built from a source and its tests.
 
-use crate::domain::{Checker, FileIo, Groups, Language, RequestedLimits, Script, ScriptId, Source, Tenant, TestCase};
+use crate::domain::{
+    Checker, FileIo, Group, Groups, Language, Points, RequestedLimits, RunReport, Script, ScriptId, Source, Status,
+    Tenant, TestCase,
+};
 
 /// Three tests of a sum program.
 pub const SUM_TESTS: [(&str, &str); 3] = [("2 3\n", "5\n"), ("10 20\n", "30\n"), ("-1 1\n", "0\n")];
@@ -80,4 +83,27 @@ pub fn script(id: impl Into<String>, language: Language, source: &str, tests: &[
 pub fn with_tenant(mut script: Script, tenant: &str) -> Script {
     script.tenant = Some(Tenant::new(tenant).expect("a fixture's tenant is valid"));
     script
+}
+
+/// A subtask group of `points` over the tests numbered `tests`, needing the groups named in `depends_on`.
+///
+/// # Panics
+/// When `points` is not a valid number of points: a fixture's mistake.
+pub fn group(name: &str, tests: &[u32], points: f64, depends_on: &[&str]) -> Group {
+    Group {
+        name: name.into(),
+        tests: tests.to_vec(),
+        points: Points::new(points).expect("valid points"),
+        depends_on: depends_on.iter().map(|&name| name.to_owned()).collect(),
+    }
+}
+
+/// Each group of `report` as its name, status and score, for comparing in one assertion.
+pub fn group_outcomes(report: &RunReport) -> Vec<(&str, Status, f64)> {
+    report
+        .score
+        .groups
+        .iter()
+        .map(|group| (group.name.as_str(), group.status, group.score.get()))
+        .collect()
 }
